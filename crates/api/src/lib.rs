@@ -1,0 +1,2 @@
+//! Serve the OpenAI-compatible HTTP API: chat completions, models, health and metrics.
+#![deny(missing_docs)]

