@@ -7,3 +7,8 @@ pub use request::{
     ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
     ModelInfo, PositionLogprobs, SamplingParams, TokenLogprob, Usage,
 };
+
+pub mod gguf;
+pub mod model;
+pub mod store;
+pub mod tokenizer;
