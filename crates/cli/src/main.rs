@@ -1,3 +1,145 @@
-//! The `gonka` binary.
+//! The `gonka` binary: model store, single-host server, benchmarks.
 
-fn main() {}
+mod bench;
+mod serve;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gonka_engine::store::{DEFAULT_MODEL, InstalledModel, ModelStore, gonka_home};
+
+#[derive(Parser, Debug)]
+#[command(name = "gonka", version, about = "gonka-rs: a decentralized AI inference network")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the embedded model through the OpenAI-compatible API on one host.
+    Serve(serve::ServeArgs),
+    /// Manage installed models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCommand {
+    /// Download, verify and convert the default model (SmolLM2-135M-Instruct).
+    Pull {
+        /// Replace an installed copy.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show installed models with size and content hash.
+    List {
+        /// `text` or `json`.
+        #[arg(long, default_value = "text")]
+        output: OutputFormat,
+    },
+    /// Print the path of the default model's GGUF (pulling it first if needed).
+    Path,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// The default model, pulled on first use.
+pub(crate) fn default_model() -> anyhow::Result<InstalledModel> {
+    let home = gonka_home();
+    ModelStore::new(&home)
+        .ensure(&DEFAULT_MODEL)
+        .with_context(|| format!("installing {} into {}", DEFAULT_MODEL.name, home.display()))
+}
+
+/// Thread count for the numeric kernels: `GONKA_THREADS`, else every available core.
+pub(crate) fn compute_threads() -> usize {
+    std::env::var("GONKA_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+#[allow(clippy::print_stdout)]
+fn run_model(command: ModelCommand) -> anyhow::Result<()> {
+    let store = ModelStore::new(&gonka_home());
+    match command {
+        ModelCommand::Pull { force } => {
+            let model = store.pull(&DEFAULT_MODEL, force)?;
+            println!(
+                "{} installed: {} ({} bytes, sha256 {})",
+                model.name,
+                model.path.display(),
+                model.size_bytes,
+                model.content_hash
+            );
+        }
+        ModelCommand::List { output } => {
+            let models = store.list()?;
+            if output == OutputFormat::Json {
+                let rows: Vec<_> = models
+                    .iter()
+                    .map(|m| serde_json::json!({"name": m.name, "size_bytes": m.size_bytes, "content_hash": m.content_hash, "quantization": m.quantization, "path": m.path}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else if models.is_empty() {
+                println!("no models installed; run `gonka model pull`");
+            } else {
+                println!("{:<24} {:>10} {:<6} CONTENT HASH", "NAME", "SIZE", "QUANT");
+                for m in models {
+                    #[allow(clippy::cast_precision_loss)]
+                    let mib = m.size_bytes as f64 / (1024.0 * 1024.0);
+                    println!("{:<24} {:>7.1} MiB {:<6} {}", m.name, mib, m.quantization, m.content_hash);
+                }
+            }
+        }
+        ModelCommand::Path => println!("{}", default_model()?.path.display()),
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    configure_candle_threads();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Model(command) => run_model(command),
+        Command::Serve(args) => serve::run(args),
+        Command::Bench(command) => bench::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// candle sizes its CPU pools from a physical-core count that comes out wrong on some VMs (one core
+/// here, with every thread pinned to it: a 10× slowdown), so name the count before any thread exists.
+#[allow(unsafe_code)]
+fn configure_candle_threads() {
+    let threads = compute_threads().to_string();
+    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+        if std::env::var_os(var).is_none() {
+            // SAFETY: called first thing in `main`, before any other thread is started, so nothing can
+            // read the environment concurrently.
+            unsafe { std::env::set_var(var, &threads) };
+        }
+    }
+}

@@ -8,7 +8,14 @@ pub use request::{
     ModelInfo, PositionLogprobs, SamplingParams, TokenLogprob, Usage,
 };
 
+pub mod chat;
+pub mod engine;
 pub mod gguf;
 pub mod model;
+pub mod sampler;
+pub mod score;
 pub mod store;
+pub mod text;
 pub mod tokenizer;
+
+pub use engine::{Engine, EngineConfig};

@@ -187,6 +187,8 @@ pub enum Outputs {
     Last,
     /// Every token (teacher-forced scoring).
     All,
+    /// None (a prompt chunk that is not the prompt's end).
+    None,
 }
 
 /// Part of one forward pass: new tokens of one sequence, appended to its cache.
@@ -291,7 +293,12 @@ impl Llama {
         for (row_index, row) in rows.iter().enumerate() {
             let segment = &segments[row.segment];
             let last = row.position + 1 == segment.cache.len;
-            if segment.outputs == Outputs::All || last {
+            let wanted = match segment.outputs {
+                Outputs::All => true,
+                Outputs::Last => last,
+                Outputs::None => false,
+            };
+            if wanted {
                 outputs[row.segment].extend_from_slice(&x[row_index * c.dim..(row_index + 1) * c.dim]);
             }
         }

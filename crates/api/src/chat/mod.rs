@@ -1,0 +1,201 @@
+//! `POST /v1/chat/completions`: validate, render the chat, submit to the generator, answer as one
+//! `chat.completion` object or as a stream of chunks.
+
+mod request;
+mod response;
+mod stream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use gonka_engine::{EngineError, GenerationEvent, GenerationRequest, GenerationStream, Usage};
+
+use self::request::ChatPlan;
+use self::response::{Collected, CompletionHead};
+use crate::{ApiError, AppState, Metrics};
+
+/// When a request's [`crate::ApiLimits::request_timeout`] runs out.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline {
+    at: tokio::time::Instant,
+    budget: Duration,
+}
+
+/// Records a generation's time to first token and its token counts.
+pub(crate) struct GenerationWatch {
+    metrics: Arc<Metrics>,
+    arrived: Instant,
+    first_token_seen: bool,
+}
+
+impl GenerationWatch {
+    fn token(&mut self) {
+        if !self.first_token_seen {
+            self.first_token_seen = true;
+            self.metrics.observe_time_to_first_token(self.arrived.elapsed());
+        }
+    }
+
+    fn finished(&self, usage: Usage) {
+        self.metrics.observe_usage(usage);
+    }
+}
+
+/// The handler. The body arrives as bytes (bounded by `DefaultBodyLimit`) so that every rejection, the
+/// size limit included, leaves as an OpenAI-shaped [`ApiError`].
+pub(crate) async fn chat_completions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let arrived = Instant::now();
+    require_json(&headers)?;
+    let body = body.map_err(|rejection| body_error(&rejection, state.limits.body_bytes_max))?;
+    let generator = &state.generator;
+    let info = generator.model_info();
+    let plan = request::parse_body(&body)?.validate(&info.name, &state.limits)?;
+    let prompt_tokens = generator.render_chat(&plan.messages)?;
+    let max_tokens = fit_max_tokens(
+        prompt_tokens.len(),
+        plan.max_tokens,
+        state.limits.max_tokens_default,
+        info.context_length,
+    )?;
+    let ChatPlan { model, sampling, stop, top_logprobs, stream, include_usage, .. } = plan;
+    let events =
+        generator.submit(GenerationRequest { prompt_tokens, sampling, max_tokens, stop, top_logprobs })?;
+
+    let head = CompletionHead::new(model);
+    let deadline = state
+        .limits
+        .request_timeout
+        .map(|budget| Deadline { at: tokio::time::Instant::from_std(arrived) + budget, budget });
+    let mut watch = GenerationWatch { metrics: Arc::clone(&state.metrics), arrived, first_token_seen: false };
+    if stream {
+        return Ok(stream::ChunkStream::new(events, head, include_usage, deadline, watch).into_response());
+    }
+    let collected = within(deadline, collect(events, &mut watch, top_logprobs.is_some())).await?;
+    Ok(Json(response::completion(head, collected)).into_response())
+}
+
+/// Accept `application/json`, with or without parameters such as `charset`.
+fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+    let content_type =
+        headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
+    let is_json = content_type.as_deref().is_some_and(|value| {
+        let essence = value.split(';').next().unwrap_or_default().trim();
+        essence.eq_ignore_ascii_case("application/json")
+    });
+    if is_json {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType { content_type: content_type.map(String::from) })
+    }
+}
+
+fn body_error(rejection: &BytesRejection, body_bytes_max: usize) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::BodyTooLarge { body_bytes_max }
+    } else {
+        ApiError::BodyUnreadable(rejection.body_text())
+    }
+}
+
+/// The completion budget: what the client asked for, which must fit the context window with the prompt,
+/// or else the server default lowered to what still fits.
+fn fit_max_tokens(
+    prompt_tokens: usize,
+    requested: Option<usize>,
+    max_tokens_default: usize,
+    context_length: usize,
+) -> Result<usize, ApiError> {
+    let room = context_length.saturating_sub(prompt_tokens);
+    let max_tokens = requested.unwrap_or_else(|| max_tokens_default.min(room));
+    if max_tokens == 0 || max_tokens > room {
+        return Err(ApiError::Engine(EngineError::ContextLengthExceeded {
+            prompt_tokens,
+            max_tokens: max_tokens.max(1),
+            context_length,
+        }));
+    }
+    Ok(max_tokens)
+}
+
+/// Run `work` to completion or until the deadline; on timeout `work` is dropped, and with it the
+/// generation stream it owns.
+async fn within<T>(
+    deadline: Option<Deadline>,
+    work: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.at, work)
+            .await
+            .map_err(|_| ApiError::Timeout(deadline.budget))?,
+        None => work.await,
+    }
+}
+
+/// Gather a generation's tokens until its `Finished` event.
+async fn collect(
+    mut events: GenerationStream,
+    watch: &mut GenerationWatch,
+    logprobs_requested: bool,
+) -> Result<Collected, ApiError> {
+    let mut content = String::new();
+    let mut logprobs = Vec::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            GenerationEvent::Token { text, logprobs: position, .. } => {
+                watch.token();
+                content.push_str(&text);
+                logprobs.extend(position.map(response::token_logprob));
+            }
+            GenerationEvent::Finished { reason, usage } => {
+                watch.finished(usage);
+                let logprobs = logprobs_requested.then_some(logprobs);
+                return Ok(Collected { content, logprobs, finish_reason: reason, usage });
+            }
+            GenerationEvent::Failed(error) => return Err(error.into()),
+        }
+    }
+    Err(ApiError::GenerationAbandoned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_max_tokens_shrinks_to_the_room_left_in_the_context() {
+        assert_eq!(fit_max_tokens(100, None, 256, 200).expect("fits"), 100);
+        assert_eq!(fit_max_tokens(10, None, 256, 2048).expect("fits"), 256);
+    }
+
+    #[test]
+    fn requested_max_tokens_must_fit_with_the_prompt() {
+        assert_eq!(fit_max_tokens(100, Some(100), 256, 200).expect("fits exactly"), 100);
+        let error = fit_max_tokens(100, Some(101), 256, 200).expect_err("one over");
+        assert_eq!(error.error_object().code, Some("context_length_exceeded"));
+    }
+
+    #[test]
+    fn a_prompt_filling_the_context_is_rejected() {
+        assert!(fit_max_tokens(200, None, 256, 200).is_err());
+    }
+
+    #[test]
+    fn json_content_type_may_carry_a_charset() {
+        let mut headers = HeaderMap::new();
+        headers
+            .insert(header::CONTENT_TYPE, "Application/JSON; charset=utf-8".parse().expect("valid header"));
+        assert!(require_json(&headers).is_ok());
+        headers.insert(header::CONTENT_TYPE, "text/plain".parse().expect("valid header"));
+        assert!(require_json(&headers).is_err());
+    }
+}

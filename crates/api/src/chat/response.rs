@@ -1,0 +1,205 @@
+//! What a chat completion answers: the `chat.completion` object (async-openai's types) and the
+//! `chat.completion.chunk` events of a stream (our own structs, see [`ChatCompletionChunk`]).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_openai::types::chat::{
+    ChatChoice, ChatChoiceLogprobs, ChatCompletionResponseMessage, ChatCompletionTokenLogprob,
+    CompletionUsage, CreateChatCompletionResponse, FinishReason, Role, TopLogprobs,
+};
+use gonka_engine::{PositionLogprobs, TokenLogprob, Usage};
+use serde::Serialize;
+
+/// What every object of one completion repeats: its id, creation time and model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CompletionHead {
+    pub(crate) id: String,
+    pub(crate) created: u32,
+    pub(crate) model: String,
+}
+
+impl CompletionHead {
+    /// A head with a fresh `chatcmpl-` id, stamped with the wall clock (the API edge is not consensus
+    /// state, so a clock read is fine here).
+    pub(crate) fn new(model: String) -> Self {
+        let created = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since_epoch| u32::try_from(since_epoch.as_secs()).unwrap_or(u32::MAX));
+        Self { id: completion_id(), created, model }
+    }
+}
+
+/// `chatcmpl-` followed by a random per-process prefix and a process-wide counter: unique within the
+/// process and, with overwhelming likelihood, across restarts.
+fn completion_id() -> String {
+    static PROCESS_PREFIX: OnceLock<u64> = OnceLock::new();
+    static COMPLETIONS: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PROCESS_PREFIX.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(std::process::id())
+    });
+    format!("chatcmpl-{prefix:016x}{:08x}", COMPLETIONS.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Token counts in OpenAI's shape; `total_tokens` is their sum.
+pub(crate) fn completion_usage(usage: Usage) -> CompletionUsage {
+    let count = |tokens: usize| u32::try_from(tokens).unwrap_or(u32::MAX);
+    CompletionUsage {
+        prompt_tokens: count(usage.prompt_tokens),
+        completion_tokens: count(usage.completion_tokens),
+        total_tokens: count(usage.prompt_tokens.saturating_add(usage.completion_tokens)),
+        prompt_tokens_details: None,
+        completion_tokens_details: None,
+    }
+}
+
+pub(crate) fn finish_reason(reason: gonka_engine::FinishReason) -> FinishReason {
+    match reason {
+        gonka_engine::FinishReason::Stop => FinishReason::Stop,
+        gonka_engine::FinishReason::Length => FinishReason::Length,
+    }
+}
+
+/// One position's logprobs in OpenAI's shape: the chosen token and its alternatives, best first.
+pub(crate) fn token_logprob(position: PositionLogprobs) -> ChatCompletionTokenLogprob {
+    let PositionLogprobs { chosen, top } = position;
+    let top_logprobs = top
+        .into_iter()
+        .map(|alternative| TopLogprobs {
+            token: alternative.text,
+            logprob: alternative.logprob,
+            bytes: Some(alternative.bytes),
+        })
+        .collect();
+    let TokenLogprob { text, bytes, logprob, .. } = chosen;
+    ChatCompletionTokenLogprob { token: text, logprob, bytes: Some(bytes), top_logprobs }
+}
+
+/// What a finished non-streaming generation collected.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Collected {
+    pub(crate) content: String,
+    /// `Some` when the request asked for logprobs.
+    pub(crate) logprobs: Option<Vec<ChatCompletionTokenLogprob>>,
+    pub(crate) finish_reason: gonka_engine::FinishReason,
+    pub(crate) usage: Usage,
+}
+
+/// The `chat.completion` object answering a non-streaming request.
+pub(crate) fn completion(head: CompletionHead, collected: Collected) -> CreateChatCompletionResponse {
+    let message = ChatCompletionResponseMessage {
+        content: Some(collected.content),
+        role: Role::Assistant,
+        ..Default::default()
+    };
+    let choice = ChatChoice {
+        index: 0,
+        message,
+        finish_reason: Some(finish_reason(collected.finish_reason)),
+        logprobs: collected
+            .logprobs
+            .map(|content| ChatChoiceLogprobs { content: Some(content), refusal: None }),
+    };
+    CreateChatCompletionResponse {
+        id: head.id,
+        choices: vec![choice],
+        created: head.created,
+        model: head.model,
+        object: "chat.completion".to_owned(),
+        usage: Some(completion_usage(collected.usage)),
+        ..Default::default()
+    }
+}
+
+/// One `chat.completion.chunk` event.
+///
+/// Our own struct rather than async-openai's `CreateChatCompletionStreamResponse`, whose fields always
+/// serialize: OpenAI sends an empty `delta: {}` with the finish reason, and a `usage` key only when
+/// `stream_options.include_usage` is set (`null` until the last chunk). SDKs parse both shapes.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChatCompletionChunk<'a> {
+    id: &'a str,
+    object: &'static str,
+    created: u32,
+    model: &'a str,
+    choices: Vec<ChunkChoice>,
+    /// Absent without `include_usage`; `null` on every chunk but the last with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    usage: Option<Option<CompletionUsage>>,
+}
+
+#[derive(Debug, Serialize)]
+struct ChunkChoice {
+    index: u32,
+    delta: Delta,
+    logprobs: Option<ChatChoiceLogprobs>,
+    finish_reason: Option<FinishReason>,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Delta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    content: Option<String>,
+}
+
+impl<'a> ChatCompletionChunk<'a> {
+    fn new(head: &'a CompletionHead, include_usage: bool, choices: Vec<ChunkChoice>) -> Self {
+        Self {
+            id: &head.id,
+            object: "chat.completion.chunk",
+            created: head.created,
+            model: &head.model,
+            choices,
+            usage: include_usage.then_some(None),
+        }
+    }
+
+    /// The first chunk: the assistant role and empty content.
+    pub(crate) fn role(head: &'a CompletionHead, include_usage: bool) -> Self {
+        let delta = Delta { role: Some(Role::Assistant), content: Some(String::new()) };
+        Self::new(
+            head,
+            include_usage,
+            vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason: None }],
+        )
+    }
+
+    /// A chunk carrying one token's text (possibly empty while text is held back) and its logprobs.
+    pub(crate) fn content(
+        head: &'a CompletionHead,
+        include_usage: bool,
+        text: String,
+        logprobs: Option<PositionLogprobs>,
+    ) -> Self {
+        let logprobs = logprobs.map(|position| ChatChoiceLogprobs {
+            content: Some(vec![token_logprob(position)]),
+            refusal: None,
+        });
+        let delta = Delta { role: None, content: Some(text) };
+        Self::new(head, include_usage, vec![ChunkChoice { index: 0, delta, logprobs, finish_reason: None }])
+    }
+
+    /// The chunk ending the choice: an empty delta and the finish reason.
+    pub(crate) fn finish(
+        head: &'a CompletionHead,
+        include_usage: bool,
+        reason: gonka_engine::FinishReason,
+    ) -> Self {
+        let choice = ChunkChoice {
+            index: 0,
+            delta: Delta::default(),
+            logprobs: None,
+            finish_reason: Some(finish_reason(reason)),
+        };
+        Self::new(head, include_usage, vec![choice])
+    }
+
+    /// The last chunk with `include_usage`: no choices, the request's token counts.
+    pub(crate) fn usage(head: &'a CompletionHead, usage: Usage) -> Self {
+        Self { usage: Some(Some(completion_usage(usage))), ..Self::new(head, true, Vec::new()) }
+    }
+}

@@ -1,0 +1,520 @@
+//! The embedded engine: one thread owns the model and every sequence's KV cache and runs a continuous
+//! batching loop. Each step puts one decode token of every generating sequence and a bounded chunk of
+//! waiting prompts into a single forward pass, so concurrent requests share each read of the weights.
+//! A request whose stream is dropped is removed before the next step and its slot reused.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::thread::JoinHandle;
+
+use candle_core::quantized::gguf_file::Content;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::chat::ChatTemplate;
+use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
+use crate::sampler::{Sampler, log_sum_exp, top_k_ids};
+use crate::score::{ScoredPosition, score};
+use crate::text::TextStream;
+use crate::tokenizer::Tokenizer;
+use crate::{
+    ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
+    ModelInfo, PositionLogprobs, TokenLogprob, Usage,
+};
+
+/// Most alternatives a request may ask for per position (OpenAI's limit).
+pub const TOP_LOGPROBS_MAX: usize = 20;
+
+/// Limits and sizes of the engine. Every queue and buffer it owns is bounded by one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Sequences generating at once (batch slots).
+    pub max_sequences: usize,
+    /// Requests waiting for a slot; beyond this `submit` answers `Overloaded`.
+    pub queue_capacity: usize,
+    /// Prompt tokens prefilled per step, shared by all waiting prompts (keeps decode latency steady).
+    pub prefill_chunk_tokens: usize,
+    /// KV-cache positions reserved across all active sequences (each reserves prompt + max_tokens).
+    /// Raised to at least the context length so any single valid request fits.
+    pub kv_tokens_max: usize,
+    /// Largest `max_tokens` accepted.
+    pub max_tokens_cap: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            max_sequences: 16,
+            queue_capacity: 256,
+            prefill_chunk_tokens: 512,
+            kv_tokens_max: 16 * 1024,
+            max_tokens_cap: 4096,
+        }
+    }
+}
+
+/// Loading the engine failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The model file.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The tokenizer.
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    /// The chat template.
+    #[error(transparent)]
+    Template(#[from] crate::chat::TemplateError),
+    /// Starting the engine thread.
+    #[error("starting the engine thread: {0}")]
+    Thread(std::io::Error),
+}
+
+enum Job {
+    Generate {
+        request: GenerationRequest,
+        events: mpsc::Sender<GenerationEvent>,
+    },
+    Score {
+        prompt: Vec<u32>,
+        completion: Vec<u32>,
+        top_k: usize,
+        reply: oneshot::Sender<Result<Vec<ScoredPosition>, EngineError>>,
+    },
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    waiting: AtomicUsize,
+    active: AtomicUsize,
+}
+
+/// The embedded engine. Cheap to share behind an `Arc`; dropping it stops the engine thread.
+pub struct Engine {
+    info: ModelInfo,
+    config: EngineConfig,
+    tokenizer: Arc<Tokenizer>,
+    template: ChatTemplate,
+    jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
+    counters: Arc<Counters>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("info", &self.info)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Load the GGUF at `path`, served as `name` with identity `content_hash`, and start the engine thread.
+    pub fn load(
+        path: &Path,
+        name: &str,
+        content_hash: &str,
+        mut config: EngineConfig,
+    ) -> Result<Self, LoadError> {
+        let io = |source| ModelError::Io { path: path.display().to_string(), source };
+        let mut file = File::open(path).map_err(io)?;
+        let content = Content::read(&mut file).map_err(ModelError::from)?;
+        let tokenizer = Arc::new(Tokenizer::from_gguf(&content)?);
+        let template = ChatTemplate::from_gguf(&content)?;
+        let model = Llama::from_content(&content, &mut file)?;
+        let context_length = model.config().context_length;
+        config.kv_tokens_max = config.kv_tokens_max.max(context_length);
+        config.max_sequences = config.max_sequences.max(1);
+        config.prefill_chunk_tokens = config.prefill_chunk_tokens.max(1);
+        let info =
+            ModelInfo { name: name.to_string(), content_hash: content_hash.to_string(), context_length };
+        let (jobs, receiver) = std_mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let worker = Worker {
+            model,
+            tokenizer: tokenizer.clone(),
+            config: config.clone(),
+            jobs: receiver,
+            counters: counters.clone(),
+            waiting: VecDeque::new(),
+            active: Vec::new(),
+            kv_reserved: 0,
+        };
+        let thread = std::thread::Builder::new()
+            .name("gonka-engine".into())
+            .spawn(move || worker.run())
+            .map_err(LoadError::Thread)?;
+        Ok(Self {
+            info,
+            config,
+            tokenizer,
+            template,
+            jobs: Mutex::new(Some(jobs)),
+            counters,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The limits in force.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Teacher-forced scoring of `completion` after `prompt` on the engine thread (between batch steps).
+    pub async fn score(
+        &self,
+        prompt: Vec<u32>,
+        completion: Vec<u32>,
+        top_k: usize,
+    ) -> Result<Vec<ScoredPosition>, EngineError> {
+        let needed = prompt.len() + completion.len();
+        if needed > self.info.context_length {
+            return Err(EngineError::ContextLengthExceeded {
+                prompt_tokens: prompt.len(),
+                max_tokens: completion.len(),
+                context_length: self.info.context_length,
+            });
+        }
+        let (reply, answer) = oneshot::channel();
+        self.send(Job::Score { prompt, completion, top_k: top_k.min(TOP_LOGPROBS_MAX), reply })?;
+        answer.await.map_err(|_| EngineError::ShutDown)?
+    }
+
+    fn send(&self, job: Job) -> Result<(), EngineError> {
+        let jobs = self.jobs.lock().map_err(|_| EngineError::ShutDown)?;
+        jobs.as_ref().ok_or(EngineError::ShutDown)?.send(job).map_err(|_| EngineError::ShutDown)
+    }
+
+    fn validate(&self, request: &GenerationRequest) -> Result<(), EngineError> {
+        let invalid = |param, message: String| Err(EngineError::InvalidParameter { param, message });
+        let s = &request.sampling;
+        if request.prompt_tokens.is_empty() {
+            return invalid("messages", "the prompt is empty".into());
+        }
+        if request.max_tokens == 0 || request.max_tokens > self.config.max_tokens_cap {
+            return invalid("max_tokens", format!("must be between 1 and {}", self.config.max_tokens_cap));
+        }
+        if !s.temperature.is_finite() || s.temperature < 0.0 {
+            return invalid("temperature", "must be a finite number ≥ 0".into());
+        }
+        if !s.top_p.is_finite() || s.top_p <= 0.0 || s.top_p > 1.0 {
+            return invalid("top_p", "must be in (0, 1]".into());
+        }
+        if request.top_logprobs.is_some_and(|n| n > TOP_LOGPROBS_MAX) {
+            return invalid("top_logprobs", format!("must be at most {TOP_LOGPROBS_MAX}"));
+        }
+        let vocab = self.tokenizer.vocab_size();
+        if request.prompt_tokens.iter().any(|t| *t as usize >= vocab) {
+            return invalid("messages", "prompt holds a token id outside the vocabulary".into());
+        }
+        let needed = request.prompt_tokens.len() + request.max_tokens;
+        if needed > self.info.context_length {
+            return Err(EngineError::ContextLengthExceeded {
+                prompt_tokens: request.prompt_tokens.len(),
+                max_tokens: request.max_tokens,
+                context_length: self.info.context_length,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Ok(mut jobs) = self.jobs.lock() {
+            jobs.take();
+        }
+        if let Ok(mut thread) = self.thread.lock() {
+            if let Some(handle) = thread.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+}
+
+impl Generator for Engine {
+    fn model_info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
+        let text = self
+            .template
+            .render(messages)
+            .map_err(|e| EngineError::InvalidParameter { param: "messages", message: e.to_string() })?;
+        self.tokenizer.encode(&text).map_err(|e| EngineError::Model(e.to_string()))
+    }
+
+    fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+        self.validate(&request)?;
+        let capacity = self.config.queue_capacity;
+        // Reserve a queue place first so concurrent submitters cannot overshoot the bound.
+        let reserved = self
+            .counters
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < capacity).then_some(w + 1));
+        if reserved.is_err() {
+            return Err(EngineError::Overloaded { queue_capacity: capacity });
+        }
+        // One event per token plus the final one: the engine never blocks on a slow reader.
+        let (events, stream) = mpsc::channel(request.max_tokens + 2);
+        if let Err(e) = self.send(Job::Generate { request, events }) {
+            self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
+        Ok(stream)
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.counters.waiting.load(Ordering::Acquire)
+    }
+
+    fn active_sequences(&self) -> usize {
+        self.counters.active.load(Ordering::Acquire)
+    }
+}
+
+struct Sequence {
+    events: mpsc::Sender<GenerationEvent>,
+    prompt: Vec<u32>,
+    prefilled: usize,
+    /// The last sampled token, fed at the next decode step.
+    next_input: u32,
+    completion_tokens: usize,
+    max_tokens: usize,
+    top_logprobs: Option<usize>,
+    sampler: Sampler,
+    text: TextStream,
+    cache: KvCache,
+    kv_reserved: usize,
+}
+
+impl Sequence {
+    fn is_decoding(&self) -> bool {
+        self.prefilled == self.prompt.len()
+    }
+}
+
+struct Worker {
+    model: Llama,
+    tokenizer: Arc<Tokenizer>,
+    config: EngineConfig,
+    jobs: std_mpsc::Receiver<Job>,
+    counters: Arc<Counters>,
+    waiting: VecDeque<(GenerationRequest, mpsc::Sender<GenerationEvent>)>,
+    active: Vec<Sequence>,
+    kv_reserved: usize,
+}
+
+/// What one sequence contributed to a step.
+enum Part {
+    Decode,
+    Prefill { len: usize },
+}
+
+impl Worker {
+    fn run(mut self) {
+        loop {
+            if self.active.is_empty() && self.waiting.is_empty() {
+                match self.jobs.recv() {
+                    Ok(job) => self.accept(job),
+                    Err(_) => return,
+                }
+            }
+            while let Ok(job) = self.jobs.try_recv() {
+                self.accept(job);
+            }
+            self.drop_cancelled();
+            self.admit();
+            self.publish_counts();
+            if !self.active.is_empty() {
+                if let Err(e) = self.step() {
+                    tracing::error!(error = %e, "engine step failed; failing the batch");
+                    for seq in self.active.drain(..) {
+                        let _ =
+                            seq.events.try_send(GenerationEvent::Failed(EngineError::Model(e.to_string())));
+                    }
+                    self.kv_reserved = 0;
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, job: Job) {
+        match job {
+            Job::Generate { request, events } => self.waiting.push_back((request, events)),
+            Job::Score { prompt, completion, top_k, reply } => {
+                let result = score(&self.model, &prompt, &completion, top_k)
+                    .map_err(|e| EngineError::Model(e.to_string()));
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn publish_counts(&self) {
+        self.counters.waiting.store(self.waiting.len(), Ordering::Release);
+        self.counters.active.store(self.active.len(), Ordering::Release);
+    }
+
+    fn drop_cancelled(&mut self) {
+        self.waiting.retain(|(_, events)| !events.is_closed());
+        let before = self.active.len();
+        let mut freed = 0;
+        self.active.retain(|seq| {
+            let keep = !seq.events.is_closed();
+            if !keep {
+                freed += seq.kv_reserved;
+            }
+            keep
+        });
+        self.kv_reserved -= freed;
+        if self.active.len() < before {
+            tracing::debug!(
+                cancelled = before - self.active.len(),
+                "dropped sequences whose client went away"
+            );
+        }
+    }
+
+    /// Move waiting requests into free slots, first come first served, while their KV reservation fits.
+    fn admit(&mut self) {
+        while self.active.len() < self.config.max_sequences {
+            let Some((request, _)) = self.waiting.front() else { break };
+            let reserve = request.prompt_tokens.len() + request.max_tokens;
+            if self.kv_reserved + reserve > self.config.kv_tokens_max {
+                break;
+            }
+            let Some((request, events)) = self.waiting.pop_front() else { break };
+            self.kv_reserved += reserve;
+            self.active.push(Sequence {
+                events,
+                prefilled: 0,
+                next_input: 0,
+                completion_tokens: 0,
+                max_tokens: request.max_tokens,
+                top_logprobs: request.top_logprobs,
+                sampler: Sampler::new(request.sampling.clone()),
+                text: TextStream::new(&request.stop),
+                cache: KvCache::new(&self.model),
+                kv_reserved: reserve,
+                prompt: request.prompt_tokens,
+            });
+        }
+    }
+
+    /// One forward pass over every decoding sequence and a chunk of prompts, then sampling.
+    fn step(&mut self) -> Result<(), ModelError> {
+        let mut prefill_budget = self.config.prefill_chunk_tokens;
+        let mut parts = Vec::with_capacity(self.active.len());
+        let mut segments = Vec::with_capacity(self.active.len());
+        for (index, seq) in self.active.iter_mut().enumerate() {
+            if seq.is_decoding() {
+                parts.push((index, Part::Decode));
+                segments.push(Segment {
+                    cache: &mut seq.cache,
+                    tokens: std::slice::from_ref(&seq.next_input),
+                    outputs: Outputs::Last,
+                });
+            } else if prefill_budget > 0 {
+                let len = (seq.prompt.len() - seq.prefilled).min(prefill_budget);
+                prefill_budget -= len;
+                let finishes = seq.prefilled + len == seq.prompt.len();
+                parts.push((index, Part::Prefill { len }));
+                segments.push(Segment {
+                    cache: &mut seq.cache,
+                    tokens: &seq.prompt[seq.prefilled..seq.prefilled + len],
+                    outputs: if finishes { Outputs::Last } else { Outputs::None },
+                });
+            }
+        }
+        let hidden = self.model.forward(&mut segments)?;
+        drop(segments);
+
+        let mut sampled_rows = Vec::new();
+        let mut sampled_seqs = Vec::new();
+        for ((index, part), rows) in parts.iter().zip(&hidden) {
+            if let Part::Prefill { len } = part {
+                self.active[*index].prefilled += len;
+            }
+            if !rows.is_empty() {
+                sampled_rows.extend_from_slice(rows);
+                sampled_seqs.push(*index);
+            }
+        }
+        if sampled_seqs.is_empty() {
+            return Ok(());
+        }
+        let logits = self.model.logits(&sampled_rows)?;
+        let vocab = logits.len() / sampled_seqs.len();
+        let mut finished = Vec::new();
+        for (row, index) in logits.chunks_exact(vocab).zip(sampled_seqs) {
+            if !self.emit_token(index, row) {
+                finished.push(index);
+            }
+        }
+        for index in finished.into_iter().rev() {
+            let seq = self.active.swap_remove(index);
+            self.kv_reserved -= seq.kv_reserved;
+        }
+        Ok(())
+    }
+
+    /// Sample and send one token; returns false when the sequence is over (finished or abandoned).
+    fn emit_token(&mut self, index: usize, logits: &[f32]) -> bool {
+        let tokenizer = &self.tokenizer;
+        let seq = &mut self.active[index];
+        let id = seq.sampler.sample(logits);
+        seq.completion_tokens += 1;
+        seq.next_input = id;
+        let logprobs = seq.top_logprobs.map(|n| position_logprobs(tokenizer, logits, id, n));
+
+        let is_end_of_turn = tokenizer.stop_ids().contains(&id);
+        let (mut text, mut reason) = if is_end_of_turn {
+            (String::new(), Some(FinishReason::Stop))
+        } else {
+            let delta = seq.text.push(tokenizer.token_bytes(id));
+            (delta.text, delta.stopped.then_some(FinishReason::Stop))
+        };
+        let context_full = seq.prompt.len() + seq.completion_tokens >= self.model.config().context_length;
+        if reason.is_none() && (seq.completion_tokens >= seq.max_tokens || context_full) {
+            reason = Some(FinishReason::Length);
+        }
+        if reason.is_some() {
+            text.push_str(&seq.text.finish());
+        }
+        if seq.events.try_send(GenerationEvent::Token { id, text, logprobs }).is_err() {
+            return false;
+        }
+        match reason {
+            None => true,
+            Some(reason) => {
+                let usage =
+                    Usage { prompt_tokens: seq.prompt.len(), completion_tokens: seq.completion_tokens };
+                let _ = seq.events.try_send(GenerationEvent::Finished { reason, usage });
+                false
+            }
+        }
+    }
+}
+
+fn token_logprob(tokenizer: &Tokenizer, id: u32, logprob: f32) -> TokenLogprob {
+    let bytes = tokenizer.token_bytes(id).to_vec();
+    TokenLogprob { id, text: String::from_utf8_lossy(&bytes).into_owned(), bytes, logprob }
+}
+
+fn position_logprobs(tokenizer: &Tokenizer, logits: &[f32], chosen: u32, top: usize) -> PositionLogprobs {
+    let lse = log_sum_exp(logits);
+    let logprob = |id: u32| logits.get(id as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
+    PositionLogprobs {
+        chosen: token_logprob(tokenizer, chosen, logprob(chosen)),
+        top: top_k_ids(logits, top).into_iter().map(|id| token_logprob(tokenizer, id, logprob(id))).collect(),
+    }
+}

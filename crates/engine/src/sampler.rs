@@ -1,0 +1,230 @@
+//! Seeded token sampling (temperature, top-k, top-p) and log-probability helpers.
+//!
+//! A [`Sampler`] owns its request's random stream (ChaCha8 from the request seed), so the same seed and
+//! logits give the same tokens whatever else the engine is doing. Ties between equal logits are broken
+//! by the lower token id, so the order of candidates never depends on a sort's stability.
+
+use std::cmp::Ordering;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::SamplingParams;
+
+/// Temperatures at or below this are treated as greedy decoding.
+const GREEDY_TEMPERATURE_MAX: f32 = 1e-5;
+
+/// Draws tokens for one request.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    params: SamplingParams,
+    rng: ChaCha8Rng,
+}
+
+/// Order by logit descending, then id ascending; NaN sorts last.
+fn by_logit_desc(logits: &[f32]) -> impl Fn(&u32, &u32) -> Ordering + '_ {
+    move |a, b| {
+        let (la, lb) = (logits[*a as usize], logits[*b as usize]);
+        let la = if la.is_nan() { f32::NEG_INFINITY } else { la };
+        let lb = if lb.is_nan() { f32::NEG_INFINITY } else { lb };
+        lb.total_cmp(&la).then(a.cmp(b))
+    }
+}
+
+/// The `k` best token ids by logit, best first (ties: lower id first).
+pub fn top_k_ids(logits: &[f32], k: usize) -> Vec<u32> {
+    let k = k.min(logits.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    #[allow(clippy::cast_possible_truncation)]
+    let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
+    let cmp = by_logit_desc(logits);
+    if k < ids.len() {
+        ids.select_nth_unstable_by(k - 1, &cmp);
+        ids.truncate(k);
+    }
+    ids.sort_unstable_by(&cmp);
+    ids
+}
+
+/// `log(sum(exp(logits)))`, computed stably in f64 in index order.
+pub fn log_sum_exp(logits: &[f32]) -> f32 {
+    let max = logits.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    if max == f32::NEG_INFINITY {
+        return max;
+    }
+    let sum: f64 = logits.iter().filter(|v| !v.is_nan()).map(|v| f64::from(v - max).exp()).sum();
+    #[allow(clippy::cast_possible_truncation)]
+    let lse = (f64::from(max) + sum.ln()) as f32;
+    lse
+}
+
+impl Sampler {
+    /// A sampler with its own random stream seeded from `params.seed`.
+    pub fn new(params: SamplingParams) -> Self {
+        let rng = ChaCha8Rng::seed_from_u64(params.seed);
+        Self { params, rng }
+    }
+
+    /// Pick the next token from raw logits.
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        let p = &self.params;
+        if p.temperature <= GREEDY_TEMPERATURE_MAX || p.top_k == 1 {
+            return top_k_ids(logits, 1).first().copied().unwrap_or(0);
+        }
+        let inv_t = 1.0 / f64::from(p.temperature);
+        let weight = |id: u32, max: f32| (f64::from(logits[id as usize] - max) * inv_t).exp();
+        let vocab = logits.len();
+        let k_limit = if p.top_k == 0 { vocab } else { p.top_k.min(vocab) };
+
+        if k_limit == vocab && p.top_p >= 1.0 {
+            // Plain temperature sampling: no ordering needed, walk ids in order.
+            let max = logits.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+            #[allow(clippy::cast_possible_truncation)]
+            let ids = (0..vocab as u32).filter(|id| !logits[*id as usize].is_nan());
+            let total: f64 = ids.clone().map(|id| weight(id, max)).sum();
+            return self.draw(ids.map(|id| (id, weight(id, max))), total);
+        }
+
+        // Grow the candidate set until it holds `top_k` tokens or the nucleus mass, whichever is smaller;
+        // most distributions concentrate in a few dozen tokens, so this rarely sorts the whole vocabulary.
+        let mut k = k_limit.min(64);
+        loop {
+            let ids = top_k_ids(logits, k);
+            let max = logits[ids[0] as usize];
+            let weights: Vec<f64> = ids.iter().map(|id| weight(*id, max)).collect();
+            let all_total: f64 = if k == vocab {
+                weights.iter().sum()
+            } else {
+                #[allow(clippy::cast_possible_truncation)]
+                (0..vocab as u32).filter(|id| !logits[*id as usize].is_nan()).map(|id| weight(id, max)).sum()
+            };
+            // Mass of the candidates relative to the distribution after top-k filtering.
+            let filtered_total = if k == k_limit { weights.iter().sum::<f64>() } else { all_total };
+            let target = f64::from(p.top_p.clamp(0.0, 1.0)) * filtered_total;
+            let mut cumulative = 0.0;
+            let mut keep = ids.len();
+            for (i, w) in weights.iter().enumerate() {
+                cumulative += w;
+                if cumulative >= target {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            if cumulative >= target || k == k_limit {
+                let total: f64 = weights[..keep].iter().sum();
+                return self.draw(ids[..keep].iter().copied().zip(weights[..keep].iter().copied()), total);
+            }
+            k = (k * 8).min(k_limit);
+        }
+    }
+
+    fn draw(&mut self, candidates: impl Iterator<Item = (u32, f64)>, total: f64) -> u32 {
+        let target = self.rng.random::<f64>() * total;
+        let mut cumulative = 0.0;
+        let mut last = 0;
+        for (id, w) in candidates {
+            cumulative += w;
+            last = id;
+            if cumulative > target {
+                return id;
+            }
+        }
+        last
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(temperature: f32, top_p: f32, top_k: usize, seed: u64) -> SamplingParams {
+        SamplingParams { temperature, top_p, top_k, seed }
+    }
+
+    fn logits() -> Vec<f32> {
+        (0..1000).map(|i| ((i * 7919) % 1000) as f32 / 100.0).collect()
+    }
+
+    #[test]
+    fn greedy_picks_argmax_and_breaks_ties_by_lower_id() {
+        let mut s = Sampler::new(params(0.0, 1.0, 0, 1));
+        assert_eq!(s.sample(&[0.1, 3.0, 3.0, -1.0]), 1);
+        assert_eq!(s.sample(&[f32::NAN, 2.0, 1.0]), 1);
+    }
+
+    #[test]
+    fn same_seed_same_tokens_different_seed_differs() {
+        let l = logits();
+        let run = |seed| {
+            let mut s = Sampler::new(params(1.0, 1.0, 0, seed));
+            (0..50).map(|_| s.sample(&l)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(7), run(7));
+        assert_ne!(run(7), run(8));
+    }
+
+    #[test]
+    fn top_k_one_is_greedy() {
+        let l = logits();
+        let mut s = Sampler::new(params(5.0, 1.0, 1, 3));
+        let best = top_k_ids(&l, 1)[0];
+        assert!((0..20).all(|_| s.sample(&l) == best));
+    }
+
+    #[test]
+    fn top_k_restricts_to_the_k_best() {
+        let l = logits();
+        let best: Vec<u32> = top_k_ids(&l, 3);
+        let mut s = Sampler::new(params(100.0, 1.0, 3, 9));
+        assert!((0..200).all(|_| best.contains(&s.sample(&l))));
+    }
+
+    #[test]
+    fn tiny_top_p_keeps_only_the_best_token() {
+        let l = logits();
+        let best = top_k_ids(&l, 1)[0];
+        let mut s = Sampler::new(params(1.0, 1e-9, 0, 5));
+        assert!((0..50).all(|_| s.sample(&l) == best));
+    }
+
+    #[test]
+    fn top_p_cuts_the_tail() {
+        // Two tokens hold ~all the mass; top_p 0.5 keeps only the first.
+        let mut l = vec![-50.0f32; 100];
+        l[10] = 10.0;
+        l[20] = 9.9;
+        let mut s = Sampler::new(params(1.0, 0.5, 0, 11));
+        assert!((0..100).all(|_| s.sample(&l) == 10));
+        let mut s = Sampler::new(params(1.0, 0.99, 0, 11));
+        let picks: Vec<u32> = (0..200).map(|_| s.sample(&l)).collect();
+        assert!(picks.iter().all(|p| *p == 10 || *p == 20));
+        assert!(picks.contains(&20));
+    }
+
+    #[test]
+    fn top_p_one_and_k_zero_can_reach_every_token() {
+        let l = vec![0.0f32; 4];
+        let mut s = Sampler::new(params(1.0, 1.0, 0, 2));
+        let mut seen = [false; 4];
+        for _ in 0..200 {
+            seen[s.sample(&l) as usize] = true;
+        }
+        assert!(seen.iter().all(|x| *x));
+    }
+
+    #[test]
+    fn top_k_ids_orders_best_first() {
+        assert_eq!(top_k_ids(&[1.0, 5.0, 3.0, 5.0], 3), vec![1, 3, 2]);
+        assert_eq!(top_k_ids(&[1.0], 5), vec![0]);
+        assert!(top_k_ids(&[1.0], 0).is_empty());
+    }
+
+    #[test]
+    fn log_sum_exp_matches_direct_sum() {
+        let l = [0.5f32, -1.0, 2.0];
+        let direct = l.iter().map(|v| f64::from(*v).exp()).sum::<f64>().ln();
+        assert!((f64::from(log_sum_exp(&l)) - direct).abs() < 1e-6);
+    }
+}

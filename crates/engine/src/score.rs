@@ -1,0 +1,63 @@
+//! Teacher-forced scoring: the logprob of every given completion token, and its top alternatives, from
+//! one batched pass. This is what a validator runs to re-check an answer.
+
+use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
+use crate::sampler::{log_sum_exp, top_k_ids};
+
+/// Tokens per forward chunk while scoring (bounds activation memory).
+const SCORE_CHUNK_TOKENS: usize = 512;
+/// Rows per output-projection call (bounds logits memory: rows × vocab floats).
+const LOGITS_CHUNK_ROWS: usize = 64;
+
+/// The score of one completion position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoredPosition {
+    /// The given token.
+    pub token: u32,
+    /// Its logprob under the model (temperature 1, no filters).
+    pub logprob: f32,
+    /// The `top_k` most likely tokens with their logprobs, best first.
+    pub top: Vec<(u32, f32)>,
+}
+
+/// Score `completion` as a continuation of `prompt`.
+pub fn score(
+    model: &Llama,
+    prompt: &[u32],
+    completion: &[u32],
+    top_k: usize,
+) -> Result<Vec<ScoredPosition>, ModelError> {
+    if prompt.is_empty() || completion.is_empty() {
+        return Ok(Vec::new());
+    }
+    let dim = model.config().dim;
+    // The hidden state at position p predicts token p + 1: feed the prompt and all completion tokens but
+    // the last, and keep the rows from the prompt's last token on.
+    let tokens: Vec<u32> = prompt.iter().chain(&completion[..completion.len() - 1]).copied().collect();
+    let first_row = prompt.len() - 1;
+    let mut cache = KvCache::new(model);
+    let mut hidden = Vec::with_capacity(completion.len() * dim);
+    for (chunk_index, chunk) in tokens.chunks(SCORE_CHUNK_TOKENS).enumerate() {
+        let start = chunk_index * SCORE_CHUNK_TOKENS;
+        let end = start + chunk.len();
+        let outputs = if end > first_row { Outputs::All } else { Outputs::None };
+        let out = model.forward(&mut [Segment { cache: &mut cache, tokens: chunk, outputs }])?;
+        if outputs == Outputs::All {
+            let skip = first_row.saturating_sub(start);
+            hidden.extend_from_slice(&out[0][skip * dim..]);
+        }
+    }
+    let mut scored = Vec::with_capacity(completion.len());
+    for (rows_index, rows) in hidden.chunks(LOGITS_CHUNK_ROWS * dim).enumerate() {
+        let logits = model.logits(rows)?;
+        let vocab = logits.len() / (rows.len() / dim);
+        for (i, row) in logits.chunks_exact(vocab).enumerate() {
+            let token = completion[rows_index * LOGITS_CHUNK_ROWS + i];
+            let lse = log_sum_exp(row);
+            let top = top_k_ids(row, top_k).into_iter().map(|id| (id, row[id as usize] - lse)).collect();
+            let logprob = row.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
+            scored.push(ScoredPosition { token, logprob, top });
+        }
+    }
+    Ok(scored)
+}
