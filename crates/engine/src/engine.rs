@@ -291,6 +291,7 @@ struct Sequence {
     completion_tokens: usize,
     max_tokens: usize,
     top_logprobs: Option<usize>,
+    ignore_eos: bool,
     sampler: Sampler,
     text: TextStream,
     cache: KvCache,
@@ -344,6 +345,7 @@ impl Worker {
                     }
                     self.kv_reserved = 0;
                 }
+                self.publish_counts();
             }
         }
     }
@@ -359,13 +361,16 @@ impl Worker {
         }
     }
 
+    /// `waiting` counts requests from `submit` until they are admitted or dropped (it includes jobs
+    /// still in the channel, which is what keeps the queue bound exact); only this thread writes `active`.
     fn publish_counts(&self) {
-        self.counters.waiting.store(self.waiting.len(), Ordering::Release);
         self.counters.active.store(self.active.len(), Ordering::Release);
     }
 
     fn drop_cancelled(&mut self) {
+        let queued = self.waiting.len();
         self.waiting.retain(|(_, events)| !events.is_closed());
+        self.counters.waiting.fetch_sub(queued - self.waiting.len(), Ordering::AcqRel);
         let before = self.active.len();
         let mut freed = 0;
         self.active.retain(|seq| {
@@ -393,6 +398,7 @@ impl Worker {
                 break;
             }
             let Some((request, events)) = self.waiting.pop_front() else { break };
+            self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
             self.kv_reserved += reserve;
             self.active.push(Sequence {
                 events,
@@ -401,6 +407,7 @@ impl Worker {
                 completion_tokens: 0,
                 max_tokens: request.max_tokens,
                 top_logprobs: request.top_logprobs,
+                ignore_eos: request.ignore_eos,
                 sampler: Sampler::new(request.sampling.clone()),
                 text: TextStream::new(&request.stop),
                 cache: KvCache::new(&self.model),
@@ -476,7 +483,7 @@ impl Worker {
         seq.next_input = id;
         let logprobs = seq.top_logprobs.map(|n| position_logprobs(tokenizer, logits, id, n));
 
-        let is_end_of_turn = tokenizer.stop_ids().contains(&id);
+        let is_end_of_turn = !seq.ignore_eos && tokenizer.stop_ids().contains(&id);
         let (mut text, mut reason) = if is_end_of_turn {
             (String::new(), Some(FinishReason::Stop))
         } else {

@@ -37,6 +37,8 @@ pub struct GenerationRequest {
     pub stop: Vec<String>,
     /// `Some(n)`: report the sampled token's logprob and its `n` most likely alternatives (n ≤ 20).
     pub top_logprobs: Option<usize>,
+    /// Keep generating past end-of-turn tokens until `max_tokens` (benchmarks; not exposed on the API).
+    pub ignore_eos: bool,
 }
 
 /// A candidate token and its log-probability.
@@ -109,7 +111,9 @@ pub enum GenerationEvent {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EngineError {
     /// The prompt plus `max_tokens` does not fit the model's context window.
-    #[error("prompt has {prompt_tokens} tokens; with max_tokens {max_tokens} it exceeds the context length {context_length}")]
+    #[error(
+        "prompt has {prompt_tokens} tokens; with max_tokens {max_tokens} it exceeds the context length {context_length}"
+    )]
     ContextLengthExceeded {
         /// Prompt tokens.
         prompt_tokens: usize,

@@ -68,8 +68,14 @@ pub(crate) async fn chat_completions(
         info.context_length,
     )?;
     let ChatPlan { model, sampling, stop, top_logprobs, stream, include_usage, .. } = plan;
-    let events =
-        generator.submit(GenerationRequest { prompt_tokens, sampling, max_tokens, stop, top_logprobs })?;
+    let events = generator.submit(GenerationRequest {
+        prompt_tokens,
+        sampling,
+        max_tokens,
+        stop,
+        top_logprobs,
+        ignore_eos: false,
+    })?;
 
     let head = CompletionHead::new(model);
     let deadline = state

@@ -1,0 +1,230 @@
+//! The embedded engine on the real model: answers, determinism, batching, cancellation, limits, scoring.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{collect, engine, greedy, user};
+use gonka_engine::{ChatMessage, EngineConfig, EngineError, FinishReason, Generator, SamplingParams};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime")
+}
+
+/// Prompts whose greedy answers are pinned in `fixtures/greedy_answers.json`. Set
+/// `GONKA_UPDATE_FIXTURES=1` to rewrite the fixture after a deliberate numeric change.
+const GREEDY_PROMPTS: [&str; 3] =
+    ["Name three primary colors.", "What is the capital of France?", "Write one sentence about autumn."];
+
+#[test]
+fn greedy_answer_matches_fixture() {
+    let engine = engine(EngineConfig::default());
+    let answers: Vec<serde_json::Value> = GREEDY_PROMPTS
+        .iter()
+        .map(|prompt| {
+            let got = runtime()
+                .block_on(collect(engine.submit(greedy(user(&engine, prompt), 48)).expect("submits")));
+            serde_json::json!({"prompt": prompt, "answer": got.text, "ids": got.ids})
+        })
+        .collect();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/greedy_answers.json");
+    if std::env::var_os("GONKA_UPDATE_FIXTURES").is_some() {
+        std::fs::write(&path, serde_json::to_string_pretty(&answers).expect("serializes")).expect("writes");
+        return;
+    }
+    let fixture: Vec<serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture exists"))
+            .expect("fixture parses");
+    assert_eq!(fixture.len(), GREEDY_PROMPTS.len(), "fixture covers every prompt");
+    for (got, expected) in answers.iter().zip(&fixture) {
+        assert_eq!(got, expected, "greedy answer changed");
+    }
+}
+
+#[test]
+fn capital_of_france_mentions_paris() {
+    let engine = engine(EngineConfig::default());
+    let messages = [
+        ChatMessage { role: "system".into(), content: "You are a helpful assistant. Answer briefly.".into() },
+        ChatMessage { role: "user".into(), content: "What is the capital of France?".into() },
+    ];
+    let prompt = engine.render_chat(&messages).expect("renders");
+    let got = runtime().block_on(collect(engine.submit(greedy(prompt, 32)).expect("submits")));
+    assert!(got.text.contains("Paris"), "answer was {:?}", got.text);
+    assert_eq!(got.reason, Some(FinishReason::Stop));
+}
+
+#[test]
+fn same_seed_gives_same_tokens_at_temperature_one() {
+    let engine = engine(EngineConfig::default());
+    let prompt = user(&engine, "Write a short poem about the sea.");
+    let run = |seed| {
+        let mut request = greedy(prompt.clone(), 24);
+        request.sampling = SamplingParams { temperature: 1.0, top_p: 0.95, top_k: 50, seed };
+        runtime().block_on(collect(engine.submit(request).expect("submits"))).ids
+    };
+    assert_eq!(run(42), run(42));
+    assert_ne!(run(42), run(43));
+}
+
+#[test]
+fn batched_decoding_gives_the_same_tokens_as_alone() {
+    let engine = engine(EngineConfig::default());
+    let prompts = ["Name three fruits.", "What is 2 + 2?", "Describe a cat.", "Say hello in French."];
+    let alone: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| {
+            runtime().block_on(collect(engine.submit(greedy(user(&engine, p), 24)).expect("submits"))).ids
+        })
+        .collect();
+    let together = runtime().block_on(async {
+        let streams: Vec<_> =
+            prompts.iter().map(|p| engine.submit(greedy(user(&engine, p), 24)).expect("submits")).collect();
+        futures::future::join_all(streams.into_iter().map(collect)).await
+    });
+    for (a, t) in alone.iter().zip(&together) {
+        assert_eq!(a, &t.ids);
+    }
+}
+
+#[test]
+fn sixteen_concurrent_requests_complete_with_exact_usage() {
+    let engine = engine(EngineConfig { max_sequences: 16, ..EngineConfig::default() });
+    let results = runtime().block_on(async {
+        let streams: Vec<_> = (0..16)
+            .map(|i| {
+                let prompt = user(&engine, &format!("Count from {i} to {}.", i + 5));
+                let len = prompt.len();
+                (len, engine.submit(greedy(prompt, 16 + i)).expect("submits"))
+            })
+            .collect();
+        let lens: Vec<usize> = streams.iter().map(|(l, _)| *l).collect();
+        let done = futures::future::join_all(streams.into_iter().map(|(_, s)| collect(s))).await;
+        lens.into_iter().zip(done).collect::<Vec<_>>()
+    });
+    assert_eq!(results.len(), 16);
+    for (i, (prompt_len, got)) in results.iter().enumerate() {
+        assert!(got.reason.is_some(), "request {i} finished");
+        assert_eq!(got.usage.prompt_tokens, *prompt_len);
+        assert_eq!(got.usage.completion_tokens, got.ids.len());
+        assert!(got.usage.completion_tokens <= 16 + i);
+    }
+    common::wait_idle(&engine);
+}
+
+#[test]
+fn dropped_streams_free_their_slots() {
+    let engine = engine(EngineConfig { max_sequences: 2, ..EngineConfig::default() });
+    runtime().block_on(async {
+        let mut long = Vec::new();
+        for _ in 0..2 {
+            let mut request = greedy(user(&engine, "Tell me a very long story."), 4000);
+            request.ignore_eos = true;
+            let mut stream = engine.submit(request).expect("submits");
+            stream.recv().await.expect("first token");
+            long.push(stream);
+        }
+        assert_eq!(engine.active_sequences(), 2);
+        drop(long);
+        // With both slots held, this request could only finish once the dropped ones were freed.
+        let got = tokio::time::timeout(
+            Duration::from_secs(60),
+            collect(engine.submit(greedy(user(&engine, "Hi"), 8)).expect("submits")),
+        )
+        .await
+        .expect("a freed slot served the next request");
+        assert!(got.reason.is_some());
+    });
+    common::wait_idle(&engine);
+}
+
+#[test]
+fn stop_sequence_ends_generation_before_it() {
+    let engine = engine(EngineConfig::default());
+    let mut request = greedy(user(&engine, "Count from 1 to 10, separated by commas."), 48);
+    let unstopped = runtime().block_on(collect(engine.submit(request.clone()).expect("submits")));
+    let cut = unstopped.text.find('5').expect("the count reaches 5");
+    request.stop = vec!["5".into()];
+    let got = runtime().block_on(collect(engine.submit(request).expect("submits")));
+    assert_eq!(got.text, unstopped.text[..cut]);
+    assert_eq!(got.reason, Some(FinishReason::Stop));
+}
+
+#[test]
+fn max_tokens_ends_with_length() {
+    let engine = engine(EngineConfig::default());
+    let got = runtime()
+        .block_on(collect(engine.submit(greedy(user(&engine, "Tell me a story."), 5)).expect("submits")));
+    assert_eq!(got.ids.len(), 5);
+    assert_eq!(got.reason, Some(FinishReason::Length));
+}
+
+#[test]
+fn requests_beyond_limits_are_refused() {
+    let engine = engine(EngineConfig { max_tokens_cap: 100, ..EngineConfig::default() });
+    let context = engine.model_info().context_length;
+    let too_long = greedy(vec![100; context], 1);
+    assert!(matches!(engine.submit(too_long), Err(EngineError::ContextLengthExceeded { .. })));
+    let too_many = greedy(user(&engine, "Hi"), 101);
+    assert!(matches!(
+        engine.submit(too_many),
+        Err(EngineError::InvalidParameter { param: "max_tokens", .. })
+    ));
+    let mut bad = greedy(user(&engine, "Hi"), 5);
+    bad.top_logprobs = Some(21);
+    assert!(matches!(engine.submit(bad), Err(EngineError::InvalidParameter { param: "top_logprobs", .. })));
+    let bad_id = greedy(vec![u32::MAX], 5);
+    assert!(matches!(engine.submit(bad_id), Err(EngineError::InvalidParameter { .. })));
+}
+
+#[test]
+fn a_full_queue_answers_overloaded() {
+    let engine = engine(EngineConfig { max_sequences: 1, queue_capacity: 2, ..EngineConfig::default() });
+    let mut held = Vec::new();
+    let mut overloaded = false;
+    for _ in 0..6 {
+        let mut request = greedy(user(&engine, "Tell me a long story."), 2000);
+        request.ignore_eos = true;
+        match engine.submit(request) {
+            Ok(stream) => held.push(stream),
+            Err(EngineError::Overloaded { queue_capacity }) => {
+                assert_eq!(queue_capacity, 2);
+                overloaded = true;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(overloaded);
+    assert!(held.len() <= 3, "one running plus at most two waiting");
+}
+
+#[test]
+fn scoring_reproduces_generation_logprobs() {
+    let engine = engine(EngineConfig::default());
+    let prompts = ["Why is the sky blue?", "Write a haiku about rain.", "List four planets."];
+    runtime().block_on(async {
+        let streams: Vec<_> = prompts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let prompt = user(&engine, p);
+                let mut request = greedy(prompt.clone(), 32);
+                request.sampling = SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, seed: i as u64 };
+                request.top_logprobs = Some(5);
+                (prompt, engine.submit(request).expect("submits"))
+            })
+            .collect();
+        for (prompt, stream) in streams {
+            let got = collect(stream).await;
+            let scores = engine.score(prompt, got.ids.clone(), 5).await.expect("scores");
+            assert_eq!(scores.len(), got.ids.len());
+            for (generated, scored) in got.logprobs.iter().zip(&scores) {
+                assert_eq!(generated.chosen.id, scored.token);
+                assert!((generated.chosen.logprob - scored.logprob).abs() <= 1e-4);
+                let top_ids: Vec<u32> = generated.top.iter().map(|t| t.id).collect();
+                let scored_ids: Vec<u32> = scored.top.iter().map(|t| t.0).collect();
+                assert_eq!(top_ids, scored_ids);
+            }
+        }
+    });
+}
