@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export GONKA_HOME="${GONKA_HOME:-$PWD/target/gonka-home}"
+# candle miscounts cores on some VMs and pins its pools to one; name the count for test binaries too.
+export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$(nproc)}" RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
 command -v python3 >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)" >&2; exit 1; }
 python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 

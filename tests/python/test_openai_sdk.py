@@ -10,7 +10,12 @@ import openai
 import pytest
 from openai import OpenAI
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# SmolLM2-135M, with the template's default system prompt, greedily answers this question with a list of
+# French words (llama.cpp on the same file agrees); a short system prompt of our own keeps it on topic.
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
 ANSWER_TOKENS_MAX = 48
 TOP_LOGPROBS = 5
 

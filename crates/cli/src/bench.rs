@@ -119,6 +119,7 @@ fn request(
         max_tokens,
         stop: Vec::new(),
         top_logprobs: logprobs.then_some(0),
+        ignore_eos: true,
     }
 }
 
