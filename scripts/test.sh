@@ -10,9 +10,9 @@ export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$(nproc)}" RAYON_NUM_THREADS="$
 command -v python3 >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)" >&2; exit 1; }
 python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 
-cargo build --release --locked --bin gonka
+cargo build --release --bin gonka
 ./target/release/gonka model pull
-cargo test --release --locked --workspace
+cargo test --release --workspace
 
 if [ -f tests/python/run.sh ]; then
   bash tests/python/run.sh

@@ -57,7 +57,7 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
 
 fn load(max_sequences: usize) -> anyhow::Result<(Engine, String)> {
     let model = crate::default_model()?;
-    let config = EngineConfig { max_sequences, ..EngineConfig::default() };
+    let config = EngineConfig { max_sequences, threads: crate::compute_threads(), ..EngineConfig::default() };
     let engine = Engine::load(&model.path, &model.name, &model.content_hash, config)?;
     Ok((engine, model.path.display().to_string()))
 }

@@ -40,6 +40,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_sequences: args.max_sequences,
         queue_capacity: args.queue_capacity,
         max_tokens_cap: args.max_tokens_cap,
+        threads: crate::compute_threads(),
         ..EngineConfig::default()
     };
     let engine = Engine::load(&model.path, &model.name, &model.content_hash, config)

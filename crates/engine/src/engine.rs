@@ -41,6 +41,8 @@ pub struct EngineConfig {
     pub kv_tokens_max: usize,
     /// Largest `max_tokens` accepted.
     pub max_tokens_cap: usize,
+    /// Threads the forward pass is split over (the engine thread included).
+    pub threads: usize,
 }
 
 impl Default for EngineConfig {
@@ -51,6 +53,7 @@ impl Default for EngineConfig {
             prefill_chunk_tokens: 512,
             kv_tokens_max: 16 * 1024,
             max_tokens_cap: 4096,
+            threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
         }
     }
 }
@@ -124,7 +127,7 @@ impl Engine {
         let content = Content::read(&mut file).map_err(ModelError::from)?;
         let tokenizer = Arc::new(Tokenizer::from_gguf(&content)?);
         let template = ChatTemplate::from_gguf(&content)?;
-        let model = Llama::from_content(&content, &mut file)?;
+        let model = Llama::from_content(&content, &mut file, config.threads)?;
         let context_length = model.config().context_length;
         config.kv_tokens_max = config.kv_tokens_max.max(context_length);
         config.max_sequences = config.max_sequences.max(1);

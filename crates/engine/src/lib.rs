@@ -11,6 +11,7 @@ pub use request::{
 pub mod chat;
 pub mod engine;
 pub mod gguf;
+pub mod kernels;
 pub mod model;
 pub mod sampler;
 pub mod score;

@@ -1,22 +1,23 @@
 //! A Llama-architecture transformer over GGUF weights: config read from the checkpoint, pure forward pass.
 //!
-//! Matrix products use candle's quantized CPU kernels, which compute every output row with the same
-//! per-row dot products whatever the number of rows; every other operation here (RMSNorm, RoPE,
-//! attention, SwiGLU) is written per row in plain Rust. So a token's numbers do not depend on whether it
+//! Weights are Q8_0 matrices multiplied by our own kernels (`crate::kernels`), which compute every output
+//! element with one fixed sequence of float operations whatever the number of rows, threads or CPU
+//! features; every other operation here (RMSNorm, RoPE, attention, SwiGLU) is written per row in plain
+//! Rust with a fixed summation order. So a token's numbers do not depend on whether it
 //! was computed in a prefill, in a batched decode step next to other sequences, or alone: the logprobs a
 //! validator's teacher-forced pass computes equal those seen during generation on the same binary and
 //! CPU (measured in `docs/engine.md`).
 
 use std::fs::File;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::Mutex;
 
+use candle_core::Device;
 use candle_core::quantized::gguf_file::Content;
-use candle_core::quantized::{QMatMul, QStorage, QTensor};
-use candle_core::{Device, Module, Tensor};
-use rayon::prelude::*;
+use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::gguf::{self, MetadataError};
+use crate::kernels::{KernelError, Pool, Q8Matrix, attention_scores, dot, weighted_sum};
 
 /// Loading or running the model failed.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,9 @@ pub enum ModelError {
     /// A candle operation failed.
     #[error("tensor operation: {0}")]
     Tensor(#[from] candle_core::Error),
+    /// A weight matrix has a shape the kernels cannot take.
+    #[error("weight layout: {0}")]
+    Kernel(#[from] KernelError),
     /// A sequence would grow past the context length.
     #[error("sequence of {needed} tokens exceeds the context length {context_length}")]
     ContextOverflow {
@@ -120,21 +124,25 @@ impl LlamaConfig {
 struct Layer {
     attn_norm: Vec<f32>,
     /// Query, key and value projections stacked into one matrix (one kernel launch instead of three).
-    wqkv: QMatMul,
-    wo: QMatMul,
+    wqkv: Q8Matrix,
+    wo: Q8Matrix,
     ffn_norm: Vec<f32>,
     /// Gate and up projections stacked.
-    w_gate_up: QMatMul,
-    w_down: QMatMul,
+    w_gate_up: Q8Matrix,
+    w_down: Q8Matrix,
 }
 
 /// The model: weights plus RoPE tables. Immutable once loaded; share it behind an `Arc`.
 pub struct Llama {
     config: LlamaConfig,
-    embedding: Arc<QTensor>,
+    /// Token embeddings; also the output projection when the checkpoint ties them.
+    embedding: Q8Matrix,
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
-    output: QMatMul,
+    /// Separate output projection, when the checkpoint has one.
+    output: Option<Q8Matrix>,
+    /// Threads every matrix product and attention pass is split over.
+    pool: Pool,
     /// `cos`/`sin` of `position * theta_i`, `[context_length][head_dim / 2]`.
     rope_cos: Vec<f32>,
     rope_sin: Vec<f32>,
@@ -202,48 +210,53 @@ pub struct Segment<'a> {
 }
 
 impl Llama {
-    /// Load a GGUF checkpoint.
-    pub fn load(path: &Path) -> Result<Self, ModelError> {
+    /// Load a GGUF checkpoint, computing on `threads` threads.
+    pub fn load(path: &Path, threads: usize) -> Result<Self, ModelError> {
         let io = |source| ModelError::Io { path: path.display().to_string(), source };
         let mut file = File::open(path).map_err(io)?;
         let content = Content::read(&mut file)?;
-        Self::from_content(&content, &mut file)
+        Self::from_content(&content, &mut file, threads)
     }
 
-    /// Build from an already parsed GGUF header and its file.
-    pub fn from_content(content: &Content, file: &mut File) -> Result<Self, ModelError> {
+    /// Build from an already parsed GGUF header and its file, computing on `threads` threads.
+    pub fn from_content(content: &Content, file: &mut File, threads: usize) -> Result<Self, ModelError> {
         let config = LlamaConfig::from_gguf(content)?;
-        let device = Device::Cpu;
         let mut tensor =
-            |name: &str| -> Result<QTensor, ModelError> { Ok(content.tensor(file, name, &device)?) };
-        let embedding = Arc::new(tensor("token_embd.weight")?);
+            |name: &str| -> Result<QTensor, ModelError> { Ok(content.tensor(file, name, &Device::Cpu)?) };
+        let embedding = q8(&tensor("token_embd.weight")?)?;
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
-            let p = format!("blk.{i}");
+            let mut weight = |suffix: &str| tensor(&format!("blk.{i}.{suffix}.weight"));
             layers.push(Layer {
-                attn_norm: vector(&tensor(&format!("{p}.attn_norm.weight"))?)?,
-                wqkv: stack(&[
-                    tensor(&format!("{p}.attn_q.weight"))?,
-                    tensor(&format!("{p}.attn_k.weight"))?,
-                    tensor(&format!("{p}.attn_v.weight"))?,
+                attn_norm: vector(&weight("attn_norm")?)?,
+                wqkv: Q8Matrix::stack(&[
+                    q8(&weight("attn_q")?)?,
+                    q8(&weight("attn_k")?)?,
+                    q8(&weight("attn_v")?)?,
                 ])?,
-                wo: QMatMul::from_qtensor(tensor(&format!("{p}.attn_output.weight"))?)?,
-                ffn_norm: vector(&tensor(&format!("{p}.ffn_norm.weight"))?)?,
-                w_gate_up: stack(&[
-                    tensor(&format!("{p}.ffn_gate.weight"))?,
-                    tensor(&format!("{p}.ffn_up.weight"))?,
-                ])?,
-                w_down: QMatMul::from_qtensor(tensor(&format!("{p}.ffn_down.weight"))?)?,
+                wo: q8(&weight("attn_output")?)?,
+                ffn_norm: vector(&weight("ffn_norm")?)?,
+                w_gate_up: Q8Matrix::stack(&[q8(&weight("ffn_gate")?)?, q8(&weight("ffn_up")?)?])?,
+                w_down: q8(&weight("ffn_down")?)?,
             });
         }
         let output_norm = vector(&tensor("output_norm.weight")?)?;
-        let output = if content.tensor_infos.contains_key("output.weight") {
-            QMatMul::from_qtensor(tensor("output.weight")?)?
-        } else {
-            QMatMul::from_arc(embedding.clone())?
+        let output = match content.tensor_infos.contains_key("output.weight") {
+            true => Some(q8(&tensor("output.weight")?)?),
+            false => None,
         };
+        check_shapes(&config, &embedding, &layers, output.as_ref())?;
         let (rope_cos, rope_sin) = rope_tables(&config);
-        Ok(Self { config, embedding, layers, output_norm, output, rope_cos, rope_sin })
+        Ok(Self {
+            config,
+            embedding,
+            layers,
+            output_norm,
+            output,
+            pool: Pool::new(threads),
+            rope_cos,
+            rope_sin,
+        })
     }
 
     /// The hyper-parameters.
@@ -269,20 +282,29 @@ impl Llama {
         if m == 0 {
             return Ok(vec![Vec::new(); segments.len()]);
         }
-        let ids: Vec<u32> = segments.iter().flat_map(|s| s.tokens.iter().copied()).collect();
-        let ids = Tensor::from_vec(ids, m, &Device::Cpu)?;
-        let mut x = self.embedding.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?;
+        let vocab = self.embedding.n();
+        let mut x = vec![0.0f32; m * c.dim];
+        let ids = segments.iter().flat_map(|s| s.tokens.iter().copied());
+        for (id, row) in ids.zip(x.chunks_exact_mut(c.dim)) {
+            let id = id as usize;
+            if id >= vocab {
+                return Err(ModelError::Unsupported(format!(
+                    "token id {id} outside the vocabulary of {vocab}"
+                )));
+            }
+            self.embedding.dequantize_row(id, row);
+        }
 
         for (layer_index, layer) in self.layers.iter().enumerate() {
             let h = rms_norm_rows(&x, &layer.attn_norm, c.rms_eps);
-            let mut qkv = matmul(&layer.wqkv, &h, m, c.dim)?;
+            let mut qkv = self.matmul(&layer.wqkv, &h, m);
             let attn = self.attention(layer_index, &mut qkv, &rows, segments);
-            let o = matmul(&layer.wo, &attn, m, c.dim)?;
+            let o = self.matmul(&layer.wo, &attn, m);
             add_assign(&mut x, &o);
             let h = rms_norm_rows(&x, &layer.ffn_norm, c.rms_eps);
-            let gate_up = matmul(&layer.w_gate_up, &h, m, c.dim)?;
+            let gate_up = self.matmul(&layer.w_gate_up, &h, m);
             let act = swiglu_rows(&gate_up, c.hidden_dim);
-            let d = matmul(&layer.w_down, &act, m, c.hidden_dim)?;
+            let d = self.matmul(&layer.w_down, &act, m);
             add_assign(&mut x, &d);
         }
         for segment in segments.iter_mut() {
@@ -311,7 +333,13 @@ impl Llama {
     /// Logits of final hidden states `[rows][dim]`, as `[rows][vocab_size]`.
     pub fn logits(&self, hidden: &[f32]) -> Result<Vec<f32>, ModelError> {
         let rows = hidden.len() / self.config.dim;
-        matmul(&self.output, hidden, rows, self.config.dim)
+        Ok(self.matmul(self.output.as_ref().unwrap_or(&self.embedding), hidden, rows))
+    }
+
+    fn matmul(&self, w: &Q8Matrix, x: &[f32], m: usize) -> Vec<f32> {
+        let mut out = vec![0.0f32; m * w.n()];
+        w.matmul(x, m, &mut out, &self.pool);
+        out
     }
 
     /// Rotate q and k in place, append k and v to the caches, and attend. Returns `[m][dim]`.
@@ -335,13 +363,12 @@ impl Llama {
         }
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (head_dim as f32).sqrt();
-        let mut out = vec![0.0f32; rows.len() * dim];
         let caches: Vec<(&[f32], &[f32])> = segments
             .iter()
             .map(|s| (s.cache.keys[layer].as_slice(), s.cache.values[layer].as_slice()))
             .collect();
         let qkv: &[f32] = qkv;
-        let task = |(index, head_out): (usize, &mut [f32])| {
+        let head_task = |index: usize, head_out: &mut [f32]| {
             let (row_index, head) = (index / c.n_head, index % c.n_head);
             let row = rows[row_index];
             let q = &qkv[row_index * width + head * head_dim..][..head_dim];
@@ -349,11 +376,35 @@ impl Llama {
             let kv_offset = (head / group) * head_dim;
             attend_one_head(q, keys, values, row.position + 1, kv_dim, kv_offset, scale, head_out);
         };
+        let heads = rows.len() * c.n_head;
+        let mut out = vec![0.0f32; rows.len() * dim];
         let work: usize = rows.iter().map(|r| r.position + 1).sum::<usize>() * c.n_head;
-        if work >= PARALLEL_ATTENTION_WORK_MIN {
-            out.par_chunks_mut(head_dim).enumerate().for_each(task);
-        } else {
-            out.chunks_mut(head_dim).enumerate().for_each(task);
+        if work < PARALLEL_ATTENTION_WORK_MIN || self.pool.threads() == 1 {
+            for (index, head_out) in out.chunks_mut(head_dim).enumerate() {
+                head_task(index, head_out);
+            }
+            return out;
+        }
+        // Contiguous runs of heads per task, each written into its own buffer: tasks never share memory,
+        // and every head's numbers are the same as on the sequential path.
+        let per_task = heads.div_ceil((self.pool.threads() * 4).min(heads));
+        let tasks = heads.div_ceil(per_task);
+        let parts: Vec<Mutex<Vec<f32>>> = (0..tasks).map(|_| Mutex::new(Vec::new())).collect();
+        self.pool.run(tasks, |task| {
+            let first = task * per_task;
+            let last = heads.min(first + per_task);
+            let mut buffer = vec![0.0f32; last.saturating_sub(first) * head_dim];
+            for (offset, head_out) in buffer.chunks_mut(head_dim).enumerate() {
+                head_task(first + offset, head_out);
+            }
+            if let Ok(mut part) = parts[task].lock() {
+                *part = buffer;
+            }
+        });
+        for (task, part) in parts.into_iter().enumerate() {
+            let part = part.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let start = task * per_task * head_dim;
+            out[start..start + part.len()].copy_from_slice(&part);
         }
         out
     }
@@ -375,7 +426,7 @@ impl Llama {
 
 /// Below this many (query, key) head pairs per layer, attention runs on the calling thread: spreading a
 /// few microseconds of work over the pool costs more than it saves.
-const PARALLEL_ATTENTION_WORK_MIN: usize = 16 * 1024;
+const PARALLEL_ATTENTION_WORK_MIN: usize = 1024;
 
 #[derive(Debug, Clone, Copy)]
 struct Row {
@@ -396,9 +447,8 @@ fn attend_one_head(
     scale: f32,
     out: &mut [f32],
 ) {
-    let head_dim = q.len();
-    let mut scores: Vec<f32> =
-        (0..len).map(|t| dot(q, &keys[t * kv_dim + kv_offset..][..head_dim]) * scale).collect();
+    let mut scores = vec![0.0f32; len];
+    attention_scores(q, keys, kv_dim, kv_offset, scale, &mut scores);
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let mut sum = 0.0f32;
     for s in &mut scores {
@@ -406,30 +456,10 @@ fn attend_one_head(
         sum += *s;
     }
     let inv = 1.0 / sum;
-    out.fill(0.0);
-    for (t, w) in scores.iter().enumerate() {
-        let v = &values[t * kv_dim + kv_offset..][..head_dim];
-        let w = w * inv;
-        for (o, v) in out.iter_mut().zip(v) {
-            *o += w * v;
-        }
+    for s in &mut scores {
+        *s *= inv;
     }
-}
-
-/// Dot product with eight independent accumulators (lets the compiler vectorize), summed in a fixed order.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut acc = [0.0f32; 8];
-    let chunks = a.len() / 8;
-    for i in 0..chunks {
-        for j in 0..8 {
-            acc[j] += a[i * 8 + j] * b[i * 8 + j];
-        }
-    }
-    let mut sum = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-    for i in chunks * 8..a.len() {
-        sum += a[i] * b[i];
-    }
-    sum
+    weighted_sum(&scores, values, kv_dim, kv_offset, out);
 }
 
 fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
@@ -459,36 +489,50 @@ fn add_assign(x: &mut [f32], y: &[f32]) {
     }
 }
 
-fn matmul(w: &QMatMul, x: &[f32], m: usize, k: usize) -> Result<Vec<f32>, ModelError> {
-    let input = Tensor::from_slice(x, (m, k), &Device::Cpu)?;
-    Ok(w.forward(&input)?.flatten_all()?.to_vec1::<f32>()?)
-}
-
 fn vector(t: &QTensor) -> Result<Vec<f32>, ModelError> {
     Ok(t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
-/// Stack weight matrices `[n_i, k]` into one `[sum n_i, k]`. Quantized rows are independent blocks, so
-/// stacking is concatenating their bytes; every output column is computed exactly as before.
-fn stack(parts: &[QTensor]) -> Result<QMatMul, ModelError> {
-    let dtype = parts[0].dtype();
-    let (_, k) = parts[0].shape().dims2()?;
-    let mut bytes = Vec::new();
-    let mut n = 0;
-    for part in parts {
-        let (rows, cols) = part.shape().dims2()?;
-        if part.dtype() != dtype || cols != k {
-            return Err(ModelError::Unsupported(format!(
-                "cannot stack {:?} {:?} onto {dtype:?} [_, {k}]",
-                part.dtype(),
-                part.shape()
-            )));
-        }
-        bytes.extend_from_slice(&part.data()?);
-        n += rows;
+/// A weight matrix as Q8_0 for the kernels; other quantizations are converted at load (`gonka model
+/// pull` installs Q8_0 already, so this only costs time for hand-picked files).
+fn q8(t: &QTensor) -> Result<Q8Matrix, ModelError> {
+    let (n, k) = t.shape().dims2()?;
+    if t.dtype() == GgmlDType::Q8_0 {
+        return Ok(Q8Matrix::from_ggml_q8_0(&t.data()?, n, k)?);
     }
-    let storage = QStorage::from_data(std::borrow::Cow::Owned(bytes), &Device::Cpu, dtype)?;
-    Ok(QMatMul::from_qtensor(QTensor::new(storage, (n, k))?)?)
+    let converted = QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?;
+    Ok(Q8Matrix::from_ggml_q8_0(&converted.data()?, n, k)?)
+}
+
+/// Every weight matrix has the shape the config implies; a corrupt or foreign file stops here instead of
+/// panicking inside a kernel.
+fn check_shapes(
+    c: &LlamaConfig,
+    embedding: &Q8Matrix,
+    layers: &[Layer],
+    output: Option<&Q8Matrix>,
+) -> Result<(), ModelError> {
+    let expect = |what: &str, m: &Q8Matrix, n: usize, k: usize| {
+        if m.n() == n && m.k() == k {
+            Ok(())
+        } else {
+            Err(ModelError::Unsupported(format!("{what} is [{}, {}], expected [{n}, {k}]", m.n(), m.k())))
+        }
+    };
+    expect("token_embd", embedding, c.vocab_size, c.dim)?;
+    if let Some(output) = output {
+        expect("output", output, c.vocab_size, c.dim)?;
+    }
+    for (i, l) in layers.iter().enumerate() {
+        expect(&format!("blk.{i} qkv"), &l.wqkv, c.dim + 2 * c.kv_dim(), c.dim)?;
+        expect(&format!("blk.{i} attn_output"), &l.wo, c.dim, c.dim)?;
+        expect(&format!("blk.{i} gate_up"), &l.w_gate_up, 2 * c.hidden_dim, c.dim)?;
+        expect(&format!("blk.{i} ffn_down"), &l.w_down, c.dim, c.hidden_dim)?;
+        if l.attn_norm.len() != c.dim || l.ffn_norm.len() != c.dim {
+            return Err(ModelError::Unsupported(format!("blk.{i} norm width differs from {}", c.dim)));
+        }
+    }
+    Ok(())
 }
 
 fn rope_tables(c: &LlamaConfig) -> (Vec<f32>, Vec<f32>) {

@@ -1,0 +1,541 @@
+//! Q8_0 matrix products on the CPU whose every output element is a fixed sequence of float operations.
+//!
+//! Validation compares the logits of a replayed batch with those a node produced, so an output must
+//! not depend on the batch it was computed in, on the thread count, or on how work was split:
+//! element `(r, j)` of [`Q8Matrix::matmul`] is a function of row `r` of the input, weight row `j` and
+//! `k` alone, and the portable scalar kernel performs exactly the same float operations as the AVX2
+//! one, so machines with and without AVX2 agree bit for bit.
+//!
+//! The arithmetic is GGML's Q8_0 × Q8_0 product: each input row is quantized per 32 values
+//! (`d = amax / 127` rounded through f16, `q = round(x / d)`), and an output element is, block by
+//! block in order, `acc = fma(f32(Σ q_w · q_x), dw · dx, acc)` starting from 0; the integer block sum
+//! is exact, so the only roundings are the scale product and the fused multiply-add.
+//!
+//! Layout and speed: weights are stored in groups of [`GROUP`] output features whose quants are
+//! interleaved two at a time, so that 16 bytes sign-extended to i16 hold one quant pair of each of
+//! the 8 features and every 32-bit lane of a `vpmaddwd` accumulates one output. A tile of up to
+//! [`ROW_TILE`] input rows shares each weight register (decode batches of up to 8 streams read the
+//! weights once), and panels of groups sized for L2 are swept by every row tile (prefill).
+//!
+//! Work is split by [`Pool`] into contiguous ranges of feature groups; which thread computes a
+//! group, and next to which rows, changes nothing in its results.
+// SIMD intrinsics, output writes from pool tasks to disjoint parts of one slice, and the pool's
+// lifetime-erased job pointer need `unsafe`; it is confined to this module, and each block says why
+// it is sound.
+#![allow(unsafe_code)]
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+mod pool;
+mod scalar;
+mod vector;
+
+pub use pool::{Pool, SPIN_BEFORE_PARK, THREADS_MAX};
+pub use vector::{attention_scores, axpy, dot, weighted_sum};
+
+use std::marker::PhantomData;
+use std::ops::Range;
+
+/// Values per Q8_0 block.
+pub const BLOCK: usize = 32;
+/// Bytes of one GGML Q8_0 block: an f16 scale and 32 quants.
+pub const GGML_BLOCK_BYTES: usize = 34;
+/// Output features interleaved together: one AVX2 register of f32 holds one per lane.
+pub const GROUP: usize = 8;
+/// Input rows multiplied against each weight register while it is loaded.
+pub const ROW_TILE: usize = 8;
+/// Group chunks per pool thread: more than one lets fast threads take over from slow ones.
+const CHUNKS_PER_THREAD: usize = 4;
+/// Weight bytes in one panel, the set of groups every row tile sweeps while it stays in L2.
+const PANEL_BYTES: usize = 64 * 1024;
+/// The most groups in one panel (bounds the per-task result buffer).
+const PANEL_GROUPS_MAX: usize = 32;
+/// Batches of at least this many rows quantize their row tiles in parallel (below it, handing the
+/// tiles to the pool costs more than it saves).
+const PARALLEL_QUANTIZE_ROWS_MIN: usize = 4 * ROW_TILE;
+
+/// 32 quants, aligned so that one aligned 256-bit load reads them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(32))]
+struct Block([i8; BLOCK]);
+
+impl Block {
+    const ZERO: Block = Block([0; BLOCK]);
+}
+
+/// Where quant `e` of feature `c` of a group's block lives among the group's 8 [`Block`]s: `(block,
+/// byte)`. Quant pairs `(2h, 2h+1)` of the 8 features fill 16 consecutive bytes, feature by feature,
+/// so that sign-extending 16 bytes to i16 lines each feature's pair up with one 32-bit lane.
+fn weight_slot(c: usize, e: usize) -> (usize, usize) {
+    let pair = e / 2;
+    (pair / 2, (pair % 2) * 16 + c * 2 + e % 2)
+}
+
+/// Quant pair `p` of one block of each of the [`ROW_TILE`] rows of a row tile, for the AVX2 kernel:
+/// lane `r` holds quants `2p` and `2p+1` of row `r` as two little-endian i16, ready to broadcast
+/// against a register of weight pairs. Rows of a tile sit side by side so that a kernel reaches all
+/// of them from one pointer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C, align(32))]
+struct PairRows([i32; ROW_TILE]);
+
+impl PairRows {
+    const ZERO: PairRows = PairRows([0; ROW_TILE]);
+}
+
+/// Why a weight matrix could not be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KernelError {
+    /// Q8_0 quantizes rows in blocks of 32 values.
+    #[error("row length {k} is not a multiple of the Q8_0 block size {BLOCK}")]
+    RowLengthNotBlockMultiple {
+        /// The offending row length.
+        k: usize,
+    },
+    /// The byte buffer does not hold `n × k / 32` GGML Q8_0 blocks.
+    #[error("Q8_0 matrix [{n}, {k}] needs {expected} bytes, got {actual}")]
+    ByteLengthMismatch {
+        /// Output features.
+        n: usize,
+        /// Row length.
+        k: usize,
+        /// `n × k / 32 × 34`.
+        expected: usize,
+        /// Bytes given.
+        actual: usize,
+    },
+    /// The matrix would not fit in memory.
+    #[error("Q8_0 matrix [{n}, {k}] is too large")]
+    TooLarge {
+        /// Output features.
+        n: usize,
+        /// Row length.
+        k: usize,
+    },
+    /// Matrices stacked along `n` must share `k`.
+    #[error("cannot stack a matrix with rows of {found} onto rows of {expected}")]
+    StackRowLengthMismatch {
+        /// Row length of the first part.
+        expected: usize,
+        /// Row length of the mismatching part.
+        found: usize,
+    },
+    /// Stacking needs at least one part.
+    #[error("cannot stack zero matrices")]
+    EmptyStack,
+}
+
+/// A weight matrix of `n` output features by `k` inputs in Q8_0, repacked for [`Q8Matrix::matmul`].
+///
+/// Features are stored in groups of [`GROUP`] (the last one padded with zero features). Group `g`,
+/// block `b` occupies `qs[(g·nb + b)·8..][..8]`, quant `e` of feature `c` at [`weight_slot`]`(c, e)`,
+/// and `d[(g·nb + b)·8 + c]` is the f32 scale of feature `c`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Q8Matrix {
+    n: usize,
+    k: usize,
+    /// Blocks per row, `k / 32`.
+    nb: usize,
+    qs: Vec<Block>,
+    d: Vec<f32>,
+}
+
+impl Q8Matrix {
+    /// Repack a GGML Q8_0 tensor of `n` rows by `k` values: row-major, `k / 32` blocks per row, each a
+    /// little-endian f16 scale followed by 32 `i8` quants.
+    pub fn from_ggml_q8_0(bytes: &[u8], n: usize, k: usize) -> Result<Self, KernelError> {
+        if !k.is_multiple_of(BLOCK) {
+            return Err(KernelError::RowLengthNotBlockMultiple { k });
+        }
+        let nb = k / BLOCK;
+        let expected = n
+            .checked_mul(nb)
+            .and_then(|blocks| blocks.checked_mul(GGML_BLOCK_BYTES))
+            .ok_or(KernelError::TooLarge { n, k })?;
+        if bytes.len() != expected {
+            return Err(KernelError::ByteLengthMismatch { n, k, expected, actual: bytes.len() });
+        }
+        let mut matrix = Self::zeros(n, k);
+        for (i, block) in bytes.chunks_exact(GGML_BLOCK_BYTES).enumerate() {
+            let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
+            let q = Block(std::array::from_fn(|e| i8::from_le_bytes([block[2 + e]])));
+            matrix.set_block(i / nb.max(1), i % nb.max(1), d, &q);
+        }
+        Ok(matrix)
+    }
+
+    fn zeros(n: usize, k: usize) -> Self {
+        let nb = k / BLOCK;
+        let slots = n.div_ceil(GROUP) * nb * GROUP;
+        Self { n, k, nb, qs: vec![Block::ZERO; slots], d: vec![0.0; slots] }
+    }
+
+    /// Store block `b` of feature `j`.
+    fn set_block(&mut self, j: usize, b: usize, d: f32, q: &Block) {
+        let (g, c) = (j / GROUP, j % GROUP);
+        let base = (g * self.nb + b) * GROUP;
+        self.d[base + c] = d;
+        for (e, &q) in q.0.iter().enumerate() {
+            let (block, byte) = weight_slot(c, e);
+            self.qs[base + block].0[byte] = q;
+        }
+    }
+
+    /// Block `b` of feature `j`: its scale and quants.
+    fn block(&self, j: usize, b: usize) -> (f32, Block) {
+        let (g, c) = (j / GROUP, j % GROUP);
+        let base = (g * self.nb + b) * GROUP;
+        let blocks = &self.qs[base..base + GROUP];
+        let quant = |e| {
+            let (block, byte) = weight_slot(c, e);
+            blocks[block].0[byte]
+        };
+        (self.d[base + c], Block(std::array::from_fn(quant)))
+    }
+
+    /// Concatenate matrices sharing `k` along `n`: the rows of `parts[0]`, then `parts[1]`, …
+    /// Every output column is computed exactly as it would be by its own part.
+    pub fn stack(parts: &[Q8Matrix]) -> Result<Self, KernelError> {
+        let first = parts.first().ok_or(KernelError::EmptyStack)?;
+        if let Some(part) = parts.iter().find(|p| p.k != first.k) {
+            return Err(KernelError::StackRowLengthMismatch { expected: first.k, found: part.k });
+        }
+        let mut stacked = Self::zeros(parts.iter().map(|p| p.n).sum(), first.k);
+        let mut j = 0;
+        for part in parts {
+            for pj in 0..part.n {
+                for b in 0..part.nb {
+                    let (d, q) = part.block(pj, b);
+                    stacked.set_block(j, b, d, &q);
+                }
+                j += 1;
+            }
+        }
+        Ok(stacked)
+    }
+
+    /// Output features (rows of the weight matrix).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Inputs per output feature (the row length).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Bytes of weight storage held (the last group's padding included).
+    pub fn bytes(&self) -> usize {
+        self.qs.len() * size_of::<Block>() + self.d.len() * size_of::<f32>()
+    }
+
+    /// Dequantize weight row `j` (`q · d` per value) into `out` (`k` values), as GGML does.
+    ///
+    /// # Panics
+    /// If `j >= n` or `out.len() != k`.
+    pub fn dequantize_row(&self, j: usize, out: &mut [f32]) {
+        assert!(j < self.n, "row {j} of a matrix with {} rows", self.n);
+        assert_eq!(out.len(), self.k, "output row length");
+        for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
+            let (d, q) = self.block(j, b);
+            for (o, &q) in out.iter_mut().zip(&q.0) {
+                *o = f32::from(q) * d;
+            }
+        }
+    }
+
+    /// `out[r][j] = Σ_blocks (dw · dx) · (Σ q_w · q_x)` for the `m` rows of `x` (`[m][k]`, row-major)
+    /// and every weight row `j`; `out` is `[m][n]`, row-major. Each element is computed by one fixed
+    /// sequence of float operations (see the module documentation), whatever `m`, the other rows, the
+    /// pool's thread count or the instruction set.
+    ///
+    /// # Panics
+    /// If `x.len() != m * k` or `out.len() != m * n`.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], pool: &Pool) {
+        self.matmul_with(Isa::detect(), x, m, out, pool);
+    }
+
+    fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32], pool: &Pool) {
+        assert_eq!(x.len(), m * self.k, "input is [m][k]");
+        assert_eq!(out.len(), m * self.n, "output is [m][n]");
+        if m == 0 || self.n == 0 {
+            return;
+        }
+        if self.k == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let rows = QuantRows::quantize(isa, x, m, self.k, pool);
+        let chunks = GroupChunks::new(self.n.div_ceil(GROUP), pool.threads());
+        let out = DisjointOut::new(out);
+        pool.run(chunks.count, |c| self.columns(isa, &rows, chunks.get(c), &out));
+        rows.recycle();
+    }
+
+    /// Compute the features of groups `groups` for every row into `out`: panel by panel, every row
+    /// tile per panel.
+    fn columns(&self, isa: Isa, rows: &QuantRows, groups: Range<usize>, out: &DisjointOut<'_>) {
+        let group_bytes = GROUP * (self.k + size_of::<f32>() * self.nb);
+        let panel_groups = (PANEL_BYTES / group_bytes).clamp(1, PANEL_GROUPS_MAX);
+        let mut results = [0.0f32; PANEL_GROUPS_MAX * ROW_TILE * GROUP];
+        let mut first = groups.start;
+        while first < groups.end {
+            let panel = first..(first + panel_groups).min(groups.end);
+            let mut row = 0;
+            while row < rows.m {
+                let tile = row..(row + ROW_TILE).min(rows.m);
+                let results = &mut results[..panel.len() * tile.len() * GROUP];
+                self.tile(isa, rows, tile.clone(), panel.clone(), results);
+                for (g, values) in panel.clone().zip(results.chunks_exact(tile.len() * GROUP)) {
+                    let features = GROUP.min(self.n - g * GROUP);
+                    for (r, values) in tile.clone().zip(values.chunks_exact(GROUP)) {
+                        // SAFETY: this task is the only writer of the features of groups `groups`.
+                        unsafe { out.write(r * self.n + g * GROUP, &values[..features]) };
+                    }
+                }
+                row = tile.end;
+            }
+            first = panel.end;
+        }
+    }
+
+    /// `results[(g * R + r) * GROUP + c]` = the dot of input row `rows.start + r` with feature `c` of
+    /// group `panel.start + g`.
+    fn tile(&self, isa: Isa, x: &QuantRows, rows: Range<usize>, panel: Range<usize>, results: &mut [f32]) {
+        let nb = self.nb;
+        let wq = &self.qs[panel.start * nb * GROUP..panel.end * nb * GROUP];
+        let wd = &self.d[panel.start * nb * GROUP..panel.end * nb * GROUP];
+        let xd = &x.d[rows.start * nb..rows.end * nb];
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                debug_assert!(
+                    rows.start.is_multiple_of(ROW_TILE),
+                    "row tiles start at multiples of ROW_TILE"
+                );
+                let pairs = BLOCK / 2 * nb;
+                let xp = &x.pairs[rows.start / ROW_TILE * pairs..][..pairs];
+                // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
+                unsafe {
+                    match rows.len() {
+                        1 => avx2::dot_groups::<1>(wq, wd, xp, xd, nb, results),
+                        2 => avx2::dot_groups::<2>(wq, wd, xp, xd, nb, results),
+                        3 => avx2::dot_groups::<3>(wq, wd, xp, xd, nb, results),
+                        4 => avx2::dot_groups::<4>(wq, wd, xp, xd, nb, results),
+                        5 => avx2::dot_groups::<5>(wq, wd, xp, xd, nb, results),
+                        6 => avx2::dot_groups::<6>(wq, wd, xp, xd, nb, results),
+                        7 => avx2::dot_groups::<7>(wq, wd, xp, xd, nb, results),
+                        _ => avx2::dot_groups::<8>(wq, wd, xp, xd, nb, results),
+                    }
+                }
+            }
+            Isa::Scalar => {
+                let xq = &x.qs[rows.start * nb..rows.end * nb];
+                scalar::dot_groups(wq, wd, xq, xd, nb, results);
+            }
+        }
+    }
+}
+
+/// The instruction set the kernels run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Scalar,
+}
+
+impl Isa {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            return Isa::Avx2;
+        }
+        Isa::Scalar
+    }
+}
+
+/// Input rows quantized to Q8_0: `m` rows of `nb` blocks, scales already rounded through f16.
+#[derive(Default)]
+struct QuantRows {
+    m: usize,
+    qs: Vec<Block>,
+    /// The quants as the AVX2 kernel reads them (empty for the scalar one): for row tile `t`, block
+    /// `b` and pair `p`, `pairs[(t·nb + b)·16 + p]`; rows past `m` in the last tile are zero.
+    pairs: Vec<PairRows>,
+    d: Vec<f32>,
+}
+
+thread_local! {
+    /// The caller's quantized input, kept between calls so that a forward pass does not allocate.
+    static INPUT_SCRATCH: std::cell::Cell<Option<QuantRows>> = const { std::cell::Cell::new(None) };
+}
+
+/// Set `v` to `len` elements without caring what they hold (every one is overwritten next).
+fn set_len_reusing<T: Clone>(v: &mut Vec<T>, len: usize, fill: T) {
+    v.truncate(len);
+    v.resize(len, fill);
+}
+
+impl QuantRows {
+    /// Quantize `x` (`m` rows of `k` values), reusing this thread's buffers; row tiles are spread
+    /// over `pool` when there are enough of them.
+    fn quantize(isa: Isa, x: &[f32], m: usize, k: usize, pool: &Pool) -> Self {
+        let mut rows = INPUT_SCRATCH.take().unwrap_or_default();
+        let nb = k / BLOCK;
+        rows.m = m;
+        set_len_reusing(&mut rows.qs, m * nb, Block::ZERO);
+        set_len_reusing(&mut rows.d, m * nb, 0.0);
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                set_len_reusing(&mut rows.pairs, m.div_ceil(ROW_TILE) * nb * BLOCK / 2, PairRows::ZERO);
+                let tiles = rows
+                    .qs
+                    .chunks_mut(ROW_TILE * nb)
+                    .zip(rows.d.chunks_mut(ROW_TILE * nb))
+                    .zip(rows.pairs.chunks_mut(nb * BLOCK / 2))
+                    .zip(x.chunks(ROW_TILE * k))
+                    .map(|(((qs, d), pairs), x)| InputTile { x, qs, d, pairs });
+                if m >= PARALLEL_QUANTIZE_ROWS_MIN && pool.threads() > 1 {
+                    // Each tile is taken by exactly one task, so its lock is never contended.
+                    let tiles: Vec<_> = tiles.map(|tile| std::sync::Mutex::new(Some(tile))).collect();
+                    pool.run(tiles.len(), |t| {
+                        let tile = tiles[t].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                        if let Some(tile) = tile {
+                            // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
+                            unsafe { avx2::quantize_tile(tile, nb) };
+                        }
+                    });
+                } else {
+                    for tile in tiles {
+                        // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
+                        unsafe { avx2::quantize_tile(tile, nb) };
+                    }
+                }
+            }
+            Isa::Scalar => {
+                rows.pairs.clear();
+                scalar::quantize_rows(x, &mut rows);
+            }
+        }
+        rows
+    }
+
+    /// Give the buffers back to this thread for the next call.
+    fn recycle(self) {
+        INPUT_SCRATCH.set(Some(self));
+    }
+}
+
+/// One row tile of an input being quantized: its values and the parts of [`QuantRows`] it fills.
+struct InputTile<'a> {
+    x: &'a [f32],
+    qs: &'a mut [Block],
+    d: &'a mut [f32],
+    pairs: &'a mut [PairRows],
+}
+
+/// Contiguous ranges of feature groups, a few per thread.
+#[derive(Clone, Copy, Debug)]
+struct GroupChunks {
+    groups: usize,
+    width: usize,
+    count: usize,
+}
+
+impl GroupChunks {
+    fn new(groups: usize, threads: usize) -> Self {
+        let wanted = if threads <= 1 { 1 } else { threads * CHUNKS_PER_THREAD };
+        let width = groups.div_ceil(wanted).max(1);
+        Self { groups, width, count: groups.div_ceil(width) }
+    }
+
+    fn get(&self, chunk: usize) -> Range<usize> {
+        chunk * self.width..((chunk + 1) * self.width).min(self.groups)
+    }
+}
+
+/// The output matrix, shared by pool tasks that each write a disjoint set of its elements.
+struct DisjointOut<'a> {
+    ptr: *mut f32,
+    len: usize,
+    _borrow: PhantomData<&'a mut [f32]>,
+}
+
+// SAFETY: `DisjointOut` is a `&mut [f32]` whose writers promise (see `write`) to touch disjoint
+// elements, so sharing it between threads creates no data race.
+unsafe impl Sync for DisjointOut<'_> {}
+
+impl<'a> DisjointOut<'a> {
+    fn new(out: &'a mut [f32]) -> Self {
+        Self { ptr: out.as_mut_ptr(), len: out.len(), _borrow: PhantomData }
+    }
+
+    /// Copy `values` to `index..index + values.len()`.
+    ///
+    /// # Safety
+    /// No other thread may read or write those elements while this `DisjointOut` exists.
+    unsafe fn write(&self, index: usize, values: &[f32]) {
+        assert!(index + values.len() <= self.len, "output {index}+{} within {}", values.len(), self.len);
+        // SAFETY: in bounds by the assert; exclusive by the caller's promise; the borrow is alive and
+        // `values` (a task-local buffer) cannot overlap the output.
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(index), values.len()) };
+    }
+}
+
+/// IEEE binary16 bits to f32 (exact).
+pub fn f16_bits_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exponent = u32::from((h >> 10) & 0x1F);
+    let mantissa = u32::from(h & 0x3FF);
+    let bits = match (exponent, mantissa) {
+        (0, 0) => sign,
+        (0, _) => {
+            // Subnormal: mantissa · 2^-24, exact in f32.
+            #[allow(clippy::cast_precision_loss)]
+            let magnitude = mantissa as f32 * f32::from_bits(0x3380_0000);
+            sign | magnitude.to_bits()
+        }
+        (0x1F, 0) => sign | 0x7F80_0000,
+        (0x1F, _) => sign | 0x7FC0_0000 | (mantissa << 13),
+        _ => sign | ((exponent + 112) << 23) | (mantissa << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// f32 to IEEE binary16 bits, rounding to nearest with ties to even (what F16C and `half` do).
+pub fn f32_to_f16_bits(x: f32) -> u16 {
+    let bits = x.to_bits();
+    let sign = ((bits >> 16) & 0x8000) as u16;
+    let exponent = ((bits >> 23) & 0xFF) as i32;
+    let mantissa = bits & 0x7F_FFFF;
+    if exponent == 0xFF {
+        let nan = if mantissa == 0 { 0 } else { 0x200 | (mantissa >> 13) as u16 };
+        return sign | 0x7C00 | nan;
+    }
+    let half_exponent = exponent - 127 + 15;
+    if half_exponent >= 0x1F {
+        return sign | 0x7C00;
+    }
+    let (kept, shift) = if half_exponent <= 0 {
+        if half_exponent < -10 {
+            return sign;
+        }
+        // Subnormal result: the implicit bit joins the mantissa, shifted by the exponent deficit.
+        (mantissa | 0x80_0000, (14 - half_exponent) as u32)
+    } else {
+        ((half_exponent as u32) << 23 | mantissa, 13)
+    };
+    let truncated = kept >> shift;
+    let rest = kept & ((1 << shift) - 1);
+    let halfway = 1 << (shift - 1);
+    let rounded = truncated + u32::from(rest > halfway || (rest == halfway && truncated & 1 == 1));
+    // A carry out of the mantissa lands in the exponent, which is the correct rounding.
+    #[allow(clippy::cast_possible_truncation)]
+    let rounded = rounded as u16;
+    sign | rounded
+}
+
+#[cfg(test)]
+mod tests;

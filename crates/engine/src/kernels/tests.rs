@@ -1,0 +1,376 @@
+use super::*;
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
+use candle_core::{Device, Module, Tensor};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::borrow::Cow;
+
+fn rng(seed: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(seed)
+}
+
+/// GGML Q8_0 bytes with realistic scales and quants over the whole i8 range (-128 included).
+fn ggml_bytes(rng: &mut ChaCha8Rng, n: usize, k: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(n * k / BLOCK * GGML_BLOCK_BYTES);
+    for _ in 0..n * k / BLOCK {
+        let d = rng.random_range(0.0005f32..0.02);
+        bytes.extend_from_slice(&f32_to_f16_bits(d).to_le_bytes());
+        bytes.extend((0..BLOCK).map(|_| rng.random::<u8>()));
+    }
+    bytes
+}
+
+fn activations(rng: &mut ChaCha8Rng, m: usize, k: usize) -> Vec<f32> {
+    (0..m * k)
+        .map(|i| {
+            let v = rng.random_range(-2.0f32..2.0);
+            // Occasional outliers, as in real hidden states.
+            if i % 97 == 0 { v * 40.0 } else { v }
+        })
+        .collect()
+}
+
+fn matrix(seed: u64, n: usize, k: usize) -> Q8Matrix {
+    Q8Matrix::from_ggml_q8_0(&ggml_bytes(&mut rng(seed), n, k), n, k).expect("valid Q8_0 bytes")
+}
+
+fn product(w: &Q8Matrix, isa: Isa, x: &[f32], m: usize, pool: &Pool) -> Vec<f32> {
+    let mut out = vec![f32::NAN; m * w.n()];
+    w.matmul_with(isa, x, m, &mut out, pool);
+    out
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+fn isas() -> Vec<Isa> {
+    let mut isas = vec![Isa::Scalar];
+    if Isa::detect() != Isa::Scalar {
+        isas.push(Isa::detect());
+    }
+    isas
+}
+
+#[test]
+fn rejects_row_length_that_is_not_a_block_multiple() {
+    assert_eq!(
+        Q8Matrix::from_ggml_q8_0(&[0; 34], 1, 48),
+        Err(KernelError::RowLengthNotBlockMultiple { k: 48 })
+    );
+}
+
+#[test]
+fn rejects_byte_buffer_of_the_wrong_length() {
+    assert_eq!(
+        Q8Matrix::from_ggml_q8_0(&[0; 67], 2, 32),
+        Err(KernelError::ByteLengthMismatch { n: 2, k: 32, expected: 68, actual: 67 })
+    );
+}
+
+#[test]
+fn stack_rejects_mismatched_row_lengths_and_nothing() {
+    assert_eq!(
+        Q8Matrix::stack(&[matrix(1, 2, 32), matrix(2, 2, 64)]),
+        Err(KernelError::StackRowLengthMismatch { expected: 32, found: 64 })
+    );
+    assert_eq!(Q8Matrix::stack(&[]), Err(KernelError::EmptyStack));
+}
+
+#[test]
+fn f16_conversion_matches_known_values() {
+    let exact: [(f32, u16); 7] = [
+        (0.0, 0x0000),
+        (-0.0, 0x8000),
+        (1.0, 0x3C00),
+        (-2.5, 0xC100),
+        (65504.0, 0x7BFF),
+        (2.0f32.powi(-24), 0x0001), // smallest subnormal
+        (f32::INFINITY, 0x7C00),
+    ];
+    for (value, half) in exact {
+        assert_eq!(f32_to_f16_bits(value), half, "{value}");
+        assert_eq!(f16_bits_to_f32(half), value, "{half:#06x}");
+    }
+    let rounded: [(f32, u16); 4] = [
+        (65520.0, 0x7C00),                // halfway to the next binade rounds to even: infinity
+        (2.0f32.powi(-25), 0x0000),       // halfway to zero rounds to even: zero
+        (1.5 * 2.0f32.powi(-25), 0x0001), // above halfway rounds up
+        (1.0 + 2.0f32.powi(-11), 0x3C00), // halfway between 1 and the next f16 rounds to even
+    ];
+    for (value, half) in rounded {
+        assert_eq!(f32_to_f16_bits(value), half, "{value}");
+    }
+    assert!(f16_bits_to_f32(f32_to_f16_bits(f32::NAN)).is_nan());
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn f16_conversion_matches_f16c_hardware() {
+    use std::arch::x86_64::{
+        __m128i, _mm_cvtph_ps, _mm_cvtps_ph, _mm_cvtsi32_si128, _mm_cvtss_f32, _mm_set_ss,
+    };
+    if !is_x86_feature_detected!("f16c") {
+        return;
+    }
+    #[target_feature(enable = "f16c")]
+    fn to_f32(h: u16) -> f32 {
+        let v: __m128i = _mm_cvtsi32_si128(i32::from(h));
+        _mm_cvtss_f32(_mm_cvtph_ps(v))
+    }
+    #[target_feature(enable = "f16c")]
+    fn to_f16(x: f32) -> u16 {
+        let v = _mm_cvtps_ph::<0>(_mm_set_ss(x));
+        (std::arch::x86_64::_mm_cvtsi128_si32(v) & 0xFFFF) as u16
+    }
+    for h in 0..=u16::MAX {
+        // SAFETY: F16C was detected above.
+        let hardware = unsafe { to_f32(h) };
+        let ours = f16_bits_to_f32(h);
+        assert!(hardware.to_bits() == ours.to_bits() || (hardware.is_nan() && ours.is_nan()), "{h:#06x}");
+    }
+    let mut rng = rng(7);
+    // Every f32 around each f16 rounding boundary, and random bit patterns.
+    let near_boundaries = (0..=u16::MAX).flat_map(|h| {
+        let mid = (f16_bits_to_f32(h).to_bits() & !0x1FFF) | 0x1000;
+        [mid.wrapping_sub(1), mid, mid.wrapping_add(1), mid | 0x8000_0000]
+    });
+    let random = (0..2_000_000).map(|_| rng.random::<u32>());
+    for x in near_boundaries.chain(random).map(f32::from_bits).filter(|x| !x.is_nan()) {
+        // SAFETY: F16C was detected above.
+        let hardware = unsafe { to_f16(x) };
+        assert_eq!(f32_to_f16_bits(x), hardware, "{x:e} ({:#010x})", x.to_bits());
+    }
+    for h in (0..=u16::MAX).map(f16_bits_to_f32).filter(|x| x.is_finite()) {
+        // Subnormal boundaries of f16 map onto normal f32, covered by the halfway sweep above; this
+        // also checks that every f16 value converts back to itself.
+        // SAFETY: F16C was detected above.
+        assert_eq!(f32_to_f16_bits(h), unsafe { to_f16(h) });
+    }
+}
+
+#[test]
+fn dequantized_rows_match_candle() {
+    let (n, k) = (5, 96);
+    let bytes = ggml_bytes(&mut rng(3), n, k);
+    let ours = Q8Matrix::from_ggml_q8_0(&bytes, n, k).expect("valid");
+    let storage = QStorage::from_data(Cow::Borrowed(&bytes), &Device::Cpu, GgmlDType::Q8_0).expect("storage");
+    let theirs = QTensor::new(storage, (n, k)).expect("tensor").dequantize(&Device::Cpu).expect("dequantize");
+    let theirs = theirs.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
+    let mut row = vec![0.0; k];
+    for j in 0..n {
+        ours.dequantize_row(j, &mut row);
+        assert_eq!(bits(&row), bits(&theirs[j * k..][..k]), "row {j}");
+    }
+}
+
+#[test]
+fn activation_quantization_matches_candle_and_ggml() {
+    let (m, k) = (6, 256);
+    let mut x = activations(&mut rng(4), m, k);
+    x[40..72].fill(0.0); // an all-zero block has d = 0
+    x[100] = 1e-3;
+    let tensor = Tensor::from_slice(&x, (m, k), &Device::Cpu).expect("tensor");
+    let theirs = QTensor::quantize(&tensor, GgmlDType::Q8_0).and_then(|q| q.data().map(Cow::into_owned));
+    let theirs = theirs.expect("candle quantizes");
+    for isa in isas() {
+        let rows = QuantRows::quantize(isa, &x, m, k, &Pool::new(1));
+        for (i, block) in theirs.chunks_exact(GGML_BLOCK_BYTES).enumerate() {
+            assert_eq!(
+                f32_to_f16_bits(rows.d[i]),
+                u16::from_le_bytes([block[0], block[1]]),
+                "{isa:?} d of {i}"
+            );
+            let quants: Vec<u8> = rows.qs[i].0.iter().map(|q| q.to_le_bytes()[0]).collect();
+            assert_eq!(quants, block[2..], "{isa:?} quants of block {i}");
+        }
+    }
+}
+
+#[test]
+fn simd_quantization_matches_scalar_bit_for_bit_including_special_values() {
+    let mut rng = rng(5);
+    let k = BLOCK * 64;
+    let mut x = activations(&mut rng, 1, k);
+    // Exact halves after scaling (amax 127 gives id = 1), infinities, NaN, subnormals, huge values.
+    x[..BLOCK].copy_from_slice(&std::array::from_fn::<f32, BLOCK, _>(|i| {
+        i as f32 - 15.5 + f32::from(i == 0) * 142.5
+    }));
+    x[BLOCK] = f32::INFINITY;
+    x[2 * BLOCK + 3] = f32::NAN;
+    x[3 * BLOCK..4 * BLOCK].fill(1e-40);
+    x[3 * BLOCK + 1] = -3e-39;
+    x[4 * BLOCK + 2] = f32::NEG_INFINITY;
+    x[5 * BLOCK..6 * BLOCK].fill(-f32::MAX);
+    x[6 * BLOCK] = 1e9;
+    x[7 * BLOCK..8 * BLOCK].fill(-0.0);
+    for (i, v) in x[8 * BLOCK..].iter_mut().enumerate() {
+        if i % 7 == 0 {
+            *v = f32::from_bits(rng.random::<u32>());
+        }
+    }
+    let scalar = QuantRows::quantize(Isa::Scalar, &x, 1, k, &Pool::new(1));
+    for isa in isas() {
+        let other = QuantRows::quantize(isa, &x, 1, k, &Pool::new(1));
+        assert_eq!(other.qs, scalar.qs, "{isa:?}");
+        assert_eq!(bits(&other.d), bits(&scalar.d), "{isa:?}");
+    }
+    assert!(scalar.qs.iter().flat_map(|b| b.0).all(|q| q >= -127), "quants stay in -127..=127");
+}
+
+#[test]
+fn simd_matmul_matches_scalar_bit_for_bit() {
+    let pool = Pool::new(2);
+    for (n, k, m) in [(1, 32, 1), (13, 64, 3), (40, 576, 9), (257, 1536, 17), (96, 64 * 70, 2)] {
+        let w = matrix(n as u64, n, k);
+        let x = activations(&mut rng(k as u64), m, k);
+        let scalar = product(&w, Isa::Scalar, &x, m, &pool);
+        for isa in isas() {
+            assert_eq!(bits(&product(&w, isa, &x, m, &pool)), bits(&scalar), "{isa:?} n {n} k {k} m {m}");
+        }
+    }
+}
+
+#[test]
+fn output_row_does_not_depend_on_batch_or_threads() {
+    let (n, k) = (203, 576);
+    let w = matrix(11, n, k);
+    let pools = [Pool::new(1), Pool::new(2), Pool::new(3)];
+    let batch = activations(&mut rng(12), 64, k);
+    for isa in isas() {
+        for r in [0, 5, 6, 63] {
+            let alone = product(&w, isa, &batch[r * k..][..k], 1, &pools[0]);
+            for pool in &pools {
+                assert_eq!(bits(&product(&w, isa, &batch[r * k..][..k], 1, pool)), bits(&alone));
+                let all = product(&w, isa, &batch, 64, pool);
+                assert_eq!(bits(&all[r * n..][..n]), bits(&alone), "{isa:?} row {r} of 64");
+                if r < 7 {
+                    let seven = product(&w, isa, &batch[..7 * k], 7, pool);
+                    assert_eq!(bits(&seven[r * n..][..n]), bits(&alone), "{isa:?} row {r} of 7");
+                }
+            }
+            // The same row among different neighbours, at a different position.
+            let mut shuffled = activations(&mut rng(13 + r as u64), 9, k);
+            shuffled[4 * k..5 * k].copy_from_slice(&batch[r * k..][..k]);
+            let among = product(&w, isa, &shuffled, 9, &pools[1]);
+            assert_eq!(bits(&among[4 * n..][..n]), bits(&alone), "{isa:?} row {r} among others");
+        }
+    }
+}
+
+#[test]
+fn matches_candle_qmatmul() {
+    let pool = Pool::new(2);
+    for (n, k, m) in [(64, 576, 1), (96, 1536, 8), (130, 576, 33)] {
+        let mut rng = rng(21 + n as u64);
+        let dense: Vec<f32> = (0..n * k).map(|_| rng.random_range(-0.1f32..0.1)).collect();
+        let dense = Tensor::from_slice(&dense, (n, k), &Device::Cpu).expect("tensor");
+        let qtensor = QTensor::quantize(&dense, GgmlDType::Q8_0).expect("quantize");
+        let bytes = qtensor.data().expect("bytes").into_owned();
+        let ours = Q8Matrix::from_ggml_q8_0(&bytes, n, k).expect("valid");
+        let x = activations(&mut rng, m, k);
+        let input = Tensor::from_slice(&x, (m, k), &Device::Cpu).expect("input");
+        let theirs = QMatMul::from_qtensor(qtensor).and_then(|mm| mm.forward(&input)).expect("candle matmul");
+        let theirs = theirs.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
+        let scale = theirs.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+        for isa in isas() {
+            let ours = product(&ours, isa, &x, m, &pool);
+            let worst = ours
+                .iter()
+                .zip(&theirs)
+                .map(|(a, b)| (a - b).abs() / (b.abs() + 1e-3 * scale))
+                .fold(0.0, f32::max);
+            println!("{isa:?} n {n} k {k} m {m}: worst relative difference from candle {worst:e}");
+            assert!(worst < 1e-4, "{isa:?} n {n} k {k} m {m}: relative error {worst}");
+        }
+    }
+}
+
+#[test]
+fn stacked_matrix_computes_each_part_unchanged() {
+    let k = 128;
+    let parts = [matrix(31, 24, k), matrix(32, 5, k), matrix(33, 40, k)];
+    let stacked = Q8Matrix::stack(&parts).expect("same k");
+    assert_eq!((stacked.n(), stacked.k()), (69, k));
+    let m = 3;
+    let x = activations(&mut rng(34), m, k);
+    let pool = Pool::new(2);
+    let whole = product(&stacked, Isa::detect(), &x, m, &pool);
+    let mut offset = 0;
+    for part in &parts {
+        let alone = product(part, Isa::detect(), &x, m, &pool);
+        for r in 0..m {
+            assert_eq!(bits(&whole[r * 69 + offset..][..part.n()]), bits(&alone[r * part.n()..][..part.n()]));
+        }
+        offset += part.n();
+    }
+}
+
+#[test]
+fn empty_batches_and_single_columns_work() {
+    let pool = Pool::new(2);
+    let w = matrix(41, 1, 32);
+    let mut out: Vec<f32> = Vec::new();
+    w.matmul(&[], 0, &mut out, &pool);
+    let x = activations(&mut rng(42), 2, 32);
+    let mut out = vec![0.0; 2];
+    w.matmul(&x, 2, &mut out, &pool);
+    let mut row = vec![0.0; 32];
+    w.dequantize_row(0, &mut row);
+    for r in 0..2 {
+        let x = &x[r * 32..][..32];
+        let dense: f32 = row.iter().zip(x).map(|(a, b)| a * b).sum();
+        // Quantizing x moves each value by at most half a step of amax / 127.
+        let step = x.iter().fold(0.0f32, |a, v| a.max(v.abs())) / 127.0;
+        let bound = row.iter().map(|w| w.abs()).sum::<f32>() * step * 0.51 + 1e-5;
+        assert!((out[r] - dense).abs() <= bound, "{} vs {dense} (bound {bound})", out[r]);
+    }
+}
+
+#[test]
+fn group_chunks_cover_every_group_once_in_order() {
+    for groups in [1, 2, 7, 72, 120, 6144] {
+        for threads in [1, 2, 3, 16] {
+            let chunks = GroupChunks::new(groups, threads);
+            let covered: Vec<usize> = (0..chunks.count).flat_map(|c| chunks.get(c)).collect();
+            assert_eq!(covered, (0..groups).collect::<Vec<_>>(), "groups {groups} threads {threads}");
+            assert!(chunks.count <= threads.max(1) * CHUNKS_PER_THREAD);
+        }
+    }
+}
+
+#[test]
+fn repeated_calls_with_shrinking_and_growing_batches_reuse_scratch_correctly() {
+    let (n, k) = (48, 96);
+    let w = matrix(51, n, k);
+    let pool = Pool::new(2);
+    let batch = activations(&mut rng(52), 20, k);
+    let alone: Vec<Vec<f32>> =
+        (0..20).map(|r| product(&w, Isa::detect(), &batch[r * k..][..k], 1, &pool)).collect();
+    for m in [20, 3, 17, 1, 9, 20] {
+        let all = product(&w, Isa::detect(), &batch[..m * k], m, &pool);
+        for (r, alone) in alone.iter().enumerate().take(m) {
+            assert_eq!(bits(&all[r * n..][..n]), bits(alone), "row {r} of {m}");
+        }
+    }
+}
+
+#[test]
+fn pool_and_matrix_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Pool>();
+    shared::<Q8Matrix>();
+}
+
+#[test]
+fn quantizing_row_tiles_in_parallel_gives_the_same_rows() {
+    let (m, k) = (PARALLEL_QUANTIZE_ROWS_MIN + 9, 160);
+    let x = activations(&mut rng(61), m, k);
+    for isa in isas() {
+        let serial = QuantRows::quantize(isa, &x, m, k, &Pool::new(1));
+        let parallel = QuantRows::quantize(isa, &x, m, k, &Pool::new(2));
+        assert_eq!(serial.qs, parallel.qs);
+        assert_eq!(bits(&serial.d), bits(&parallel.d));
+        assert_eq!(serial.pairs, parallel.pairs);
+    }
+}
