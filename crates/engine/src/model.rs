@@ -259,6 +259,11 @@ impl Llama {
         })
     }
 
+    /// The thread pool the model computes on (idle between forward passes; callers may borrow it).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     /// The hyper-parameters.
     pub fn config(&self) -> &LlamaConfig {
         &self.config

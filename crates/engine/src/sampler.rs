@@ -31,11 +31,17 @@ fn by_logit_desc(logits: &[f32]) -> impl Fn(&u32, &u32) -> Ordering + '_ {
     }
 }
 
-/// The `k` best token ids by logit, best first (ties: lower id first).
+/// Above this `k`, [`top_k_ids`] partitions the whole vocabulary instead of scanning with a small buffer.
+const TOP_K_SCAN_MAX: usize = 64;
+
+/// The `k` best token ids by logit, best first (ties: lower id first; NaN ranks as −∞).
 pub fn top_k_ids(logits: &[f32], k: usize) -> Vec<u32> {
     let k = k.min(logits.len());
     if k == 0 {
         return Vec::new();
+    }
+    if k <= TOP_K_SCAN_MAX {
+        return top_k_scan(logits, k);
     }
     #[allow(clippy::cast_possible_truncation)]
     let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
@@ -46,6 +52,23 @@ pub fn top_k_ids(logits: &[f32], k: usize) -> Vec<u32> {
     }
     ids.sort_unstable_by(&cmp);
     ids
+}
+
+/// One pass keeping the `k` best seen so far, sorted. Ids arrive in increasing order, so a logit equal to
+/// the current k-th best never displaces it: ties keep the lower id, as the full sort does.
+fn top_k_scan(logits: &[f32], k: usize) -> Vec<u32> {
+    let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
+    for (id, &logit) in logits.iter().enumerate() {
+        let logit = if logit.is_nan() { f32::NEG_INFINITY } else { logit };
+        if best.len() == k && logit <= best[k - 1].0 {
+            continue;
+        }
+        let at = best.partition_point(|(b, _)| *b >= logit);
+        #[allow(clippy::cast_possible_truncation)]
+        best.insert(at, (logit, id as u32));
+        best.truncate(k);
+    }
+    best.into_iter().map(|(_, id)| id).collect()
 }
 
 /// `log(sum(exp(logits)))`, computed stably in f64 in index order.
@@ -219,6 +242,18 @@ mod tests {
         assert_eq!(top_k_ids(&[1.0, 5.0, 3.0, 5.0], 3), vec![1, 3, 2]);
         assert_eq!(top_k_ids(&[1.0], 5), vec![0]);
         assert!(top_k_ids(&[1.0], 0).is_empty());
+    }
+
+    #[test]
+    fn scanning_top_k_equals_the_full_sort() {
+        let mut l = logits();
+        l[3] = f32::NAN;
+        l[500] = l[10];
+        for k in [1, 2, 5, 20, 64] {
+            let mut ids: Vec<u32> = (0..l.len() as u32).collect();
+            ids.sort_by(by_logit_desc(&l));
+            assert_eq!(top_k_scan(&l, k), ids[..k].to_vec(), "k = {k}");
+        }
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Teacher-forced scoring: the logprob of every given completion token, and its top alternatives, from
 //! one batched pass. This is what a validator runs to re-check an answer.
 
+use std::sync::Mutex;
+
 use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
 use crate::sampler::{log_sum_exp, top_k_ids};
 
@@ -50,14 +52,28 @@ pub fn score(
     let mut scored = Vec::with_capacity(completion.len());
     for (rows_index, rows) in hidden.chunks(LOGITS_CHUNK_ROWS * dim).enumerate() {
         let logits = model.logits(rows)?;
-        let vocab = logits.len() / (rows.len() / dim);
-        for (i, row) in logits.chunks_exact(vocab).enumerate() {
-            let token = completion[rows_index * LOGITS_CHUNK_ROWS + i];
-            let lse = log_sum_exp(row);
-            let top = top_k_ids(row, top_k).into_iter().map(|id| (id, row[id as usize] - lse)).collect();
-            let logprob = row.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
-            scored.push(ScoredPosition { token, logprob, top });
+        let n_rows = rows.len() / dim;
+        let vocab = logits.len() / n_rows;
+        let tokens = &completion[rows_index * LOGITS_CHUNK_ROWS..][..n_rows];
+        // The softmax statistics and top-k of each position are independent: spread them over the pool.
+        let slots: Vec<Mutex<Option<ScoredPosition>>> = (0..n_rows).map(|_| Mutex::new(None)).collect();
+        model.pool().run(n_rows, |i| {
+            let position = score_position(&logits[i * vocab..][..vocab], tokens[i], top_k);
+            if let Ok(mut slot) = slots[i].lock() {
+                *slot = Some(position);
+            }
+        });
+        for slot in slots {
+            let position = slot.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner);
+            scored.push(position.expect("every position is scored by the pool run"));
         }
     }
     Ok(scored)
+}
+
+fn score_position(logits: &[f32], token: u32, top_k: usize) -> ScoredPosition {
+    let lse = log_sum_exp(logits);
+    let top = top_k_ids(logits, top_k).into_iter().map(|id| (id, logits[id as usize] - lse)).collect();
+    let logprob = logits.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
+    ScoredPosition { token, logprob, top }
 }
