@@ -70,11 +70,11 @@ pub(crate) fn compute_threads() -> usize {
 }
 
 #[allow(clippy::print_stdout)]
-fn run_model(command: ModelCommand) -> anyhow::Result<()> {
+fn run_model(command: &ModelCommand) -> anyhow::Result<()> {
     let store = ModelStore::new(&gonka_home());
     match command {
         ModelCommand::Pull { force } => {
-            let model = store.pull(&DEFAULT_MODEL, force)?;
+            let model = store.pull(&DEFAULT_MODEL, *force)?;
             println!(
                 "{} installed: {} ({} bytes, sha256 {})",
                 model.name,
@@ -85,7 +85,7 @@ fn run_model(command: ModelCommand) -> anyhow::Result<()> {
         }
         ModelCommand::List { output } => {
             let models = store.list()?;
-            if output == OutputFormat::Json {
+            if *output == OutputFormat::Json {
                 let rows: Vec<_> = models
                     .iter()
                     .map(|m| serde_json::json!({"name": m.name, "size_bytes": m.size_bytes, "content_hash": m.content_hash, "quantization": m.quantization, "path": m.path}))
@@ -117,8 +117,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
-        Command::Model(command) => run_model(command),
-        Command::Serve(args) => serve::run(args),
+        Command::Model(command) => run_model(&command),
+        Command::Serve(args) => serve::run(&args),
         Command::Bench(command) => bench::run(command),
     };
     match result {

@@ -34,7 +34,7 @@ pub(crate) struct ServeArgs {
 }
 
 #[allow(clippy::print_stdout)]
-pub(crate) fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let model = crate::default_model()?;
     let config = EngineConfig {
         max_sequences: args.max_sequences,

@@ -235,10 +235,10 @@ impl Drop for Engine {
         if let Ok(mut jobs) = self.jobs.lock() {
             jobs.take();
         }
-        if let Ok(mut thread) = self.thread.lock() {
-            if let Some(handle) = thread.take() {
-                let _ = handle.join();
-            }
+        if let Ok(mut thread) = self.thread.lock()
+            && let Some(handle) = thread.take()
+        {
+            let _ = handle.join();
         }
     }
 }

@@ -31,7 +31,7 @@ mod scalar;
 mod vector;
 
 pub use pool::{Pool, SPIN_BEFORE_PARK, THREADS_MAX};
-pub use vector::{attention_scores, axpy, dot, weighted_sum};
+pub use vector::{attention_scores, dot, weighted_sum};
 
 use std::marker::PhantomData;
 use std::ops::Range;

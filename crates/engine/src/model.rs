@@ -103,9 +103,9 @@ impl LlamaConfig {
     fn check(&self) -> Result<(), ModelError> {
         let ok = self.n_head > 0
             && self.n_kv_head > 0
-            && self.n_head % self.n_kv_head == 0
-            && self.dim % self.n_head == 0
-            && self.head_dim() % 2 == 0
+            && self.n_head.is_multiple_of(self.n_kv_head)
+            && self.dim.is_multiple_of(self.n_head)
+            && self.head_dim().is_multiple_of(2)
             && self.context_length > 0;
         if ok { Ok(()) } else { Err(ModelError::Unsupported(format!("inconsistent shape {self:?}"))) }
     }

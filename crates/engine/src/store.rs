@@ -203,10 +203,8 @@ impl ModelStore {
 
     /// Download, verify, convert and install `source`. With `force`, replaces an installed copy.
     pub fn pull(&self, source: &ModelSource, force: bool) -> Result<InstalledModel, StoreError> {
-        if !force {
-            if let Ok(model) = self.installed(source.name) {
-                return Ok(model);
-            }
+        if !force && let Ok(model) = self.installed(source.name) {
+            return Ok(model);
         }
         fs::create_dir_all(&self.root).map_err(io(format!("creating {}", self.root.display())))?;
         // Everything is built in a temporary directory beside the final one and renamed into place, so an

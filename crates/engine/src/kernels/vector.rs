@@ -1,4 +1,4 @@
-//! f32 vector kernels for attention and normalization: a dot product and `y += w·x`.
+//! f32 vector kernels for attention and normalization: dot products and weighted sums of cache rows.
 //!
 //! Both have one fixed sequence of float operations (eight fused multiply-add lanes, a fixed reduction
 //! tree, a sequential tail), and the scalar path performs the same operations with `f32::mul_add`, so
@@ -20,22 +20,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     dot_scalar(a, b)
 }
 
-/// `y[i] = fma(w, x[i], y[i])` for every i.
-pub fn axpy(y: &mut [f32], w: f32, x: &[f32]) {
-    assert_eq!(y.len(), x.len(), "axpy of unequal lengths");
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            // SAFETY: the CPU supports AVX2 and FMA (checked just above); lengths are equal (asserted).
-            unsafe { x86::axpy(y, w, x) };
-            return;
-        }
-    }
-    axpy_scalar(y, w, x);
-}
-
-/// The reduction tree of the eight lanes, the same one the AVX2 path computes in registers: fold the high
-/// half onto the low half, then lanes 2–3 onto 0–1, then lane 1 onto 0.
 /// `scores[t] = dot(q, keys[t * stride + offset ..][..q.len()]) * scale` for `t < scores.len()`: one head's
 /// attention logits over a cache laid out `[position][stride]`.
 pub fn attention_scores(
@@ -69,7 +53,10 @@ pub fn weighted_sum(weights: &[f32], values: &[f32], stride: usize, offset: usiz
     out.fill(0.0);
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && out.len() % LANES == 0 {
+        if is_x86_feature_detected!("avx2")
+            && is_x86_feature_detected!("fma")
+            && out.len().is_multiple_of(LANES)
+        {
             // SAFETY: AVX2 and FMA are present (checked above); bounds asserted above; out.len() is a
             // multiple of 8 (checked above).
             unsafe { x86::weighted_sum(weights, values, stride, offset, out) };
@@ -134,22 +121,9 @@ mod x86 {
         scale: f32,
         scores: &mut [f32],
     ) {
-        let chunks = q.len() / LANES;
         for (t, score) in scores.iter_mut().enumerate() {
-            let k = &keys[t * stride + offset..][..q.len()];
-            let mut acc = _mm256_setzero_ps();
-            for c in 0..chunks {
-                // SAFETY: c * LANES + LANES <= q.len() == k.len().
-                let (x, y) = unsafe {
-                    (_mm256_loadu_ps(q.as_ptr().add(c * LANES)), _mm256_loadu_ps(k.as_ptr().add(c * LANES)))
-                };
-                acc = _mm256_fmadd_ps(x, y, acc);
-            }
-            let mut sum = reduce_register(acc);
-            for i in chunks * LANES..q.len() {
-                sum = q[i].mul_add(k[i], sum);
-            }
-            *score = sum * scale;
+            // SAFETY: same features as this function; both slices have q.len() floats.
+            *score = unsafe { dot(q, &keys[t * stride + offset..][..q.len()]) } * scale;
         }
     }
 
@@ -190,23 +164,6 @@ mod x86 {
         }
         sum
     }
-
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn axpy(y: &mut [f32], w: f32, x: &[f32]) {
-        let chunks = y.len() / LANES;
-        let wv = _mm256_set1_ps(w);
-        for c in 0..chunks {
-            // SAFETY: c * LANES + LANES <= y.len() == x.len(), so the loads and the store are in bounds.
-            unsafe {
-                let yp = y.as_mut_ptr().add(c * LANES);
-                let r = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.as_ptr().add(c * LANES)), _mm256_loadu_ps(yp));
-                _mm256_storeu_ps(yp, r);
-            }
-        }
-        for i in chunks * LANES..y.len() {
-            y[i] = w.mul_add(x[i], y[i]);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -230,18 +187,17 @@ mod tests {
     }
 
     #[test]
-    fn simd_axpy_equals_scalar_bit_for_bit() {
-        for n in [0, 3, 8, 64, 67] {
-            let x = data(n, 3);
-            let mut y1 = data(n, 4);
-            let mut y2 = y1.clone();
-            axpy(&mut y1, 0.37, &x);
-            axpy_scalar(&mut y2, 0.37, &x);
-            assert_eq!(
-                y1.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                y2.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-            );
+    fn weighted_sum_with_odd_width_uses_the_scalar_definition() {
+        let (stride, width, len) = (13, 5, 9);
+        let values = data(len * stride, 3);
+        let weights = data(len, 4);
+        let mut out = vec![1.0; width];
+        weighted_sum(&weights, &values, stride, 2, &mut out);
+        let mut expected = vec![0.0; width];
+        for (t, w) in weights.iter().enumerate() {
+            axpy_scalar(&mut expected, *w, &values[t * stride + 2..][..width]);
         }
+        assert_eq!(out, expected);
     }
 
     #[test]
