@@ -160,3 +160,66 @@ def test_max_tokens_over_the_cap_is_a_bad_request(client: OpenAI, model: str) ->
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(model=model, messages=QUESTION, max_tokens=1_000_000)
     assert raised.value.status_code == 400
+
+
+def _health() -> dict:
+    import json
+    import urllib.request
+
+    root = os.environ["GONKA_BASE_URL"].rsplit("/v1", 1)[0]
+    with urllib.request.urlopen(f"{root}/health", timeout=5) as response:
+        return json.load(response)
+
+
+def _wait_idle(seconds: float = 15.0) -> dict:
+    import time
+
+    deadline = time.monotonic() + seconds
+    health = _health()
+    while health["active_sequences"] + health["queue_depth"] > 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+        health = _health()
+    return health
+
+
+def test_sixteen_concurrent_requests_complete_with_exact_usage(client: OpenAI, model: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(i: int):
+        return client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": f"Count from {i} to {i + 10}."}],
+            temperature=0,
+            max_tokens=12 + i,
+        )
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(ask, range(16)))
+    for i, answer in enumerate(answers):
+        usage = answer.usage
+        assert answer.choices[0].finish_reason in ("stop", "length")
+        assert 0 < usage.completion_tokens <= 12 + i
+        assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+        if answer.choices[0].finish_reason == "length":
+            assert usage.completion_tokens == 12 + i
+    assert _wait_idle()["active_sequences"] == 0
+
+
+def test_a_client_that_disconnects_frees_its_slot(client: OpenAI, model: str) -> None:
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Count from 1 to 1000, one number per line."}],
+        temperature=0,
+        max_tokens=2000,
+        stream=True,
+    )
+    chunks = []
+    for chunk in stream:
+        chunks.append(chunk)
+        if len(chunks) == 4:
+            break
+    assert all(c.choices[0].finish_reason is None for c in chunks if c.choices), "still generating"
+    assert _health()["active_sequences"] == 1
+    stream.close()
+    health = _wait_idle()
+    assert health["active_sequences"] == 0, health
