@@ -15,8 +15,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::ChatTemplate;
 use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
-use crate::sampler::{Sampler, log_sum_exp, top_k_ids};
-use crate::score::{ScoredPosition, score};
+use crate::sampler::Sampler;
+use crate::score::{ScoredPosition, score, score_position};
 use crate::text::TextStream;
 use crate::tokenizer::Tokenizer;
 use crate::{
@@ -521,10 +521,9 @@ fn token_logprob(tokenizer: &Tokenizer, id: u32, logprob: f32) -> TokenLogprob {
 }
 
 fn position_logprobs(tokenizer: &Tokenizer, logits: &[f32], chosen: u32, top: usize) -> PositionLogprobs {
-    let lse = log_sum_exp(logits);
-    let logprob = |id: u32| logits.get(id as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
+    let scored = score_position(logits, chosen, top);
     PositionLogprobs {
-        chosen: token_logprob(tokenizer, chosen, logprob(chosen)),
-        top: top_k_ids(logits, top).into_iter().map(|id| token_logprob(tokenizer, id, logprob(id))).collect(),
+        chosen: token_logprob(tokenizer, chosen, scored.logprob),
+        top: scored.top.into_iter().map(|(id, logprob)| token_logprob(tokenizer, id, logprob)).collect(),
     }
 }

@@ -71,7 +71,9 @@ pub fn score(
     Ok(scored)
 }
 
-fn score_position(logits: &[f32], token: u32, top_k: usize) -> ScoredPosition {
+/// The logprob of `token` and the `top_k` best alternatives at one position. Generation reports its
+/// logprobs through this same function, so a validator's numbers and the executor's come from one code path.
+pub(crate) fn score_position(logits: &[f32], token: u32, top_k: usize) -> ScoredPosition {
     let lse = log_sum_exp(logits);
     let top = top_k_ids(logits, top_k).into_iter().map(|id| (id, logits[id as usize] - lse)).collect();
     let logprob = logits.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
