@@ -1,0 +1,48 @@
+//! Genesis: the chain id, parameters, funded accounts and the initial hosts with their voting power.
+
+use gonka_primitives::{AccountPublicKey, Address, Amount, ValidatorPublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::params::Params;
+
+/// A funded account at genesis.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisAccount {
+    /// Address.
+    pub address: Address,
+    /// Balance in ngonka.
+    pub balance: Amount,
+}
+
+/// A host that is a validator from the first block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisParticipant {
+    /// The host's account.
+    pub address: Address,
+    /// Public API base URL.
+    pub api_url: String,
+    /// Ed25519 consensus key.
+    pub validator_key: ValidatorPublicKey,
+    /// Operational key.
+    pub operational_key: AccountPublicKey,
+    /// Voting power until the first PoC sets weights.
+    pub weight: u64,
+}
+
+/// The genesis document every node starts from (`genesis.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Genesis {
+    /// Chain id, signed into every transaction.
+    pub chain_id: String,
+    /// Block time of genesis, in milliseconds since the Unix epoch; block 1 may not be earlier.
+    pub genesis_time_ms: u64,
+    /// Parameters.
+    pub params: Params,
+    /// Funded accounts.
+    pub accounts: Vec<GenesisAccount>,
+    /// Initial hosts (validators).
+    pub participants: Vec<GenesisParticipant>,
+    /// Accounts registered as developers from the start.
+    #[serde(default)]
+    pub developers: Vec<Address>,
+}

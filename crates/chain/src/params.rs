@@ -1,0 +1,92 @@
+//! Chain parameters: epoch timing, size limits and the authority allowed to change them.
+
+use gonka_primitives::{Address, codec_struct};
+use serde::{Deserialize, Serialize};
+
+use crate::epoch::{EpochParams, EpochParamsError};
+
+/// Size limits that bound everything a block or transaction may carry (TigerBeetle style: a limit on
+/// everything that comes from outside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Largest encoded transaction.
+    pub max_tx_bytes: u32,
+    /// Most messages in one transaction.
+    pub max_messages_per_tx: u32,
+    /// Most transactions in one block.
+    pub max_block_txs: u32,
+    /// Largest encoded block.
+    pub max_block_bytes: u32,
+    /// Longest host API URL.
+    pub max_url_bytes: u32,
+}
+codec_struct!(Limits { max_tx_bytes, max_messages_per_tx, max_block_txs, max_block_bytes, max_url_bytes });
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_tx_bytes: 16 * 1024,
+            max_messages_per_tx: 32,
+            max_block_txs: 10_000,
+            max_block_bytes: 4 * 1024 * 1024,
+            max_url_bytes: 256,
+        }
+    }
+}
+
+/// All chain parameters. They live in genesis and in state; `UpdateParams` replaces them as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Params {
+    /// Epoch and PoC stage timing.
+    pub epoch: EpochParams,
+    /// Size limits.
+    pub limits: Limits,
+    /// The genesis authority: the only account allowed to send `UpdateParams` until governance exists.
+    pub authority: Address,
+}
+codec_struct!(Params { epoch, limits, authority });
+
+/// Why parameters are unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParamsError {
+    /// Epoch timing is inconsistent.
+    #[error(transparent)]
+    Epoch(#[from] EpochParamsError),
+    /// A limit is zero or too small to hold a single message.
+    #[error("limit {0} is out of range")]
+    Limit(&'static str),
+}
+
+impl Params {
+    /// The devnet profile (DESIGN.md §6).
+    pub fn devnet(authority: Address) -> Params {
+        Params { epoch: EpochParams::devnet(), limits: Limits::default(), authority }
+    }
+
+    /// The mainnet profile.
+    pub fn mainnet(authority: Address) -> Params {
+        Params { epoch: EpochParams::mainnet(), limits: Limits::default(), authority }
+    }
+
+    /// Checks every parameter is in range.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        self.epoch.validate()?;
+        let l = &self.limits;
+        if l.max_tx_bytes < 256 || l.max_tx_bytes > 1 << 20 {
+            return Err(ParamsError::Limit("max_tx_bytes"));
+        }
+        if l.max_messages_per_tx == 0 {
+            return Err(ParamsError::Limit("max_messages_per_tx"));
+        }
+        if l.max_block_txs == 0 {
+            return Err(ParamsError::Limit("max_block_txs"));
+        }
+        if l.max_block_bytes < l.max_tx_bytes + 1024 || l.max_block_bytes > 64 << 20 {
+            return Err(ParamsError::Limit("max_block_bytes"));
+        }
+        if l.max_url_bytes < 16 || l.max_url_bytes > 2048 {
+            return Err(ParamsError::Limit("max_url_bytes"));
+        }
+        Ok(())
+    }
+}

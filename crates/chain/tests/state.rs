@@ -1,0 +1,289 @@
+//! State machine behaviour: authentication, replay protection, atomic failure, supply conservation.
+
+use gonka_chain::{
+    Block, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, State, Tx, TxBody, TxError,
+};
+use gonka_primitives::codec::{Bytes, Encode};
+use gonka_primitives::{AccountKey, Address, Amount, ValidatorKey};
+use proptest::prelude::*;
+
+const CHAIN: &str = "gonka-test";
+
+fn key(name: &str) -> AccountKey {
+    AccountKey::from_seed(name.as_bytes())
+}
+
+fn genesis() -> Genesis {
+    let host = key("host");
+    Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 1_000,
+        params: Params::devnet(key("authority").address()),
+        accounts: ["alice", "bob", "host", "authority"]
+            .iter()
+            .map(|n| GenesisAccount { address: key(n).address(), balance: Amount(1_000) })
+            .collect(),
+        participants: vec![GenesisParticipant {
+            address: host.address(),
+            api_url: "http://127.0.0.1:9000".into(),
+            validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
+            operational_key: key("host-ops").public_key(),
+            weight: 10,
+        }],
+        developers: vec![],
+    }
+}
+
+fn block(state: &State, txs: &[Tx]) -> Block {
+    let txs: Vec<Bytes> = txs.iter().map(|t| Bytes(t.to_bytes())).collect();
+    let header = state.next_header(
+        ValidatorKey::from_secret_bytes([1; 32]).public_key(),
+        state.meta.time_ms + 1000,
+        &txs,
+    );
+    Block { header, txs }
+}
+
+fn apply(state: &mut State, txs: &[Tx]) -> Vec<gonka_chain::TxResult> {
+    let b = block(state, txs);
+    state.apply_block(&b, &|_| false).expect("valid block").results
+}
+
+fn send(from: &str, seq: u64, to: &str, amount: u128) -> Tx {
+    Tx::new(CHAIN, &key(from), seq, vec![Msg::BankSend { to: key(to).address(), amount: Amount(amount) }])
+}
+
+fn total(state: &State) -> u128 {
+    state.accounts.values().map(|a| a.balance.0).sum()
+}
+
+#[test]
+fn transfer_moves_funds_and_advances_sequence() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let results = apply(&mut state, &[send("alice", 0, "carol", 300)]);
+    assert!(results[0].ok, "{:?}", results[0].error);
+    assert_eq!(state.account(&key("alice").address()).balance, Amount(700));
+    assert_eq!(state.account(&key("carol").address()).balance, Amount(300));
+    assert_eq!(state.account(&key("alice").address()).sequence, 1);
+    assert_eq!(results[0].events[0].kind, "transfer");
+}
+
+#[test]
+fn check_rejects_bad_signature_wrong_chain_and_replay() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let tx = send("alice", 0, "bob", 1);
+
+    let mut forged = tx.clone();
+    forged.signature.0[10] ^= 1;
+    assert!(matches!(state.check_tx(&forged.to_bytes(), None), Err(TxError::InvalidSignature)));
+
+    let mut tampered = tx.clone();
+    tampered.body.messages = vec![Msg::BankSend { to: key("bob").address(), amount: Amount(999) }];
+    assert!(matches!(state.check_tx(&tampered.to_bytes(), None), Err(TxError::InvalidSignature)));
+
+    let other_chain = Tx::new("other-chain", &key("alice"), 0, tx.body.messages.clone());
+    assert!(matches!(state.check_tx(&other_chain.to_bytes(), None), Err(TxError::WrongChainId { .. })));
+
+    assert!(state.check_tx(&tx.to_bytes(), None).is_ok());
+    apply(&mut state, std::slice::from_ref(&tx));
+    assert!(matches!(
+        state.check_tx(&tx.to_bytes(), None),
+        Err(TxError::WrongSequence { expected: 1, got: 0, .. })
+    ));
+    // A replay that reaches a block anyway fails there and changes nothing.
+    let before = state.clone();
+    let results = apply(&mut state, &[tx]);
+    assert!(!results[0].ok);
+    assert_eq!(state.accounts, before.accounts);
+}
+
+#[test]
+fn malformed_and_oversized_bytes_are_rejected_without_panic() {
+    let state = State::from_genesis(&genesis()).expect("genesis");
+    assert!(matches!(state.check_tx(&[], None), Err(TxError::Malformed(_))));
+    assert!(matches!(state.check_tx(&[0xff; 100], None), Err(TxError::Malformed(_))));
+    let huge = vec![0u8; state.meta.params.limits.max_tx_bytes as usize + 1];
+    assert!(matches!(state.check_tx(&huge, None), Err(TxError::Malformed(_))));
+}
+
+#[test]
+fn failed_message_rolls_back_earlier_messages_but_consumes_the_sequence() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let tx = Tx::new(
+        CHAIN,
+        &key("alice"),
+        0,
+        vec![
+            Msg::BankSend { to: key("bob").address(), amount: Amount(600) },
+            Msg::BankSend { to: key("carol").address(), amount: Amount(600) },
+        ],
+    );
+    let results = apply(&mut state, &[tx]);
+    assert!(!results[0].ok);
+    assert!(results[0].error.as_deref().unwrap_or("").contains("insufficient funds"));
+    assert_eq!(
+        state.account(&key("alice").address()),
+        gonka_chain::Account { balance: Amount(1000), sequence: 1 }
+    );
+    assert_eq!(state.account(&key("bob").address()).balance, Amount(1000));
+    assert!(!state.accounts.contains_key(&key("carol").address()));
+}
+
+#[test]
+fn operational_key_signs_routine_messages_only() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let host = key("host").address();
+    let ops = key("host-ops");
+    let routine = TxBody {
+        chain_id: CHAIN.into(),
+        account: host,
+        signer: ops.public_key(),
+        sequence: 0,
+        messages: vec![Msg::UpdateHostUrl { api_url: "https://host.example:8443".into() }],
+    }
+    .sign(&ops);
+    assert!(state.check_tx(&routine.to_bytes(), None).is_ok());
+    let results = apply(&mut state, &[routine]);
+    assert!(results[0].ok, "{:?}", results[0].error);
+    assert_eq!(state.participants[&host].api_url, "https://host.example:8443");
+
+    let theft = TxBody {
+        chain_id: CHAIN.into(),
+        account: host,
+        signer: ops.public_key(),
+        sequence: 1,
+        messages: vec![Msg::BankSend { to: ops.address(), amount: Amount(1) }],
+    }
+    .sign(&ops);
+    assert!(matches!(state.check_tx(&theft.to_bytes(), None), Err(TxError::Unauthorized { .. })));
+    let stranger = key("mallory");
+    let impostor = TxBody {
+        chain_id: CHAIN.into(),
+        account: host,
+        signer: stranger.public_key(),
+        sequence: 1,
+        messages: vec![Msg::UpdateHostUrl { api_url: "http://evil".into() }],
+    }
+    .sign(&stranger);
+    assert!(matches!(state.check_tx(&impostor.to_bytes(), None), Err(TxError::Unauthorized { .. })));
+}
+
+#[test]
+fn register_host_developer_and_params_by_authority_only() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let register = Tx::new(
+        CHAIN,
+        &key("bob"),
+        0,
+        vec![
+            Msg::RegisterHost {
+                api_url: "http://127.0.0.1:9100".into(),
+                validator_key: ValidatorKey::from_secret_bytes([2; 32]).public_key(),
+                operational_key: key("bob-ops").public_key(),
+            },
+            Msg::RegisterDeveloper,
+        ],
+    );
+    let duplicate_key = Tx::new(
+        CHAIN,
+        &key("alice"),
+        0,
+        vec![Msg::RegisterHost {
+            api_url: "http://127.0.0.1:9200".into(),
+            validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
+            operational_key: key("alice-ops").public_key(),
+        }],
+    );
+    let mut params = state.meta.params.clone();
+    params.epoch.epoch_length = 200;
+    let by_stranger = Tx::new(CHAIN, &key("alice"), 1, vec![Msg::UpdateParams { params: params.clone() }]);
+    let by_authority = Tx::new(CHAIN, &key("authority"), 0, vec![Msg::UpdateParams { params }]);
+    let results = apply(&mut state, &[register, duplicate_key, by_stranger, by_authority]);
+    let oks: Vec<bool> = results.iter().map(|r| r.ok).collect();
+    assert_eq!(oks, [true, false, false, true], "{results:?}");
+    assert_eq!(
+        state.participants[&key("bob").address()].weight,
+        0,
+        "new hosts get weight from PoC, not registration"
+    );
+    assert!(state.developers.contains_key(&key("bob").address()));
+    assert_eq!(state.meta.params.epoch.epoch_length, 200);
+    assert_eq!(state.validator_set().len(), 1);
+}
+
+#[test]
+fn app_hash_depends_on_every_write_and_replays_identically() {
+    let mut a = State::from_genesis(&genesis()).expect("genesis");
+    let mut b = a.clone();
+    let block1 = block(&a, &[send("alice", 0, "bob", 5)]);
+    a.apply_block(&block1, &|_| false).expect("applies");
+    b.apply_block(&block1, &|_| true).expect("applies");
+    assert_eq!(a, b, "skipping verified signatures must not change the result");
+    let mut c = State::from_genesis(&genesis()).expect("genesis");
+    let other = block(&c, &[send("alice", 0, "bob", 6)]);
+    c.apply_block(&other, &|_| false).expect("applies");
+    assert_ne!(a.meta.app_hash, c.meta.app_hash);
+}
+
+#[test]
+fn blocks_with_wrong_links_are_refused() {
+    let state = State::from_genesis(&genesis()).expect("genesis");
+    let good = block(&state, &[]);
+    let mut wrong_app_hash = good.clone();
+    wrong_app_hash.header.previous_app_hash.0[0] ^= 1;
+    assert!(state.validate_block(&wrong_app_hash, 100).is_err());
+    let mut wrong_height = good.clone();
+    wrong_height.header.height = 5;
+    assert!(state.validate_block(&wrong_height, 100).is_err());
+    let mut early = good.clone();
+    early.header.time_ms = 0;
+    assert!(state.validate_block(&early, 100).is_err());
+    let mut extra_tx = good.clone();
+    extra_tx.txs.push(Bytes(vec![1, 2, 3]));
+    assert!(state.validate_block(&extra_tx, 100).is_err());
+    assert!(state.validate_block(&good, 100).is_ok());
+}
+
+#[test]
+fn phase_events_mark_the_first_poc() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let mut kinds = Vec::new();
+    for _ in 0..31 {
+        let b = block(&state, &[]);
+        let outcome = state.apply_block(&b, &|_| false).expect("applies");
+        kinds.extend(
+            outcome.events.into_iter().map(|e| (state.height(), e.get("phase").unwrap_or("").to_string())),
+        );
+    }
+    assert_eq!(kinds, [(1, "inference".to_string()), (30, "poc_generate".to_string())]);
+}
+
+/// A random transfer between five accounts (some unknown, some over-spending, some replayed).
+fn transfer() -> impl Strategy<Value = (usize, usize, u128, i8)> {
+    (0usize..5, 0usize..6, 0u128..1500, -1i8..2)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn supply_is_conserved_over_random_transfers(blocks in proptest::collection::vec(proptest::collection::vec(transfer(), 0..8), 1..6)) {
+        let names = ["alice", "bob", "host", "authority", "nobody", "carol"];
+        let mut state = State::from_genesis(&genesis()).expect("genesis");
+        let supply = state.meta.supply;
+        prop_assert_eq!(total(&state), supply.0);
+        for txs in blocks {
+            let mut next: std::collections::BTreeMap<Address, u64> = Default::default();
+            let txs: Vec<Tx> = txs.iter().map(|&(from, to, amount, skew)| {
+                let address = key(names[from]).address();
+                let seq = next.entry(address).or_insert_with(|| state.account(&address).sequence);
+                let used = seq.saturating_add_signed(i64::from(skew));
+                if skew == 0 { *seq += 1; }
+                send(names[from], used, names[to], amount)
+            }).collect();
+            let results = apply(&mut state, &txs);
+            prop_assert_eq!(results.len(), txs.len());
+            prop_assert_eq!(total(&state), supply.0);
+            prop_assert_eq!(state.meta.supply, supply);
+        }
+    }
+}
