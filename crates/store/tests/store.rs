@@ -1,0 +1,64 @@
+//! Store round trips: genesis, committed blocks, state reload with the same app hash.
+
+use gonka_chain::{Block, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, State, Tx};
+use gonka_primitives::codec::{Bytes, Encode};
+use gonka_primitives::{AccountKey, Amount, ValidatorKey};
+use gonka_store::Store;
+
+fn genesis() -> Genesis {
+    let alice = AccountKey::from_seed(b"alice");
+    Genesis {
+        chain_id: "store-test".into(),
+        genesis_time_ms: 0,
+        params: Params::devnet(alice.address()),
+        accounts: vec![GenesisAccount { address: alice.address(), balance: Amount(1_000_000) }],
+        participants: vec![GenesisParticipant {
+            address: alice.address(),
+            api_url: "http://127.0.0.1:1".into(),
+            validator_key: ValidatorKey::from_secret_bytes([3; 32]).public_key(),
+            operational_key: alice.public_key(),
+            weight: 1,
+        }],
+        developers: vec![],
+    }
+}
+
+#[test]
+fn reopened_store_gives_the_same_state_blocks_and_index() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain.redb");
+    let alice = AccountKey::from_seed(b"alice");
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let mut hashes = Vec::new();
+    {
+        let store = Store::open(&path).expect("open");
+        assert!(store.load_state().expect("load").is_none());
+        store.init_genesis(&state).expect("genesis");
+        for seq in 0..20u64 {
+            let to = AccountKey::from_seed(&seq.to_be_bytes()).address();
+            let tx = Tx::new(
+                "store-test",
+                &alice,
+                seq,
+                vec![Msg::BankSend { to, amount: Amount(10 + u128::from(seq)) }],
+            );
+            hashes.push(tx.hash());
+            let txs = vec![Bytes(tx.to_bytes())];
+            let header =
+                state.next_header(ValidatorKey::from_secret_bytes([3; 32]).public_key(), seq * 1000, &txs);
+            let block = Block { header, txs };
+            let outcome = state.apply_block(&block, &|_| false).expect("applies");
+            store.commit_block(state.height(), &block.to_bytes(), b"cert", &outcome).expect("commit");
+        }
+    }
+    let store = Store::open(&path).expect("reopen");
+    let reloaded = store.load_state().expect("load").expect("state present");
+    assert_eq!(reloaded, state);
+    assert_eq!(store.block_count().expect("count"), 20);
+    assert_eq!(store.tx_location(&hashes[7]).expect("index"), Some((8, 0)));
+    let (_, certificate) = store.block(8).expect("read").expect("block 8");
+    assert_eq!(certificate, b"cert");
+    let results = store.results(8).expect("read").expect("results");
+    assert!(results.txs[0].ok);
+    assert!(store.block(21).expect("read").is_none());
+}
