@@ -1,6 +1,10 @@
-//! The `gonka` binary: model store, single-host server, benchmarks.
+//! The `gonka` binary: chain node and local networks, keys, transactions and queries, model store,
+//! single-host server, benchmarks.
 
 mod bench;
+mod chain;
+mod devnet;
+mod keys;
 mod serve;
 
 use std::process::ExitCode;
@@ -26,6 +30,22 @@ enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Run a local network of N validator hosts on loopback (Ctrl-C stops it).
+    Devnet(devnet::DevnetArgs),
+    /// Create a host home: keys, config and a single-validator genesis.
+    Init(chain::InitArgs),
+    /// Run a node.
+    #[command(subcommand)]
+    Node(chain::NodeCommand),
+    /// Manage account keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Sign and submit transactions.
+    #[command(subcommand)]
+    Tx(chain::TxCommand),
+    /// Query a node.
+    #[command(subcommand)]
+    Query(chain::QueryCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,11 +135,18 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let result = match cli.command {
         Command::Model(command) => run_model(&command),
         Command::Serve(args) => serve::run(&args),
         Command::Bench(command) => bench::run(command),
+        Command::Devnet(args) => devnet::run(&args),
+        Command::Init(args) => chain::init(&args),
+        Command::Node(command) => chain::node(command),
+        Command::Keys(command) => keys::run(command),
+        Command::Tx(command) => chain::tx(command),
+        Command::Query(command) => chain::query(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +154,28 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn wait_for_termination() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
     }
 }
 

@@ -6,9 +6,22 @@ use std::fmt;
 pub const NGONKA_PER_GNK: u128 = 1_000_000_000;
 
 /// An amount in ngonka. Arithmetic is checked: overflow is an error the caller must handle.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, serde::Serialize, serde::Deserialize)]
-#[serde(transparent)]
+/// In JSON it is a decimal string of ngonka, since u128 values exceed what JSON numbers carry exactly.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Amount(pub u128);
+
+impl serde::Serialize for Amount {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Amount {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        text.parse::<u128>().map(Amount).map_err(|_| serde::de::Error::custom("expected ngonka as a decimal string"))
+    }
+}
 
 impl Amount {
     /// Zero ngonka.

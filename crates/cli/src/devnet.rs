@@ -1,0 +1,198 @@
+//! `gonka devnet`: N validator hosts as processes on loopback, sharing one genesis, until Ctrl-C.
+
+use std::fs::OpenOptions;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use gonka_node::devnet::{DevnetOptions, DevnetPlan, setup};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::chain::Client;
+
+#[derive(Args, Debug)]
+pub(crate) struct DevnetArgs {
+    /// Number of validator hosts.
+    #[arg(long, default_value_t = 4)]
+    hosts: usize,
+    /// Directory for the homes and `devnet.json` (an existing devnet there is restarted, not re-made).
+    #[arg(long, default_value_os_t = gonka_engine::store::gonka_home().join("devnet"))]
+    home: PathBuf,
+    /// First port; host i listens on base+2i (REST) and base+2i+1 (p2p).
+    #[arg(long, default_value_t = 26600)]
+    base_port: u16,
+    /// Target block interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    block_interval_ms: u64,
+    /// Chain id.
+    #[arg(long, default_value = "gonka-devnet")]
+    chain_id: String,
+    /// Delete an existing devnet in `--home` and make a new one.
+    #[arg(long)]
+    reset: bool,
+    /// Make the homes and `devnet.json`, then exit without starting nodes.
+    #[arg(long)]
+    setup_only: bool,
+}
+
+fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
+    if args.reset && args.home.exists() {
+        std::fs::remove_dir_all(&args.home).with_context(|| format!("removing {}", args.home.display()))?;
+    }
+    if args.home.join("devnet.json").exists() {
+        let plan = DevnetPlan::load(&args.home)?;
+        anyhow::ensure!(
+            plan.nodes.len() == args.hosts,
+            "{} holds a devnet of {} hosts; pass --hosts {} or --reset",
+            args.home.display(),
+            plan.nodes.len(),
+            plan.nodes.len()
+        );
+        return Ok(plan);
+    }
+    setup(&DevnetOptions {
+        hosts: args.hosts,
+        dir: args.home.clone(),
+        base_port: args.base_port,
+        chain_id: args.chain_id.clone(),
+        block_interval_ms: args.block_interval_ms,
+        mainnet_profile: false,
+        extra_accounts: Vec::new(),
+    })
+}
+
+fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("locating the gonka binary")?;
+    let log_path = home.join("node.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let child = Command::new(exe)
+        .args(["node", "start", "--home"])
+        .arg(home)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting a node process")?;
+    Ok(child)
+}
+
+fn stop_all(children: &mut [Child]) {
+    for child in children.iter() {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for child in children.iter_mut() {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn print_plan(plan: &DevnetPlan, dir: &std::path::Path) {
+    println!("devnet {} with {} hosts in {}", plan.chain_id, plan.nodes.len(), dir.display());
+    for node in &plan.nodes {
+        println!(
+            "  {:<8} api {}  p2p {}  log {}",
+            node.name,
+            node.api_url,
+            node.p2p,
+            node.home.join("node.log").display()
+        );
+    }
+    println!(
+        "  developer key `{}` ({}) in keyring {}",
+        plan.developer.name,
+        plan.developer.address,
+        plan.keyring.display()
+    );
+    let first = plan.nodes.first().map_or("", |n| n.api_url.as_str());
+    println!("try:");
+    println!("  gonka query status --node {first}");
+    println!(
+        "  gonka tx bank send {} <ADDRESS> 1gnk --keyring-dir {} --node {first} --wait",
+        plan.developer.name,
+        plan.keyring.display()
+    );
+}
+
+async fn status_line(plan: &DevnetPlan) -> String {
+    let mut parts = Vec::new();
+    for node in &plan.nodes {
+        let client = Client::new(&node.api_url);
+        let part = match tokio::time::timeout(Duration::from_secs(1), client.get("/status")).await {
+            Ok(Ok(s)) => format!(
+                "{} h={} peers={} {}",
+                node.name,
+                s["height"],
+                s["peers"],
+                s["phase"].as_str().unwrap_or("?")
+            ),
+            _ => format!("{} down", node.name),
+        };
+        parts.push(part);
+    }
+    parts.join(" | ")
+}
+
+#[allow(clippy::print_stdout)]
+pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
+    let plan = prepare(args)?;
+    print_plan(&plan, &args.home);
+    if args.setup_only {
+        return Ok(());
+    }
+    let mut children = Vec::new();
+    for node in &plan.nodes {
+        match spawn_node(&node.home) {
+            Ok(child) => children.push(child),
+            Err(error) => {
+                stop_all(&mut children);
+                return Err(error);
+            }
+        }
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(async {
+        let terminate = crate::wait_for_termination();
+        tokio::pin!(terminate);
+        let mut ticker = tokio::time::interval(Duration::from_secs(3));
+        loop {
+            tokio::select! {
+                () = &mut terminate => break Ok(()),
+                _ = ticker.tick() => {
+                    for (node, child) in plan.nodes.iter().zip(children.iter_mut()) {
+                        if let Ok(Some(status)) = child.try_wait() {
+                            break_on_exit(&node.name, status)?;
+                        }
+                    }
+                    println!("{}", status_line(&plan).await);
+                }
+            }
+        }
+    });
+    println!("stopping {} nodes", children.len());
+    stop_all(&mut children);
+    result
+}
+
+fn break_on_exit(name: &str, status: std::process::ExitStatus) -> anyhow::Result<()> {
+    anyhow::bail!("{name} exited ({status}); see its node.log")
+}

@@ -1,0 +1,264 @@
+//! The node's chain: the in-memory state, its redb store, the mempool, and the block events that REST
+//! subscribers and host logic follow. [`ChainApp`] is what consensus drives.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use gonka_chain::{Block, Event, Genesis, State, TxResult};
+use gonka_consensus::{Application, ValidatorInfo};
+use gonka_primitives::codec::{Encode, decode_exact};
+use gonka_primitives::{Hash, ValidatorPublicKey};
+use gonka_store::Store;
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::mempool::{Mempool, MempoolError, MempoolLimits};
+
+/// How far ahead of this node's clock a proposed block time may be.
+const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
+/// Block events buffered for slow subscribers before they start missing some.
+const EVENT_BUFFER: usize = 1024;
+
+/// What a committed block did, as published to subscribers.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlockEvent {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash,
+    /// App hash after the block.
+    pub app_hash: Hash,
+    /// Proposer's block time.
+    pub time_ms: u64,
+    /// Proposer.
+    pub proposer: ValidatorPublicKey,
+    /// Per-transaction results.
+    pub txs: Vec<TxResult>,
+    /// Block-level events.
+    pub events: Vec<Event>,
+}
+
+/// A node's chain, shared by consensus, the REST API and gossip.
+pub struct Chain {
+    state: RwLock<State>,
+    store: Store,
+    mempool: Mutex<Mempool>,
+    events: broadcast::Sender<Arc<BlockEvent>>,
+    /// Validator sets by the first height they decide (kept for the heights since this process started).
+    validator_history: Mutex<BTreeMap<u64, Vec<ValidatorInfo>>>,
+}
+
+/// Failure to open the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    /// Store failure.
+    #[error(transparent)]
+    Store(#[from] gonka_store::StoreError),
+    /// Genesis unusable.
+    #[error(transparent)]
+    Genesis(#[from] gonka_chain::state::GenesisError),
+    /// The store belongs to another chain.
+    #[error("store holds chain {stored}, genesis says {genesis}")]
+    WrongChain {
+        /// In the store.
+        stored: String,
+        /// In genesis.
+        genesis: String,
+    },
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn to_validator_infos(set: Vec<(ValidatorPublicKey, u64)>) -> Vec<ValidatorInfo> {
+    set.into_iter().map(|(key, power)| ValidatorInfo { public_key: key.0, voting_power: power }).collect()
+}
+
+impl Chain {
+    /// Opens the store, initializing it from `genesis` when empty.
+    pub fn open(store: Store, genesis: &Genesis, mempool: MempoolLimits) -> Result<Chain, ChainError> {
+        let state = match store.load_state()? {
+            Some(state) => state,
+            None => {
+                let state = State::from_genesis(genesis)?;
+                store.init_genesis(&state)?;
+                state
+            }
+        };
+        if state.meta.chain_id != genesis.chain_id {
+            return Err(ChainError::WrongChain {
+                stored: state.meta.chain_id.clone(),
+                genesis: genesis.chain_id.clone(),
+            });
+        }
+        let history = BTreeMap::from([(state.height() + 1, to_validator_infos(state.validator_set()))]);
+        Ok(Chain {
+            state: RwLock::new(state),
+            store,
+            mempool: Mutex::new(Mempool::new(mempool)),
+            events: broadcast::channel(EVENT_BUFFER).0,
+            validator_history: Mutex::new(history),
+        })
+    }
+
+    /// Runs `f` with read access to the state.
+    pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&state)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Number of waiting transactions.
+    pub fn mempool_len(&self) -> usize {
+        self.lock_mempool().len()
+    }
+
+    /// Subscribes to committed blocks.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<BlockEvent>> {
+        self.events.subscribe()
+    }
+
+    fn lock_mempool(&self) -> std::sync::MutexGuard<'_, Mempool> {
+        self.mempool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Checks a transaction against the current state and admits it to the mempool.
+    pub fn submit(&self, bytes: Vec<u8>) -> Result<Hash, MempoolError> {
+        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.lock_mempool().insert(&state, bytes)
+    }
+
+    fn validator_set_at(&self, height: u64) -> Option<Vec<ValidatorInfo>> {
+        let current = self.with_state(|s| s.height());
+        if height > current + 1 {
+            return None;
+        }
+        let history = self.validator_history.lock().unwrap_or_else(|p| p.into_inner());
+        history.range(..=height).next_back().map(|(_, set)| set.clone())
+    }
+
+    fn build_block(&self, proposer: [u8; 32]) -> Vec<u8> {
+        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let limits = state.meta.params.limits;
+        // Leave room for the header within the block byte limit.
+        let txs =
+            self.lock_mempool().reap(limits.max_block_txs as usize, limits.max_block_bytes as usize - 1024);
+        let header = state.next_header(ValidatorPublicKey(proposer), now_ms(), &txs);
+        Block { header, txs }.to_bytes()
+    }
+
+    fn check_block(&self, height: u64, proposer: [u8; 32], bytes: &[u8]) -> Result<(), String> {
+        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let block: Block = decode_exact(bytes, state.meta.params.limits.max_block_bytes as usize)
+            .map_err(|e| e.to_string())?;
+        if block.header.height != height || block.header.proposer.0 != proposer {
+            return Err(format!("height {} / proposer mismatch", block.header.height));
+        }
+        if block.header.time_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+            return Err(format!("block time {} is in the future", block.header.time_ms));
+        }
+        state.validate_block(&block, bytes.len()).map_err(|e| e.to_string())
+    }
+
+    /// Applies and persists a decided block. An error here means this node cannot follow the chain
+    /// (store failure or a decided block its state refuses): the caller stops the node.
+    fn commit_block(&self, height: u64, bytes: &[u8], certificate: &[u8]) -> anyhow::Result<()> {
+        let mut state = self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if height <= state.height() {
+            // Already committed (replayed after a restart): nothing to do.
+            return Ok(());
+        }
+        let block: Block = decode_exact(bytes, usize::MAX)?;
+        // Applied in place: if persisting fails the node stops (the caller exits), and a restart
+        // reloads the last committed state from the store, so memory never runs ahead of disk.
+        let outcome = {
+            let mempool = self.lock_mempool();
+            state.apply_block(&block, &|hash| mempool.contains(hash))?
+        };
+        self.store.commit_block(height, bytes, certificate, &outcome)?;
+        let included: Vec<Hash> = outcome.results.iter().map(|r| r.hash).collect();
+        self.lock_mempool().on_block_committed(&state, &included);
+        if outcome.validator_set_changed {
+            let set = to_validator_infos(state.validator_set());
+            self.validator_history.lock().unwrap_or_else(|p| p.into_inner()).insert(height + 1, set);
+        }
+        let event = BlockEvent {
+            height,
+            hash: block.hash(),
+            app_hash: state.meta.app_hash,
+            time_ms: block.header.time_ms,
+            proposer: block.header.proposer,
+            txs: outcome.results,
+            events: outcome.events,
+        };
+        // No subscribers is fine.
+        let _ = self.events.send(Arc::new(event));
+        Ok(())
+    }
+}
+
+/// The chain as consensus sees it.
+pub struct ChainApp {
+    chain: Arc<Chain>,
+}
+
+impl ChainApp {
+    /// Wraps the chain for consensus.
+    pub fn new(chain: Arc<Chain>) -> ChainApp {
+        ChainApp { chain }
+    }
+}
+
+impl Application for ChainApp {
+    fn last_committed_height(&self) -> u64 {
+        self.chain.with_state(|s| s.height())
+    }
+
+    fn validator_set(&self, height: u64) -> Option<Vec<ValidatorInfo>> {
+        self.chain.validator_set_at(height)
+    }
+
+    fn build_block(&mut self, _height: u64, _round: u32, proposer: [u8; 32]) -> Vec<u8> {
+        self.chain.build_block(proposer)
+    }
+
+    fn check_block(&mut self, height: u64, proposer: [u8; 32], block: &[u8]) -> bool {
+        match self.chain.check_block(height, proposer, block) {
+            Ok(()) => true,
+            Err(reason) => {
+                tracing::warn!(height, %reason, "refusing proposed block");
+                false
+            }
+        }
+    }
+
+    fn commit_block(
+        &mut self,
+        height: u64,
+        _round: u32,
+        block: &[u8],
+        certificate: &[u8],
+    ) -> anyhow::Result<()> {
+        self.chain.commit_block(height, block, certificate)
+    }
+
+    fn committed_block(&self, height: u64) -> Option<(Vec<u8>, Vec<u8>)> {
+        match self.chain.store.block(height) {
+            Ok(block) => block,
+            Err(error) => {
+                tracing::error!(height, %error, "cannot read committed block");
+                None
+            }
+        }
+    }
+
+    fn history_min_height(&self) -> u64 {
+        1
+    }
+}

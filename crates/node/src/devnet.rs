@@ -1,0 +1,241 @@
+//! Host homes and local networks: `gonka init` makes one host home with a single-validator genesis,
+//! [`setup`] makes N homes sharing one genesis (with a funded developer account) for `gonka devnet`
+//! and the multi-node tests, and writes `DIR/devnet.json`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use gonka_chain::{Genesis, GenesisAccount, GenesisParticipant, Params};
+use gonka_primitives::{AccountKey, Address, Amount, ValidatorPublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::home::{HOST_KEY, Home, NodeConfig, OPERATIONAL_KEY};
+use crate::keyring::Keyring;
+use crate::mempool::MempoolLimits;
+
+/// Name of the developer key in the devnet keyring.
+pub const DEVELOPER_KEY: &str = "developer";
+/// Name of the parameter-authority key in the devnet keyring.
+pub const AUTHORITY_KEY: &str = "authority";
+/// Balance of the devnet developer account: 1,000,000 GNK.
+pub const DEVELOPER_BALANCE: Amount = Amount(1_000_000 * gonka_primitives::amount::NGONKA_PER_GNK);
+/// Balance of each devnet host account: 10,000 GNK.
+pub const HOST_BALANCE: Amount = Amount(10_000 * gonka_primitives::amount::NGONKA_PER_GNK);
+/// Voting power of each genesis host until PoC sets weights.
+pub const GENESIS_WEIGHT: u64 = 100;
+
+/// The public identity of a freshly made host home.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostIdentity {
+    /// Account address (key `host`).
+    pub address: Address,
+    /// Consensus key.
+    pub validator_key: ValidatorPublicKey,
+    /// Operational key (key `host-ops`).
+    pub operational_key: gonka_primitives::AccountPublicKey,
+}
+
+/// Creates the keys and config of a host home (no genesis yet).
+pub fn init_home(home: &Home, config: &NodeConfig) -> anyhow::Result<HostIdentity> {
+    anyhow::ensure!(!home.is_initialized(), "{} is already initialized", home.root().display());
+    let keyring = home.keyring();
+    let host = AccountKey::generate();
+    let ops = AccountKey::generate();
+    keyring.add(HOST_KEY, &host, None)?;
+    keyring.add(OPERATIONAL_KEY, &ops, None)?;
+    let validator = home.create_validator_key()?;
+    home.write_config(config)?;
+    Ok(HostIdentity {
+        address: host.address(),
+        validator_key: validator.public_key(),
+        operational_key: ops.public_key(),
+    })
+}
+
+/// The current time in milliseconds, for genesis time only (never read by the state machine).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A genesis where `hosts` are the validators with equal power.
+pub fn genesis_for(
+    chain_id: &str,
+    params: Params,
+    hosts: &[(HostIdentity, String)],
+    accounts: Vec<GenesisAccount>,
+    developers: Vec<Address>,
+) -> Genesis {
+    let participants = hosts
+        .iter()
+        .map(|(identity, api_url)| GenesisParticipant {
+            address: identity.address,
+            api_url: api_url.clone(),
+            validator_key: identity.validator_key,
+            operational_key: identity.operational_key,
+            weight: GENESIS_WEIGHT,
+        })
+        .collect();
+    Genesis {
+        chain_id: chain_id.to_string(),
+        genesis_time_ms: now_ms(),
+        params,
+        accounts,
+        participants,
+        developers,
+    }
+}
+
+/// Options of [`setup`].
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// Number of validator hosts.
+    pub hosts: usize,
+    /// Directory holding every home and `devnet.json`.
+    pub dir: PathBuf,
+    /// First port: host `i` uses `base_port + 2i` (REST) and `base_port + 2i + 1` (p2p).
+    pub base_port: u16,
+    /// Chain id.
+    pub chain_id: String,
+    /// Target block interval.
+    pub block_interval_ms: u64,
+    /// Use mainnet epoch timing instead of the devnet profile.
+    pub mainnet_profile: bool,
+    /// Extra funded accounts (benchmarks).
+    pub extra_accounts: Vec<GenesisAccount>,
+}
+
+/// One node of a devnet, as written in `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetNode {
+    /// Node name (`host-0`...).
+    pub name: String,
+    /// Home directory.
+    pub home: PathBuf,
+    /// REST base URL.
+    pub api_url: String,
+    /// Consensus p2p address.
+    pub p2p: SocketAddr,
+    /// Host account.
+    pub address: Address,
+    /// Consensus key.
+    pub validator_key: ValidatorPublicKey,
+}
+
+/// A key in the devnet keyring, as written in `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetKey {
+    /// Key name.
+    pub name: String,
+    /// Address.
+    pub address: Address,
+}
+
+/// `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetPlan {
+    /// Chain id.
+    pub chain_id: String,
+    /// The nodes.
+    pub nodes: Vec<DevnetNode>,
+    /// Directory of the devnet keyring (developer and authority keys); use it with `--keyring-dir`.
+    pub keyring: PathBuf,
+    /// The funded developer key.
+    pub developer: DevnetKey,
+    /// The parameter authority key.
+    pub authority: DevnetKey,
+}
+
+impl DevnetPlan {
+    /// Reads `DIR/devnet.json`.
+    pub fn load(dir: &Path) -> anyhow::Result<DevnetPlan> {
+        let path = dir.join("devnet.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Makes N host homes with one shared genesis and writes `DIR/devnet.json`.
+pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
+    anyhow::ensure!((1..=64).contains(&options.hosts), "--hosts must be between 1 and 64");
+    let dir = &options.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    anyhow::ensure!(!dir.join("devnet.json").exists(), "{} already holds a devnet", dir.display());
+    let port = |i: usize, offset: u16| -> anyhow::Result<u16> {
+        u16::try_from(i * 2)
+            .ok()
+            .and_then(|d| options.base_port.checked_add(d + offset))
+            .context("ports beyond 65535")
+    };
+    let mut addresses = Vec::new();
+    for i in 0..options.hosts {
+        let api: SocketAddr = ([127, 0, 0, 1], port(i, 0)?).into();
+        let p2p: SocketAddr = ([127, 0, 0, 1], port(i, 1)?).into();
+        addresses.push((api, p2p));
+    }
+    let keyring = Keyring::new(dir.join("keys"));
+    let developer = AccountKey::generate();
+    let authority = AccountKey::generate();
+    keyring.add(DEVELOPER_KEY, &developer, None)?;
+    keyring.add(AUTHORITY_KEY, &authority, None)?;
+
+    let mut hosts = Vec::new();
+    let mut nodes = Vec::new();
+    for (i, (api, p2p)) in addresses.iter().enumerate() {
+        let name = format!("host-{i}");
+        let home = Home::new(dir.join(&name));
+        let config = NodeConfig {
+            moniker: name.clone(),
+            api_listen: *api,
+            p2p_listen: *p2p,
+            p2p_peers: addresses.iter().filter(|(a, _)| a != api).map(|(_, p)| *p).collect(),
+            gossip_peers: addresses
+                .iter()
+                .filter(|(a, _)| a != api)
+                .map(|(a, _)| format!("http://{a}"))
+                .collect(),
+            block_interval_ms: options.block_interval_ms,
+            mempool: MempoolLimits::default(),
+        };
+        let identity = init_home(&home, &config)?;
+        let api_url = format!("http://{api}");
+        nodes.push(DevnetNode {
+            name,
+            home: home.root().to_path_buf(),
+            api_url: api_url.clone(),
+            p2p: *p2p,
+            address: identity.address,
+            validator_key: identity.validator_key,
+        });
+        hosts.push((identity, api_url));
+    }
+    let params = if options.mainnet_profile {
+        Params::mainnet(authority.address())
+    } else {
+        Params::devnet(authority.address())
+    };
+    let mut accounts = vec![
+        GenesisAccount { address: developer.address(), balance: DEVELOPER_BALANCE },
+        GenesisAccount {
+            address: authority.address(),
+            balance: Amount(gonka_primitives::amount::NGONKA_PER_GNK),
+        },
+    ];
+    accounts.extend(hosts.iter().map(|(h, _)| GenesisAccount { address: h.address, balance: HOST_BALANCE }));
+    accounts.extend(options.extra_accounts.iter().cloned());
+    let genesis = genesis_for(&options.chain_id, params, &hosts, accounts, vec![developer.address()]);
+    gonka_chain::State::from_genesis(&genesis).context("devnet genesis is invalid")?;
+    for node in &nodes {
+        Home::new(&node.home).write_genesis(&genesis)?;
+    }
+    let plan = DevnetPlan {
+        chain_id: options.chain_id.clone(),
+        nodes,
+        keyring: dir.join("keys"),
+        developer: DevnetKey { name: DEVELOPER_KEY.into(), address: developer.address() },
+        authority: DevnetKey { name: AUTHORITY_KEY.into(), address: authority.address() },
+    };
+    std::fs::write(dir.join("devnet.json"), serde_json::to_string_pretty(&plan)?)?;
+    Ok(plan)
+}

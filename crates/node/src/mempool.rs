@@ -1,0 +1,174 @@
+//! The mempool: checked transactions waiting for a block, bounded in count and bytes, ordered by
+//! arrival, with per-account sequences tracked so an account may queue several transactions.
+
+use std::collections::BTreeMap;
+
+use gonka_chain::{State, TxError};
+use gonka_primitives::codec::Bytes;
+use gonka_primitives::{Address, Hash};
+
+/// Mempool bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MempoolLimits {
+    /// Most transactions held.
+    pub max_txs: usize,
+    /// Most bytes held.
+    pub max_bytes: usize,
+    /// Most transactions one account may have waiting.
+    pub max_per_account: usize,
+}
+
+impl Default for MempoolLimits {
+    fn default() -> MempoolLimits {
+        MempoolLimits { max_txs: 50_000, max_bytes: 64 << 20, max_per_account: 1_000 }
+    }
+}
+
+/// Why a transaction was not admitted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MempoolError {
+    /// It failed the state machine's check.
+    #[error(transparent)]
+    Check(#[from] TxError),
+    /// Already waiting.
+    #[error("transaction already in the mempool")]
+    Duplicate,
+    /// The mempool (or the account's share of it) is full.
+    #[error("mempool full: {0}")]
+    Full(&'static str),
+}
+
+struct Entry {
+    hash: Hash,
+    bytes: Bytes,
+    account: Address,
+    sequence: u64,
+}
+
+/// The pool of pending transactions.
+pub struct Mempool {
+    limits: MempoolLimits,
+    next_arrival: u64,
+    entries: BTreeMap<u64, Entry>,
+    by_hash: BTreeMap<Hash, u64>,
+    /// Per account: the next sequence expected and how many of its transactions wait.
+    accounts: BTreeMap<Address, (u64, usize)>,
+    bytes: usize,
+}
+
+impl Mempool {
+    /// An empty mempool.
+    pub fn new(limits: MempoolLimits) -> Mempool {
+        Mempool {
+            limits,
+            next_arrival: 0,
+            entries: BTreeMap::new(),
+            by_hash: BTreeMap::new(),
+            accounts: BTreeMap::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Number of waiting transactions.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether the transaction with this hash waits here (its signature was verified on admission).
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.by_hash.contains_key(hash)
+    }
+
+    /// Checks `bytes` against `state` and admits them.
+    pub fn insert(&mut self, state: &State, bytes: Vec<u8>) -> Result<Hash, MempoolError> {
+        let hash = Hash::digest(&bytes);
+        if self.by_hash.contains_key(&hash) {
+            return Err(MempoolError::Duplicate);
+        }
+        if self.entries.len() >= self.limits.max_txs {
+            return Err(MempoolError::Full("too many transactions"));
+        }
+        if self.bytes + bytes.len() > self.limits.max_bytes {
+            return Err(MempoolError::Full("too many bytes"));
+        }
+        let account_hint = peek_account(&bytes);
+        let pending = account_hint.and_then(|a| self.accounts.get(&a).copied());
+        if pending.is_some_and(|(_, count)| count >= self.limits.max_per_account) {
+            return Err(MempoolError::Full("too many transactions from this account"));
+        }
+        let checked = state.check_tx(&bytes, pending.map(|(next, _)| next))?;
+        let account = checked.tx.body.account;
+        let sequence = checked.tx.body.sequence;
+        let slot = self.accounts.entry(account).or_insert((sequence, 0));
+        *slot = (sequence + 1, slot.1 + 1);
+        let arrival = self.next_arrival;
+        self.next_arrival += 1;
+        self.bytes += bytes.len();
+        self.by_hash.insert(hash, arrival);
+        self.entries.insert(arrival, Entry { hash, bytes: Bytes(bytes), account, sequence });
+        Ok(hash)
+    }
+
+    /// Transactions for the next block, oldest first, within the block limits.
+    pub fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Bytes> {
+        let mut total = 0usize;
+        let mut out = Vec::new();
+        for entry in self.entries.values() {
+            // Per-tx overhead in the block encoding is a 4-byte length prefix.
+            let size = entry.bytes.0.len() + 4;
+            if out.len() >= max_txs || total + size > max_bytes {
+                break;
+            }
+            total += size;
+            out.push(entry.bytes.clone());
+        }
+        out
+    }
+
+    /// After a block: drops included transactions and any whose sequence the new state made stale,
+    /// and recomputes each account's expected next sequence.
+    pub fn on_block_committed(&mut self, state: &State, included: &[Hash]) {
+        for hash in included {
+            if let Some(arrival) = self.by_hash.remove(hash) {
+                if let Some(entry) = self.entries.remove(&arrival) {
+                    self.bytes -= entry.bytes.0.len();
+                }
+            }
+        }
+        let mut expected: BTreeMap<Address, u64> = BTreeMap::new();
+        let mut stale = Vec::new();
+        for (arrival, entry) in &self.entries {
+            let next =
+                expected.entry(entry.account).or_insert_with(|| state.account(&entry.account).sequence);
+            if entry.sequence == *next {
+                *next += 1;
+            } else {
+                stale.push(*arrival);
+            }
+        }
+        for arrival in stale {
+            if let Some(entry) = self.entries.remove(&arrival) {
+                self.by_hash.remove(&entry.hash);
+                self.bytes -= entry.bytes.0.len();
+            }
+        }
+        self.accounts.clear();
+        for entry in self.entries.values() {
+            let slot = self.accounts.entry(entry.account).or_insert((entry.sequence, 0));
+            *slot = (entry.sequence + 1, slot.1 + 1);
+        }
+    }
+}
+
+/// The account a transaction acts for, read without verifying anything (for the per-account bound).
+fn peek_account(bytes: &[u8]) -> Option<Address> {
+    // Layout: u32 chain-id length, chain id, then the 20-byte account.
+    let length = u32::from_be_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+    let start = 4usize.checked_add(length)?;
+    Some(Address(bytes.get(start..start + 20)?.try_into().ok()?))
+}
