@@ -16,6 +16,8 @@ pub(crate) enum BenchCommand {
     Engine(EngineArgs),
     /// How far teacher-forced scoring logprobs are from the logprobs reported during generation.
     ScoringGap(GapArgs),
+    /// 4 validators on loopback: finalized transfers/s, block interval, commit latency, state size.
+    Chain(crate::bench_chain::ChainArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -52,6 +54,7 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Engine(args) => runtime.block_on(engine_bench(args)),
         BenchCommand::ScoringGap(args) => runtime.block_on(scoring_gap(args)),
+        BenchCommand::Chain(args) => runtime.block_on(crate::bench_chain::chain_bench(args)),
     }
 }
 

@@ -64,7 +64,7 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
     })
 }
 
-fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
+pub(crate) fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("locating the gonka binary")?;
     let log_path = home.join("node.log");
     let log = OpenOptions::new()
@@ -83,7 +83,7 @@ fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
     Ok(child)
 }
 
-fn stop_all(children: &mut [Child]) {
+pub(crate) fn stop_all(children: &mut [Child]) {
     for child in children.iter() {
         if let Ok(pid) = i32::try_from(child.id()) {
             let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);

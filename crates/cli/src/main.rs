@@ -2,6 +2,7 @@
 //! single-host server, benchmarks.
 
 mod bench;
+mod bench_chain;
 mod chain;
 mod devnet;
 mod keys;
