@@ -661,8 +661,8 @@ impl_codec!(
         w.height(v.history_min_height);
     },
     |r| {
-        let peer_id =
-            PeerId::from_bytes(r.bytes("peer id", MAX_KEY_BYTES)?).map_err(|_| CodecError::Invalid("peer id"))?;
+        let peer_id = PeerId::from_bytes(r.bytes("peer id", MAX_KEY_BYTES)?)
+            .map_err(|_| CodecError::Invalid("peer id"))?;
         Ok(Status { peer_id, tip_height: r.height()?, history_min_height: r.height()? })
     }
 );
@@ -791,7 +791,8 @@ mod tests {
         };
         let bytes = encode_commit_certificate(&commit);
         assert_eq!(decode_commit_certificate(&bytes).unwrap(), commit);
-        let ext = ExtendedCommitCertificate::from_commit_certificate_and_extensions(commit, Default::default());
+        let ext =
+            ExtendedCommitCertificate::from_commit_certificate_and_extensions(commit, Default::default());
         let resp = Response::ValueResponse(ValueResponse::new(
             Height(5),
             vec![RawDecidedValue::new(Bytes::from_static(b"blk"), ext)],

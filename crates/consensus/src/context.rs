@@ -155,9 +155,10 @@ impl ValidatorSet {
     /// Build a set. Zero-power validators are dropped, duplicates (same address) keep the first
     /// occurrence. Returns `None` if nothing remains or the total power overflows `u64`.
     pub fn new(validators: impl IntoIterator<Item = Validator>) -> Option<Self> {
+        let mut seen = std::collections::BTreeSet::new();
         let mut list: Vec<Validator> = Vec::new();
         for v in validators {
-            if v.voting_power == 0 || list.iter().any(|x| x.address == v.address) {
+            if v.voting_power == 0 || !seen.insert(v.address) {
                 continue;
             }
             list.push(v);
@@ -389,7 +390,14 @@ impl Context for GonkaContext {
         value_id: NilOrVal<BlockHash>,
         address: Address,
     ) -> Vote {
-        Vote { vote_type: VoteType::Prevote, height, round, value: value_id, validator: address, extension: None }
+        Vote {
+            vote_type: VoteType::Prevote,
+            height,
+            round,
+            value: value_id,
+            validator: address,
+            extension: None,
+        }
     }
 
     fn new_precommit(

@@ -10,16 +10,18 @@ use tracing::{debug, error, info, warn};
 
 use malachitebft_app_channel::app::consensus::VoteExtensionError;
 use malachitebft_app_channel::app::engine::host::{HeightParams, Next, SyncedValueOutcome};
+use malachitebft_app_channel::app::streaming::StreamMessage;
+use malachitebft_app_channel::app::types::core::ExtendedCommitCertificate;
 use malachitebft_app_channel::app::types::core::{LinearTimeouts, Round, Validity};
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
 use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId, ProposedValue};
-use malachitebft_app_channel::app::streaming::StreamMessage;
-use malachitebft_app_channel::app::types::core::ExtendedCommitCertificate;
 use malachitebft_app_channel::{AppMsg, NetworkMsg};
 use malachitebft_signing_ed25519::PublicKey;
 
 use crate::codec::{decode_commit_certificate, encode_commit_certificate};
-use crate::context::{Address, BlockHash, GonkaContext, Height, ProposalInit, ProposalPart, Validator, ValidatorSet};
+use crate::context::{
+    Address, BlockHash, GonkaContext, Height, ProposalInit, ProposalPart, Validator, ValidatorSet,
+};
 use crate::signing::{Ed25519Provider, fin_sign_bytes};
 use crate::store::{BlockStore, StoredBlock};
 use crate::streaming::{CompletedStream, PartStreams, make_stream, stream_id};
@@ -148,7 +150,8 @@ impl<A: Application> Host<A> {
                 self.handle.set_height(height.0, round.as_i64());
                 let ready: Vec<CompletedStream> = {
                     self.pending.retain(|c| c.init.height >= height);
-                    let (now, later) = std::mem::take(&mut self.pending).into_iter().partition(|c| c.init.height == height);
+                    let (now, later) =
+                        std::mem::take(&mut self.pending).into_iter().partition(|c| c.init.height == height);
                     self.pending = later;
                     now
                 };
@@ -169,7 +172,8 @@ impl<A: Application> Host<A> {
                 let stored = match self.blocks.own_at(height, round) {
                     Some(b) => b.clone(),
                     None => {
-                        let block = Bytes::from(self.app.build_block(height.0, round_u32(round), self.public_key));
+                        let block =
+                            Bytes::from(self.app.build_block(height.0, round_u32(round), self.public_key));
                         if block.len() > self.max_block_bytes {
                             error!(%height, len = block.len(), max = self.max_block_bytes, "built block exceeds max_block_bytes; peers will reject it");
                         }
@@ -202,8 +206,10 @@ impl<A: Application> Host<A> {
 
             AppMsg::VerifyVoteExtensions { extensions, reply, .. } => {
                 // gonka disables vote extensions at every height: none is acceptable.
-                let verdicts =
-                    extensions.into_iter().map(|(a, _)| (a, Err(VoteExtensionError::InvalidVoteExtension))).collect();
+                let verdicts = extensions
+                    .into_iter()
+                    .map(|(a, _)| (a, Err(VoteExtensionError::InvalidVoteExtension)))
+                    .collect();
                 if reply.send(verdicts).is_err() {
                     warn!("engine dropped the VerifyVoteExtensions reply");
                 }
@@ -240,7 +246,8 @@ impl<A: Application> Host<A> {
             AppMsg::Decided { certificate, extensions: _, reply } => {
                 let height = certificate.height;
                 let round = certificate.round;
-                let Some(block) = self.blocks.find(height, &certificate.value_id).map(|b| b.block.clone()) else {
+                let Some(block) = self.blocks.find(height, &certificate.value_id).map(|b| b.block.clone())
+                else {
                     error!(%height, %round, hash = %certificate.value_id,
                         "DECIDED BLOCK NOT AVAILABLE LOCALLY: cannot commit, the height will be restarted and fetched through sync");
                     self.failed_commit = Some(height);
@@ -311,7 +318,7 @@ impl<A: Application> Host<A> {
         let signature = self.signer.sign_bytes(&fin_sign_bytes(&init, &hash));
         self.nonce = self.nonce.wrapping_add(1);
         let id = stream_id(height, round, self.nonce);
-        for msg in make_stream(id, init, block, signature) {
+        for msg in make_stream(&id, init, block, signature) {
             if network.send(NetworkMsg::PublishProposalPart(msg)).await.is_err() {
                 warn!(%height, %round, "network gone, proposal not published");
                 return;
@@ -411,8 +418,10 @@ impl<A: Application> Host<A> {
                     break;
                 }
             };
-            let certificate =
-                ExtendedCommitCertificate::from_commit_certificate_and_extensions(certificate, Default::default());
+            let certificate = ExtendedCommitCertificate::from_commit_certificate_and_extensions(
+                certificate,
+                Default::default(),
+            );
             out.push(RawDecidedValue::new(Bytes::from(block), certificate));
         }
         out

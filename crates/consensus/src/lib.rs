@@ -84,7 +84,13 @@ pub trait Application: Send + 'static {
     /// Apply and durably persist a decided block with its commit certificate (opaque bytes
     /// produced by this crate, see [`decode_commit_certificate`] / [`verify_commit`]).
     /// Must be durable when it returns Ok. Err => consensus restarts the height.
-    fn commit_block(&mut self, height: u64, round: u32, block: &[u8], certificate: &[u8]) -> anyhow::Result<()>;
+    fn commit_block(
+        &mut self,
+        height: u64,
+        round: u32,
+        block: &[u8],
+        certificate: &[u8],
+    ) -> anyhow::Result<()>;
     /// A committed block and its certificate, served to peers that sync.
     fn committed_block(&self, height: u64) -> Option<(Vec<u8>, Vec<u8>)>;
     /// Earliest height still stored (1 if all history is kept).
@@ -331,4 +337,83 @@ pub fn verify_commit(
         block_hash: c.value_id.0,
         signers: c.commit_signatures.iter().map(|s| s.address.0).collect(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Address, BlockHash, Height};
+    use malachitebft_app_channel::app::types::core::{CommitCertificate, CommitSignature, Round};
+    use malachitebft_signing_ed25519::PrivateKey;
+
+    fn keys() -> Vec<PrivateKey> {
+        (1..=4u8).map(|i| PrivateKey::from([i; 32])).collect()
+    }
+
+    fn validators(keys: &[PrivateKey]) -> Vec<ValidatorInfo> {
+        keys.iter()
+            .map(|k| ValidatorInfo { public_key: *k.public_key().as_bytes(), voting_power: 10 })
+            .collect()
+    }
+
+    fn certificate(keys: &[PrivateKey], signers: usize, block: &[u8]) -> Vec<u8> {
+        let value = BlockHash::of(block);
+        let commit_signatures = keys[..signers]
+            .iter()
+            .map(|k| {
+                let address = Address::from_public_key(k.public_key().as_bytes());
+                let msg = signing::precommit_sign_bytes(Height(3), Round::new(1), value, address);
+                CommitSignature::new(address, k.sign(&msg))
+            })
+            .collect();
+        encode_commit_certificate(&CommitCertificate {
+            height: Height(3),
+            round: Round::new(1),
+            value_id: value,
+            commit_signatures,
+        })
+    }
+
+    #[test]
+    fn verify_commit_checks_quorum_block_and_height() {
+        let keys = keys();
+        let vals = validators(&keys);
+        let ok = certificate(&keys, 3, b"block");
+        let info = verify_commit(&ok, 3, b"block", &vals).unwrap();
+        assert_eq!((info.height, info.round, info.signers.len()), (3, 1, 3));
+        assert_eq!(
+            verify_commit(&certificate(&keys, 2, b"block"), 3, b"block", &vals),
+            Err(CertificateError::InsufficientPower { signed: 20, total: 40 })
+        );
+        assert_eq!(verify_commit(&ok, 3, b"other", &vals), Err(CertificateError::WrongBlock));
+        assert!(matches!(verify_commit(&ok, 4, b"block", &vals), Err(CertificateError::WrongHeight { .. })));
+        assert!(matches!(
+            verify_commit(&ok[..ok.len() - 1], 3, b"block", &vals),
+            Err(CertificateError::Decode(_))
+        ));
+        let mut bad = ok.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert!(matches!(verify_commit(&bad, 3, b"block", &vals), Err(CertificateError::BadSignature(_))));
+    }
+
+    #[test]
+    fn proposer_rotates_over_sorted_set() {
+        let keys = keys();
+        let set = host::to_validator_set(&validators(&keys)).unwrap();
+        let order: Vec<_> = (0..4u64).map(|h| set.proposer(Height(h), Round::new(0)).address).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "equal power: address order");
+        assert_eq!(
+            set.proposer(Height(1), Round::new(1)).address,
+            set.proposer(Height(2), Round::new(0)).address
+        );
+        // Zero power and duplicates are dropped; empty sets are refused.
+        let mut vals = validators(&keys);
+        vals.push(vals[0].clone());
+        vals[1].voting_power = 0;
+        assert_eq!(host::to_validator_set(&vals).unwrap().validators().len(), 3);
+        assert!(host::to_validator_set(&[]).is_none());
+    }
 }

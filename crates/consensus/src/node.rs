@@ -8,10 +8,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, error, info, warn};
 
-use malachitebft_app_channel::app::engine::node::NodeRef;
 use malachitebft_app_channel::app::config::{
     ConsensusConfig as EngineConsensusConfig, NodeConfig, ValuePayload, ValueSyncConfig,
 };
+use malachitebft_app_channel::app::engine::node::NodeRef;
 use malachitebft_app_channel::app::net::Multiaddr;
 use malachitebft_app_channel::app::types::Keypair;
 use malachitebft_app_channel::app::types::codec::Codec;
@@ -69,19 +69,24 @@ fn multiaddr(addr: SocketAddr) -> anyhow::Result<Multiaddr> {
 
 fn engine_config(config: &ConsensusConfig, moniker: String) -> anyhow::Result<EngineConfig> {
     let interval = Duration::from_millis(config.block_interval_ms);
-    let mut value_sync = ValueSyncConfig::default();
-    // Peers learn each other's tip through periodic status messages; keep that close to the
-    // block interval so a lagging node notices quickly.
-    value_sync.status_update_interval = interval.clamp(Duration::from_millis(500), Duration::from_secs(5));
-    value_sync.request_timeout = Duration::from_secs(5);
     let max_block = config.max_block_bytes as u64;
     let response = (max_block.saturating_mul(2).saturating_add(1 << 20)).max(10 << 20);
-    value_sync.max_response_size = bytesize::ByteSize::b(response);
+    let value_sync = ValueSyncConfig {
+        // Peers learn each other's tip through periodic status messages; keep that close to the
+        // block interval so a lagging node notices quickly.
+        status_update_interval: interval.clamp(Duration::from_millis(500), Duration::from_secs(5)),
+        request_timeout: Duration::from_secs(5),
+        max_response_size: bytesize::ByteSize::b(response),
+        ..ValueSyncConfig::default()
+    };
 
-    let mut consensus = EngineConsensusConfig::default();
-    consensus.value_payload = ValuePayload::ProposalAndParts;
+    let mut consensus = EngineConsensusConfig {
+        value_payload: ValuePayload::ProposalAndParts,
+        ..EngineConsensusConfig::default()
+    };
     consensus.p2p.listen_addr = multiaddr(config.listen)?;
-    consensus.p2p.persistent_peers = config.peers.iter().map(|p| multiaddr(*p)).collect::<anyhow::Result<_>>()?;
+    consensus.p2p.persistent_peers =
+        config.peers.iter().map(|p| multiaddr(*p)).collect::<anyhow::Result<_>>()?;
     consensus.p2p.rpc_max_size = bytesize::ByteSize::b(response.saturating_add(1 << 20));
     consensus.p2p.pubsub_max_size =
         bytesize::ByteSize::b((PART_CHUNK as u64 + (64 << 10)).max(consensus.p2p.pubsub_max_size.as_u64()));
@@ -142,9 +147,14 @@ async fn start_engine(
         .sign_validator_proof(key.public_key().as_bytes().to_vec(), peer_id.to_bytes())
         .await
         .map_err(|e| anyhow!("cannot sign the validator proof: {e}"))?;
-    let proof_bytes = WireCodec.encode(&proof).map_err(|e| anyhow!("cannot encode the validator proof: {e}"))?;
-    let identity =
-        NetworkIdentity::new_validator(engine_config.moniker.clone(), keypair, address.to_string(), proof_bytes);
+    let proof_bytes =
+        WireCodec.encode(&proof).map_err(|e| anyhow!("cannot encode the validator proof: {e}"))?;
+    let identity = NetworkIdentity::new_validator(
+        engine_config.moniker.clone(),
+        keypair,
+        address.to_string(),
+        proof_bytes,
+    );
 
     let wal_path = config.home.join("wal").join("consensus.wal");
     let (channels, engine) = EngineBuilder::new(GonkaContext, engine_config.clone())
@@ -168,10 +178,10 @@ async fn stop_engine(actor: NodeRef, task: Option<JoinHandle<()>>) {
     actor.stop_children_and_wait(reason.clone(), Some(Duration::from_secs(10))).await;
     // The node actor usually stops on its own once its children are gone.
     let _ = actor.stop_and_wait(reason, Some(Duration::from_secs(5))).await;
-    if let Some(mut task) = task {
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+    if let Some(mut task) = task
+        && tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err()
+    {
+        task.abort();
     }
 }
 

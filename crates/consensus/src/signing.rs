@@ -94,7 +94,12 @@ pub(crate) fn fin_sign_bytes(init: &ProposalInit, block_hash: &BlockHash) -> Vec
 }
 
 /// Bytes a precommit for `value` by `validator` signs (what a commit certificate holds).
-pub(crate) fn precommit_sign_bytes(height: Height, round: Round, value: BlockHash, validator: Address) -> Vec<u8> {
+pub(crate) fn precommit_sign_bytes(
+    height: Height,
+    round: Round,
+    value: BlockHash,
+    validator: Address,
+) -> Vec<u8> {
     vote_sign_bytes(&Vote {
         vote_type: VoteType::Precommit,
         height,

@@ -16,6 +16,8 @@ use crate::context::{Height, ProposalInit, ProposalPart};
 pub(crate) const PART_CHUNK: usize = 256 * 1024;
 /// Most in-flight streams kept at once; the oldest is evicted beyond this.
 const MAX_STREAMS: usize = 64;
+/// Most in-flight streams per publisher, so one peer cannot evict everyone else's streams.
+const MAX_STREAMS_PER_PEER: usize = 4;
 /// Highest sequence number accepted in a stream.
 const MAX_SEQUENCE: u64 = 1 << 16;
 
@@ -31,7 +33,7 @@ pub(crate) fn stream_id(height: Height, round: Round, nonce: u64) -> StreamId {
 
 /// The messages of one proposal stream.
 pub(crate) fn make_stream(
-    id: StreamId,
+    id: &StreamId,
     init: ProposalInit,
     block: &Bytes,
     signature: Signature,
@@ -93,11 +95,16 @@ impl PartStreams {
     ) -> Result<Option<CompletedStream>, &'static str> {
         let key = (publisher, msg.stream_id.clone());
         if !self.streams.contains_key(&key) {
-            if self.streams.len() >= MAX_STREAMS {
-                let oldest = self.streams.iter().min_by_key(|(_, s)| s.order).map(|(k, _)| k.clone());
-                if let Some(oldest) = oldest {
-                    self.streams.remove(&oldest);
-                }
+            let own = self.streams.keys().filter(|(p, _)| *p == publisher).count();
+            let victim = if own >= MAX_STREAMS_PER_PEER {
+                self.oldest(|(p, _)| *p == publisher)
+            } else if self.streams.len() >= MAX_STREAMS {
+                self.oldest(|_| true)
+            } else {
+                None
+            };
+            if let Some(victim) = victim {
+                self.streams.remove(&victim);
             }
             self.next_order += 1;
             self.streams.insert(key.clone(), StreamState { order: self.next_order, ..Default::default() });
@@ -117,6 +124,10 @@ impl PartStreams {
                 Err(e)
             }
         }
+    }
+
+    fn oldest(&self, filter: impl Fn(&(PeerId, StreamId)) -> bool) -> Option<(PeerId, StreamId)> {
+        self.streams.iter().filter(|(k, _)| filter(k)).min_by_key(|(_, s)| s.order).map(|(k, _)| k.clone())
     }
 
     fn apply(
@@ -178,10 +189,10 @@ impl PartStreams {
                 return Err("data after fin part");
             }
         }
-        if let Some(end) = s.end {
-            if s.data.keys().next_back().is_some_and(|&last| last >= end) {
-                return Err("data after stream end");
-            }
+        if let Some(end) = s.end
+            && s.data.keys().next_back().is_some_and(|&last| last >= end)
+        {
+            return Err("data after stream end");
         }
 
         let (Some(init), Some((fin_seq, signature)), Some(_)) = (&s.init, s.fin, s.end) else {
@@ -214,6 +225,11 @@ mod tests {
     use crate::context::Address;
     use malachitebft_app_channel::app::types::Keypair;
 
+    fn peer_n(n: u8) -> PeerId {
+        let kp = Keypair::ed25519_from_bytes([n; 32]).unwrap();
+        PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap()
+    }
+
     fn peer() -> PeerId {
         let kp = Keypair::ed25519_from_bytes([1u8; 32]).unwrap();
         PeerId::from_bytes(&kp.public().to_peer_id().to_bytes()).unwrap()
@@ -232,7 +248,12 @@ mod tests {
     #[test]
     fn reassembles_out_of_order() {
         let block = Bytes::from(vec![7u8; PART_CHUNK * 2 + 5]);
-        let msgs = make_stream(stream_id(Height(3), Round::new(0), 1), init(block.len()), &block, Signature::from_bytes([0; 64]));
+        let msgs = make_stream(
+            &stream_id(Height(3), Round::new(0), 1),
+            init(block.len()),
+            &block,
+            Signature::from_bytes([0; 64]),
+        );
         let mut streams = PartStreams::new(1 << 20);
         let peer = peer();
         let mut done = None;
@@ -247,9 +268,44 @@ mod tests {
     #[test]
     fn rejects_oversized() {
         let block = Bytes::from(vec![7u8; 100]);
-        let msgs = make_stream(stream_id(Height(3), Round::new(0), 1), init(100), &block, Signature::from_bytes([0; 64]));
+        let msgs = make_stream(
+            &stream_id(Height(3), Round::new(0), 1),
+            init(100),
+            &block,
+            Signature::from_bytes([0; 64]),
+        );
         let mut streams = PartStreams::new(50);
         let peer = peer();
         assert!(msgs.into_iter().any(|m| streams.insert(peer, m).is_err()));
+    }
+
+    #[test]
+    fn one_peer_cannot_evict_others() {
+        let block = Bytes::from(vec![1u8; 10]);
+        let mut streams = PartStreams::new(1 << 20);
+        let honest = make_stream(
+            &stream_id(Height(3), Round::new(0), 1),
+            init(10),
+            &block,
+            Signature::from_bytes([0; 64]),
+        );
+        let (first, rest) = honest.split_first().unwrap();
+        assert!(streams.insert(peer(), first.clone()).unwrap().is_none());
+        // A flood of half-open streams from another peer.
+        for nonce in 0..1000 {
+            let m = make_stream(
+                &stream_id(Height(3), Round::new(0), nonce),
+                init(10),
+                &block,
+                Signature::from_bytes([0; 64]),
+            );
+            streams.insert(peer_n(9), m[0].clone()).unwrap();
+        }
+        let mut done = None;
+        for m in rest {
+            done = streams.insert(peer(), m.clone()).unwrap().or(done);
+        }
+        assert_eq!(done.unwrap().block, block);
+        assert!(streams.streams.len() <= MAX_STREAMS_PER_PEER + 1);
     }
 }

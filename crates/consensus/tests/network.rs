@@ -1,6 +1,10 @@
 //! In-process network of 4 validators on loopback: normal progress, one node down and catching up
 //! through sync, and a stall with 2 of 4 down that resumes when they return.
 
+// Test helpers outside `#[test]` functions: panicking on a poisoned lock or a failed node is the
+// desired behaviour.
+#![allow(clippy::unwrap_used)]
+
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -59,7 +63,13 @@ impl Application for TestApp {
             && height == self.last_committed_height() + 1
     }
 
-    fn commit_block(&mut self, height: u64, _round: u32, block: &[u8], certificate: &[u8]) -> anyhow::Result<()> {
+    fn commit_block(
+        &mut self,
+        height: u64,
+        _round: u32,
+        block: &[u8],
+        certificate: &[u8],
+    ) -> anyhow::Result<()> {
         let mut s = self.state.lock().unwrap();
         anyhow::ensure!(height == s.blocks.len() as u64 + 1, "out of order commit {height}");
         verify_commit(certificate, height, block, &self.validators)?;
@@ -175,7 +185,8 @@ async fn four_validators() {
 
     let mut nodes: Vec<Node> = (0..N)
         .map(|i| {
-            let mut config = ConsensusConfig::new(PathBuf::from(dir.path()).join(format!("node{i}")), key(i), addrs[i]);
+            let mut config =
+                ConsensusConfig::new(PathBuf::from(dir.path()).join(format!("node{i}")), key(i), addrs[i]);
             config.peers = addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| *a).collect();
             config.block_interval_ms = 200;
             config.timeouts = timeouts.clone();
@@ -193,8 +204,10 @@ async fn four_validators() {
     for n in &mut nodes {
         n.start();
     }
-    wait_until("all 4 nodes commit height 5", Duration::from_secs(30), || nodes.iter().all(|n| n.committed() >= 5))
-        .await;
+    wait_until("all 4 nodes commit height 5", Duration::from_secs(30), || {
+        nodes.iter().all(|n| n.committed() >= 5)
+    })
+    .await;
     check_consistent(&nodes);
     // Blocks are identical; certificates may hold different (2/3+) signature sets.
     let first: Vec<Vec<u8>> = nodes[0].blocks()[..5].iter().map(|b| b.0.clone()).collect();
@@ -203,6 +216,14 @@ async fn four_validators() {
         assert_eq!(blocks, first);
     }
     assert!(nodes.iter().all(|n| n.handle.peers() > 0 && n.handle.height() >= 5));
+
+    // Pace: each height lasts at least the block interval (200 ms), even with empty blocks.
+    let h0 = nodes.iter().map(Node::committed).min().unwrap();
+    let t0 = Instant::now();
+    wait_until("5 more heights", Duration::from_secs(20), || nodes.iter().all(|n| n.committed() >= h0 + 5))
+        .await;
+    let took = t0.elapsed();
+    assert!(took >= Duration::from_millis(750), "5 heights in {took:?}: faster than the block interval");
 
     // (b) one node down: the other three keep going; it catches up through sync on restart.
     nodes[3].stop().await;
@@ -216,7 +237,8 @@ async fn four_validators() {
     nodes[3].start();
     let target = nodes[..3].iter().map(Node::committed).max().unwrap();
     eprintln!("node 3 restarts at {lagging}, network at {target}");
-    wait_until("restarted node 3 catches up", Duration::from_secs(30), || nodes[3].committed() >= target).await;
+    wait_until("restarted node 3 catches up", Duration::from_secs(30), || nodes[3].committed() >= target)
+        .await;
     check_consistent(&nodes);
 
     // (c) two of four (half the power) down: no progress; back up: progress resumes.
@@ -225,11 +247,19 @@ async fn four_validators() {
     tokio::time::sleep(Duration::from_millis(1000)).await; // let an in-flight decision land
     let stalled: Vec<u64> = nodes[..2].iter().map(Node::committed).collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(nodes[..2].iter().map(Node::committed).collect::<Vec<_>>(), stalled, "no progress without quorum");
+    assert_eq!(
+        nodes[..2].iter().map(Node::committed).collect::<Vec<_>>(),
+        stalled,
+        "no progress without quorum"
+    );
     nodes[2].start();
     nodes[3].start();
     let top = *stalled.iter().max().unwrap();
-    eprintln!("stalled at {stalled:?}; nodes 2,3 restart at {}, {}", nodes[2].committed(), nodes[3].committed());
+    eprintln!(
+        "stalled at {stalled:?}; nodes 2,3 restart at {}, {}",
+        nodes[2].committed(),
+        nodes[3].committed()
+    );
     wait_until("all 4 progress again after quorum returns", Duration::from_secs(40), || {
         nodes.iter().all(|n| n.committed() >= top + 3)
     })
