@@ -20,7 +20,7 @@ impl Event {
     }
 
     /// Adds an attribute.
-    pub fn with(mut self, key: &str, value: impl ToString) -> Event {
+    pub fn with(mut self, key: &str, value: impl std::fmt::Display) -> Event {
         self.attributes.push((key.to_string(), value.to_string()));
         self
     }

@@ -137,7 +137,7 @@ pub(crate) fn run(command: KeysCommand) -> anyhow::Result<()> {
             let secret = hex::encode(key.secret_bytes());
             match output {
                 OutputFormat::Json => {
-                    println!("{}", json!({"name": name, "address": key.address(), "secret": secret}))
+                    println!("{}", json!({"name": name, "address": key.address(), "secret": secret}));
                 }
                 OutputFormat::Text => println!("{secret}"),
             }

@@ -134,10 +134,8 @@ impl Mempool {
     /// and recomputes each account's expected next sequence.
     pub fn on_block_committed(&mut self, state: &State, included: &[Hash]) {
         for hash in included {
-            if let Some(arrival) = self.by_hash.remove(hash) {
-                if let Some(entry) = self.entries.remove(&arrival) {
-                    self.bytes -= entry.bytes.0.len();
-                }
+            if let Some(entry) = self.by_hash.remove(hash).and_then(|arrival| self.entries.remove(&arrival)) {
+                self.bytes -= entry.bytes.0.len();
             }
         }
         let mut expected: BTreeMap<Address, u64> = BTreeMap::new();

@@ -56,15 +56,15 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn bad_request(message: impl ToString) -> ApiError {
+    fn bad_request(message: impl std::fmt::Display) -> ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, code: "invalid_request", message: message.to_string() }
     }
 
-    fn not_found(message: impl ToString) -> ApiError {
+    fn not_found(message: impl std::fmt::Display) -> ApiError {
         ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: message.to_string() }
     }
 
-    fn internal(message: impl ToString) -> ApiError {
+    fn internal(message: impl std::fmt::Display) -> ApiError {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.to_string() }
     }
 }

@@ -81,6 +81,9 @@ pub struct BlockResults {
 }
 codec_struct!(BlockResults { txs, events, app_hash });
 
+/// An encoded block and its encoded commit certificate.
+pub type StoredBlock = (Vec<u8>, Vec<u8>);
+
 /// The redb-backed store of one node.
 pub struct Store {
     db: Database,
@@ -167,7 +170,7 @@ impl Store {
     }
 
     /// The encoded block and certificate at `height`.
-    pub fn block(&self, height: u64) -> Result<Option<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, StoreError> {
         let txn = self.db.begin_read()?;
         let blocks = match txn.open_table(BLOCKS) {
             Ok(table) => table,
