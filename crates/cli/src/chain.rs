@@ -100,12 +100,29 @@ pub(crate) fn node(command: NodeCommand) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            crate::wait_for_termination().await;
-            tracing::info!("shutting down");
+            tokio::select! {
+                () = crate::wait_for_termination() => tracing::info!("shutting down"),
+                () = parent_gone() => tracing::warn!("the devnet that started this node is gone; shutting down"),
+            }
             let _ = stop.send(true);
         });
         gonka_node::run(&Home::new(home), stopped).await
     })
+}
+
+/// Resolves when this node was started by `gonka devnet` (`GONKA_EXIT_WITH_PARENT=1`) and that process
+/// died without stopping it (killed with SIGKILL, say): the orphan then re-parents and stops itself.
+async fn parent_gone() {
+    if std::env::var_os("GONKA_EXIT_WITH_PARENT").is_none() {
+        return std::future::pending().await;
+    }
+    let parent = nix::unistd::getppid();
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if nix::unistd::getppid() != parent {
+            return;
+        }
+    }
 }
 
 /// Where the node's REST API is.

@@ -75,6 +75,7 @@ pub(crate) fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
     let child = Command::new(exe)
         .args(["node", "start", "--home"])
         .arg(home)
+        .env("GONKA_EXIT_WITH_PARENT", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

@@ -120,13 +120,15 @@ fn single_validator_node_from_init_accepts_transfers_and_answers_queries() {
     let host_address = init["address"].as_str().expect("address").to_string();
     assert!(!gonka(&["init"], &home).status.success(), "init twice must refuse");
 
-    let mut node = Command::new(GONKA)
-        .args(["node", "start"])
-        .env("GONKA_NODE_HOME", &home)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start node");
+    let _node = KillOnDrop(
+        Command::new(GONKA)
+            .args(["node", "start"])
+            .env("GONKA_NODE_HOME", &home)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start node"),
+    );
     let url = format!("http://{api}");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -186,8 +188,16 @@ fn single_validator_node_from_init_accepts_transfers_and_answers_queries() {
     let account =
         json_of(&gonka(&["query", "account", &recipient, "--node", &url, "--output", "json"], &home));
     assert_eq!(account["balance"], "1500000000");
-    node.kill().expect("kill");
-    node.wait().expect("wait");
+}
+
+/// Kills a child process when the test ends, passing or failing.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
@@ -233,11 +243,14 @@ fn devnet_writes_its_plan_and_stops_every_node_on_sigterm() {
     let funded =
         json_of(&gonka(&["query", "account", developer, "--node", &url, "--output", "json"], dir.path()));
     assert_ne!(funded["balance"], "0");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(devnet.id() as i32), nix::sys::signal::Signal::SIGTERM)
-        .expect("SIGTERM");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(devnet.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = devnet.try_wait().expect("wait") {
+        if let Some(status) = devnet.0.try_wait().expect("wait") {
             break status;
         }
         assert!(Instant::now() < deadline, "devnet ignored SIGTERM");

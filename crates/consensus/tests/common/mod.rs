@@ -113,6 +113,16 @@ impl Node {
         tokio::time::timeout(Duration::from_secs(20), task).await.expect("node stops").unwrap().unwrap();
     }
 
+    /// The node's `run` task is still going (it has not failed).
+    pub fn is_alive(&self) -> bool {
+        self.running.as_ref().is_some_and(|(_, task)| !task.is_finished())
+    }
+
+    /// How many blocks this node's application has built.
+    pub fn built(&self) -> u64 {
+        self.app.state.lock().unwrap().counter
+    }
+
     pub fn committed(&self) -> u64 {
         self.app.last_committed_height()
     }
