@@ -204,22 +204,24 @@ impl Drop for KillOnDrop {
 fn devnet_writes_its_plan_and_stops_every_node_on_sigterm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let base = free_port_base() + 4_000;
-    let mut devnet = Command::new(GONKA)
-        .args([
-            "devnet",
-            "--hosts",
-            "2",
-            "--block-interval-ms",
-            "300",
-            "--base-port",
-            &base.to_string(),
-            "--home",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start devnet");
+    let mut devnet = KillOnDrop(
+        Command::new(GONKA)
+            .args([
+                "devnet",
+                "--hosts",
+                "2",
+                "--block-interval-ms",
+                "300",
+                "--base-port",
+                &base.to_string(),
+                "--home",
+            ])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start devnet"),
+    );
     let deadline = Instant::now() + Duration::from_secs(60);
     let plan = loop {
         if let Ok(text) = std::fs::read_to_string(dir.path().join("devnet.json")) {
