@@ -103,6 +103,11 @@ impl<A: Application> Host<A> {
         }
     }
 
+    /// Whether the engine has asked for the start height yet.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.height.0 > 0
+    }
+
     fn validator_set(&mut self, height: Height) -> Option<ValidatorSet> {
         if let Some(set) = self.valsets.get(&height.0) {
             return Some(set.clone());
@@ -135,7 +140,7 @@ impl<A: Application> Host<A> {
                 info!(height = %start, validators = params.validator_set.validators().len(), "consensus ready");
                 self.height = start;
                 self.handle.set_height(start.0, -1);
-                self.handle.set_committed(start.0 - 1);
+                self.handle.set_committed(start.0.saturating_sub(1));
                 if reply.send((start, params)).is_err() {
                     warn!("engine dropped the ConsensusReady reply");
                 }
@@ -348,6 +353,11 @@ impl<A: Application> Host<A> {
                 debug!(height = %h, current = %self.height, "ignoring proposal far ahead");
                 return None;
             }
+            // Drop forgeries now when the validator set of that height is already known (the
+            // pending buffer is small); otherwise the check happens when the height starts.
+            if self.validator_set(h).is_some() && self.verify_stream(&completed).is_none() {
+                return None;
+            }
             if self.pending.len() >= MAX_PENDING {
                 self.pending.remove(0);
             }
@@ -359,23 +369,31 @@ impl<A: Application> Host<A> {
         }
     }
 
-    /// Check a complete stream for the current height and store it as an undecided block.
-    fn accept_stream(&mut self, c: CompletedStream) -> Option<ProposedValue<Ctx>> {
-        let init = c.init;
+    /// Check that a complete stream comes from the expected proposer of its (height, round) and
+    /// carries its valid signature. Returns the proposer and the block hash.
+    fn verify_stream(&mut self, c: &CompletedStream) -> Option<(Validator, BlockHash)> {
+        let init = &c.init;
         let Some(set) = self.validator_set(init.height) else {
-            warn!(height = %init.height, "no validator set for proposal height");
+            debug!(height = %init.height, "no validator set for proposal height");
             return None;
         };
-        let expected = set.proposer(init.height, init.round);
+        let expected = set.proposer(init.height, init.round).clone();
         if expected.address != init.proposer {
             warn!(height = %init.height, round = %init.round, claimed = %init.proposer, expected = %expected.address, "proposal from the wrong proposer");
             return None;
         }
         let hash = BlockHash::of(&c.block);
-        if expected.public_key.verify(&fin_sign_bytes(&init, &hash), &c.signature).is_err() {
+        if expected.public_key.verify(&fin_sign_bytes(init, &hash), &c.signature).is_err() {
             warn!(height = %init.height, round = %init.round, proposer = %init.proposer, "invalid proposal signature");
             return None;
         }
+        Some((expected, hash))
+    }
+
+    /// Check a complete stream for the current height and store it as an undecided block.
+    fn accept_stream(&mut self, c: CompletedStream) -> Option<ProposedValue<Ctx>> {
+        let (expected, hash) = self.verify_stream(&c)?;
+        let init = c.init;
         if let Some(existing) = self.blocks.get(init.height, init.round, &hash) {
             return Some(existing.proposed_value());
         }

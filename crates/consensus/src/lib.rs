@@ -26,6 +26,19 @@
 //! * **Persistence**: the engine's write-ahead log lives at `<home>/wal/consensus.wal`.
 //! * **Codec**: a compact hand-written binary format ([`WireCodec`]) for gossip, sync and the WAL;
 //!   decoding is bounds-checked and never panics on peer input.
+//!
+//! # Usage
+//!
+//! ```ignore
+//! let handle = ConsensusHandle::new();             // keep a clone for status pages
+//! let (stop, stop_rx) = tokio::sync::watch::channel(false);
+//! let task = tokio::spawn(gonka_consensus::run(config, app, handle.clone(), stop_rx));
+//! // ... handle.height(), handle.round(), handle.peers() ...
+//! stop.send(true)?;                                // graceful stop; WAL and port are released
+//! task.await??;
+//! ```
+//!
+//! `run` needs a multi-threaded tokio runtime (the engine is a set of ractor actors).
 
 #![deny(missing_docs)]
 

@@ -30,6 +30,9 @@ use crate::store::BlockStore;
 use crate::streaming::PART_CHUNK;
 use crate::{Application, ConsensusConfig, ConsensusHandle};
 
+/// How long the engine may take to ask for its start height.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
 #[derive(Clone)]
 struct EngineConfig {
     moniker: String,
@@ -128,6 +131,28 @@ async fn wait_port_free(addr: SocketAddr, shutdown: &watch::Receiver<bool>) -> a
     Err(anyhow!("p2p address {addr} is not available: {last:?}"))
 }
 
+/// Wait until no other process or thread holds the WAL's exclusive lock (a previous instance's
+/// WAL thread releases it shortly after that instance stops).
+async fn wait_wal_free(path: &std::path::Path, shutdown: &watch::Receiver<bool>) -> anyhow::Result<()> {
+    use advisory_lock::{AdvisoryFileLock, FileLockMode};
+    for _ in 0..100 {
+        let file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(anyhow!("cannot open WAL {}: {e}", path.display())),
+        };
+        if AdvisoryFileLock::try_lock(&file, FileLockMode::Exclusive).is_ok() {
+            drop(file); // closing the descriptor releases the lock
+            return Ok(());
+        }
+        if *shutdown.borrow() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(anyhow!("WAL {} is locked by another instance", path.display()))
+}
+
 struct Started {
     channels: Channels<GonkaContext>,
     engine: EngineHandle,
@@ -135,6 +160,7 @@ struct Started {
 
 async fn start_engine(
     config: &ConsensusConfig,
+    wal_path: std::path::PathBuf,
     key: &PrivateKey,
     signer: &Ed25519Provider,
     address: Address,
@@ -156,7 +182,6 @@ async fn start_engine(
         proof_bytes,
     );
 
-    let wal_path = config.home.join("wal").join("consensus.wal");
     let (channels, engine) = EngineBuilder::new(GonkaContext, engine_config.clone())
         .with_default_wal(WalContext::new(wal_path, WireCodec))
         .with_default_network(NetworkContext::new(identity, WireCodec))
@@ -227,12 +252,14 @@ async fn run_inner<A: Application>(
     let engine_config = engine_config(&config, moniker)?;
 
     // A restarted node may find its port or WAL lock still held for a moment by the previous
-    // instance's background threads: retry briefly.
-    wait_port_free(config.listen, &shutdown).await?;
+    // instance's background tasks: wait for both, and retry a failed start briefly.
+    let wal_path = config.home.join("wal").join("consensus.wal");
     let mut attempt = 0;
     let Started { mut channels, engine } = loop {
         attempt += 1;
-        match start_engine(&config, &key, &signer, address, &engine_config).await {
+        wait_port_free(config.listen, &shutdown).await?;
+        wait_wal_free(&wal_path, &shutdown).await?;
+        match start_engine(&config, wal_path.clone(), &key, &signer, address, &engine_config).await {
             Ok(started) => break started,
             Err(e) if attempt < 20 && !*shutdown.borrow() => {
                 warn!(attempt, "{e:#}; retrying");
@@ -280,6 +307,10 @@ async fn run_inner<A: Application>(
 
     let EngineHandle { actor, handle: mut engine_task } = engine;
     let mut engine_done = false;
+    // The engine asks for the start height once its p2p listener is up; if that never happens
+    // (e.g. the listen address became unusable) fail instead of hanging.
+    let ready_deadline = tokio::time::sleep(READY_TIMEOUT);
+    tokio::pin!(ready_deadline);
     let result = loop {
         tokio::select! {
             biased;
@@ -288,6 +319,9 @@ async fn run_inner<A: Application>(
                     info!("shutdown requested");
                     break Ok(());
                 }
+            }
+            () = &mut ready_deadline, if !host.is_ready() => {
+                break Err(anyhow!("consensus engine not ready after {READY_TIMEOUT:?} (p2p listener did not start?)"));
             }
             _ = &mut engine_task => {
                 engine_done = true;

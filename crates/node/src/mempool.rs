@@ -170,3 +170,86 @@ fn peek_account(bytes: &[u8]) -> Option<Address> {
     let start = 4usize.checked_add(length)?;
     Some(Address(bytes.get(start..start + 20)?.try_into().ok()?))
 }
+
+#[cfg(test)]
+mod tests {
+    use gonka_chain::{Genesis, GenesisAccount, GenesisParticipant, Msg, Params, Tx};
+    use gonka_primitives::codec::Encode;
+    use gonka_primitives::{AccountKey, Amount, ValidatorKey};
+
+    use super::*;
+
+    fn state() -> State {
+        let alice = AccountKey::from_seed(b"alice");
+        State::from_genesis(&Genesis {
+            chain_id: "mempool".into(),
+            genesis_time_ms: 0,
+            params: Params::devnet(alice.address()),
+            accounts: vec![GenesisAccount { address: alice.address(), balance: Amount(1_000) }],
+            participants: vec![GenesisParticipant {
+                address: alice.address(),
+                api_url: "http://a".into(),
+                validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
+                operational_key: alice.public_key(),
+                weight: 1,
+            }],
+            developers: vec![],
+        })
+        .expect("genesis")
+    }
+
+    fn send(sequence: u64) -> Vec<u8> {
+        let to = AccountKey::from_seed(b"bob").address();
+        Tx::new(
+            "mempool",
+            &AccountKey::from_seed(b"alice"),
+            sequence,
+            vec![Msg::BankSend { to, amount: Amount(1) }],
+        )
+        .to_bytes()
+    }
+
+    #[test]
+    fn queues_consecutive_sequences_and_refuses_gaps_and_duplicates() {
+        let state = state();
+        let mut pool = Mempool::new(MempoolLimits::default());
+        pool.insert(&state, send(0)).expect("seq 0");
+        pool.insert(&state, send(1)).expect("seq 1 queues behind 0");
+        assert_eq!(pool.insert(&state, send(1)), Err(MempoolError::Duplicate));
+        assert!(matches!(
+            pool.insert(&state, send(3)),
+            Err(MempoolError::Check(TxError::WrongSequence { expected: 2, .. }))
+        ));
+        assert_eq!(pool.reap(10, 1 << 20).len(), 2);
+        assert_eq!(pool.reap(1, 1 << 20).len(), 1, "the block tx limit is respected");
+    }
+
+    #[test]
+    fn committed_and_stale_transactions_leave_after_a_block() {
+        let mut state = state();
+        let mut pool = Mempool::new(MempoolLimits::default());
+        let first = pool.insert(&state, send(0)).expect("seq 0");
+        pool.insert(&state, send(1)).expect("seq 1");
+        // Another node's block included a different tx with sequence 0 and one with sequence 1.
+        let alice = state.accounts.get_mut(&AccountKey::from_seed(b"alice").address()).expect("alice");
+        alice.sequence = 2;
+        pool.on_block_committed(&state, &[first]);
+        assert!(pool.is_empty(), "sequence 1 became stale");
+        pool.insert(&state, send(2)).expect("the account's next sequence is accepted again");
+    }
+
+    #[test]
+    fn limits_hold() {
+        let state = state();
+        let mut pool = Mempool::new(MempoolLimits { max_txs: 2, max_bytes: 1 << 20, max_per_account: 10 });
+        pool.insert(&state, send(0)).expect("0");
+        pool.insert(&state, send(1)).expect("1");
+        assert_eq!(pool.insert(&state, send(2)), Err(MempoolError::Full("too many transactions")));
+        let mut per_account =
+            Mempool::new(MempoolLimits { max_txs: 100, max_bytes: 1 << 20, max_per_account: 1 });
+        per_account.insert(&state, send(0)).expect("0");
+        assert!(matches!(per_account.insert(&state, send(1)), Err(MempoolError::Full(_))));
+        let mut bytes = Mempool::new(MempoolLimits { max_txs: 100, max_bytes: 10, max_per_account: 10 });
+        assert!(matches!(bytes.insert(&state, send(0)), Err(MempoolError::Full(_))));
+    }
+}

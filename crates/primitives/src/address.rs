@@ -60,7 +60,8 @@ impl FromStr for Address {
         if hrp.as_str() != ADDRESS_PREFIX {
             return Err(AddressError::WrongPrefix(hrp.to_string()));
         }
-        let bytes: [u8; 20] = data.as_slice().try_into().map_err(|_| AddressError::WrongLength(data.len()))?;
+        let bytes: [u8; 20] =
+            data.as_slice().try_into().map_err(|_| AddressError::WrongLength(data.len()))?;
         Ok(Address(bytes))
     }
 }
@@ -105,7 +106,8 @@ mod tests {
     #[test]
     fn derives_the_cosmos_address_of_a_known_key() {
         // The secp256k1 generator point G, compressed; its Cosmos account id is well known.
-        let g = hex::decode("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").expect("hex");
+        let g =
+            hex::decode("0279be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798").expect("hex");
         let key: [u8; 33] = g.as_slice().try_into().expect("33 bytes");
         let address = Address::from_public_key(&key);
         assert_eq!(hex::encode(address.0), "751e76e8199196d454941c45d1b3a323f1433bd6");

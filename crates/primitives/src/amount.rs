@@ -19,7 +19,9 @@ impl serde::Serialize for Amount {
 impl<'de> serde::Deserialize<'de> for Amount {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
-        text.parse::<u128>().map(Amount).map_err(|_| serde::de::Error::custom("expected ngonka as a decimal string"))
+        text.parse::<u128>()
+            .map(Amount)
+            .map_err(|_| serde::de::Error::custom("expected ngonka as a decimal string"))
     }
 }
 

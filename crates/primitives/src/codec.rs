@@ -396,7 +396,11 @@ mod tests {
             "[a-z]{0,20}",
             any::<[u8; 20]>(),
             proptest::collection::vec(any::<u32>(), 0..8),
-            proptest::collection::btree_map(any::<[u8; 20]>().prop_map(Address), any::<u128>().prop_map(Amount), 0..5),
+            proptest::collection::btree_map(
+                any::<[u8; 20]>().prop_map(Address),
+                any::<u128>().prop_map(Amount),
+                0..5,
+            ),
             proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40).prop_map(Bytes)),
             any::<bool>(),
             any::<i128>().prop_map(Decimal::from_raw),
@@ -483,9 +487,16 @@ mod tests {
         assert_eq!(
             hex::encode(value.to_bytes()),
             concat!(
-                "0000000000000001", "000000026162", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-                "0000000100000005", "00000001", "0101010101010101010101010101010101010101",
-                "00000000000000000000000000000002", "00", "01", "00000000000000000de0b6b3a7640000"
+                "0000000000000001",
+                "000000026162",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                "0000000100000005",
+                "00000001",
+                "0101010101010101010101010101010101010101",
+                "00000000000000000000000000000002",
+                "00",
+                "01",
+                "00000000000000000de0b6b3a7640000"
             )
         );
     }

@@ -107,7 +107,8 @@ impl Decimal {
             return Err(error());
         }
         let int_value: i128 = if int_part.is_empty() { 0 } else { int_part.parse().map_err(|_| error())? };
-        let mut frac_value: i128 = if frac_part.is_empty() { 0 } else { frac_part.parse().map_err(|_| error())? };
+        let mut frac_value: i128 =
+            if frac_part.is_empty() { 0 } else { frac_part.parse().map_err(|_| error())? };
         frac_value *= 10i128.pow(DECIMAL_PLACES - frac_part.len() as u32);
         let magnitude =
             int_value.checked_mul(SCALE).and_then(|v| v.checked_add(frac_value)).ok_or_else(error)?;
