@@ -25,8 +25,8 @@ pub(crate) struct ChainArgs {
     /// Transfers per sending account.
     #[arg(long, default_value_t = 10)]
     txs_per_account: u64,
-    /// Target block interval in milliseconds (the devnet profile's 1 s).
-    #[arg(long, default_value_t = 1000)]
+    /// Target interval between block starts in milliseconds (the devnet profile's).
+    #[arg(long, default_value_t = gonka_node::devnet::DEVNET_BLOCK_INTERVAL_MS)]
     block_interval_ms: u64,
     /// Offered load (tx/s) of the paced phase, where block interval and commit latency are measured.
     #[arg(long, default_value_t = 1000.0)]
@@ -187,7 +187,7 @@ pub(crate) async fn chain_bench(args: ChainArgs) -> anyhow::Result<()> {
         "paced_tps": args.paced_tps,
         "block_interval_ms_p50": interval_p50,
         "block_interval_ms_mean": interval_mean,
-        "block_interval_target_ratio": interval_p50 / TARGET_BLOCK_INTERVAL_MS,
+        "block_interval_mean_vs_target_1000": interval_mean / TARGET_BLOCK_INTERVAL_MS,
         "commit_latency_ms_p50": p50,
         "commit_latency_ms_p99": p99,
         "commit_latency_p50_vs_target_2000": p50 / TARGET_LATENCY_P50_MS,
@@ -206,9 +206,9 @@ pub(crate) async fn chain_bench(args: ChainArgs) -> anyhow::Result<()> {
             verdict(tps >= TARGET_TPS)
         );
         println!(
-            "  block interval p50    {interval_p50:>9.0} ms     target <= 1000   ratio {:.2}  (mean {interval_mean:.0} ms) {}",
-            interval_p50 / TARGET_BLOCK_INTERVAL_MS,
-            verdict(interval_p50 <= TARGET_BLOCK_INTERVAL_MS)
+            "  block interval mean   {interval_mean:>9.0} ms     target <= 1000   ratio {:.2}  (p50 {interval_p50:.0} ms; block times come from each proposer's clock) {}",
+            interval_mean / TARGET_BLOCK_INTERVAL_MS,
+            verdict(interval_mean <= TARGET_BLOCK_INTERVAL_MS)
         );
         println!(
             "  commit latency p50    {p50:>9.0} ms     target <= 2000   ratio {:.2} {}",

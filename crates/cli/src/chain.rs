@@ -34,8 +34,8 @@ pub(crate) struct InitArgs {
     /// Consensus p2p listen address.
     #[arg(long, default_value = "127.0.0.1:26656")]
     p2p_listen: SocketAddr,
-    /// Target block interval in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Target interval between block starts in milliseconds.
+    #[arg(long, default_value_t = gonka_node::devnet::DEVNET_BLOCK_INTERVAL_MS)]
     block_interval_ms: u64,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]

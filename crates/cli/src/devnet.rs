@@ -24,8 +24,9 @@ pub(crate) struct DevnetArgs {
     /// First port; host i listens on base+2i (REST) and base+2i+1 (p2p).
     #[arg(long, default_value_t = 26600)]
     base_port: u16,
-    /// Target block interval in milliseconds.
-    #[arg(long, default_value_t = 1000)]
+    /// Target interval between block starts in milliseconds (the devnet profile's "~1 s blocks", set
+    /// below 1 s so that jitter under load keeps the interval within 1 s).
+    #[arg(long, default_value_t = gonka_node::devnet::DEVNET_BLOCK_INTERVAL_MS)]
     block_interval_ms: u64,
     /// Chain id.
     #[arg(long, default_value = "gonka-devnet")]

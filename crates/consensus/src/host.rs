@@ -68,6 +68,8 @@ pub(crate) struct Host<A> {
     nonce: u64,
     failed_commit: Option<Height>,
     valsets: BTreeMap<u64, ValidatorSet>,
+    /// When the current height started, and the target time it was given.
+    height_started: Option<(std::time::Instant, Duration)>,
 }
 
 pub(crate) struct HostParams {
@@ -100,6 +102,7 @@ impl<A: Application> Host<A> {
             nonce: p.nonce,
             failed_commit: None,
             valsets: BTreeMap::new(),
+            height_started: None,
         }
     }
 
@@ -124,7 +127,25 @@ impl<A: Application> Host<A> {
         let set = self.validator_set(height).ok_or_else(|| {
             anyhow::anyhow!("application has no (non-empty, valid) validator set for height {height}")
         })?;
-        Ok(HeightParams::new(set, self.timeouts, Some(self.target_time)))
+        Ok(HeightParams::new(set, self.timeouts, Some(self.paced_target_time())))
+    }
+
+    /// The target time for the height about to start. The engine counts it from the height's start,
+    /// but a height also spends time after its target (finalizing, committing, or a slow round), so
+    /// the interval between block starts would drift above `block_interval_ms`. Each height's target
+    /// is shortened by how much the previous height overran its own, never below half the interval,
+    /// which keeps the average interval at the configured one.
+    fn paced_target_time(&mut self) -> Duration {
+        let now = std::time::Instant::now();
+        let target = match self.height_started {
+            Some((started, given)) => {
+                let overrun = now.duration_since(started).saturating_sub(given);
+                self.target_time.saturating_sub(overrun.min(self.target_time / 2))
+            }
+            None => self.target_time,
+        };
+        self.height_started = Some((now, target));
+        target
     }
 
     /// Handle one message from the engine. An error is fatal for the node.

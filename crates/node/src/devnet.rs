@@ -23,6 +23,9 @@ pub const AUTHORITY_KEY: &str = "authority";
 pub const DEVELOPER_BALANCE: Amount = Amount(1_000_000 * gonka_primitives::amount::NGONKA_PER_GNK);
 /// Balance of each devnet host account: 10,000 GNK.
 pub const HOST_BALANCE: Amount = Amount(10_000 * gonka_primitives::amount::NGONKA_PER_GNK);
+/// Interval between block starts in the devnet profile (DESIGN.md §6: ~1 s blocks). Consensus paces
+/// heights to this interval; it sits below 1 s so the jitter of a loaded 2-core machine stays within 1 s.
+pub const DEVNET_BLOCK_INTERVAL_MS: u64 = 900;
 /// Voting power of each genesis host until PoC sets weights.
 pub const GENESIS_WEIGHT: u64 = 100;
 
