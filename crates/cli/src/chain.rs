@@ -146,13 +146,20 @@ pub(crate) enum TxCommand {
         /// Key name.
         from: String,
         #[command(flatten)]
-        keyring: KeyringArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-        /// Wait until the transaction is in a block.
-        #[arg(long)]
-        wait: bool,
+        submit: SubmitArgs,
     },
+}
+
+/// How a transaction is signed and submitted.
+#[derive(Args, Debug)]
+pub(crate) struct SubmitArgs {
+    #[command(flatten)]
+    keyring: KeyringArgs,
+    #[command(flatten)]
+    node: NodeArgs,
+    /// Wait until the transaction is in a block.
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -166,12 +173,7 @@ pub(crate) enum BankCommand {
         /// Amount: `1000` (ngonka), `1000ngonka` or `2.5gnk`.
         amount: String,
         #[command(flatten)]
-        keyring: KeyringArgs,
-        #[command(flatten)]
-        node: NodeArgs,
-        /// Wait until the transaction is in a block.
-        #[arg(long)]
-        wait: bool,
+        submit: SubmitArgs,
     },
 }
 
@@ -221,13 +223,8 @@ fn print(value: &Value, output: OutputFormat) {
     }
 }
 
-async fn sign_and_send(
-    keyring: &KeyringArgs,
-    from: &str,
-    node: &NodeArgs,
-    messages: Vec<Msg>,
-    wait: bool,
-) -> anyhow::Result<()> {
+async fn sign_and_send(submit: &SubmitArgs, from: &str, messages: Vec<Msg>) -> anyhow::Result<()> {
+    let SubmitArgs { keyring, node, wait } = submit;
     let key = keyring.load(from)?;
     let client = Client::new(&node.node);
     let status = client.get("/status").await?;
@@ -242,7 +239,7 @@ async fn sign_and_send(
             body["error"].as_str().or(body["error"]["message"].as_str()).unwrap_or("rejected").to_string();
         bail!("transaction {} rejected: {error}", tx.hash());
     }
-    if wait {
+    if *wait {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(included) = client.get(&format!("/txs/{}", tx.hash())).await {
@@ -272,16 +269,16 @@ pub(crate) fn tx(command: TxCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         match command {
-            TxCommand::Bank(BankCommand::Send { from, to, amount, keyring, node, wait }) => {
+            TxCommand::Bank(BankCommand::Send { from, to, amount, submit }) => {
                 let to: Address = to.parse().with_context(|| format!("recipient {to:?}"))?;
                 let amount = Amount::parse(&amount).with_context(|| {
                     format!("amount {amount:?}: use ngonka (e.g. 1000) or GNK (e.g. 1.5gnk)")
                 })?;
                 anyhow::ensure!(amount.0 > 0, "amount must be positive");
-                sign_and_send(&keyring, &from, &node, vec![Msg::BankSend { to, amount }], wait).await
+                sign_and_send(&submit, &from, vec![Msg::BankSend { to, amount }]).await
             }
-            TxCommand::RegisterDeveloper { from, keyring, node, wait } => {
-                sign_and_send(&keyring, &from, &node, vec![Msg::RegisterDeveloper], wait).await
+            TxCommand::RegisterDeveloper { from, submit } => {
+                sign_and_send(&submit, &from, vec![Msg::RegisterDeveloper]).await
             }
         }
     })

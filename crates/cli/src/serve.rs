@@ -64,29 +64,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
             "try: curl http://{addr}/v1/chat/completions -H 'Content-Type: application/json' \\\n  -d '{{\"model\": \"{}\", \"messages\": [{{\"role\": \"user\", \"content\": \"What is the capital of France?\"}}]}}'",
             model.name
         );
-        axum::serve(listener, gonka_api::app(state)).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, gonka_api::app(state)).with_graceful_shutdown(crate::wait_for_termination()).await?;
         anyhow::Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }
