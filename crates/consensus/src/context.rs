@@ -184,15 +184,36 @@ impl ValidatorSet {
         self.validators.iter().find(|v| &v.address == address)
     }
 
-    /// Deterministic proposer for (height, round): index `(height + round) mod n` into the
-    /// canonical order. Every validator proposes in turn regardless of power; a higher round
-    /// moves to the next validator, so a crashed proposer costs one round, not a height.
+    /// Deterministic proposer for (height, round). Round 0 picks a validator with probability
+    /// proportional to its voting power: a point `sha256("gonka/proposer" ‖ height) mod total_power`
+    /// falls into one validator's share of the canonical order. Each later round moves to the next
+    /// validator in that order, so a crashed proposer costs one round, not a height. Every node
+    /// computes the same answer from the height and the set alone.
     pub fn proposer(&self, height: Height, round: Round) -> &Validator {
-        let n = self.validators.len() as u64;
-        let round = u64::from(round.as_u32().unwrap_or(0));
-        let index = height.0.wrapping_add(round) % n;
+        let n = self.validators.len();
+        let round = round.as_u32().unwrap_or(0) as usize;
+        let index = (self.weighted_index(height) + round % n) % n;
         // `n > 0` is a constructor invariant, and `index < n`.
-        &self.validators[index as usize]
+        &self.validators[index]
+    }
+
+    /// Index of the validator whose cumulative power range holds this height's point.
+    fn weighted_index(&self, height: Height) -> usize {
+        use sha2::{Digest, Sha256};
+        let digest =
+            Sha256::new().chain_update(b"gonka/proposer").chain_update(height.0.to_be_bytes()).finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        // The modulo bias is below total_power / 2^64, negligible for any real power total.
+        let mut point = u64::from_be_bytes(first) % self.total_power;
+        for (index, validator) in self.validators.iter().enumerate() {
+            if point < validator.voting_power {
+                return index;
+            }
+            point -= validator.voting_power;
+        }
+        // The powers sum to `total_power > point`, so the loop always returns.
+        self.validators.len() - 1
     }
 }
 

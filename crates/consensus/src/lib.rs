@@ -6,8 +6,9 @@
 //!   sha256(ed25519 public key), and the value consensus votes on is the sha256 of the encoded
 //!   block ([`types::BlockHash`]). Validator sets come from [`Application::validator_set`] for
 //!   every height, sorted by power (descending) then address; voting power is weighted.
-//! * **Proposer selection**: validator `(height + round) mod n` in that order — round-robin,
-//!   deterministic, independent of power; a dead proposer costs one round.
+//! * **Proposer selection**: round 0 of a height picks a validator with probability proportional to
+//!   its power (a point derived from sha256 of the height in the cumulative power order); each later
+//!   round moves to the next validator, so a dead proposer costs one round.
 //! * **Proposals** are streamed as `Init, Data.., Fin` parts (256 KiB chunks). `Fin` carries the
 //!   proposer's signature over the init metadata and the block hash; receivers check the proposer
 //!   is the expected one for (height, round) and verify the signature before asking
@@ -411,17 +412,29 @@ mod tests {
     }
 
     #[test]
-    fn proposer_rotates_over_sorted_set() {
+    fn proposer_is_weighted_by_power_and_rounds_move_to_the_next_validator() {
         let keys = keys();
-        let set = host::to_validator_set(&validators(&keys)).unwrap();
-        let order: Vec<_> = (0..4u64).map(|h| set.proposer(Height(h), Round::new(0)).address).collect();
-        let mut sorted = order.clone();
-        sorted.sort();
-        assert_eq!(order, sorted, "equal power: address order");
-        assert_eq!(
-            set.proposer(Height(1), Round::new(1)).address,
-            set.proposer(Height(2), Round::new(0)).address
-        );
+        let mut vals = validators(&keys);
+        for (i, v) in vals.iter_mut().enumerate() {
+            v.voting_power = [1, 2, 3, 4][i];
+        }
+        let set = host::to_validator_set(&vals).unwrap();
+        let mut counts = std::collections::BTreeMap::new();
+        for h in 1..=10_000u64 {
+            *counts.entry(set.proposer(Height(h), Round::new(0)).voting_power).or_insert(0u32) += 1;
+        }
+        for (power, count) in &counts {
+            let expected = 10_000.0 * *power as f64 / 10.0;
+            assert!(
+                (f64::from(*count) - expected).abs() < 0.1 * expected,
+                "power {power}: {count} vs {expected}"
+            );
+        }
+        let order = set.validators();
+        let first = set.proposer(Height(7), Round::new(0)).address;
+        let at = order.iter().position(|v| v.address == first).unwrap();
+        assert_eq!(set.proposer(Height(7), Round::new(1)).address, order[(at + 1) % 4].address);
+        assert_eq!(set.proposer(Height(7), Round::new(4)).address, first);
         // Zero power and duplicates are dropped; empty sets are refused.
         let mut vals = validators(&keys);
         vals.push(vals[0].clone());
