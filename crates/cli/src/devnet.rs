@@ -182,7 +182,7 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
                 _ = ticker.tick() => {
                     for (node, child) in plan.nodes.iter().zip(children.iter_mut()) {
                         if let Ok(Some(status)) = child.try_wait() {
-                            break_on_exit(&node.name, status)?;
+                            anyhow::bail!("{} exited ({status}); see its node.log", node.name);
                         }
                     }
                     println!("{}", status_line(&plan).await);
@@ -193,8 +193,4 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
     println!("stopping {} nodes", children.len());
     stop_all(&mut children);
     result
-}
-
-fn break_on_exit(name: &str, status: std::process::ExitStatus) -> anyhow::Result<()> {
-    anyhow::bail!("{name} exited ({status}); see its node.log")
 }

@@ -105,8 +105,18 @@ impl Chain {
 
     /// Runs `f` with read access to the state.
     pub fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
-        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&state)
+        f(&self.read_state())
+    }
+
+    // A panic while a lock is held is a bug that already stopped that task; the data stays usable
+    // (state changes happen before the store commit and a failed commit stops the node), so the
+    // locks below ignore poisoning instead of spreading the panic.
+    fn read_state(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn lock_history(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Vec<ValidatorInfo>>> {
+        self.validator_history.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The store.
@@ -130,7 +140,7 @@ impl Chain {
 
     /// Checks a transaction against the current state and admits it to the mempool.
     pub fn submit(&self, bytes: Vec<u8>) -> Result<Hash, MempoolError> {
-        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self.read_state();
         self.lock_mempool().insert(&state, bytes)
     }
 
@@ -139,12 +149,12 @@ impl Chain {
         if height > current + 1 {
             return None;
         }
-        let history = self.validator_history.lock().unwrap_or_else(|p| p.into_inner());
+        let history = self.lock_history();
         history.range(..=height).next_back().map(|(_, set)| set.clone())
     }
 
     fn build_block(&self, proposer: [u8; 32]) -> Vec<u8> {
-        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self.read_state();
         let limits = state.meta.params.limits;
         // Leave room for the header within the block byte limit.
         let txs =
@@ -154,7 +164,7 @@ impl Chain {
     }
 
     fn check_block(&self, height: u64, proposer: [u8; 32], bytes: &[u8]) -> Result<(), String> {
-        let state = self.state.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let state = self.read_state();
         let block: Block = decode_exact(bytes, state.meta.params.limits.max_block_bytes as usize)
             .map_err(|e| e.to_string())?;
         if block.header.height != height || block.header.proposer.0 != proposer {
@@ -186,7 +196,7 @@ impl Chain {
         self.lock_mempool().on_block_committed(&state, &included);
         if outcome.validator_set_changed {
             let set = to_validator_infos(state.validator_set());
-            self.validator_history.lock().unwrap_or_else(|p| p.into_inner()).insert(height + 1, set);
+            self.lock_history().insert(height + 1, set);
         }
         let event = BlockEvent {
             height,

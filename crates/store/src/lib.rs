@@ -95,8 +95,19 @@ fn decode<T: gonka_primitives::codec::Decode>(table: &'static str, bytes: &[u8])
 
 impl Store {
     /// Opens (or creates) the store at `path`.
+    /// Every table is created here, so readers never meet a missing table on a fresh store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(BLOCKS)?;
+        txn.open_table(CERTIFICATES)?;
+        txn.open_table(RESULTS)?;
+        txn.open_table(TX_INDEX)?;
+        txn.open_table(ACCOUNTS)?;
+        txn.open_table(PARTICIPANTS)?;
+        txn.open_table(DEVELOPERS)?;
+        txn.open_table(META)?;
+        txn.commit()?;
         Ok(Store { db })
     }
 
@@ -111,13 +122,9 @@ impl Store {
     /// The stored state, or None for an empty store.
     pub fn load_state(&self) -> Result<Option<State>, StoreError> {
         let txn = self.db.begin_read()?;
-        let meta = match txn.open_table(META) {
-            Ok(table) => match table.get("meta")? {
-                Some(bytes) => decode::<Meta>("meta", bytes.value())?,
-                None => return Ok(None),
-            },
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
+        let meta = match txn.open_table(META)?.get("meta")? {
+            Some(bytes) => decode::<Meta>("meta", bytes.value())?,
+            None => return Ok(None),
         };
         let mut state = State {
             meta,
@@ -172,12 +179,7 @@ impl Store {
     /// The encoded block and certificate at `height`.
     pub fn block(&self, height: u64) -> Result<Option<StoredBlock>, StoreError> {
         let txn = self.db.begin_read()?;
-        let blocks = match txn.open_table(BLOCKS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
-        let Some(block) = blocks.get(height)? else { return Ok(None) };
+        let Some(block) = txn.open_table(BLOCKS)?.get(height)? else { return Ok(None) };
         let certificate =
             txn.open_table(CERTIFICATES)?.get(height)?.map(|c| c.value().to_vec()).unwrap_or_default();
         Ok(Some((block.value().to_vec(), certificate)))
@@ -186,34 +188,20 @@ impl Store {
     /// The results of the block at `height`.
     pub fn results(&self, height: u64) -> Result<Option<BlockResults>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(RESULTS) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
-        let results = table.get(height)?;
+        let results = txn.open_table(RESULTS)?.get(height)?;
         results.map(|bytes| decode("results", bytes.value())).transpose()
     }
 
     /// Where a transaction was included: (height, index in block).
     pub fn tx_location(&self, hash: &Hash) -> Result<Option<(u64, u32)>, StoreError> {
         let txn = self.db.begin_read()?;
-        let table = match txn.open_table(TX_INDEX) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(error) => return Err(error.into()),
-        };
-        Ok(table.get(&hash.0)?.map(|v| v.value()))
+        Ok(txn.open_table(TX_INDEX)?.get(&hash.0)?.map(|v| v.value()))
     }
 
     /// Number of stored blocks.
     pub fn block_count(&self) -> Result<u64, StoreError> {
         let txn = self.db.begin_read()?;
-        match txn.open_table(BLOCKS) {
-            Ok(table) => Ok(table.len()?),
-            Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-            Err(error) => Err(error.into()),
-        }
+        Ok(txn.open_table(BLOCKS)?.len()?)
     }
 }
 
