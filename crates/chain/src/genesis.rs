@@ -19,6 +19,8 @@ pub struct GenesisAccount {
 pub struct GenesisParticipant {
     /// The host's account.
     pub address: Address,
+    /// The account's public key (its address must derive from it): PoC nonces are bound to it.
+    pub account_key: AccountPublicKey,
     /// Public API base URL.
     pub api_url: String,
     /// Ed25519 consensus key.

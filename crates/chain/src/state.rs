@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gonka_poc::Distance;
+
 use gonka_primitives::codec::{Encode, decode_exact};
 use gonka_primitives::{AccountPublicKey, Address, Amount, Hash, ValidatorPublicKey, codec_struct};
 use serde::Serialize;
@@ -19,6 +21,8 @@ use crate::epoch::EpochPhase;
 use crate::event::Event;
 use crate::genesis::Genesis;
 use crate::params::{Params, ParamsError};
+use crate::poc::{ClaimKey, NonceKey, PocClaim, PocStage, PocVote, VoteKey};
+use crate::table::Table;
 use crate::tx::{Msg, Tx, TxError};
 
 const APP_HASH_DOMAIN: &[u8] = b"gonka/app/v1\0";
@@ -39,16 +43,31 @@ codec_struct!(Account { balance, sequence });
 pub struct Participant {
     /// Public API base URL.
     pub api_url: String,
+    /// The account's own public key: PoC nonces are bound to it (reference §3.3).
+    pub account_key: AccountPublicKey,
     /// Ed25519 consensus key.
     pub validator_key: ValidatorPublicKey,
     /// Key allowed to sign routine messages for the host.
     pub operational_key: AccountPublicKey,
-    /// Voting power (genesis power now; PoC weight later).
+    /// Voting power: genesis power, then the capped PoC weight of the effective epoch.
     pub weight: u64,
+    /// Accepted distinct nonces of the last settled PoC, before capping.
+    pub poc_weight: u64,
+    /// Voting power settled at the end of PoC validation, applied at SetNewValidators.
+    pub next_weight: Option<u64>,
     /// Height at which the host registered (0 for genesis hosts).
     pub joined_height: u64,
 }
-codec_struct!(Participant { api_url, validator_key, operational_key, weight, joined_height });
+codec_struct!(Participant {
+    api_url,
+    account_key,
+    validator_key,
+    operational_key,
+    weight,
+    poc_weight,
+    next_weight,
+    joined_height
+});
 
 /// A registered developer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -75,8 +94,10 @@ pub struct Meta {
     pub params: Params,
     /// Sum of all balances.
     pub supply: Amount,
+    /// The running (or last) PoC stage.
+    pub poc_stage: Option<PocStage>,
 }
-codec_struct!(Meta { chain_id, height, time_ms, last_block_hash, app_hash, params, supply });
+codec_struct!(Meta { chain_id, height, time_ms, last_block_hash, app_hash, params, supply, poc_stage });
 
 /// The whole chain state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,11 +105,17 @@ pub struct State {
     /// Scalars.
     pub meta: Meta,
     /// Accounts that ever received funds.
-    pub accounts: BTreeMap<Address, Account>,
+    pub accounts: Table<Address, Account>,
     /// Registered hosts.
-    pub participants: BTreeMap<Address, Participant>,
+    pub participants: Table<Address, Participant>,
     /// Registered developers.
-    pub developers: BTreeMap<Address, Developer>,
+    pub developers: Table<Address, Developer>,
+    /// PoC claims per (stage, participant): seed commitment and distinct nonce count.
+    pub poc_claims: Table<ClaimKey, PocClaim>,
+    /// Claimed nonces per (stage, participant, nonce) with their claimed distance.
+    pub poc_nonces: Table<NonceKey, Distance>,
+    /// Validators' verdicts per (stage, participant, validator).
+    pub poc_votes: Table<VoteKey, PocVote>,
 }
 
 /// Every entry a block changed (None = removed), and the new scalars: what the store persists and
@@ -103,8 +130,14 @@ pub struct StateWrites {
     pub participants: BTreeMap<Address, Option<Participant>>,
     /// Changed developers.
     pub developers: BTreeMap<Address, Option<Developer>>,
+    /// Changed PoC claims.
+    pub poc_claims: BTreeMap<ClaimKey, Option<PocClaim>>,
+    /// Changed PoC nonces.
+    pub poc_nonces: BTreeMap<NonceKey, Option<Distance>>,
+    /// Changed PoC verdicts.
+    pub poc_votes: BTreeMap<VoteKey, Option<PocVote>>,
 }
-codec_struct!(StateWrites { meta, accounts, participants, developers });
+codec_struct!(StateWrites { meta, accounts, participants, developers, poc_claims, poc_nonces, poc_votes });
 
 /// The result of one transaction in a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -164,23 +197,6 @@ pub enum GenesisError {
     Invalid(String),
 }
 
-/// Previous values of the entries one transaction touched, to roll them back if it fails.
-#[derive(Default)]
-struct Journal {
-    accounts: BTreeMap<Address, Option<Account>>,
-    participants: BTreeMap<Address, Option<Participant>>,
-    developers: BTreeMap<Address, Option<Developer>>,
-    params: Option<Params>,
-}
-
-/// Keys touched during the current block.
-#[derive(Default)]
-struct Touched {
-    accounts: BTreeSet<Address>,
-    participants: BTreeSet<Address>,
-    developers: BTreeSet<Address>,
-}
-
 impl State {
     /// The state at height 0.
     pub fn from_genesis(genesis: &Genesis) -> Result<State, GenesisError> {
@@ -189,17 +205,24 @@ impl State {
         if genesis.chain_id.is_empty() || genesis.chain_id.len() > 64 {
             return Err(invalid("chain_id must be 1 to 64 bytes".into()));
         }
-        let mut accounts = BTreeMap::new();
+        let mut accounts = Table::default();
         let mut supply = Amount::ZERO;
         for entry in &genesis.accounts {
-            if accounts.insert(entry.address, Account { balance: entry.balance, sequence: 0 }).is_some() {
+            if accounts.contains_key(&entry.address) {
                 return Err(invalid(format!("account {} listed twice", entry.address)));
             }
+            accounts.insert(entry.address, Account { balance: entry.balance, sequence: 0 });
             supply = supply.checked_add(entry.balance).ok_or_else(|| invalid("supply overflows".into()))?;
         }
-        let mut participants = BTreeMap::new();
+        let mut participants = Table::default();
         let mut keys = BTreeSet::new();
         for p in &genesis.participants {
+            if p.account_key.address() != p.address {
+                return Err(invalid(format!(
+                    "participant {}: account key does not match the address",
+                    p.address
+                )));
+            }
             check_url(&p.api_url, genesis.params.limits.max_url_bytes).map_err(invalid)?;
             ValidatorPublicKey::from_bytes(p.validator_key.0).map_err(|e| invalid(e.to_string()))?;
             if !keys.insert(p.validator_key) {
@@ -207,14 +230,18 @@ impl State {
             }
             let participant = Participant {
                 api_url: p.api_url.clone(),
+                account_key: p.account_key,
                 validator_key: p.validator_key,
                 operational_key: p.operational_key,
                 weight: p.weight,
+                poc_weight: 0,
+                next_weight: None,
                 joined_height: 0,
             };
-            if participants.insert(p.address, participant).is_some() {
+            if participants.contains_key(&p.address) {
                 return Err(invalid(format!("participant {} listed twice", p.address)));
             }
+            participants.insert(p.address, participant);
         }
         if !participants.values().any(|p: &Participant| p.weight > 0) {
             return Err(invalid("at least one participant needs a positive weight".into()));
@@ -230,11 +257,17 @@ impl State {
                 app_hash: Hash::ZERO,
                 params: genesis.params.clone(),
                 supply,
+                poc_stage: None,
             },
             accounts,
             participants,
             developers,
+            poc_claims: Table::default(),
+            poc_nonces: Table::default(),
+            poc_votes: Table::default(),
         };
+        // Genesis rows are committed by the genesis hash below, not tracked as a block's writes.
+        state.take_writes();
         state.meta.app_hash = Hash::digest_parts(&[GENESIS_HASH_DOMAIN, &state.full_writes().to_bytes()]);
         Ok(state)
     }
@@ -244,10 +277,46 @@ impl State {
     pub fn full_writes(&self) -> StateWrites {
         StateWrites {
             meta: Some(self.meta.clone()),
-            accounts: self.accounts.iter().map(|(k, v)| (*k, Some(*v))).collect(),
-            participants: self.participants.iter().map(|(k, v)| (*k, Some(v.clone()))).collect(),
-            developers: self.developers.iter().map(|(k, v)| (*k, Some(*v))).collect(),
+            accounts: self.accounts.full_writes(),
+            participants: self.participants.full_writes(),
+            developers: self.developers.full_writes(),
+            poc_claims: self.poc_claims.full_writes(),
+            poc_nonces: self.poc_nonces.full_writes(),
+            poc_votes: self.poc_votes.full_writes(),
         }
+    }
+
+    /// Every entry written since the last call (the scalars not included).
+    fn take_writes(&mut self) -> StateWrites {
+        StateWrites {
+            meta: None,
+            accounts: self.accounts.take_writes(),
+            participants: self.participants.take_writes(),
+            developers: self.developers.take_writes(),
+            poc_claims: self.poc_claims.take_writes(),
+            poc_nonces: self.poc_nonces.take_writes(),
+            poc_votes: self.poc_votes.take_writes(),
+        }
+    }
+
+    /// Ends a transaction's undo scope in every table.
+    fn commit_tx(&mut self) {
+        self.accounts.commit_tx();
+        self.participants.commit_tx();
+        self.developers.commit_tx();
+        self.poc_claims.commit_tx();
+        self.poc_nonces.commit_tx();
+        self.poc_votes.commit_tx();
+    }
+
+    /// Undoes a failed transaction's writes in every table.
+    fn roll_back_tx(&mut self) {
+        self.accounts.roll_back_tx();
+        self.participants.roll_back_tx();
+        self.developers.roll_back_tx();
+        self.poc_claims.roll_back_tx();
+        self.poc_nonces.roll_back_tx();
+        self.poc_votes.roll_back_tx();
     }
 
     /// Height of the last applied block.
@@ -278,7 +347,7 @@ impl State {
     pub fn check_tx(&self, bytes: &[u8], expected_sequence: Option<u64>) -> Result<CheckedTx, TxError> {
         let tx = self.authenticate(bytes, expected_sequence, false)?;
         for msg in &tx.body.messages {
-            self.check_message(msg)?;
+            self.check_message(tx.body.account, &tx.body.signer, msg)?;
         }
         Ok(CheckedTx { hash: Hash::digest(bytes), tx })
     }
@@ -327,8 +396,9 @@ impl State {
         Ok(tx)
     }
 
-    /// Stateless checks of one message, plus the state checks that do not depend on earlier messages.
-    fn check_message(&self, msg: &Msg) -> Result<(), TxError> {
+    /// Read-only checks of one message from `sender` (signed by `signer`) for the next block, against
+    /// the state as it is (earlier messages of the same transaction included).
+    fn check_message(&self, sender: Address, signer: &AccountPublicKey, msg: &Msg) -> Result<(), TxError> {
         let invalid = |msg: &Msg, reason: String| TxError::InvalidMessage { msg: msg.name(), reason };
         let max_url = self.meta.params.limits.max_url_bytes;
         match msg {
@@ -345,6 +415,12 @@ impl State {
             }
             Msg::UpdateHostUrl { api_url } => check_url(api_url, max_url).map_err(|r| invalid(msg, r)),
             Msg::UpdateParams { params } => params.validate().map_err(|e| invalid(msg, e.to_string())),
+            Msg::SubmitSeedCommit { .. } | Msg::SubmitPocBatch { .. } | Msg::SubmitPocValidation { .. } => {
+                if !self.participants.contains_key(&sender) {
+                    return Err(TxError::NotAHost(sender));
+                }
+                Ok(self.check_poc_message(sender, signer, msg, self.meta.height + 1)?)
+            }
         }
     }
 
@@ -393,25 +469,16 @@ impl State {
         self.validate_block(block, block.to_bytes().len())?;
         let validators_before = self.validator_set();
         let previous_height = self.meta.height;
-        let mut touched = Touched::default();
         let mut results = Vec::with_capacity(block.txs.len());
         for bytes in &block.txs {
-            results.push(self.deliver_tx(&bytes.0, block.header.height, verified, &mut touched));
+            results.push(self.deliver_tx(&bytes.0, block.header.height, verified));
         }
         self.meta.height = block.header.height;
         self.meta.time_ms = block.header.time_ms;
         self.meta.last_block_hash = block.hash();
-        let events = self.phase_events(previous_height);
-        let mut writes = StateWrites {
-            meta: None,
-            accounts: touched.accounts.iter().map(|a| (*a, self.accounts.get(a).copied())).collect(),
-            participants: touched
-                .participants
-                .iter()
-                .map(|a| (*a, self.participants.get(a).cloned()))
-                .collect(),
-            developers: touched.developers.iter().map(|a| (*a, self.developers.get(a).copied())).collect(),
-        };
+        let mut events = self.poc_end_block(self.meta.height, self.meta.last_block_hash);
+        events.extend(self.phase_events(previous_height));
+        let mut writes = self.take_writes();
         let diff = writes.to_bytes();
         self.meta.app_hash = Hash::digest_parts(&[
             APP_HASH_DOMAIN,
@@ -425,13 +492,7 @@ impl State {
     }
 
     /// Applies one transaction of a block; see the module docs for what failure means.
-    fn deliver_tx(
-        &mut self,
-        bytes: &[u8],
-        height: u64,
-        verified: &dyn Fn(&Hash) -> bool,
-        touched: &mut Touched,
-    ) -> TxResult {
+    fn deliver_tx(&mut self, bytes: &[u8], height: u64, verified: &dyn Fn(&Hash) -> bool) -> TxResult {
         let hash = Hash::digest(bytes);
         let failed =
             |error: TxError| TxResult { hash, ok: false, error: Some(error.to_string()), events: Vec::new() };
@@ -439,35 +500,35 @@ impl State {
             Ok(tx) => tx,
             Err(error) => return failed(error),
         };
-        let account = tx.body.account;
-        if let Some(entry) = self.accounts.get_mut(&account) {
-            entry.sequence += 1;
-        }
-        touched.accounts.insert(account);
-        let mut journal = Journal::default();
+        let (account, signer) = (tx.body.account, tx.body.signer);
+        self.accounts.update(&account, |a| a.sequence += 1);
+        // The sequence bump stays whatever the messages do.
+        self.commit_tx();
+        let params_before = self.meta.params.clone();
         let mut events = Vec::new();
         for msg in &tx.body.messages {
             let outcome = self
-                .check_message(msg)
-                .and_then(|()| self.execute(account, msg, height, &mut journal, touched));
+                .check_message(account, &signer, msg)
+                .and_then(|()| self.execute(account, &signer, msg, height));
             match outcome {
                 Ok(event) => events.extend(event),
                 Err(error) => {
-                    self.roll_back(journal);
+                    self.roll_back_tx();
+                    self.meta.params = params_before;
                     return failed(error);
                 }
             }
         }
+        self.commit_tx();
         TxResult { hash, ok: true, error: None, events }
     }
 
     fn execute(
         &mut self,
         sender: Address,
+        signer: &AccountPublicKey,
         msg: &Msg,
         height: u64,
-        journal: &mut Journal,
-        touched: &mut Touched,
     ) -> Result<Option<Event>, TxError> {
         match msg {
             Msg::BankSend { to, amount } => {
@@ -475,11 +536,11 @@ impl State {
                 let remaining = balance
                     .checked_sub(*amount)
                     .ok_or(TxError::InsufficientFunds { balance, needed: *amount })?;
-                self.set_account(sender, |a| a.balance = remaining, journal, touched);
+                self.accounts.upsert(sender, |a| a.balance = remaining);
                 // Read the recipient after the debit, so a transfer to oneself nets to zero. An overflow
                 // error here is rolled back by the caller together with the debit.
                 let received = self.account(to).balance.checked_add(*amount).ok_or(TxError::Overflow)?;
-                self.set_account(*to, |a| a.balance = received, journal, touched);
+                self.accounts.upsert(*to, |a| a.balance = received);
                 Ok(Some(Event::new("transfer").with("from", sender).with("to", to).with("amount", amount.0)))
             }
             Msg::RegisterHost { api_url, validator_key, operational_key } => {
@@ -487,15 +548,17 @@ impl State {
                     return Err(TxError::DuplicateValidatorKey(*validator_key));
                 }
                 let previous = self.participants.get(&sender).cloned();
+                // Not routine, so the signer is the account's own key.
                 let participant = Participant {
                     api_url: api_url.clone(),
+                    account_key: *signer,
                     validator_key: *validator_key,
                     operational_key: *operational_key,
                     weight: previous.as_ref().map_or(0, |p| p.weight),
+                    poc_weight: previous.as_ref().map_or(0, |p| p.poc_weight),
+                    next_weight: previous.as_ref().and_then(|p| p.next_weight),
                     joined_height: previous.as_ref().map_or(height, |p| p.joined_height),
                 };
-                journal.participants.entry(sender).or_insert(previous);
-                touched.participants.insert(sender);
                 self.participants.insert(sender, participant);
                 Ok(Some(
                     Event::new("host_registered")
@@ -508,8 +571,6 @@ impl State {
                 if self.developers.contains_key(&sender) {
                     return Ok(None);
                 }
-                journal.developers.entry(sender).or_insert(None);
-                touched.developers.insert(sender);
                 self.developers.insert(sender, Developer { registered_height: height });
                 Ok(Some(Event::new("developer_registered").with("address", sender)))
             }
@@ -517,49 +578,18 @@ impl State {
                 if sender != self.meta.params.authority {
                     return Err(TxError::NotAuthority);
                 }
-                journal.params.get_or_insert_with(|| self.meta.params.clone());
                 self.meta.params = params.clone();
                 Ok(Some(Event::new("params_updated").with("authority", params.authority)))
             }
             Msg::UpdateHostUrl { api_url } => {
-                let previous = self.participants.get(&sender).cloned().ok_or(TxError::NotAHost(sender))?;
-                journal.participants.entry(sender).or_insert(Some(previous));
-                touched.participants.insert(sender);
-                if let Some(p) = self.participants.get_mut(&sender) {
-                    p.api_url = api_url.clone();
+                if !self.participants.update(&sender, |p| p.api_url = api_url.clone()) {
+                    return Err(TxError::NotAHost(sender));
                 }
                 Ok(Some(Event::new("host_url_updated").with("address", sender).with("api_url", api_url)))
             }
-        }
-    }
-
-    fn set_account(
-        &mut self,
-        address: Address,
-        change: impl FnOnce(&mut Account),
-        journal: &mut Journal,
-        touched: &mut Touched,
-    ) {
-        journal.accounts.entry(address).or_insert_with(|| self.accounts.get(&address).copied());
-        touched.accounts.insert(address);
-        change(self.accounts.entry(address).or_default());
-    }
-
-    fn roll_back(&mut self, journal: Journal) {
-        fn restore<V>(map: &mut BTreeMap<Address, V>, saved: BTreeMap<Address, Option<V>>) {
-            for (key, value) in saved {
-                match value {
-                    Some(value) => map.insert(key, value),
-                    None => map.remove(&key),
-                };
+            Msg::SubmitSeedCommit { .. } | Msg::SubmitPocBatch { .. } | Msg::SubmitPocValidation { .. } => {
+                Ok(self.execute_poc_message(sender, signer, msg)?)
             }
-        }
-        // The sequence bump happened before the journal started, so restoring accounts keeps it.
-        restore(&mut self.accounts, journal.accounts);
-        restore(&mut self.participants, journal.participants);
-        restore(&mut self.developers, journal.developers);
-        if let Some(params) = journal.params {
-            self.meta.params = params;
         }
     }
 
@@ -607,20 +637,15 @@ impl State {
 
     /// Applies stored writes on top of this state (used by the store to rebuild state on start).
     pub fn apply_writes(&mut self, writes: StateWrites) {
-        fn apply<V>(map: &mut BTreeMap<Address, V>, changes: BTreeMap<Address, Option<V>>) {
-            for (key, value) in changes {
-                match value {
-                    Some(value) => map.insert(key, value),
-                    None => map.remove(&key),
-                };
-            }
-        }
         if let Some(meta) = writes.meta {
             self.meta = meta;
         }
-        apply(&mut self.accounts, writes.accounts);
-        apply(&mut self.participants, writes.participants);
-        apply(&mut self.developers, writes.developers);
+        self.accounts.apply_writes(writes.accounts);
+        self.participants.apply_writes(writes.participants);
+        self.developers.apply_writes(writes.developers);
+        self.poc_claims.apply_writes(writes.poc_claims);
+        self.poc_nonces.apply_writes(writes.poc_nonces);
+        self.poc_votes.apply_writes(writes.poc_votes);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Transactions: a list of messages signed by an account's key (or its host's operational key), bound
 //! to one chain id and one per-account sequence number so it can be included at most once.
 
+use gonka_poc::Distance;
 use gonka_primitives::codec::{Decode, DecodeError, Encode, Reader};
 use gonka_primitives::{
     AccountKey, AccountPublicKey, AccountSignature, Address, Amount, Hash, ValidatorPublicKey, codec_struct,
@@ -46,13 +47,64 @@ pub enum Msg {
         /// New public API base URL.
         api_url: String,
     },
+    /// Commit to the host's secret seed for the epoch whose PoC is running (reference §2.4, §5.2): the
+    /// SHA-256 of a seed revealed when the epoch's rewards are claimed. A participant without a
+    /// commitment is not given weight. Routine.
+    SubmitSeedCommit {
+        /// The epoch whose PoC is running.
+        epoch: u64,
+        /// SHA-256 of the secret seed.
+        commitment: Hash,
+    },
+    /// Valid nonces the host found in the PoC that started at `poc_start` (reference §3.7). Accepted in
+    /// `[S+1, exchange deadline]`; every distance must be below `r_target`; nonces the host already
+    /// claimed count once. Routine.
+    SubmitPocBatch {
+        /// The PoC start height `S`.
+        poc_start: u64,
+        /// The nonces and their claimed distances.
+        nonces: Vec<PocNonce>,
+    },
+    /// A validator's verdict on one participant's claims (reference §3.8): how many of its sampled
+    /// nonces mismatched. The sample is seeded by `sample_seed`, the validator's signature over
+    /// [`gonka_poc::sample_seed_message`], which the chain verifies, so anyone can recompute the
+    /// sample afterwards and nobody could predict it before. The chain applies the binomial test.
+    /// Accepted in the validation window, once per (validator, participant). Routine.
+    SubmitPocValidation {
+        /// The PoC start height `S`.
+        poc_start: u64,
+        /// The participant whose claims were checked.
+        participant: Address,
+        /// Nonces recomputed: `min(validation_sample_size, distinct nonces claimed)`.
+        sampled: u32,
+        /// Sampled nonces that mismatched.
+        mismatches: u32,
+        /// The signer's signature over the sample-seed message.
+        sample_seed: AccountSignature,
+    },
 }
+
+/// One claimed nonce of a PoC batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PocNonce {
+    /// The nonce.
+    pub nonce: u64,
+    /// Its claimed distance.
+    pub distance: Distance,
+}
+codec_struct!(PocNonce { nonce, distance });
 
 impl Msg {
     /// Whether a host's operational key may sign this message for the host account. Moving funds,
     /// changing keys and governance always need the account key itself.
     pub fn is_routine(&self) -> bool {
-        matches!(self, Msg::UpdateHostUrl { .. })
+        matches!(
+            self,
+            Msg::UpdateHostUrl { .. }
+                | Msg::SubmitSeedCommit { .. }
+                | Msg::SubmitPocBatch { .. }
+                | Msg::SubmitPocValidation { .. }
+        )
     }
 
     /// Stable snake_case name of the message type.
@@ -63,6 +115,9 @@ impl Msg {
             Msg::RegisterDeveloper => "register_developer",
             Msg::UpdateParams { .. } => "update_params",
             Msg::UpdateHostUrl { .. } => "update_host_url",
+            Msg::SubmitSeedCommit { .. } => "submit_seed_commit",
+            Msg::SubmitPocBatch { .. } => "submit_poc_batch",
+            Msg::SubmitPocValidation { .. } => "submit_poc_validation",
         }
     }
 }
@@ -90,6 +145,24 @@ impl Encode for Msg {
                 out.push(4);
                 api_url.encode(out);
             }
+            Msg::SubmitSeedCommit { epoch, commitment } => {
+                out.push(5);
+                epoch.encode(out);
+                commitment.encode(out);
+            }
+            Msg::SubmitPocBatch { poc_start, nonces } => {
+                out.push(6);
+                poc_start.encode(out);
+                nonces.encode(out);
+            }
+            Msg::SubmitPocValidation { poc_start, participant, sampled, mismatches, sample_seed } => {
+                out.push(7);
+                poc_start.encode(out);
+                participant.encode(out);
+                sampled.encode(out);
+                mismatches.encode(out);
+                sample_seed.encode(out);
+            }
         }
     }
 }
@@ -106,6 +179,17 @@ impl Decode for Msg {
             2 => Msg::RegisterDeveloper,
             3 => Msg::UpdateParams { params: Decode::decode(reader)? },
             4 => Msg::UpdateHostUrl { api_url: Decode::decode(reader)? },
+            5 => {
+                Msg::SubmitSeedCommit { epoch: Decode::decode(reader)?, commitment: Decode::decode(reader)? }
+            }
+            6 => Msg::SubmitPocBatch { poc_start: Decode::decode(reader)?, nonces: Decode::decode(reader)? },
+            7 => Msg::SubmitPocValidation {
+                poc_start: Decode::decode(reader)?,
+                participant: Decode::decode(reader)?,
+                sampled: Decode::decode(reader)?,
+                mismatches: Decode::decode(reader)?,
+                sample_seed: Decode::decode(reader)?,
+            },
             tag => return Err(DecodeError::InvalidTag { what: "msg", tag }),
         })
     }
@@ -213,6 +297,9 @@ pub enum TxError {
     /// Arithmetic overflow (a balance would exceed u128).
     #[error("amount overflow")]
     Overflow,
+    /// A Proof-of-Compute message was refused.
+    #[error(transparent)]
+    Poc(#[from] crate::poc::PocError),
 }
 
 impl TxBody {

@@ -38,6 +38,7 @@ fn state() -> State {
         accounts: vec![GenesisAccount { address: key.address(), balance: Amount(10) }],
         participants: vec![GenesisParticipant {
             address: key.address(),
+            account_key: key.public_key(),
             api_url: "http://a".into(),
             validator_key: ValidatorKey::from_secret_bytes([5; 32]).public_key(),
             operational_key: key.public_key(),

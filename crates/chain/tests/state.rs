@@ -25,6 +25,7 @@ fn genesis() -> Genesis {
             .collect(),
         participants: vec![GenesisParticipant {
             address: host.address(),
+            account_key: host.public_key(),
             api_url: "http://127.0.0.1:9000".into(),
             validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
             operational_key: key("host-ops").public_key(),
@@ -248,14 +249,25 @@ fn blocks_with_wrong_links_are_refused() {
 fn phase_events_mark_the_first_poc() {
     let mut state = State::from_genesis(&genesis()).expect("genesis");
     let mut kinds = Vec::new();
-    for _ in 0..31 {
+    for _ in 0..30 {
         let b = block(&state, &[]);
         let outcome = state.apply_block(&b, &|_| false).expect("applies");
-        kinds.extend(
-            outcome.events.into_iter().map(|e| (state.height(), e.get("phase").unwrap_or("").to_string())),
-        );
+        kinds.extend(outcome.events.into_iter().map(|e| {
+            let detail = e.get("phase").unwrap_or("");
+            (state.height(), format!("{} {detail}", e.kind))
+        }));
     }
-    assert_eq!(kinds, [(1, "inference".to_string()), (30, "poc_generate".to_string())]);
+    assert_eq!(
+        kinds,
+        [
+            (1, "phase_changed inference".to_string()),
+            (30, "poc_stage_started ".to_string()),
+            (30, "phase_changed poc_generate".to_string())
+        ]
+    );
+    let stage = state.poc_stage().expect("the first PoC started");
+    assert_eq!((stage.epoch, stage.start_height), (1, 30));
+    assert_eq!(stage.block_hash, state.meta.last_block_hash, "seeded by the hash of block S");
 }
 
 /// A random transfer between five accounts (some unknown, some over-spending, some replayed).

@@ -64,6 +64,7 @@ fn store_bytes_for(accounts: usize) -> anyhow::Result<u64> {
         accounts: Vec::with_capacity(accounts),
         participants: vec![gonka_chain::GenesisParticipant {
             address: authority.address(),
+            account_key: authority.public_key(),
             api_url: "http://127.0.0.1:1".into(),
             validator_key: gonka_primitives::ValidatorKey::from_secret_bytes([1; 32]).public_key(),
             operational_key: authority.public_key(),

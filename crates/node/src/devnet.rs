@@ -34,6 +34,8 @@ pub const GENESIS_WEIGHT: u64 = 100;
 pub struct HostIdentity {
     /// Account address (key `host`).
     pub address: Address,
+    /// Account public key (key `host`).
+    pub account_key: gonka_primitives::AccountPublicKey,
     /// Consensus key.
     pub validator_key: ValidatorPublicKey,
     /// Operational key (key `host-ops`).
@@ -52,6 +54,7 @@ pub fn init_home(home: &Home, config: &NodeConfig) -> anyhow::Result<HostIdentit
     home.write_config(config)?;
     Ok(HostIdentity {
         address: host.address(),
+        account_key: host.public_key(),
         validator_key: validator.public_key(),
         operational_key: ops.public_key(),
     })
@@ -74,6 +77,7 @@ pub fn genesis_for(
         .iter()
         .map(|(identity, api_url)| GenesisParticipant {
             address: identity.address,
+            account_key: identity.account_key,
             api_url: api_url.clone(),
             validator_key: identity.validator_key,
             operational_key: identity.operational_key,

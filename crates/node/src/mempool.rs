@@ -188,6 +188,7 @@ mod tests {
             accounts: vec![GenesisAccount { address: alice.address(), balance: Amount(1_000) }],
             participants: vec![GenesisParticipant {
                 address: alice.address(),
+                account_key: alice.public_key(),
                 api_url: "http://a".into(),
                 validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
                 operational_key: alice.public_key(),
@@ -231,8 +232,7 @@ mod tests {
         let first = pool.insert(&state, send(0)).expect("seq 0");
         pool.insert(&state, send(1)).expect("seq 1");
         // Another node's block included a different tx with sequence 0 and one with sequence 1.
-        let alice = state.accounts.get_mut(&AccountKey::from_seed(b"alice").address()).expect("alice");
-        alice.sequence = 2;
+        assert!(state.accounts.update(&AccountKey::from_seed(b"alice").address(), |a| a.sequence = 2));
         pool.on_block_committed(&state, &[first]);
         assert!(pool.is_empty(), "sequence 1 became stale");
         pool.insert(&state, send(2)).expect("the account's next sequence is accepted again");

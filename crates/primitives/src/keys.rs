@@ -122,6 +122,21 @@ impl fmt::Debug for AccountPublicKey {
     }
 }
 
+impl AccountSignature {
+    /// Parses 128 hex digits (`r ‖ s`).
+    pub fn from_hex(text: &str) -> Result<AccountSignature, KeyError> {
+        let mut out = [0u8; 64];
+        hex::decode_to_slice(text, &mut out).map_err(|_| KeyError::InvalidSignature)?;
+        Ok(AccountSignature(out))
+    }
+}
+
+impl fmt::Display for AccountSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
 impl fmt::Debug for AccountSignature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AccountSignature({})", hex::encode(self.0))
@@ -208,6 +223,7 @@ macro_rules! hex_serde {
 }
 hex_serde!(AccountPublicKey, AccountPublicKey::from_hex);
 hex_serde!(ValidatorPublicKey, ValidatorPublicKey::from_hex);
+hex_serde!(AccountSignature, AccountSignature::from_hex);
 
 #[cfg(test)]
 mod tests {

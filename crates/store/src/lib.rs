@@ -5,7 +5,9 @@
 //! - `blocks`, `certificates`, `results`: by height, the encoded block, its commit certificate (opaque
 //!   bytes from consensus) and its [`BlockResults`];
 //! - `tx_index`: tx hash → (height, index in block);
-//! - `accounts`, `participants`, `developers`: the state maps, one row per entry;
+//! - `accounts`, `participants`, `developers`: the state maps, one row per entry, keyed by address;
+//! - `poc_claims`, `poc_nonces`, `poc_votes`: the PoC maps, keyed by their encoded keys (big-endian
+//!   integers, so byte order is key order);
 //! - `meta`: the state's scalar record ([`gonka_chain::state::Meta`]) under the key `meta`.
 //!
 //! On start the node rebuilds the in-memory [`State`] from the state tables ([`Store::load_state`]);
@@ -15,7 +17,9 @@
 use std::path::Path;
 
 use gonka_chain::state::Meta;
-use gonka_chain::{BlockOutcome, Event, State, StateWrites, TxResult};
+use std::collections::BTreeMap;
+
+use gonka_chain::{BlockOutcome, Event, State, StateWrites, Table, TxResult};
 use gonka_primitives::codec::{DecodeError, Encode, decode_exact};
 use gonka_primitives::{Address, Hash, codec_struct};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -27,6 +31,9 @@ const TX_INDEX: TableDefinition<'_, &[u8; 32], (u64, u32)> = TableDefinition::ne
 const ACCOUNTS: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("accounts");
 const PARTICIPANTS: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("participants");
 const DEVELOPERS: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("developers");
+const POC_CLAIMS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_claims");
+const POC_NONCES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_nonces");
+const POC_VOTES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_votes");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 
 /// Largest record the store will decode (a block is bounded by params far below this).
@@ -106,6 +113,9 @@ impl Store {
         txn.open_table(ACCOUNTS)?;
         txn.open_table(PARTICIPANTS)?;
         txn.open_table(DEVELOPERS)?;
+        txn.open_table(POC_CLAIMS)?;
+        txn.open_table(POC_NONCES)?;
+        txn.open_table(POC_VOTES)?;
         txn.open_table(META)?;
         txn.commit()?;
         Ok(Store { db })
@@ -126,25 +136,39 @@ impl Store {
             Some(bytes) => decode::<Meta>("meta", bytes.value())?,
             None => return Ok(None),
         };
-        let mut state = State {
+        fn by_address<V: gonka_primitives::codec::Decode>(
+            txn: &redb::ReadTransaction,
+            table: TableDefinition<'_, &[u8; 20], &[u8]>,
+            name: &'static str,
+        ) -> Result<Table<Address, V>, StoreError> {
+            let mut rows = BTreeMap::new();
+            for row in txn.open_table(table)?.iter()? {
+                let (key, value) = row?;
+                rows.insert(Address(*key.value()), decode(name, value.value())?);
+            }
+            Ok(Table::from(rows))
+        }
+        fn by_encoded_key<K: gonka_primitives::codec::Decode + Ord, V: gonka_primitives::codec::Decode>(
+            txn: &redb::ReadTransaction,
+            table: TableDefinition<'_, &[u8], &[u8]>,
+            name: &'static str,
+        ) -> Result<Table<K, V>, StoreError> {
+            let mut rows = BTreeMap::new();
+            for row in txn.open_table(table)?.iter()? {
+                let (key, value) = row?;
+                rows.insert(decode(name, key.value())?, decode(name, value.value())?);
+            }
+            Ok(Table::from(rows))
+        }
+        Ok(Some(State {
             meta,
-            accounts: Default::default(),
-            participants: Default::default(),
-            developers: Default::default(),
-        };
-        for row in txn.open_table(ACCOUNTS)?.iter()? {
-            let (key, value) = row?;
-            state.accounts.insert(Address(*key.value()), decode("accounts", value.value())?);
-        }
-        for row in txn.open_table(PARTICIPANTS)?.iter()? {
-            let (key, value) = row?;
-            state.participants.insert(Address(*key.value()), decode("participants", value.value())?);
-        }
-        for row in txn.open_table(DEVELOPERS)?.iter()? {
-            let (key, value) = row?;
-            state.developers.insert(Address(*key.value()), decode("developers", value.value())?);
-        }
-        Ok(Some(state))
+            accounts: by_address(&txn, ACCOUNTS, "accounts")?,
+            participants: by_address(&txn, PARTICIPANTS, "participants")?,
+            developers: by_address(&txn, DEVELOPERS, "developers")?,
+            poc_claims: by_encoded_key(&txn, POC_CLAIMS, "poc_claims")?,
+            poc_nonces: by_encoded_key(&txn, POC_NONCES, "poc_nonces")?,
+            poc_votes: by_encoded_key(&txn, POC_VOTES, "poc_votes")?,
+        }))
     }
 
     /// Durably commits one decided block with everything it produced, in a single transaction.
@@ -209,7 +233,7 @@ fn write_state(txn: &redb::WriteTransaction, writes: &StateWrites) -> Result<(),
     fn apply<V: Encode>(
         txn: &redb::WriteTransaction,
         table: TableDefinition<'_, &[u8; 20], &[u8]>,
-        rows: &std::collections::BTreeMap<Address, Option<V>>,
+        rows: &BTreeMap<Address, Option<V>>,
     ) -> Result<(), StoreError> {
         let mut table = txn.open_table(table)?;
         for (address, value) in rows {
@@ -220,9 +244,27 @@ fn write_state(txn: &redb::WriteTransaction, writes: &StateWrites) -> Result<(),
         }
         Ok(())
     }
+    fn apply_encoded<K: Encode, V: Encode>(
+        txn: &redb::WriteTransaction,
+        table: TableDefinition<'_, &[u8], &[u8]>,
+        rows: &BTreeMap<K, Option<V>>,
+    ) -> Result<(), StoreError> {
+        let mut table = txn.open_table(table)?;
+        for (key, value) in rows {
+            let key = key.to_bytes();
+            match value {
+                Some(value) => table.insert(key.as_slice(), value.to_bytes().as_slice())?,
+                None => table.remove(key.as_slice())?,
+            };
+        }
+        Ok(())
+    }
     apply(txn, ACCOUNTS, &writes.accounts)?;
     apply(txn, PARTICIPANTS, &writes.participants)?;
     apply(txn, DEVELOPERS, &writes.developers)?;
+    apply_encoded(txn, POC_CLAIMS, &writes.poc_claims)?;
+    apply_encoded(txn, POC_NONCES, &writes.poc_nonces)?;
+    apply_encoded(txn, POC_VOTES, &writes.poc_votes)?;
     if let Some(meta) = &writes.meta {
         txn.open_table(META)?.insert("meta", meta.to_bytes().as_slice())?;
     }

@@ -14,6 +14,7 @@ fn genesis() -> Genesis {
         accounts: vec![GenesisAccount { address: alice.address(), balance: Amount(1_000_000) }],
         participants: vec![GenesisParticipant {
             address: alice.address(),
+            account_key: alice.public_key(),
             api_url: "http://127.0.0.1:1".into(),
             validator_key: ValidatorKey::from_secret_bytes([3; 32]).public_key(),
             operational_key: alice.public_key(),
