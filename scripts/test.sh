@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export GONKA_HOME="${GONKA_HOME:-$PWD/target/gonka-home}"
-# candle miscounts cores on some VMs and pins its pools to one; name the count for test binaries too.
-export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-$(nproc)}" RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
+# candle miscounts cores on some VMs and pins its pools to one; name the counts for test binaries as
+# `gonka` does for itself (crates/cli/src/main.rs: configure_candle_threads).
+export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-1}" RAYON_NUM_THREADS="${RAYON_NUM_THREADS:-$(nproc)}"
 command -v python3 >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)" >&2; exit 1; }
 python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 

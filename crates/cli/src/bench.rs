@@ -18,6 +18,8 @@ pub(crate) enum BenchCommand {
     ScoringGap(GapArgs),
     /// 4 validators on loopback: finalized transfers/s, block interval, commit latency, state size.
     Chain(crate::bench_chain::ChainArgs),
+    /// PoC nonces/s (devnet and mainnet-shaped models) against the dense f32 matmul rate; scaling.
+    Poc(crate::bench_poc::PocArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -55,6 +57,7 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Engine(args) => runtime.block_on(engine_bench(args)),
         BenchCommand::ScoringGap(args) => runtime.block_on(scoring_gap(args)),
         BenchCommand::Chain(args) => runtime.block_on(crate::bench_chain::chain_bench(args)),
+        BenchCommand::Poc(args) => crate::bench_poc::poc_bench(&args),
     }
 }
 

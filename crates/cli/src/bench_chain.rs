@@ -138,6 +138,10 @@ pub(crate) async fn chain_bench(args: ChainArgs) -> anyhow::Result<()> {
         block_interval_ms: args.block_interval_ms,
         mainnet_profile: false,
         extra_accounts: extra,
+        params_override: None,
+        // Transfers are what is measured here; sprints would compete for the same two cores.
+        poc: gonka_node::host::PocConfig { enabled: false, ..Default::default() },
+        poc_workers: Vec::new(),
     })?;
 
     // Sign everything before the clock starts: the client should not be what is measured.

@@ -53,6 +53,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
         gossip_peers: Vec::new(),
         block_interval_ms: args.block_interval_ms,
         mempool: MempoolLimits::default(),
+        poc: Default::default(),
     };
     let identity = init_home(&home, &config)?;
     let api_url = format!("http://{}", args.api_listen);

@@ -37,6 +37,16 @@ pub(crate) struct DevnetArgs {
     /// Make the homes and `devnet.json`, then exit without starting nodes.
     #[arg(long)]
     setup_only: bool,
+    /// PoC sprint workers per host, comma-separated, host i taking entry i mod len (e.g. `1,1,2,2`
+    /// for unequal compute). Default: one each, so N hosts share this machine's cores evenly.
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    poc_workers: Vec<u32>,
+    /// Do not run PoC sprints or validations (the genesis weights stay).
+    #[arg(long)]
+    no_poc: bool,
+    /// JSON merged over the devnet params in genesis, e.g. '{"epoch":{"epoch_length":60}}'.
+    #[arg(long)]
+    params: Option<String>,
 }
 
 fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
@@ -62,6 +72,14 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
         block_interval_ms: args.block_interval_ms,
         mainnet_profile: false,
         extra_accounts: Vec::new(),
+        params_override: args
+            .params
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .context("--params is not valid JSON")?,
+        poc: gonka_node::host::PocConfig { enabled: !args.no_poc, ..Default::default() },
+        poc_workers: args.poc_workers.clone(),
     })
 }
 
@@ -140,18 +158,42 @@ async fn status_line(plan: &DevnetPlan) -> String {
     for node in &plan.nodes {
         let client = Client::new(&node.api_url);
         let part = match tokio::time::timeout(Duration::from_secs(1), client.get("/status")).await {
-            Ok(Ok(s)) => format!(
-                "{} h={} peers={} {}",
-                node.name,
-                s["height"],
-                s["peers"],
-                s["phase"].as_str().unwrap_or("?")
-            ),
+            Ok(Ok(s)) => {
+                let mut part = format!(
+                    "{} h={} peers={} {}",
+                    node.name,
+                    s["height"],
+                    s["peers"],
+                    s["phase"].as_str().unwrap_or("?")
+                );
+                if let Ok(Ok(p)) =
+                    tokio::time::timeout(Duration::from_secs(1), client.get("/poc/progress")).await
+                {
+                    part.push_str(&poc_progress(&p));
+                }
+                part
+            }
             _ => format!("{} down", node.name),
         };
         parts.push(part);
     }
     parts.join(" | ")
+}
+
+/// ` poc: sprinting 1234 nonces (2100/s) 5 valid` for a host with PoC work in this stage.
+fn poc_progress(p: &serde_json::Value) -> String {
+    let activity = p["activity"].as_str().unwrap_or("idle");
+    if activity.is_empty() || activity == "idle" {
+        return String::new();
+    }
+    format!(
+        " poc {activity} e{} {} nonces ({:.0}/s) {} valid {} validated",
+        p["epoch"],
+        p["nonces"],
+        p["nonces_per_second"].as_f64().unwrap_or(0.0),
+        p["valid"],
+        p["validated"]
+    )
 }
 
 #[allow(clippy::print_stdout)]

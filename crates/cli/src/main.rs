@@ -3,9 +3,11 @@
 
 mod bench;
 mod bench_chain;
+mod bench_poc;
 mod chain;
 mod devnet;
 mod keys;
+mod poc;
 mod serve;
 
 use std::process::ExitCode;
@@ -47,6 +49,9 @@ enum Command {
     /// Query a node.
     #[command(subcommand)]
     Query(chain::QueryCommand),
+    /// Proof-of-Compute tools.
+    #[command(subcommand)]
+    Poc(poc::PocCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -148,6 +153,7 @@ fn main() -> ExitCode {
         Command::Keys(command) => keys::run(command),
         Command::Tx(command) => chain::tx(command),
         Command::Query(command) => chain::query(command),
+        Command::Poc(command) => poc::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -180,16 +186,22 @@ pub(crate) async fn wait_for_termination() {
     }
 }
 
-/// candle sizes its CPU pools from a physical-core count that comes out wrong on some VMs (one core
-/// here, with every thread pinned to it: a 10× slowdown), so name the count before any thread exists.
+/// Names candle's thread counts before any thread exists.
+///
+/// - `RAYON_NUM_THREADS` (candle's matmul split): candle sizes it from a physical-core count that
+///   comes out wrong on some VMs (one core here: a 10× slowdown), so it is set to the compute threads.
+/// - `CANDLE_NUM_THREADS` (candle's global "barrier pool" for large element-wise ops) is 1: that pool
+///   serves one caller at a time behind a lock, so PoC workers running side by side would queue on it
+///   (measured: 2 workers no faster than 1). gonka parallelises above candle instead — one PoC worker
+///   per core, its own kernels and pool for inference.
 #[allow(unsafe_code)]
 fn configure_candle_threads() {
     let threads = compute_threads().to_string();
-    for var in ["CANDLE_NUM_THREADS", "RAYON_NUM_THREADS"] {
+    for (var, value) in [("RAYON_NUM_THREADS", threads.as_str()), ("CANDLE_NUM_THREADS", "1")] {
         if std::env::var_os(var).is_none() {
             // SAFETY: called first thing in `main`, before any other thread is started, so nothing can
             // read the environment concurrently.
-            unsafe { std::env::set_var(var, &threads) };
+            unsafe { std::env::set_var(var, value) };
         }
     }
 }

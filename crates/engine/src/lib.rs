@@ -13,6 +13,7 @@ pub mod engine;
 pub mod gguf;
 pub mod kernels;
 pub mod model;
+pub mod poc;
 pub mod sampler;
 pub mod score;
 pub mod store;

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use gonka_chain::{Block, Event, Genesis, State, TxResult};
 use gonka_consensus::{Application, ValidatorInfo};
 use gonka_primitives::codec::{Encode, decode_exact};
-use gonka_primitives::{Hash, ValidatorPublicKey};
+use gonka_primitives::{Address, Hash, ValidatorPublicKey};
 use gonka_store::Store;
 use serde::Serialize;
 use tokio::sync::broadcast;
@@ -136,6 +136,12 @@ impl Chain {
 
     fn lock_mempool(&self) -> std::sync::MutexGuard<'_, Mempool> {
         self.mempool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The sequence `account`'s next transaction must carry, counting those waiting in the mempool.
+    pub fn next_sequence(&self, account: &Address) -> u64 {
+        let state = self.read_state();
+        self.lock_mempool().next_sequence(account).unwrap_or_else(|| state.account(account).sequence)
     }
 
     /// Checks a transaction against the current state and admits it to the mempool.

@@ -12,6 +12,7 @@ use gonka_primitives::{AccountKey, Address, Amount, ValidatorPublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::home::{HOST_KEY, Home, NodeConfig, OPERATIONAL_KEY};
+use crate::host::PocConfig;
 use crate::keyring::Keyring;
 use crate::mempool::MempoolLimits;
 
@@ -111,6 +112,37 @@ pub struct DevnetOptions {
     pub mainnet_profile: bool,
     /// Extra funded accounts (benchmarks).
     pub extra_accounts: Vec<GenesisAccount>,
+    /// A JSON object merged over the profile's params (objects merge key by key, anything else
+    /// replaces), e.g. `{"epoch": {"epoch_length": 60}, "poc": {"r_target": "1.41"}}`.
+    pub params_override: Option<serde_json::Value>,
+    /// PoC settings of every host.
+    pub poc: PocConfig,
+    /// Sprint workers per host, host `i` taking entry `i mod len` (empty: `poc.workers` for all):
+    /// unequal compute on one machine.
+    pub poc_workers: Vec<u32>,
+}
+
+/// `base` with `patch` merged in: objects key by key, anything else replaced.
+fn merge_json(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge_json(base.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// The profile's params with `patch` merged in, validated.
+pub fn params_with_override(mut params: Params, patch: Option<&serde_json::Value>) -> anyhow::Result<Params> {
+    if let Some(patch) = patch {
+        let mut value = serde_json::to_value(&params)?;
+        merge_json(&mut value, patch);
+        params = serde_json::from_value(value).context("params override does not fit the params schema")?;
+    }
+    params.validate().context("params override makes the params invalid")?;
+    Ok(params)
 }
 
 /// One node of a devnet, as written in `devnet.json`.
@@ -204,6 +236,13 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
                 .collect(),
             block_interval_ms: options.block_interval_ms,
             mempool: MempoolLimits::default(),
+            poc: PocConfig {
+                workers: match options.poc_workers.len() {
+                    0 => options.poc.workers,
+                    n => options.poc_workers[i % n],
+                },
+                ..options.poc
+            },
         };
         let identity = init_home(&home, &config)?;
         let api_url = format!("http://{api}");
@@ -222,6 +261,7 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
     } else {
         Params::devnet(authority.address())
     };
+    let params = params_with_override(params, options.params_override.as_ref())?;
     let mut accounts = vec![
         GenesisAccount { address: developer.address(), balance: DEVELOPER_BALANCE },
         GenesisAccount {

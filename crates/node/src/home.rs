@@ -18,6 +18,7 @@ use gonka_chain::Genesis;
 use gonka_primitives::{ValidatorKey, ValidatorPublicKey};
 use serde::{Deserialize, Serialize};
 
+use crate::host::PocConfig;
 use crate::keyring::{Keyring, write_private_file};
 use crate::mempool::MempoolLimits;
 
@@ -46,6 +47,9 @@ pub struct NodeConfig {
     /// Mempool bounds.
     #[serde(default)]
     pub mempool: MempoolLimits,
+    /// Proof-of-Compute sprints and validation.
+    #[serde(default)]
+    pub poc: PocConfig,
 }
 
 /// `validator_key.json`.

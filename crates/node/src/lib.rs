@@ -6,6 +6,7 @@ pub mod chain;
 pub mod devnet;
 pub mod gossip;
 pub mod home;
+pub mod host;
 pub mod keyring;
 pub mod mempool;
 pub mod rest;
@@ -34,13 +35,26 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
 
     let handle = ConsensusHandle::new();
     let (gossip_tx, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE);
+    let host_status = Arc::new(host::HostStatus::default());
     let context = Arc::new(rest::RestContext {
         chain: chain.clone(),
         consensus: handle.clone(),
-        gossip: gossip_tx,
+        gossip: gossip_tx.clone(),
         validator_key: validator_key.public_key(),
         moniker: config.moniker.clone(),
+        host: host_status.clone(),
     });
+    let host_task = match host_keys(home) {
+        Ok(keys) => {
+            tracing::info!(account = %keys.account, "host logic follows the chain's PoC phases");
+            let host = host::Host::new(chain.clone(), gossip_tx, keys, config.poc, host_status);
+            Some(tokio::spawn(host.run(shutdown.clone())))
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no usable host keys: this node will not run PoC or validate");
+            None
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .with_context(|| format!("binding the REST API to {}", config.api_listen))?;
@@ -68,5 +82,17 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     // Consensus ended (shutdown or failure): stop the rest too.
     api.abort();
     gossip.abort();
+    if let Some(task) = host_task {
+        task.abort();
+    }
     result
+}
+
+/// The host account (key `host`) and the operational key (`host-ops`) from the home's keyring. The
+/// operational key must be stored without a passphrase: the node signs with it unattended.
+fn host_keys(home: &Home) -> anyhow::Result<host::HostKeys> {
+    let keyring = home.keyring();
+    let account = keyring.show(home::HOST_KEY)?.address;
+    let operational = keyring.load(home::OPERATIONAL_KEY, None)?;
+    Ok(host::HostKeys { account, operational })
 }

@@ -79,6 +79,12 @@ impl Mempool {
         self.entries.is_empty()
     }
 
+    /// The sequence the next transaction of `account` must carry, counting the ones waiting here;
+    /// None when none wait (the account's state sequence applies).
+    pub fn next_sequence(&self, account: &Address) -> Option<u64> {
+        self.accounts.get(account).map(|(next, _)| *next)
+    }
+
     /// Whether the transaction with this hash waits here (its signature was verified on admission).
     pub fn contains(&self, hash: &Hash) -> bool {
         self.by_hash.contains_key(hash)

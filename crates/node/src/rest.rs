@@ -45,6 +45,8 @@ pub struct RestContext {
     pub validator_key: ValidatorPublicKey,
     /// This node's name.
     pub moniker: String,
+    /// What the host logic is doing.
+    pub host: Arc<crate::host::HostStatus>,
 }
 
 /// A REST error.
@@ -93,6 +95,10 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/validators", get(validators))
         .route("/params", get(params))
         .route("/epoch", get(epoch))
+        .route("/poc", get(poc))
+        .route("/poc/progress", get(poc_progress))
+        .route("/poc/nonces/{address}", get(poc_nonces))
+        .route("/metrics", get(metrics))
         .route("/events", get(events))
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -322,4 +328,112 @@ async fn events(AxumState(ctx): Ctx) -> Sse<impl Stream<Item = Result<SseEvent, 
         })
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn poc(AxumState(ctx): Ctx) -> ApiResult {
+    Ok(Json(ctx.chain.with_state(|s| {
+        let Some(stage) = s.poc_stage() else { return json!({"stage": null}) };
+        let from = gonka_chain::ClaimKey { stage: stage.start_height, participant: Address([0; 20]) };
+        let claims: Vec<Value> = s
+            .poc_claims
+            .range(from..)
+            .take_while(|(k, _)| k.stage == stage.start_height)
+            .map(|(k, claim)| {
+                let votes: Vec<Value> = s
+                    .poc_votes
+                    .range(
+                        gonka_chain::VoteKey { stage: k.stage, participant: k.participant, validator: Address([0; 20]) }..,
+                    )
+                    .take_while(|(v, _)| v.stage == k.stage && v.participant == k.participant)
+                    .map(|(v, vote)| {
+                        json!({"validator": v.validator, "sampled": vote.sampled, "mismatches": vote.mismatches,
+                               "fraud": vote.fraud, "sample_seed": vote.sample_seed})
+                    })
+                    .collect();
+                json!({"participant": k.participant, "nonces": claim.nonce_count,
+                       "seed_committed": claim.seed_commitment.is_some(), "votes": votes})
+            })
+            .collect();
+        let weights: Vec<Value> = s
+            .participants
+            .iter()
+            .map(|(a, p)| json!({"participant": a, "poc_weight": p.poc_weight, "next_power": p.next_weight, "power": p.weight}))
+            .collect();
+        json!({"stage": stage, "stages": s.meta.params.epoch.stages(stage.epoch), "claims": claims, "weights": weights})
+    })))
+}
+
+async fn poc_progress(AxumState(ctx): Ctx) -> ApiResult {
+    Ok(Json(json!(ctx.host.progress())))
+}
+
+async fn poc_nonces(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult {
+    let address: Address = address.parse().map_err(ApiError::bad_request)?;
+    Ok(Json(ctx.chain.with_state(|s| {
+        let Some(stage) = s.poc_stage() else { return json!({"stage": null, "nonces": []}) };
+        let nonces: Vec<Value> = s
+            .poc_claimed_nonces(stage.start_height, address)
+            .into_iter()
+            .map(|(nonce, distance)| json!({"nonce": nonce, "distance": distance}))
+            .collect();
+        json!({"stage": stage.start_height, "participant": address, "nonces": nonces})
+    })))
+}
+
+/// Prometheus text: chain height and mempool, the host's PoC counters and sprint rate.
+async fn metrics(AxumState(ctx): Ctx) -> Response {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let (height, validators) = ctx.chain.with_state(|s| (s.height(), s.validator_set().len()));
+    let progress = ctx.host.progress();
+    let counters = &ctx.host.counters;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
+    };
+    metric("gonka_chain_height", "gauge", "Height of the last committed block.", height.to_string());
+    metric("gonka_chain_validators", "gauge", "Validators deciding the next height.", validators.to_string());
+    metric(
+        "gonka_mempool_txs",
+        "gauge",
+        "Transactions waiting in the mempool.",
+        ctx.chain.mempool_len().to_string(),
+    );
+    metric(
+        "gonka_poc_nonces_total",
+        "counter",
+        "PoC nonces computed.",
+        counters.nonces.load(Relaxed).to_string(),
+    );
+    metric(
+        "gonka_poc_valid_nonces_total",
+        "counter",
+        "Valid PoC nonces found.",
+        counters.valid.load(Relaxed).to_string(),
+    );
+    metric(
+        "gonka_poc_submitted_nonces_total",
+        "counter",
+        "Valid PoC nonces submitted in batches.",
+        counters.submitted.load(Relaxed).to_string(),
+    );
+    metric(
+        "gonka_poc_validations_total",
+        "counter",
+        "PoC verdicts submitted.",
+        counters.validations.load(Relaxed).to_string(),
+    );
+    metric(
+        "gonka_poc_sprint_nonces_per_second",
+        "gauge",
+        "Rate of the running or last sprint.",
+        format!("{:.1}", progress.nonces_per_second),
+    );
+    metric(
+        "gonka_poc_sprinting",
+        "gauge",
+        "1 while a sprint runs.",
+        u8::from(progress.activity == "sprinting").to_string(),
+    );
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

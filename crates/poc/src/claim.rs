@@ -99,6 +99,41 @@ impl MismatchRule {
     }
 }
 
+/// What a validator found on one participant's claims.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SampleCheck {
+    /// Nonces recomputed.
+    pub sampled: u32,
+    /// Of which mismatched.
+    pub mismatches: u32,
+}
+
+/// A validator's check of one participant (reference §3.8): sample up to `sample_size` distinct
+/// nonces of `claimed` with `seed` ([`crate::validation_sample`]), recompute their distances with
+/// `recompute` (the same kernel that finds nonces, so checking costs what finding cost), and count
+/// mismatches under `rule`. `claimed` is `(nonce, claimed distance)`; a nonce claimed twice keeps
+/// its first distance.
+pub fn check_claims<E>(
+    seed: &[u8],
+    claimed: &[(u64, Distance)],
+    sample_size: usize,
+    rule: &MismatchRule,
+    recompute: impl FnOnce(&[u64]) -> Result<Vec<Option<Distance>>, E>,
+) -> Result<SampleCheck, E> {
+    let mut claims: Vec<(u64, Distance)> = claimed.to_vec();
+    claims.sort_by_key(|(nonce, _)| *nonce);
+    claims.dedup_by_key(|(nonce, _)| *nonce);
+    let nonces: Vec<u64> = claims.iter().map(|(nonce, _)| *nonce).collect();
+    let sample = crate::validation_sample(seed, &nonces, sample_size);
+    let recomputed = recompute(&sample)?;
+    let claimed_at =
+        |nonce: &u64| claims.binary_search_by_key(nonce, |(n, _)| *n).map_or(Distance::MAX, |i| claims[i].1);
+    // A recomputation that returns fewer values than asked leaves the rest unrecomputed: mismatches.
+    let pairs =
+        sample.iter().enumerate().map(|(i, nonce)| (claimed_at(nonce), recomputed.get(i).copied().flatten()));
+    Ok(SampleCheck { sampled: sample.len() as u32, mismatches: rule.count(pairs) })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,6 +139,12 @@ fn feed_forward_block(layer: &LayerWeights, weights: &ModelWeights, hidden: &mut
     }
 }
 
+/// The RoPE rotations `(cos, sin)` of `pos · θ^(−2j/head_dim)`, position-major (`seq_len × head_dim/2`
+/// pairs), as the reference pass uses them: faster kernels take the same values.
+pub fn rope_table(seq_len: usize, head_dim: usize, theta: u64) -> Vec<(f32, f32)> {
+    RopeTable::new(seq_len, head_dim, theta).cos_sin
+}
+
 /// RoPE rotations `(cos, sin)` of `pos · θ^(−2j/head_dim)` for every position and pair `j`.
 struct RopeTable {
     half: usize,

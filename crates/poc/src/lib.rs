@@ -31,7 +31,7 @@ pub mod weights;
 
 pub use binomial::{BinomialError, fraud_detected, probability_honest};
 pub use capping::{CapError, cap_power, effective_max_share};
-pub use claim::{Distance, MismatchRule};
+pub use claim::{Distance, MismatchRule, SampleCheck, check_claims};
 pub use distance::{distance, hit_rate, nonce_distance};
 pub use forward::{ComputeError, forward_last};
 pub use nonce::{PartitionError, nonce_input, nonce_permutation, target, worker_nonces};
