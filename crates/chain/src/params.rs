@@ -75,12 +75,16 @@ const fn decimal_e(mantissa: i128, exponent: u32) -> Decimal {
 }
 
 impl PocParams {
-    /// Devnet: the small model, a difficulty giving a 2-core host tens of valid nonces per sprint, and
-    /// a 50 % cap so a 4-host devnet's weights can differ (25 % would flatten any four hosts).
+    /// Devnet: the small model, a difficulty giving a 2-core host tens of valid nonces per sprint, a
+    /// 50 % cap so a 4-host devnet's weights can differ (25 % would flatten any four hosts), and
+    /// `p_mismatch` 10^-6: the CPU kernel is bit-identical across machines and claims are compared
+    /// with a tolerance, so an honest host's mismatch rate is ~0, and two mismatches in 200 already
+    /// prove fraud (the reference's 5·10^-4 needs five, letting ~1 % fabrication through, §12.2).
     pub fn devnet() -> PocParams {
         PocParams {
             model: ModelSpec::devnet(),
             r_target: DEVNET_R_TARGET,
+            p_mismatch: decimal_e(1, 6),
             max_individual_power: decimal_e(5, 1),
             ..PocParams::mainnet()
         }

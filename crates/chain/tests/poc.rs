@@ -1,0 +1,463 @@
+//! Proof of Compute through the state machine: windows, limits, de-duplication, verdicts, weights,
+//! voting power — and the statistical promise: fabricators are caught by honest validators that
+//! really recompute their samples (here with the bit-exact reference pass on a tiny model).
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use gonka_chain::{
+    Block, EpochParams, EpochStages, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, PocError,
+    PocNonce, PocParams, State, Tx, TxError, TxResult,
+};
+use gonka_poc::{
+    Distance, MismatchRule, ModelSpec, check_claims, nonce_distance, sample_seed_message, target, weights,
+};
+use gonka_primitives::codec::{Bytes, Encode};
+use gonka_primitives::{AccountKey, Amount, Decimal, Hash, ValidatorKey};
+
+const CHAIN: &str = "gonka-poc-test";
+const HOSTS: usize = 4;
+
+fn host(i: usize) -> AccountKey {
+    AccountKey::from_seed(format!("host-{i}").as_bytes())
+}
+
+/// A model small enough that the reference pass costs microseconds.
+fn tiny_model() -> ModelSpec {
+    ModelSpec {
+        dim: 16,
+        n_layers: 1,
+        n_heads: 2,
+        ffn_hidden: 32,
+        vocab_size: 64,
+        seq_len: 2,
+        ..ModelSpec::devnet()
+    }
+}
+
+fn epoch_params() -> EpochParams {
+    EpochParams {
+        epoch_length: 40,
+        epoch_shift: 35, // S(1) = 5
+        poc_stage_duration: 6,
+        poc_exchange_duration: 2,
+        poc_validation_delay: 2,
+        poc_validation_duration: 6,
+        set_new_validators_delay: 2,
+        inference_validation_cutoff: 2,
+    }
+}
+
+/// The tiny model's median distance: half of all nonces are valid, so honest claims are cheap.
+const R_TARGET: &str = "1.41";
+
+fn genesis(time_ms: u64) -> Genesis {
+    let mut params = Params::devnet(host(0).address());
+    params.epoch = epoch_params();
+    params.poc.model = tiny_model();
+    params.poc.r_target = R_TARGET.parse().unwrap();
+    Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: time_ms,
+        params,
+        accounts: (0..HOSTS)
+            .map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) })
+            .collect(),
+        participants: (0..HOSTS)
+            .map(|i| GenesisParticipant {
+                address: host(i).address(),
+                account_key: host(i).public_key(),
+                api_url: format!("http://127.0.0.1:{}", 9000 + i),
+                validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
+                operational_key: AccountKey::from_seed(format!("ops-{i}").as_bytes()).public_key(),
+                weight: 100,
+            })
+            .collect(),
+        developers: vec![],
+    }
+}
+
+/// A chain under test: its state and the hosts' next sequences.
+struct Net {
+    state: State,
+    sequences: [u64; HOSTS],
+}
+
+impl Net {
+    fn new(time_ms: u64) -> Net {
+        Net { state: State::from_genesis(&genesis(time_ms)).unwrap(), sequences: [0; HOSTS] }
+    }
+
+    fn stages(&self) -> EpochStages {
+        self.state.meta.params.epoch.stages(1).unwrap()
+    }
+
+    fn tx(&mut self, from: usize, messages: Vec<Msg>) -> Tx {
+        let tx = Tx::new(CHAIN, &host(from), self.sequences[from], messages);
+        self.sequences[from] += 1;
+        tx
+    }
+
+    /// Applies one block holding `txs`.
+    fn block(&mut self, txs: &[Tx]) -> Vec<TxResult> {
+        let txs: Vec<Bytes> = txs.iter().map(|t| Bytes(t.to_bytes())).collect();
+        let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
+        let header = self.state.next_header(proposer, self.state.meta.time_ms + 1000, &txs);
+        self.state.apply_block(&Block { header, txs }, &|_| false).unwrap().results
+    }
+
+    /// Applies empty blocks until the last applied height is `height`.
+    fn advance_to(&mut self, height: u64) {
+        while self.state.height() < height {
+            self.block(&[]);
+        }
+    }
+
+    /// Applies `tx` in the next block and returns its result.
+    fn deliver(&mut self, tx: Tx) -> Result<(), String> {
+        let result = self.block(&[tx]).remove(0);
+        if result.ok { Ok(()) } else { Err(result.error.unwrap_or_default()) }
+    }
+}
+
+fn nonces(pairs: &[(u64, u32)]) -> Vec<PocNonce> {
+    pairs.iter().map(|&(nonce, d)| PocNonce { nonce, distance: Distance(d) }).collect()
+}
+
+fn batch(s: u64, pairs: &[(u64, u32)]) -> Msg {
+    Msg::SubmitPocBatch { poc_start: s, nonces: nonces(pairs) }
+}
+
+fn commit(epoch: u64) -> Msg {
+    Msg::SubmitSeedCommit { epoch, commitment: Hash::digest(b"seed") }
+}
+
+const BELOW: u32 = 1_000_000_000; // distance 1.0, below r_target
+
+#[test]
+fn batches_are_accepted_only_from_s_plus_one_to_the_exchange_deadline() {
+    for (height_of_block, accepted) in [(5u64, false), (6, true), (13, true), (14, false)] {
+        let mut net = Net::new(1);
+        net.advance_to(height_of_block - 1);
+        let s = net.stages().poc_start;
+        let tx = net.tx(1, vec![batch(s, &[(1, BELOW)])]);
+        let result = net.deliver(tx);
+        assert_eq!(result.is_ok(), accepted, "block {height_of_block}: {result:?}");
+    }
+    // The mempool refuses a batch for a stage that is not running, before it reaches a block.
+    let mut net = Net::new(1);
+    net.advance_to(6);
+    let stale = net.tx(1, vec![batch(4, &[(1, BELOW)])]);
+    assert_eq!(
+        net.state.check_tx(&stale.to_bytes(), None).err(),
+        Some(TxError::Poc(PocError::WrongStage(4)))
+    );
+}
+
+#[test]
+fn claims_must_be_below_r_target_and_batches_bounded() {
+    let mut net = Net::new(1);
+    net.advance_to(5);
+    let r_target = Distance::from_decimal(net.state.meta.params.poc.r_target);
+    let at_target = net.tx(1, vec![batch(5, &[(1, BELOW), (2, r_target.0)])]);
+    assert_eq!(
+        net.state.check_tx(&at_target.to_bytes(), None).err(),
+        Some(TxError::Poc(PocError::DistanceNotBelowTarget { nonce: 2, distance: r_target, r_target }))
+    );
+    assert!(net.deliver(at_target).unwrap_err().contains("not below r_target"));
+    let empty = net.tx(1, vec![batch(5, &[])]);
+    assert!(net.deliver(empty).unwrap_err().contains("1 to 1000 nonces"));
+    let too_many: Vec<(u64, u32)> = (0..1001).map(|n| (n, BELOW)).collect();
+    let big = net.tx(1, vec![batch(5, &too_many)]);
+    assert!(net.deliver(big).is_err());
+    assert!(net.state.poc_claims.is_empty(), "failed batches leave nothing behind");
+}
+
+#[test]
+fn duplicate_nonces_count_once() {
+    let mut net = Net::new(1);
+    net.advance_to(5);
+    let first = net.tx(2, vec![batch(5, &[(7, BELOW), (7, BELOW), (8, BELOW)])]);
+    net.deliver(first).unwrap();
+    let second = net.tx(2, vec![batch(5, &[(8, BELOW), (9, BELOW)])]);
+    net.deliver(second).unwrap();
+    assert_eq!(net.state.poc_claimed_nonces(5, host(2).address()).len(), 3);
+    let claim = net.state.poc_claims.values().next().unwrap();
+    assert_eq!(claim.nonce_count, 3);
+}
+
+#[test]
+fn a_seed_is_committed_once_per_stage_for_the_running_epoch() {
+    let mut net = Net::new(1);
+    net.advance_to(5);
+    let wrong_epoch = net.tx(1, vec![commit(2)]);
+    assert!(net.deliver(wrong_epoch).unwrap_err().contains("epoch 1, not 2"));
+    let first = net.tx(1, vec![commit(1)]);
+    net.deliver(first).unwrap();
+    let again = net.tx(1, vec![commit(1)]);
+    assert!(net.deliver(again).unwrap_err().contains("already exists"));
+}
+
+/// The honest validator's message for `participant`: its sample recomputed with the reference pass.
+fn verdict(net: &Net, validator: usize, participant: usize) -> Msg {
+    let state = &net.state;
+    let stage = state.poc_stage().unwrap();
+    let spec = &state.meta.params.poc.model;
+    let model = weights(spec, &stage.block_hash).unwrap();
+    let goal = target(spec, &stage.block_hash);
+    let key = host(participant).public_key();
+    let seed = host(validator).sign(&sample_seed_message(&stage.block_hash, stage.start_height, &key.0));
+    let claimed = state.poc_claimed_nonces(stage.start_height, key.address());
+    let sample_size = state.meta.params.poc.validation_sample_size as usize;
+    let check = check_claims(&seed.0, &claimed, sample_size, &state.poc_mismatch_rule(), |sample| {
+        Ok::<_, ()>(
+            sample
+                .iter()
+                .map(|&n| {
+                    nonce_distance(&model, &goal, &stage.block_hash, &key.0, n).ok().map(Distance::from_f32)
+                })
+                .collect(),
+        )
+    })
+    .unwrap();
+    Msg::SubmitPocValidation {
+        poc_start: stage.start_height,
+        participant: key.address(),
+        sampled: check.sampled,
+        mismatches: check.mismatches,
+        sample_seed: seed,
+    }
+}
+
+/// The first `count` nonces of `participant` (from `from` up) that really are below r_target.
+fn honest_claims(net: &Net, participant: usize, from: u64, count: usize) -> Vec<(u64, u32)> {
+    let stage = net.state.poc_stage().unwrap();
+    let spec = &net.state.meta.params.poc.model;
+    let model = weights(spec, &stage.block_hash).unwrap();
+    let goal = target(spec, &stage.block_hash);
+    let r_target = net.state.poc_mismatch_rule().r_target;
+    let key = host(participant).public_key();
+    (from..)
+        .filter_map(|n| {
+            let d = Distance::from_f32(nonce_distance(&model, &goal, &stage.block_hash, &key.0, n).unwrap());
+            (d < r_target).then_some((n, d.0))
+        })
+        .take(count)
+        .collect()
+}
+
+/// Every host commits and submits `claims[i]`, then every host validates every other one (and
+/// itself), then the chain settles. Returns the verdict events' `accepted` per host.
+fn run_stage(net: &mut Net, claims: &[Vec<(u64, u32)>], honest_validators: &[bool]) -> Vec<bool> {
+    let st = net.stages();
+    net.advance_to(st.poc_start);
+    let mut txs = Vec::new();
+    for (i, pairs) in claims.iter().enumerate() {
+        let mut messages = vec![commit(1)];
+        messages.extend(pairs.chunks(1000).map(|chunk| batch(st.poc_start, chunk)));
+        if !pairs.is_empty() {
+            txs.push(net.tx(i, messages));
+        }
+    }
+    assert!(net.block(&txs).iter().all(|r| r.ok));
+    net.advance_to(st.start_of_validation);
+    let mut txs = Vec::new();
+    for validator in 0..HOSTS {
+        let messages: Vec<Msg> = (0..HOSTS)
+            .filter(|&p| !claims[p].is_empty())
+            .map(|p| {
+                let mut msg = verdict(net, validator, p);
+                // A dishonest validator (the cheater) calls everyone clean.
+                if !honest_validators[validator]
+                    && let Msg::SubmitPocValidation { mismatches, .. } = &mut msg
+                {
+                    *mismatches = 0;
+                }
+                msg
+            })
+            .collect();
+        txs.push(net.tx(validator, messages));
+    }
+    let results = net.block(&txs);
+    assert!(results.iter().all(|r| r.ok), "{results:?}");
+    net.advance_to(st.end_of_validation);
+    (0..HOSTS)
+        .map(|i| net.state.participants[&host(i).address()].next_weight.is_some_and(|w| w > 0))
+        .collect()
+}
+
+#[test]
+fn honest_hosts_get_their_distinct_nonces_as_weight_and_it_becomes_voting_power() {
+    let mut net = Net::new(7);
+    net.advance_to(net.stages().poc_start);
+    let claims: Vec<Vec<(u64, u32)>> = (0..HOSTS).map(|i| honest_claims(&net, i, 0, 10 * (i + 1))).collect();
+    let accepted = run_stage(&mut net, &claims, &[true; HOSTS]);
+    assert_eq!(accepted, [true; HOSTS]);
+    let weights: Vec<u64> =
+        (0..HOSTS).map(|i| net.state.participants[&host(i).address()].poc_weight).collect();
+    assert_eq!(weights, [10, 20, 30, 40]);
+    // Power changes only at SetNewValidators.
+    assert!(net.state.validator_set().iter().all(|(_, power)| *power == 100));
+    net.advance_to(net.stages().set_new_validators);
+    let mut powers: Vec<u64> = net.state.validator_set().iter().map(|(_, p)| *p).collect();
+    powers.sort_unstable();
+    assert_eq!(powers, [10, 20, 30, 40], "the 50 % devnet cap changes nobody here");
+}
+
+#[test]
+fn silence_and_missing_seed_commitments_cost_a_host_its_power() {
+    let mut net = Net::new(8);
+    let st = net.stages();
+    net.advance_to(st.poc_start);
+    let claims: Vec<Vec<(u64, u32)>> = (0..HOSTS).map(|i| honest_claims(&net, i, 0, 5)).collect();
+    // Host 3 submits a batch but never commits a seed; host 2 submits nothing.
+    let mut txs = Vec::new();
+    for i in 0..2 {
+        txs.push(net.tx(i, vec![commit(1), batch(st.poc_start, &claims[i])]));
+    }
+    txs.push(net.tx(3, vec![batch(st.poc_start, &claims[3])]));
+    assert!(net.block(&txs).iter().all(|r| r.ok));
+    net.advance_to(st.start_of_validation);
+    // Only host 0 (25 % of the weight) votes on host 1: silence from the others counts as no.
+    let votes = vec![verdict(&net, 0, 0), verdict(&net, 0, 3)];
+    let tx0 = net.tx(0, votes);
+    let votes1 = vec![verdict(&net, 1, 0), verdict(&net, 1, 3)];
+    let tx1 = net.tx(1, votes1);
+    let votes2 = vec![verdict(&net, 2, 0), verdict(&net, 2, 3), verdict(&net, 2, 1)];
+    let tx2 = net.tx(2, votes2);
+    assert!(net.block(&[tx0, tx1, tx2]).iter().all(|r| r.ok));
+    net.advance_to(st.set_new_validators);
+    let power = |i: usize| net.state.participants[&host(i).address()].weight;
+    assert_eq!(power(0), 5, "three of four validators vouched for host 0");
+    assert_eq!(power(1), 0, "only 25 % of the weight vouched for host 1");
+    assert_eq!(power(2), 0, "no PoC, no power");
+    assert_eq!(power(3), 0, "no seed commitment, no weight");
+    assert_eq!(net.state.validator_set().len(), 1);
+}
+
+#[test]
+fn when_nobody_is_accepted_the_validator_set_stays() {
+    let mut net = Net::new(9);
+    net.advance_to(net.stages().set_new_validators);
+    assert_eq!(net.state.validator_set().len(), HOSTS);
+    assert!(net.state.validator_set().iter().all(|(_, power)| *power == 100));
+}
+
+#[test]
+fn validations_are_checked_once_per_validator_in_their_window_with_a_verified_seed() {
+    let mut net = Net::new(10);
+    let st = net.stages();
+    net.advance_to(st.poc_start);
+    let claims = honest_claims(&net, 1, 0, 8);
+    let tx = net.tx(1, vec![commit(1), batch(st.poc_start, &claims)]);
+    net.deliver(tx).unwrap();
+    net.advance_to(st.start_of_validation - 1);
+    let early = net.tx(0, vec![verdict(&net, 0, 1)]);
+    assert!(net.deliver(early).unwrap_err().contains("PoC validation is accepted at heights"));
+    net.advance_to(st.start_of_validation);
+    let nobody = net.tx(0, vec![verdict(&net, 0, 2)]);
+    let error = net.deliver(nobody).unwrap_err();
+    assert!(error.contains("claimed no nonces"), "{error}");
+    let Msg::SubmitPocValidation { poc_start, participant, sampled, mismatches, sample_seed } =
+        verdict(&net, 0, 1)
+    else {
+        unreachable!()
+    };
+    let wrong_size = net.tx(
+        0,
+        vec![Msg::SubmitPocValidation {
+            poc_start,
+            participant,
+            sampled: sampled - 1,
+            mismatches,
+            sample_seed,
+        }],
+    );
+    assert!(net.deliver(wrong_size).unwrap_err().contains("expected a sample of 8"));
+    let mut forged = sample_seed;
+    forged.0[5] ^= 1;
+    let bad_seed = net.tx(
+        0,
+        vec![Msg::SubmitPocValidation { poc_start, participant, sampled, mismatches, sample_seed: forged }],
+    );
+    assert!(net.deliver(bad_seed).unwrap_err().contains("sample seed"));
+    let good = net.tx(0, vec![verdict(&net, 0, 1)]);
+    net.deliver(good).unwrap();
+    let twice = net.tx(0, vec![verdict(&net, 0, 1)]);
+    assert!(net.deliver(twice).unwrap_err().contains("already exists"));
+}
+
+#[test]
+fn nonces_computed_with_another_hosts_key_are_rejected() {
+    let mut net = Net::new(11);
+    net.advance_to(net.stages().poc_start);
+    let mut claims: Vec<Vec<(u64, u32)>> = (0..HOSTS).map(|i| honest_claims(&net, i, 0, 20)).collect();
+    // Host 3 copies host 0's valid nonces (computed with host 0's key) instead of its own.
+    claims[3] = claims[0].clone();
+    let accepted = run_stage(&mut net, &claims, &[true; HOSTS]);
+    assert_eq!(accepted, [true, true, true, false]);
+    let votes_on_3 = net
+        .state
+        .poc_votes
+        .iter()
+        .filter(|(k, _)| k.participant == host(3).address() && k.validator != host(3).address())
+        .map(|(_, v)| v.fraud)
+        .collect::<Vec<_>>();
+    assert_eq!(votes_on_3, [true, true, true]);
+}
+
+/// One trial: host 3 claims `claimed` nonces of which `fabricated` are made up (never computed:
+/// random distances below r_target); it vouches for itself, the three others validate honestly.
+fn fabricator_rejected(trial: u64, claimed: usize, fabricated: usize, p_mismatch: Decimal) -> bool {
+    let mut net = Net::new(1_000 + trial);
+    net.state.meta.params.poc.p_mismatch = p_mismatch;
+    net.advance_to(net.stages().poc_start);
+    let mut claims: Vec<Vec<(u64, u32)>> = (0..3).map(|i| honest_claims(&net, i, 0, 10)).collect();
+    let mut cheat = honest_claims(&net, 3, 0, claimed - fabricated);
+    // Fabricated nonces sit far above the computed range, with plausible claimed distances.
+    let seed = Hash::digest_parts(&[b"fabricate", &trial.to_be_bytes()]);
+    cheat.extend(
+        (0..fabricated as u64)
+            .map(|j| (1_000_000 + j, 1_380_000_000 + (seed.0[j as usize % 32] as u32) * 100_000)),
+    );
+    claims.push(cheat);
+    let accepted = run_stage(&mut net, &claims, &[true, true, true, false]);
+    assert_eq!(&accepted[..3], &[true; 3], "honest hosts are never rejected (trial {trial})");
+    !accepted[3]
+}
+
+#[test]
+fn fabricating_five_percent_is_rejected_in_99_percent_of_trials_and_one_percent_is_reported() {
+    let trials = 200;
+    let rate = |fabricated: usize, p_mismatch: &str| {
+        let p = Decimal::parse(p_mismatch).unwrap();
+        (0..trials).filter(|&t| fabricator_rejected(t, 400, fabricated, p)).count()
+    };
+    let devnet = PocParams::devnet().p_mismatch.to_string();
+    let reference = PocParams::mainnet().p_mismatch.to_string();
+    for p in [&devnet, &reference] {
+        let (five, one) = (rate(20, p), rate(4, p));
+        println!(
+            "p_mismatch {p}: fabricating 5 % of 400 claims rejected in {five}/{trials} trials, 1 % in {one}/{trials}"
+        );
+        assert!(
+            five * 100 >= trials as usize * 99,
+            "5 % fabrication rejected in only {five}/{trials} trials"
+        );
+    }
+}
+
+#[test]
+fn a_mismatch_rule_counts_unrecomputable_nonces() {
+    let rule = MismatchRule { r_target: Distance(1_400_000_000), tolerance: Distance(100_000) };
+    let claims = [(1u64, Distance(1_300_000_000)), (2, Distance(1_300_000_000))];
+    let check = check_claims(b"seed", &claims, 10, &rule, |sample| {
+        assert_eq!(sample, [1, 2]);
+        Ok::<_, ()>(vec![Some(Distance(1_300_000_050))])
+    })
+    .unwrap();
+    assert_eq!(
+        (check.sampled, check.mismatches),
+        (2, 1),
+        "a value missing from the recomputation mismatches"
+    );
+    assert!(Decimal::parse(R_TARGET).is_ok());
+}
