@@ -260,15 +260,13 @@ fn run_stage(net: &mut Net, claims: &[Vec<(u64, u32)>], honest_validators: &[boo
     assert!(net.block(&txs).iter().all(|r| r.ok));
     net.advance_to(st.start_of_validation);
     let mut txs = Vec::new();
-    for validator in 0..HOSTS {
+    for (validator, &honest) in honest_validators.iter().enumerate() {
         let messages: Vec<Msg> = (0..HOSTS)
             .filter(|&p| !claims[p].is_empty())
             .map(|p| {
                 let mut msg = verdict(net, validator, p);
                 // A dishonest validator (the cheater) calls everyone clean.
-                if !honest_validators[validator]
-                    && let Msg::SubmitPocValidation { mismatches, .. } = &mut msg
-                {
+                if !honest && let Msg::SubmitPocValidation { mismatches, .. } = &mut msg {
                     *mismatches = 0;
                 }
                 msg
@@ -310,8 +308,8 @@ fn silence_and_missing_seed_commitments_cost_a_host_its_power() {
     let claims: Vec<Vec<(u64, u32)>> = (0..HOSTS).map(|i| honest_claims(&net, i, 0, 5)).collect();
     // Host 3 submits a batch but never commits a seed; host 2 submits nothing.
     let mut txs = Vec::new();
-    for i in 0..2 {
-        txs.push(net.tx(i, vec![commit(1), batch(st.poc_start, &claims[i])]));
+    for (i, pairs) in claims.iter().enumerate().take(2) {
+        txs.push(net.tx(i, vec![commit(1), batch(st.poc_start, pairs)]));
     }
     txs.push(net.tx(3, vec![batch(st.poc_start, &claims[3])]));
     assert!(net.block(&txs).iter().all(|r| r.ok));
@@ -416,7 +414,7 @@ fn fabricator_rejected(trial: u64, claimed: usize, fabricated: usize, p_mismatch
     let seed = Hash::digest_parts(&[b"fabricate", &trial.to_be_bytes()]);
     cheat.extend(
         (0..fabricated as u64)
-            .map(|j| (1_000_000 + j, 1_380_000_000 + (seed.0[j as usize % 32] as u32) * 100_000)),
+            .map(|j| (1_000_000 + j, 1_380_000_000 + u32::from(seed.0[j as usize % 32]) * 100_000)),
     );
     claims.push(cheat);
     let accepted = run_stage(&mut net, &claims, &[true, true, true, false]);
