@@ -11,6 +11,12 @@ export CANDLE_NUM_THREADS="${CANDLE_NUM_THREADS:-1}" RAYON_NUM_THREADS="${RAYON_
 command -v python3 >/dev/null || { echo "python3 is required (apt-get install python3 python3-venv)" >&2; exit 1; }
 python3 -m venv --help >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }
 
+# qemu-user runs the PoC fixture test as an AVX2-only CPU (crates/engine/tests/poc.rs).
+if ! command -v qemu-x86_64 >/dev/null; then
+  apt-get install -y -qq qemu-user >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq qemu-user; }
+fi
+export GONKA_REQUIRE_QEMU=1
+
 cargo build --release --bin gonka
 ./target/release/gonka model pull
 cargo test --release --workspace

@@ -28,7 +28,15 @@ impl Network {
     fn setup(dir: &Path, hosts: usize) -> Network {
         let base_port = 20_000 + (std::process::id() % 2_000) as u16 * 16;
         let status = Command::new(GONKA)
-            .args(["devnet", "--setup-only", "--block-interval-ms", "300", "--hosts", &hosts.to_string()])
+            .args([
+                "devnet",
+                "--setup-only",
+                "--no-poc",
+                "--block-interval-ms",
+                "300",
+                "--hosts",
+                &hosts.to_string(),
+            ])
             .args(["--base-port", &base_port.to_string(), "--home"])
             .arg(dir)
             .stdout(Stdio::null())

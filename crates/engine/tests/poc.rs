@@ -82,8 +82,12 @@ fn distances_match_the_committed_fixture() {
         std::fs::write(&path, serde_json::to_string_pretty(&body).unwrap() + "\n").unwrap();
     }
     let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    let expected: Vec<String> =
-        fixture["distance_bits"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let expected: Vec<String> = fixture["distance_bits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     println!(
         "avx512f {}: distances of nonces 0..16 match the fixture",
         std::arch::is_x86_feature_detected!("avx512f")
@@ -98,7 +102,10 @@ fn distances_match_the_committed_fixture() {
 fn the_fixture_holds_on_an_avx2_only_cpu_under_qemu() {
     let qemu = std::env::var("GONKA_QEMU").unwrap_or_else(|_| "qemu-x86_64".into());
     if std::process::Command::new(&qemu).arg("--version").output().is_err() {
-        assert!(std::env::var_os("GONKA_REQUIRE_QEMU").is_none(), "{qemu} not found; install Debian's qemu-user");
+        assert!(
+            std::env::var_os("GONKA_REQUIRE_QEMU").is_none(),
+            "{qemu} not found; install Debian's qemu-user"
+        );
         eprintln!("skipping: {qemu} not found (install Debian's qemu-user)");
         return;
     }
