@@ -141,7 +141,7 @@ impl PocParams {
 }
 
 /// The devnet difficulty, from `gonka poc calibrate` on the devnet model (see `docs/spec/poc.md`).
-pub const DEVNET_R_TARGET: Decimal = Decimal::from_raw(1_344_000_000_000_000_000);
+pub const DEVNET_R_TARGET: Decimal = Decimal::from_raw(1_350_000_000_000_000_000);
 
 /// All chain parameters. They live in genesis and in state; `UpdateParams` replaces them as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

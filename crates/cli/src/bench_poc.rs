@@ -55,8 +55,16 @@ fn sprint_rate(model: &PocModel, workers: usize, batch_size: usize, seconds: f64
 /// FLOP/s of `[rows, k] × [k, n]` products run side by side on `threads` threads, each in a
 /// one-thread pool — the way sprint workers use the cores — best of three timings.
 fn matmul_rate(rows: usize, k: usize, n: usize, threads: usize) -> anyhow::Result<f64> {
-    let a = Tensor::from_vec((0..rows * k).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<f32>>(), (rows, k), &Device::Cpu)?;
-    let b = Tensor::from_vec((0..k * n).map(|i| (i % 5) as f32 * 0.1).collect::<Vec<f32>>(), (k, n), &Device::Cpu)?;
+    let a = Tensor::from_vec(
+        (0..rows * k).map(|i| (i % 7) as f32 * 0.1).collect::<Vec<f32>>(),
+        (rows, k),
+        &Device::Cpu,
+    )?;
+    let b = Tensor::from_vec(
+        (0..k * n).map(|i| (i % 5) as f32 * 0.1).collect::<Vec<f32>>(),
+        (k, n),
+        &Device::Cpu,
+    )?;
     let flops = 2.0 * (rows * k * n) as f64;
     let reps = ((1e9 / flops) as usize).clamp(3, 200);
     let mut best = 0.0f64;
@@ -136,7 +144,17 @@ fn measure(
     let started = Instant::now();
     distances_parallel(&model, &miner.0, &sample, 1, batch_size)?;
     let validate_per_nonce_s = started.elapsed().as_secs_f64() / sample.len() as f64;
-    Ok(ModelFigures { name, spec, batch_size, flops_per_nonce, one, two, rate_one, rate_two, validate_per_nonce_s })
+    Ok(ModelFigures {
+        name,
+        spec,
+        batch_size,
+        flops_per_nonce,
+        one,
+        two,
+        rate_one,
+        rate_two,
+        validate_per_nonce_s,
+    })
 }
 
 #[allow(clippy::print_stdout)]

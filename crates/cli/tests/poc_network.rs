@@ -17,7 +17,7 @@ const PARAMS: &str = r#"{
   "epoch": {"epoch_length": 50, "epoch_shift": 40, "poc_stage_duration": 12, "poc_exchange_duration": 2,
             "poc_validation_delay": 2, "poc_validation_duration": 8, "set_new_validators_delay": 2,
             "inference_validation_cutoff": 5},
-  "poc": {"r_target": "1.362"}
+  "poc": {"r_target": "1.372"}
 }"#;
 
 /// Kills the devnet (and so its nodes) when the test ends, however it ends.

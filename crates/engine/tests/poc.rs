@@ -62,7 +62,7 @@ fn distances_are_bit_identical_across_batches_workers_and_runs() {
 }
 
 /// The fixture: distances of nonces 0..16 for a fixed block hash and miner, as `f32` bits. Set
-/// `GONKA_WRITE_FIXTURES=1` to rewrite it — a deliberate protocol change.
+/// `GONKA_UPDATE_FIXTURES=1` to rewrite it — a deliberate protocol change.
 #[test]
 fn distances_match_the_committed_fixture() {
     if std::env::var_os("GONKA_EXPECT_NO_AVX512").is_some() {
@@ -73,7 +73,7 @@ fn distances_match_the_committed_fixture() {
     let nonces: Vec<u64> = (0..16).collect();
     let got = bits(&model.distances(&miner(), &nonces).unwrap());
     let path = fixture_path();
-    if std::env::var_os("GONKA_WRITE_FIXTURES").is_some() {
+    if std::env::var_os("GONKA_UPDATE_FIXTURES").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let body = serde_json::json!({
             "model": "devnet", "block_hash": block_hash(), "miner": hex::encode(miner()),
@@ -115,7 +115,7 @@ fn the_fixture_holds_on_an_avx2_only_cpu_under_qemu() {
         .arg(&test_binary)
         .args(["--exact", "distances_match_the_committed_fixture", "--nocapture", "--test-threads", "1"])
         .env("GONKA_EXPECT_NO_AVX512", "1")
-        .env_remove("GONKA_WRITE_FIXTURES")
+        .env_remove("GONKA_UPDATE_FIXTURES")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

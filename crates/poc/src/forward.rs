@@ -306,7 +306,7 @@ mod tests {
         let model = weights(&ModelSpec { n_layers: 1, ..ModelSpec::devnet() }, &Hash::ZERO).unwrap();
         assert_eq!(
             forward_last(&model, &[0.0; 3]),
-            Err(ComputeError::InputLength { expected: 1024, found: 3 })
+            Err(ComputeError::InputLength { expected: 2048, found: 3 })
         );
     }
 }

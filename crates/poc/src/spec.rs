@@ -73,13 +73,15 @@ pub enum SpecError {
 }
 
 impl ModelSpec {
-    /// The devnet model: small enough that two CPU cores run one nonce in a few milliseconds.
+    /// The devnet model (DESIGN.md §6): ~56 MFLOP per nonce, about 1,200 nonces/s per CPU core, and
+    /// large enough that matrix products, not per-nonce input generation, dominate its cost. The FFN
+    /// is the original's `2·4·dim/3` rounded up to a multiple of 512.
     pub fn devnet() -> ModelSpec {
         ModelSpec {
-            dim: 256,
+            dim: 512,
             n_layers: 2,
-            n_heads: 4,
-            ffn_hidden: 512,
+            n_heads: 8,
+            ffn_hidden: 1536,
             vocab_size: 1024,
             seq_len: 4,
             rope_theta: 10_000,
@@ -168,7 +170,10 @@ mod tests {
     fn profiles_are_valid_and_sized_as_documented() {
         ModelSpec::devnet().validate().unwrap();
         ModelSpec::mainnet().validate().unwrap();
-        assert_eq!(ModelSpec::devnet().parameter_count(), 2 * (4 * 65536 + 3 * 131072 + 512) + 256 + 262144);
+        assert_eq!(
+            ModelSpec::devnet().parameter_count(),
+            2 * (4 * 262_144 + 3 * 786_432 + 1024) + 512 + 524_288
+        );
         // Reference §3.2 gives ≈17.76 B including the unused 14.7 M token-embedding table.
         assert_eq!(ModelSpec::mainnet().parameter_count(), 17_748_435_712);
         assert_eq!(ModelSpec::mainnet().parameter_count() + 8196 * 1792, 17_763_122_944);
@@ -180,8 +185,8 @@ mod tests {
         type Case = (fn(&mut ModelSpec), SpecError);
         let cases: Vec<Case> = vec![
             (|s| s.dim = 0, SpecError::Zero("dim")),
-            (|s| s.n_heads = 3, SpecError::HeadSplit { dim: 256, n_heads: 3 }),
-            (|s| s.n_heads = 256, SpecError::HeadSplit { dim: 256, n_heads: 256 }),
+            (|s| s.n_heads = 3, SpecError::HeadSplit { dim: 512, n_heads: 3 }),
+            (|s| s.n_heads = 512, SpecError::HeadSplit { dim: 512, n_heads: 512 }),
             (
                 |s| s.seq_len = MAX_SEQ_LEN + 1,
                 SpecError::TooLarge {

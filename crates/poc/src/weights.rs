@@ -163,17 +163,17 @@ mod tests {
         assert_eq!(
             names,
             vec![
-                ("layers.0.attention.wq", &[256, 256][..]),
-                ("layers.0.attention.wk", &[256, 256][..]),
-                ("layers.0.attention.wv", &[256, 256][..]),
-                ("layers.0.attention.wo", &[256, 256][..]),
-                ("layers.0.feed_forward.w1", &[512, 256][..]),
-                ("layers.0.feed_forward.w2", &[256, 512][..]),
-                ("layers.0.feed_forward.w3", &[512, 256][..]),
-                ("layers.0.attention_norm", &[256][..]),
-                ("layers.0.ffn_norm", &[256][..]),
-                ("norm", &[256][..]),
-                ("output", &[1024, 256][..]),
+                ("layers.0.attention.wq", &[512, 512][..]),
+                ("layers.0.attention.wk", &[512, 512][..]),
+                ("layers.0.attention.wv", &[512, 512][..]),
+                ("layers.0.attention.wo", &[512, 512][..]),
+                ("layers.0.feed_forward.w1", &[1536, 512][..]),
+                ("layers.0.feed_forward.w2", &[512, 1536][..]),
+                ("layers.0.feed_forward.w3", &[1536, 512][..]),
+                ("layers.0.attention_norm", &[512][..]),
+                ("layers.0.ffn_norm", &[512][..]),
+                ("norm", &[512][..]),
+                ("output", &[1024, 512][..]),
             ]
         );
         let count: usize = model.tensors().iter().map(|t| t.data.len()).sum();
