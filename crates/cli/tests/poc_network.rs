@@ -2,6 +2,7 @@
 //! workers on one machine) run two full epochs. Their weights come out roughly proportional to their
 //! compute, voting power follows the weights at each SetNewValidators, and blocks keep finalizing
 //! through the sprints.
+#![allow(clippy::print_stdout)]
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
