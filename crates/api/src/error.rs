@@ -73,6 +73,34 @@ pub enum ApiError {
     /// The metrics registry could not be encoded.
     #[error("Failed to encode metrics.")]
     MetricsEncoding,
+    /// A network request's signature is missing or does not match its requester.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The requester has no account on chain.
+    #[error("Account {0} does not exist on chain; fund it first.")]
+    AccountNotFound(String),
+    /// The requester cannot cover the escrow of this request.
+    #[error(
+        "Insufficient balance: {balance} ngonka available, {needed} ngonka needed for (prompt + max_tokens) × price."
+    )]
+    InsufficientBalance {
+        /// Balance in ngonka.
+        balance: u128,
+        /// Escrow in ngonka.
+        needed: u128,
+    },
+    /// The same signed request was seen before.
+    #[error("This signed request was already submitted (replay).")]
+    Replay,
+    /// The transfer agent is at its capacity.
+    #[error("Transfer agent capacity reached; retry, or send the request to another host ({0}).")]
+    CapacityReached(String),
+    /// The executor failed or could not be reached.
+    #[error("The executor failed: {0}")]
+    Upstream(String),
+    /// The host cannot serve the request now.
+    #[error("Service unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// The body of OpenAI's error responses, under the `error` key; also sent as an SSE event when a stream
@@ -150,6 +178,34 @@ impl ApiError {
             Self::GenerationAbandoned | Self::MetricsEncoding => {
                 (StatusCode::INTERNAL_SERVER_ERROR, SERVER_ERROR, None, None)
             }
+            Self::Unauthorized(_) => (
+                StatusCode::UNAUTHORIZED,
+                "authentication_error",
+                Some("Authorization".into()),
+                Some("invalid_signature"),
+            ),
+            Self::AccountNotFound(_) => (
+                StatusCode::NOT_FOUND,
+                INVALID_REQUEST,
+                Some("X-Requester-Address".into()),
+                Some("account_not_found"),
+            ),
+            Self::InsufficientBalance { .. } => {
+                (StatusCode::PAYMENT_REQUIRED, "insufficient_quota", None, Some("insufficient_balance"))
+            }
+            Self::Replay => (
+                StatusCode::CONFLICT,
+                INVALID_REQUEST,
+                Some("Authorization".into()),
+                Some("replayed_request"),
+            ),
+            Self::CapacityReached(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", None, Some("transfer_agent_capacity"))
+            }
+            Self::Upstream(_) => (StatusCode::BAD_GATEWAY, SERVER_ERROR, None, Some("executor_failed")),
+            Self::Unavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, None, Some("unavailable"))
+            }
         }
     }
 }
@@ -182,7 +238,7 @@ impl IntoResponse for ApiError {
             tracing::warn!(error = %self, status = status.as_u16(), "api.request failed");
         }
         let mut response = (status, Json(self.envelope())).into_response();
-        if matches!(self, Self::Engine(EngineError::Overloaded { .. })) {
+        if matches!(self, Self::Engine(EngineError::Overloaded { .. }) | Self::CapacityReached(_)) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(OVERLOADED_RETRY_AFTER_SECONDS));

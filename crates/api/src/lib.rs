@@ -29,6 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use gonka_engine::Generator;
 
+pub use chat::{RequestSummary, summarize_request};
 pub use error::{ApiError, ErrorObject};
 pub use metrics::Metrics;
 

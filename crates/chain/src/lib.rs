@@ -13,6 +13,7 @@ pub mod block;
 pub mod epoch;
 pub mod event;
 pub mod genesis;
+pub mod inference;
 pub mod params;
 pub mod poc;
 pub mod state;
@@ -23,6 +24,10 @@ pub use block::{Block, Header};
 pub use epoch::{EpochParams, EpochPhase, EpochStages};
 pub use event::Event;
 pub use genesis::{Genesis, GenesisAccount, GenesisParticipant};
+pub use inference::{
+    Inference, InferenceError, InferenceParams, InferenceStatus, ModelPrice, SignedRequest, inference_id,
+    request_message,
+};
 pub use params::{Limits, Params, PocParams};
 pub use poc::{ClaimKey, NonceKey, PocClaim, PocError, PocStage, PocVote, VoteKey};
 pub use state::{Account, BlockOutcome, CheckedTx, Developer, Participant, State, StateWrites, TxResult};

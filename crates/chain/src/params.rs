@@ -5,6 +5,7 @@ use gonka_primitives::{Address, Decimal, codec_struct};
 use serde::{Deserialize, Serialize};
 
 use crate::epoch::{EpochParams, EpochParamsError};
+use crate::inference::InferenceParams;
 
 /// Size limits that bound everything a block or transaction may carry (TigerBeetle style: a limit on
 /// everything that comes from outside).
@@ -152,10 +153,12 @@ pub struct Params {
     pub limits: Limits,
     /// Proof of Compute.
     pub poc: PocParams,
+    /// Paid inference.
+    pub inference: InferenceParams,
     /// The genesis authority: the only account allowed to send `UpdateParams` until governance exists.
     pub authority: Address,
 }
-codec_struct!(Params { epoch, limits, poc, authority });
+codec_struct!(Params { epoch, limits, poc, inference, authority });
 
 /// Why parameters are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,6 +178,7 @@ impl Params {
             epoch: EpochParams::devnet(),
             limits: Limits::default(),
             poc: PocParams::devnet(),
+            inference: InferenceParams::default(),
             authority,
         }
     }
@@ -185,6 +189,7 @@ impl Params {
             epoch: EpochParams::mainnet(),
             limits: Limits::default(),
             poc: PocParams::mainnet(),
+            inference: InferenceParams::default(),
             authority,
         }
     }
@@ -193,6 +198,13 @@ impl Params {
     pub fn validate(&self) -> Result<(), ParamsError> {
         self.epoch.validate()?;
         self.poc.validate()?;
+        let i = &self.inference;
+        if i.expiry_base_blocks == 0 || i.expiry_tokens_per_block == 0 || i.max_tokens_cap == 0 {
+            return Err(ParamsError::Limit("inference expiry and max_tokens_cap"));
+        }
+        if i.models.len() > 64 || i.models.iter().any(|m| m.name.is_empty() || m.name.len() > 128) {
+            return Err(ParamsError::Limit("inference.models"));
+        }
         let l = &self.limits;
         if l.max_tx_bytes < 256 || l.max_tx_bytes > 1 << 20 {
             return Err(ParamsError::Limit("max_tx_bytes"));

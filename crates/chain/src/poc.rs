@@ -476,11 +476,15 @@ impl State {
         let addresses: Vec<Address> =
             self.participants.iter().filter(|(_, p)| p.next_weight.is_some()).map(|(a, _)| *a).collect();
         for address in &addresses {
-            self.participants.update(address, |p| p.weight = p.next_weight.take().unwrap_or(p.weight));
+            self.participants.update(address, |p| {
+                p.previous_weight = p.weight;
+                p.weight = p.next_weight.take().unwrap_or(p.weight);
+            });
         }
         if addresses.is_empty() {
             return Vec::new();
         }
+        self.meta.power_changed_height = self.meta.height;
         vec![
             Event::new("validators_updated")
                 .with("epoch", epoch)

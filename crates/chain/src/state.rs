@@ -20,6 +20,7 @@ use crate::block::{Block, Header};
 use crate::epoch::EpochPhase;
 use crate::event::Event;
 use crate::genesis::Genesis;
+use crate::inference::{Inference, Receipt};
 use crate::params::{Params, ParamsError};
 use crate::poc::{ClaimKey, NonceKey, PocClaim, PocStage, PocVote, VoteKey};
 use crate::table::Table;
@@ -55,6 +56,14 @@ pub struct Participant {
     pub poc_weight: u64,
     /// Voting power settled at the end of PoC validation, applied at SetNewValidators.
     pub next_weight: Option<u64>,
+    /// Voting power before the last change (executor draws made just before it stay valid briefly).
+    pub previous_weight: u64,
+    /// Fees earned as an executor and not yet claimed, in ngonka (held by the chain).
+    pub owed: Amount,
+    /// Inferences finished as executor.
+    pub inferences: u64,
+    /// Inferences assigned to this host that expired unfinished.
+    pub missed: u64,
     /// Height at which the host registered (0 for genesis hosts).
     pub joined_height: u64,
 }
@@ -66,6 +75,10 @@ codec_struct!(Participant {
     weight,
     poc_weight,
     next_weight,
+    previous_weight,
+    owed,
+    inferences,
+    missed,
     joined_height
 });
 
@@ -96,8 +109,20 @@ pub struct Meta {
     pub supply: Amount,
     /// The running (or last) PoC stage.
     pub poc_stage: Option<PocStage>,
+    /// Height of the last change of voting power.
+    pub power_changed_height: u64,
 }
-codec_struct!(Meta { chain_id, height, time_ms, last_block_hash, app_hash, params, supply, poc_stage });
+codec_struct!(Meta {
+    chain_id,
+    height,
+    time_ms,
+    last_block_hash,
+    app_hash,
+    params,
+    supply,
+    poc_stage,
+    power_changed_height
+});
 
 /// The whole chain state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,6 +141,12 @@ pub struct State {
     pub poc_nonces: Table<NonceKey, Distance>,
     /// Validators' verdicts per (stage, participant, validator).
     pub poc_votes: Table<VoteKey, PocVote>,
+    /// Inference receipts by inference id.
+    pub inferences: Table<Hash, Inference>,
+    /// Started inferences by (deadline height, id).
+    pub inference_deadlines: Table<(u64, Hash), u8>,
+    /// Inference records by (time after which they are pruned, id).
+    pub inference_prunes: Table<(u64, Hash), u8>,
 }
 
 /// Every entry a block changed (None = removed), and the new scalars: what the store persists and
@@ -136,8 +167,25 @@ pub struct StateWrites {
     pub poc_nonces: BTreeMap<NonceKey, Option<Distance>>,
     /// Changed PoC verdicts.
     pub poc_votes: BTreeMap<VoteKey, Option<PocVote>>,
+    /// Changed inference receipts.
+    pub inferences: BTreeMap<Hash, Option<Inference>>,
+    /// Changed deadline index entries.
+    pub inference_deadlines: BTreeMap<(u64, Hash), Option<u8>>,
+    /// Changed prune index entries.
+    pub inference_prunes: BTreeMap<(u64, Hash), Option<u8>>,
 }
-codec_struct!(StateWrites { meta, accounts, participants, developers, poc_claims, poc_nonces, poc_votes });
+codec_struct!(StateWrites {
+    meta,
+    accounts,
+    participants,
+    developers,
+    poc_claims,
+    poc_nonces,
+    poc_votes,
+    inferences,
+    inference_deadlines,
+    inference_prunes
+});
 
 /// The result of one transaction in a block.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -236,6 +284,10 @@ impl State {
                 weight: p.weight,
                 poc_weight: 0,
                 next_weight: None,
+                previous_weight: 0,
+                owed: Amount::ZERO,
+                inferences: 0,
+                missed: 0,
                 joined_height: 0,
             };
             if participants.contains_key(&p.address) {
@@ -258,6 +310,7 @@ impl State {
                 params: genesis.params.clone(),
                 supply,
                 poc_stage: None,
+                power_changed_height: 0,
             },
             accounts,
             participants,
@@ -265,6 +318,9 @@ impl State {
             poc_claims: Table::default(),
             poc_nonces: Table::default(),
             poc_votes: Table::default(),
+            inferences: Table::default(),
+            inference_deadlines: Table::default(),
+            inference_prunes: Table::default(),
         };
         // Genesis rows are committed by the genesis hash below, not tracked as a block's writes.
         state.take_writes();
@@ -283,6 +339,9 @@ impl State {
             poc_claims: self.poc_claims.full_writes(),
             poc_nonces: self.poc_nonces.full_writes(),
             poc_votes: self.poc_votes.full_writes(),
+            inferences: self.inferences.full_writes(),
+            inference_deadlines: self.inference_deadlines.full_writes(),
+            inference_prunes: self.inference_prunes.full_writes(),
         }
     }
 
@@ -296,6 +355,9 @@ impl State {
             poc_claims: self.poc_claims.take_writes(),
             poc_nonces: self.poc_nonces.take_writes(),
             poc_votes: self.poc_votes.take_writes(),
+            inferences: self.inferences.take_writes(),
+            inference_deadlines: self.inference_deadlines.take_writes(),
+            inference_prunes: self.inference_prunes.take_writes(),
         }
     }
 
@@ -307,6 +369,9 @@ impl State {
         self.poc_claims.commit_tx();
         self.poc_nonces.commit_tx();
         self.poc_votes.commit_tx();
+        self.inferences.commit_tx();
+        self.inference_deadlines.commit_tx();
+        self.inference_prunes.commit_tx();
     }
 
     /// Undoes a failed transaction's writes in every table.
@@ -317,6 +382,9 @@ impl State {
         self.poc_claims.roll_back_tx();
         self.poc_nonces.roll_back_tx();
         self.poc_votes.roll_back_tx();
+        self.inferences.roll_back_tx();
+        self.inference_deadlines.roll_back_tx();
+        self.inference_prunes.roll_back_tx();
     }
 
     /// Height of the last applied block.
@@ -421,6 +489,14 @@ impl State {
                 }
                 Ok(self.check_poc_message(sender, signer, msg, self.meta.height + 1)?)
             }
+            Msg::StartInference { .. } | Msg::FinishInference { .. } => {
+                if !self.participants.contains_key(&sender) {
+                    return Err(TxError::NotAHost(sender));
+                }
+                let receipt = receipt_of(msg).ok_or(TxError::NotAHost(sender))?;
+                self.check_receipt(sender, &receipt, self.meta.height + 1)?;
+                Ok(())
+            }
         }
     }
 
@@ -476,7 +552,8 @@ impl State {
         self.meta.height = block.header.height;
         self.meta.time_ms = block.header.time_ms;
         self.meta.last_block_hash = block.hash();
-        let mut events = self.poc_end_block(self.meta.height, self.meta.last_block_hash);
+        let mut events = self.inference_end_block(self.meta.height);
+        events.extend(self.poc_end_block(self.meta.height, self.meta.last_block_hash));
         events.extend(self.phase_events(previous_height));
         let mut writes = self.take_writes();
         let diff = writes.to_bytes();
@@ -557,6 +634,10 @@ impl State {
                     weight: previous.as_ref().map_or(0, |p| p.weight),
                     poc_weight: previous.as_ref().map_or(0, |p| p.poc_weight),
                     next_weight: previous.as_ref().and_then(|p| p.next_weight),
+                    previous_weight: previous.as_ref().map_or(0, |p| p.previous_weight),
+                    owed: previous.as_ref().map_or(Amount::ZERO, |p| p.owed),
+                    inferences: previous.as_ref().map_or(0, |p| p.inferences),
+                    missed: previous.as_ref().map_or(0, |p| p.missed),
                     joined_height: previous.as_ref().map_or(height, |p| p.joined_height),
                 };
                 self.participants.insert(sender, participant);
@@ -589,6 +670,11 @@ impl State {
             }
             Msg::SubmitSeedCommit { .. } | Msg::SubmitPocBatch { .. } | Msg::SubmitPocValidation { .. } => {
                 Ok(self.execute_poc_message(sender, signer, msg)?)
+            }
+            Msg::StartInference { .. } | Msg::FinishInference { .. } => {
+                let receipt = receipt_of(msg).ok_or(TxError::NotAHost(sender))?;
+                let id = self.check_receipt(sender, &receipt, height)?;
+                Ok(Some(self.execute_receipt(sender, &receipt, id, height)?))
             }
         }
     }
@@ -646,6 +732,27 @@ impl State {
         self.poc_claims.apply_writes(writes.poc_claims);
         self.poc_nonces.apply_writes(writes.poc_nonces);
         self.poc_votes.apply_writes(writes.poc_votes);
+        self.inferences.apply_writes(writes.inferences);
+        self.inference_deadlines.apply_writes(writes.inference_deadlines);
+        self.inference_prunes.apply_writes(writes.inference_prunes);
+    }
+}
+
+/// The receipt a Start or Finish message carries.
+fn receipt_of(msg: &Msg) -> Option<Receipt<'_>> {
+    match msg {
+        Msg::StartInference { request, executor, prompt_tokens } => {
+            Some(Receipt::Start { request, executor: *executor, prompt_tokens: *prompt_tokens })
+        }
+        Msg::FinishInference { request, prompt_tokens, completion_tokens, response_hash } => {
+            Some(Receipt::Finish {
+                request,
+                prompt_tokens: *prompt_tokens,
+                completion_tokens: *completion_tokens,
+                response_hash: *response_hash,
+            })
+        }
+        _ => None,
     }
 }
 

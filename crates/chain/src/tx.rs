@@ -2,6 +2,8 @@
 //! to one chain id and one per-account sequence number so it can be included at most once.
 
 use gonka_poc::Distance;
+
+use crate::inference::SignedRequest;
 use gonka_primitives::codec::{Decode, DecodeError, Encode, Reader};
 use gonka_primitives::{
     AccountKey, AccountPublicKey, AccountSignature, Address, Amount, Hash, ValidatorPublicKey, codec_struct,
@@ -82,6 +84,28 @@ pub enum Msg {
         /// The signer's signature over the sample-seed message.
         sample_seed: AccountSignature,
     },
+    /// The transfer agent's receipt: the developer's signed request, the executor the chain draws for
+    /// it, and the prompt's token count. Escrows `(prompt + max_tokens) × price` unless the Finish came
+    /// first. Routine.
+    StartInference {
+        /// The signed request.
+        request: SignedRequest,
+        /// The assigned executor.
+        executor: Address,
+        /// Prompt tokens (chat template applied).
+        prompt_tokens: u32,
+    },
+    /// The executor's receipt: token counts and the SHA-256 of the completion text. Routine.
+    FinishInference {
+        /// The signed request.
+        request: SignedRequest,
+        /// Prompt tokens.
+        prompt_tokens: u32,
+        /// Completion tokens.
+        completion_tokens: u32,
+        /// SHA-256 of the completion text.
+        response_hash: Hash,
+    },
 }
 
 /// One claimed nonce of a PoC batch.
@@ -104,6 +128,8 @@ impl Msg {
                 | Msg::SubmitSeedCommit { .. }
                 | Msg::SubmitPocBatch { .. }
                 | Msg::SubmitPocValidation { .. }
+                | Msg::StartInference { .. }
+                | Msg::FinishInference { .. }
         )
     }
 
@@ -118,6 +144,8 @@ impl Msg {
             Msg::SubmitSeedCommit { .. } => "submit_seed_commit",
             Msg::SubmitPocBatch { .. } => "submit_poc_batch",
             Msg::SubmitPocValidation { .. } => "submit_poc_validation",
+            Msg::StartInference { .. } => "start_inference",
+            Msg::FinishInference { .. } => "finish_inference",
         }
     }
 }
@@ -163,6 +191,19 @@ impl Encode for Msg {
                 mismatches.encode(out);
                 sample_seed.encode(out);
             }
+            Msg::StartInference { request, executor, prompt_tokens } => {
+                out.push(8);
+                request.encode(out);
+                executor.encode(out);
+                prompt_tokens.encode(out);
+            }
+            Msg::FinishInference { request, prompt_tokens, completion_tokens, response_hash } => {
+                out.push(9);
+                request.encode(out);
+                prompt_tokens.encode(out);
+                completion_tokens.encode(out);
+                response_hash.encode(out);
+            }
         }
     }
 }
@@ -189,6 +230,17 @@ impl Decode for Msg {
                 sampled: Decode::decode(reader)?,
                 mismatches: Decode::decode(reader)?,
                 sample_seed: Decode::decode(reader)?,
+            },
+            8 => Msg::StartInference {
+                request: Decode::decode(reader)?,
+                executor: Decode::decode(reader)?,
+                prompt_tokens: Decode::decode(reader)?,
+            },
+            9 => Msg::FinishInference {
+                request: Decode::decode(reader)?,
+                prompt_tokens: Decode::decode(reader)?,
+                completion_tokens: Decode::decode(reader)?,
+                response_hash: Decode::decode(reader)?,
             },
             tag => return Err(DecodeError::InvalidTag { what: "msg", tag }),
         })
@@ -300,6 +352,9 @@ pub enum TxError {
     /// A Proof-of-Compute message was refused.
     #[error(transparent)]
     Poc(#[from] crate::poc::PocError),
+    /// An inference receipt was refused.
+    #[error(transparent)]
+    Inference(#[from] crate::inference::InferenceError),
 }
 
 impl TxBody {

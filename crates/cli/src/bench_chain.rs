@@ -142,6 +142,8 @@ pub(crate) async fn chain_bench(args: ChainArgs) -> anyhow::Result<()> {
         // Transfers are what is measured here; sprints would compete for the same two cores.
         poc: gonka_node::host::PocConfig { enabled: false, ..Default::default() },
         poc_workers: Vec::new(),
+        inference: gonka_node::inference::InferenceConfig { enabled: false, ..Default::default() },
+        models: Vec::new(),
     })?;
 
     // Sign everything before the clock starts: the client should not be what is measured.

@@ -37,6 +37,10 @@ pub(crate) struct InitArgs {
     /// Target interval between block starts in milliseconds.
     #[arg(long, default_value_t = gonka_node::devnet::DEVNET_BLOCK_INTERVAL_MS)]
     block_interval_ms: u64,
+    /// Serve the embedded model: pull it, price it in genesis (ngonka per token) and enable the
+    /// OpenAI-compatible endpoint of this host.
+    #[arg(long)]
+    serve_price_per_token: Option<u128>,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     output: OutputFormat,
@@ -54,17 +58,27 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
         block_interval_ms: args.block_interval_ms,
         mempool: MempoolLimits::default(),
         poc: Default::default(),
+        inference: gonka_node::inference::InferenceConfig {
+            enabled: args.serve_price_per_token.is_some(),
+            ..Default::default()
+        },
     };
+    let mut params = Params::devnet(Address([0; 20]));
+    if let Some(price) = args.serve_price_per_token {
+        let model = crate::default_model()?;
+        let content_hash = gonka_primitives::Hash::from_hex(&model.content_hash)
+            .with_context(|| format!("model hash {} is not 64 hex digits", model.content_hash))?;
+        params.inference.models.push(gonka_chain::ModelPrice {
+            name: model.name,
+            content_hash,
+            price_per_token: Amount(price),
+        });
+    }
     let identity = init_home(&home, &config)?;
+    params.authority = identity.address;
     let api_url = format!("http://{}", args.api_listen);
     let accounts = vec![GenesisAccount { address: identity.address, balance: HOST_BALANCE }];
-    let genesis = genesis_for(
-        &args.chain_id,
-        Params::devnet(identity.address),
-        &[(identity.clone(), api_url)],
-        accounts,
-        Vec::new(),
-    );
+    let genesis = genesis_for(&args.chain_id, params, &[(identity.clone(), api_url)], accounts, Vec::new());
     home.write_genesis(&genesis)?;
     match args.output {
         OutputFormat::Json => println!(
@@ -113,7 +127,7 @@ pub(crate) fn node(command: NodeCommand) -> anyhow::Result<()> {
 
 /// Resolves when this node was started by `gonka devnet` (`GONKA_EXIT_WITH_PARENT=1`) and that process
 /// died without stopping it (killed with SIGKILL, say): the orphan then re-parents and stops itself.
-async fn parent_gone() {
+pub(crate) async fn parent_gone() {
     if std::env::var_os("GONKA_EXIT_WITH_PARENT").is_none() {
         return std::future::pending().await;
     }

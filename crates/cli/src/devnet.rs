@@ -44,6 +44,12 @@ pub(crate) struct DevnetArgs {
     /// Do not run PoC sprints or validations (the genesis weights stay).
     #[arg(long)]
     no_poc: bool,
+    /// Do not serve inference (no model is loaded, no gateway runs).
+    #[arg(long)]
+    no_inference: bool,
+    /// Price of one token of the embedded model, in ngonka.
+    #[arg(long, default_value_t = 1000)]
+    price_per_token: u128,
     /// JSON merged over the devnet params in genesis, e.g. '{"epoch":{"epoch_length":60}}'.
     #[arg(long)]
     params: Option<String>,
@@ -64,6 +70,18 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
         );
         return Ok(plan);
     }
+    let models = if args.no_inference {
+        Vec::new()
+    } else {
+        let model = crate::default_model()?;
+        let content_hash = gonka_primitives::Hash::from_hex(&model.content_hash)
+            .with_context(|| format!("model hash {} is not 64 hex digits", model.content_hash))?;
+        vec![gonka_chain::ModelPrice {
+            name: model.name,
+            content_hash,
+            price_per_token: gonka_primitives::Amount(args.price_per_token),
+        }]
+    };
     setup(&DevnetOptions {
         hosts: args.hosts,
         dir: args.home.clone(),
@@ -80,6 +98,11 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
             .context("--params is not valid JSON")?,
         poc: gonka_node::host::PocConfig { enabled: !args.no_poc, ..Default::default() },
         poc_workers: args.poc_workers.clone(),
+        inference: gonka_node::inference::InferenceConfig {
+            enabled: !args.no_inference,
+            ..Default::default()
+        },
+        models,
     })
 }
 
@@ -101,6 +124,37 @@ pub(crate) fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
         .spawn()
         .context("starting a node process")?;
     Ok(child)
+}
+
+/// Starts `gonka gateway` for the devnet's developer key, sending to the first host.
+fn spawn_gateway(plan: &DevnetPlan, url: &str, dir: &std::path::Path) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("locating the gonka binary")?;
+    let listen = url.trim_start_matches("http://");
+    let node = plan.nodes.first().context("a devnet has at least one host")?;
+    let log_path = dir.join("gateway.log");
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    Command::new(exe)
+        .args([
+            "gateway",
+            "--key",
+            &plan.developer.name,
+            "--listen",
+            listen,
+            "--node",
+            &node.api_url,
+            "--keyring-dir",
+        ])
+        .arg(&plan.keyring)
+        .env("GONKA_EXIT_WITH_PARENT", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("starting the gateway")
 }
 
 pub(crate) fn stop_all(children: &mut [Child]) {
@@ -144,6 +198,17 @@ fn print_plan(plan: &DevnetPlan, dir: &std::path::Path) {
         plan.keyring.display()
     );
     let first = plan.nodes.first().map_or("", |n| n.api_url.as_str());
+    if let Some(gateway) = &plan.gateway_url {
+        let model = gonka_engine::store::DEFAULT_MODEL.name;
+        println!("  gateway  {gateway}/v1 (OpenAI-compatible, signs with `{}`)", plan.developer.name);
+        println!("chat with the network:");
+        println!(
+            "  curl {gateway}/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"What is the capital of France?\"}}]}}'"
+        );
+        println!(
+            "  python3 -c 'from openai import OpenAI; c = OpenAI(base_url=\"{gateway}/v1\", api_key=\"unused\"); print(c.chat.completions.create(model=\"{model}\", messages=[{{\"role\": \"user\", \"content\": \"Hi!\"}}]).choices[0].message.content)'"
+        );
+    }
     println!("try:");
     println!("  gonka query status --node {first}");
     println!(
@@ -213,6 +278,15 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
             }
         }
     }
+    if let Some(gateway) = &plan.gateway_url {
+        match spawn_gateway(&plan, gateway, &args.home) {
+            Ok(child) => children.push(child),
+            Err(error) => {
+                stop_all(&mut children);
+                return Err(error);
+            }
+        }
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
         let terminate = crate::wait_for_termination();
@@ -222,9 +296,10 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
             tokio::select! {
                 () = &mut terminate => break Ok(()),
                 _ = ticker.tick() => {
-                    for (node, child) in plan.nodes.iter().zip(children.iter_mut()) {
+                    let names = plan.nodes.iter().map(|n| n.name.as_str()).chain(std::iter::once("gateway"));
+                    for (name, child) in names.zip(children.iter_mut()) {
                         if let Ok(Some(status)) = child.try_wait() {
-                            anyhow::bail!("{} exited ({status}); see its node.log", node.name);
+                            anyhow::bail!("{name} exited ({status}); see its log in {}", args.home.display());
                         }
                     }
                     println!("{}", status_line(&plan).await);

@@ -6,6 +6,7 @@ mod bench_chain;
 mod bench_poc;
 mod chain;
 mod devnet;
+mod gateway;
 mod keys;
 mod poc;
 mod serve;
@@ -52,6 +53,10 @@ enum Command {
     /// Proof-of-Compute tools.
     #[command(subcommand)]
     Poc(poc::PocCommand),
+    /// Serve a local OpenAI-compatible endpoint that signs every request with a developer key.
+    Gateway(gateway::GatewayArgs),
+    /// Send one signed chat request to the network and print the answer.
+    Chat(gateway::ChatArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -154,6 +159,8 @@ fn main() -> ExitCode {
         Command::Tx(command) => chain::tx(command),
         Command::Query(command) => chain::query(command),
         Command::Poc(command) => poc::run(command),
+        Command::Gateway(args) => gateway::gateway(&args),
+        Command::Chat(args) => gateway::chat(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

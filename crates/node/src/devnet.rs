@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use gonka_chain::{Genesis, GenesisAccount, GenesisParticipant, Params};
+use gonka_chain::{Genesis, GenesisAccount, GenesisParticipant, ModelPrice, Params};
 use gonka_primitives::{AccountKey, Address, Amount, ValidatorPublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::home::{HOST_KEY, Home, NodeConfig, OPERATIONAL_KEY};
 use crate::host::PocConfig;
+use crate::inference::InferenceConfig;
 use crate::keyring::Keyring;
 use crate::mempool::MempoolLimits;
 
@@ -120,6 +121,10 @@ pub struct DevnetOptions {
     /// Sprint workers per host, host `i` taking entry `i mod len` (empty: `poc.workers` for all):
     /// unequal compute on one machine.
     pub poc_workers: Vec<u32>,
+    /// Inference serving of every host.
+    pub inference: InferenceConfig,
+    /// Models the network serves, with their price (genesis `inference.models`).
+    pub models: Vec<ModelPrice>,
 }
 
 /// `base` with `patch` merged in: objects key by key, anything else replaced.
@@ -184,6 +189,10 @@ pub struct DevnetPlan {
     pub developer: DevnetKey,
     /// The parameter authority key.
     pub authority: DevnetKey,
+    /// The local OpenAI-compatible gateway signing with the developer key, when the devnet serves
+    /// inference (`base_url` for OpenAI SDKs is this plus `/v1`).
+    #[serde(default)]
+    pub gateway_url: Option<String>,
 }
 
 impl DevnetPlan {
@@ -243,6 +252,7 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
                 },
                 ..options.poc
             },
+            inference: options.inference,
         };
         let identity = init_home(&home, &config)?;
         let api_url = format!("http://{api}");
@@ -261,6 +271,8 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
     } else {
         Params::devnet(authority.address())
     };
+    let mut params = params;
+    params.inference.models.extend(options.models.iter().cloned());
     let params = params_with_override(params, options.params_override.as_ref())?;
     let mut accounts = vec![
         GenesisAccount { address: developer.address(), balance: DEVELOPER_BALANCE },
@@ -282,6 +294,11 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
         keyring: dir.join("keys"),
         developer: DevnetKey { name: DEVELOPER_KEY.into(), address: developer.address() },
         authority: DevnetKey { name: AUTHORITY_KEY.into(), address: authority.address() },
+        gateway_url: if options.inference.enabled {
+            Some(format!("http://127.0.0.1:{}", port(options.hosts, 0)?))
+        } else {
+            None
+        },
     };
     std::fs::write(dir.join("devnet.json"), serde_json::to_string_pretty(&plan)?)?;
     Ok(plan)

@@ -19,6 +19,7 @@ use gonka_primitives::{ValidatorKey, ValidatorPublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::host::PocConfig;
+use crate::inference::InferenceConfig;
 use crate::keyring::{Keyring, write_private_file};
 use crate::mempool::MempoolLimits;
 
@@ -50,6 +51,9 @@ pub struct NodeConfig {
     /// Proof-of-Compute sprints and validation.
     #[serde(default)]
     pub poc: PocConfig,
+    /// Serving inference as transfer agent and executor.
+    #[serde(default)]
+    pub inference: InferenceConfig,
 }
 
 /// `validator_key.json`.

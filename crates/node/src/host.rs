@@ -14,15 +14,15 @@ use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use gonka_chain::{Msg, PocNonce, PocStage, State, TxBody};
+use gonka_chain::{Msg, PocNonce, PocStage, State};
 use gonka_engine::poc::{PocModel, Sprint, SprintConfig, SprintStats, ValidNonces};
 use gonka_poc::{Distance, check_claims, sample_seed_message};
-use gonka_primitives::codec::Encode;
 use gonka_primitives::{AccountKey, AccountPublicKey, Address, Hash};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::chain::Chain;
+use crate::signer::HostSigner;
 
 /// Domain of the message whose signature is a host's secret seed for an epoch.
 const SEED_DOMAIN: &[u8] = b"gonka/epoch-seed/v1\0";
@@ -107,19 +107,11 @@ impl HostStatus {
     }
 }
 
-/// The keys a host acts with.
-pub struct HostKeys {
-    /// The host's account.
-    pub account: Address,
-    /// Its operational key: signs PoC transactions and sample seeds.
-    pub operational: AccountKey,
-}
-
 /// Everything the host loop needs.
 pub struct Host {
     chain: Arc<Chain>,
-    gossip: mpsc::Sender<Vec<u8>>,
-    keys: HostKeys,
+    signer: Arc<HostSigner>,
+    account: Address,
     config: PocConfig,
     status: Arc<HostStatus>,
 }
@@ -150,15 +142,9 @@ struct RunningSprint {
 }
 
 impl Host {
-    /// A host acting for `keys.account` on `chain`.
-    pub fn new(
-        chain: Arc<Chain>,
-        gossip: mpsc::Sender<Vec<u8>>,
-        keys: HostKeys,
-        config: PocConfig,
-        status: Arc<HostStatus>,
-    ) -> Host {
-        Host { chain, gossip, keys, config, status }
+    /// A host acting for the signer's account on its chain.
+    pub fn new(signer: Arc<HostSigner>, config: PocConfig, status: Arc<HostStatus>) -> Host {
+        Host { chain: signer.chain().clone(), account: signer.account(), signer, config, status }
     }
 
     /// Follows the chain until `shutdown` turns true.
@@ -190,7 +176,7 @@ impl Host {
         let (height, stage, stages, my_weight) = self.chain.with_state(|s| {
             let stage = s.poc_stage();
             let stages = stage.and_then(|st| s.meta.params.epoch.stages(st.epoch));
-            (s.height(), stage, stages, s.participants.get(&self.keys.account).map(|p| p.weight))
+            (s.height(), stage, stages, s.participants.get(&self.account).map(|p| p.weight))
         });
         let (Some(stage), Some(stages), Some(my_weight)) = (stage, stages, my_weight) else { return Ok(()) };
         if work.as_ref().is_none_or(|w| w.stage != stage) {
@@ -261,10 +247,10 @@ impl Host {
         self.commit_seed(work)?;
         let model = self.model(work).await?;
         let (public_key, r_target) = self.chain.with_state(|s| {
-            let key = s.participants.get(&self.keys.account).map(|p| p.account_key);
+            let key = s.participants.get(&self.account).map(|p| p.account_key);
             (key, s.poc_mismatch_rule().r_target)
         });
-        let public_key = public_key.ok_or_else(|| anyhow::anyhow!("{} is not a host", self.keys.account))?;
+        let public_key = public_key.ok_or_else(|| anyhow::anyhow!("{} is not a host", self.account))?;
         let workers = match self.config.workers {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
             n => n,
@@ -304,12 +290,12 @@ impl Host {
 
     /// Commits to this epoch's seed unless the chain already holds a commitment from this host.
     fn commit_seed(&self, work: &StageWork) -> anyhow::Result<()> {
-        let key = gonka_chain::ClaimKey { stage: work.stage.start_height, participant: self.keys.account };
+        let key = gonka_chain::ClaimKey { stage: work.stage.start_height, participant: self.account };
         if self.chain.with_state(|s| s.poc_claims.get(&key).is_some_and(|c| c.seed_commitment.is_some())) {
             return Ok(());
         }
         let chain_id = self.chain.with_state(|s| s.meta.chain_id.clone());
-        let commitment = Hash::digest(&epoch_seed(&self.keys.operational, &chain_id, work.stage.epoch));
+        let commitment = Hash::digest(&epoch_seed(self.signer.key(), &chain_id, work.stage.epoch));
         self.submit(vec![Msg::SubmitSeedCommit { epoch: work.stage.epoch, commitment }])?;
         Ok(())
     }
@@ -338,8 +324,7 @@ impl Host {
                 .range(gonka_chain::ClaimKey { stage: stage.start_height, participant: Address([0; 20]) }..)
                 .take_while(|(k, _)| k.stage == stage.start_height)
                 .filter(|(k, c)| {
-                    c.nonce_count > 0
-                        && !already_voted(s, stage.start_height, k.participant, self.keys.account)
+                    c.nonce_count > 0 && !already_voted(s, stage.start_height, k.participant, self.account)
                 })
                 .filter_map(|(k, _)| {
                     Some(ParticipantClaims {
@@ -351,7 +336,7 @@ impl Host {
                 .collect();
             (claims, s.meta.params.poc.validation_sample_size, s.poc_mismatch_rule(), s.meta.params.limits)
         });
-        let operational = self.keys.operational.clone();
+        let operational = self.signer.key().clone();
         let started = Instant::now();
         let verdicts = tokio::task::spawn_blocking(move || {
             claims
@@ -398,26 +383,8 @@ impl Host {
         Ok(())
     }
 
-    /// Signs `messages` with the operational key at the account's next sequence, admits the transaction
-    /// to this node's mempool and gossips it.
     fn submit(&self, messages: Vec<Msg>) -> anyhow::Result<Hash> {
-        let (chain_id, sequence) = (
-            self.chain.with_state(|s| s.meta.chain_id.clone()),
-            self.chain.next_sequence(&self.keys.account),
-        );
-        let tx = TxBody {
-            chain_id,
-            account: self.keys.account,
-            signer: self.keys.operational.public_key(),
-            sequence,
-            messages,
-        }
-        .sign(&self.keys.operational);
-        let bytes = tx.to_bytes();
-        let hash = self.chain.submit(bytes.clone())?;
-        // A full gossip queue only delays the transaction until this node proposes.
-        let _ = self.gossip.try_send(bytes);
-        Ok(hash)
+        self.signer.submit(messages)
     }
 }
 

@@ -4,12 +4,15 @@
 
 pub mod chain;
 pub mod devnet;
+pub mod gateway;
 pub mod gossip;
 pub mod home;
 pub mod host;
+pub mod inference;
 pub mod keyring;
 pub mod mempool;
 pub mod rest;
+pub mod signer;
 
 use std::sync::Arc;
 
@@ -36,6 +39,8 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     let handle = ConsensusHandle::new();
     let (gossip_tx, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE);
     let host_status = Arc::new(host::HostStatus::default());
+    let keys = host_keys(home);
+    let host_address = keys.as_ref().ok().map(|k| k.account);
     let context = Arc::new(rest::RestContext {
         chain: chain.clone(),
         consensus: handle.clone(),
@@ -43,25 +48,37 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         validator_key: validator_key.public_key(),
         moniker: config.moniker.clone(),
         host: host_status.clone(),
+        host_address,
     });
-    let host_task = match host_keys(home) {
-        Ok(keys) => {
-            tracing::info!(account = %keys.account, "host logic follows the chain's PoC phases");
-            let host = host::Host::new(chain.clone(), gossip_tx, keys, config.poc, host_status);
-            Some(tokio::spawn(host.run(shutdown.clone())))
-        }
+    let signer = match keys {
+        Ok(keys) => Some(Arc::new(signer::HostSigner::new(chain.clone(), gossip_tx, keys))),
         Err(error) => {
-            tracing::warn!(%error, "no usable host keys: this node will not run PoC or validate");
+            tracing::warn!(%error, "no usable host keys: this node will not run PoC, validate or serve inference");
             None
         }
+    };
+    let host_task = signer.clone().map(|signer| {
+        tracing::info!(account = %signer.account(), "host logic follows the chain's PoC phases");
+        let host = host::Host::new(signer, config.poc, host_status);
+        tokio::spawn(host.run(shutdown.clone()))
+    });
+    let inference = match (&signer, config.inference.enabled) {
+        (Some(signer), true) => {
+            Some(start_inference(home, signer.clone(), config.inference, shutdown.clone())?)
+        }
+        _ => None,
     };
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .with_context(|| format!("binding the REST API to {}", config.api_listen))?;
     tracing::info!(address = %config.api_listen, "REST API listening");
     let mut api_shutdown = shutdown.clone();
+    let mut app = rest::router(context);
+    if let Some(service) = &inference {
+        app = app.merge(inference::router(service.clone()));
+    }
     let api = tokio::spawn(async move {
-        axum::serve(listener, rest::router(context))
+        axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = api_shutdown.wait_for(|stop| *stop).await;
             })
@@ -88,11 +105,58 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     result
 }
 
+/// Loads the embedded model and starts serving inference as TA and executor; payloads are pruned as
+/// blocks commit.
+fn start_inference(
+    home: &Home,
+    signer: Arc<signer::HostSigner>,
+    config: inference::InferenceConfig,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Arc<inference::InferenceService>> {
+    use gonka_engine::store::{DEFAULT_MODEL, ModelStore, gonka_home};
+    let model =
+        ModelStore::new(&gonka_home()).ensure(&DEFAULT_MODEL).context("installing the embedded model")?;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let engine = gonka_engine::Engine::load(
+        &model.path,
+        &model.name,
+        &model.content_hash,
+        gonka_engine::EngineConfig { threads, ..Default::default() },
+    )
+    .with_context(|| format!("loading {}", model.path.display()))?;
+    let payloads = inference::PayloadStore::open(&home.data_dir().join("payloads.redb"))?;
+    let chain = signer.chain().clone();
+    let service = Arc::new(inference::InferenceService::new(
+        signer,
+        Arc::new(engine),
+        gonka_api::ApiLimits::default(),
+        config,
+        payloads,
+    )?);
+    tracing::info!(model = %model.name, hash = %model.content_hash, "serving inference");
+    let pruning = service.clone();
+    let mut blocks = chain.subscribe();
+    let mut shutdown = shutdown;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                block = blocks.recv() => match block {
+                    Ok(block) if block.height % 32 == 0 => pruning.prune_payloads(block.height),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                },
+                _ = shutdown.changed() => break,
+            }
+        }
+    });
+    Ok(service)
+}
+
 /// The host account (key `host`) and the operational key (`host-ops`) from the home's keyring. The
 /// operational key must be stored without a passphrase: the node signs with it unattended.
-fn host_keys(home: &Home) -> anyhow::Result<host::HostKeys> {
+fn host_keys(home: &Home) -> anyhow::Result<signer::HostKeys> {
     let keyring = home.keyring();
     let account = keyring.show(home::HOST_KEY)?.address;
     let operational = keyring.load(home::OPERATIONAL_KEY, None)?;
-    Ok(host::HostKeys { account, operational })
+    Ok(signer::HostKeys { account, operational })
 }

@@ -47,6 +47,8 @@ pub struct RestContext {
     pub moniker: String,
     /// What the host logic is doing.
     pub host: Arc<crate::host::HostStatus>,
+    /// The host account this node acts for, if it has host keys.
+    pub host_address: Option<Address>,
 }
 
 /// A REST error.
@@ -122,6 +124,7 @@ async fn status(AxumState(ctx): Ctx) -> ApiResult {
     });
     let mut body = chain_view;
     body["moniker"] = json!(ctx.moniker);
+    body["host_address"] = json!(ctx.host_address);
     body["validator_key"] = json!(ctx.validator_key);
     body["peers"] = json!(ctx.consensus.peers());
     body["consensus_height"] = json!(ctx.consensus.height());

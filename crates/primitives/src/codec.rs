@@ -12,7 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::{AccountPublicKey, AccountSignature, Address, Amount, Decimal, Hash, ValidatorPublicKey};
+use crate::{
+    AccountPublicKey, AccountSignature, Address, Amount, Decimal, Hash, RecoverableSignature,
+    ValidatorPublicKey,
+};
 
 /// Longest string (in bytes) any decoded field may hold.
 pub const MAX_STRING_BYTES: usize = 4096;
@@ -339,6 +342,7 @@ newtype_codec!(
     Amount(u128),
     AccountPublicKey([u8; 33]),
     AccountSignature([u8; 64]),
+    RecoverableSignature([u8; 65]),
     ValidatorPublicKey([u8; 32])
 );
 

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use k256::ecdsa::signature::{Signer, Verifier};
-use k256::ecdsa::{Signature, SigningKey, VerifyingKey};
+use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
 use rand_core::OsRng;
 
 use crate::Address;
@@ -33,6 +33,12 @@ pub struct AccountPublicKey(pub [u8; 33]);
 /// A compact ECDSA signature `r ‖ s` with low s (64 bytes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AccountSignature(pub [u8; 64]);
+
+/// A recoverable ECDSA signature `r ‖ s ‖ v` with low s (65 bytes): the signer's public key can be
+/// recovered from it and the message, so a verifier needs only the signer's address. Developers sign
+/// inference requests with it, which lets any funded account use the network without registering a key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecoverableSignature(pub [u8; 65]);
 
 impl AccountKey {
     /// A fresh key from the operating system's randomness.
@@ -75,6 +81,60 @@ impl AccountKey {
         let signature: Signature = self.0.sign(message);
         let signature = signature.normalize_s().unwrap_or(signature);
         AccountSignature(signature.to_bytes().into())
+    }
+}
+
+impl AccountKey {
+    /// Signs SHA-256(`message`) with an RFC 6979 nonce, low s, with the recovery id appended.
+    pub fn sign_recoverable(&self, message: &[u8]) -> RecoverableSignature {
+        let mut out = [0u8; 65];
+        // Signing a SHA-256 digest with a valid key cannot fail: the only errors are for invalid scalars.
+        let (signature, recovery) =
+            self.0.sign_recoverable(message).expect("signing with a valid secp256k1 key succeeds");
+        let (signature, recovery) = match signature.normalize_s() {
+            Some(low) => (low, RecoveryId::new(!recovery.is_y_odd(), recovery.is_x_reduced())),
+            None => (signature, recovery),
+        };
+        out[..64].copy_from_slice(&signature.to_bytes());
+        out[64] = recovery.to_byte();
+        RecoverableSignature(out)
+    }
+}
+
+impl RecoverableSignature {
+    /// The public key that signed SHA-256(`message`). High-s signatures are refused, so each signed
+    /// message has one valid encoding.
+    pub fn recover(&self, message: &[u8]) -> Result<AccountPublicKey, KeyError> {
+        let signature = Signature::from_slice(&self.0[..64]).map_err(|_| KeyError::InvalidSignature)?;
+        if signature.normalize_s().is_some() {
+            return Err(KeyError::InvalidSignature);
+        }
+        let recovery = RecoveryId::from_byte(self.0[64]).ok_or(KeyError::InvalidSignature)?;
+        let key = VerifyingKey::recover_from_msg(message, &signature, recovery)
+            .map_err(|_| KeyError::InvalidSignature)?;
+        let point = key.to_encoded_point(true);
+        let mut out = [0u8; 33];
+        out.copy_from_slice(point.as_bytes());
+        Ok(AccountPublicKey(out))
+    }
+
+    /// Parses 130 hex digits.
+    pub fn from_hex(text: &str) -> Result<RecoverableSignature, KeyError> {
+        let mut out = [0u8; 65];
+        hex::decode_to_slice(text, &mut out).map_err(|_| KeyError::InvalidSignature)?;
+        Ok(RecoverableSignature(out))
+    }
+}
+
+impl fmt::Display for RecoverableSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for RecoverableSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RecoverableSignature({self})")
     }
 }
 
@@ -224,6 +284,7 @@ macro_rules! hex_serde {
 hex_serde!(AccountPublicKey, AccountPublicKey::from_hex);
 hex_serde!(ValidatorPublicKey, ValidatorPublicKey::from_hex);
 hex_serde!(AccountSignature, AccountSignature::from_hex);
+hex_serde!(RecoverableSignature, RecoverableSignature::from_hex);
 
 #[cfg(test)]
 mod tests {
@@ -238,6 +299,24 @@ mod tests {
         assert!(signature.normalize_s().is_none(), "s must already be low");
         assert_eq!(key.public_key().verify(b"message", &first), Ok(()));
         assert_eq!(key.public_key().verify(b"other", &first), Err(KeyError::InvalidSignature));
+    }
+
+    #[test]
+    fn recoverable_signatures_give_back_the_signer_and_nothing_else() {
+        for seed in [&b"dev-1"[..], b"dev-2", b"dev-3", b"dev-4"] {
+            let key = AccountKey::from_seed(seed);
+            for message in [&b"request"[..], b"another request", b""] {
+                let signature = key.sign_recoverable(message);
+                assert_eq!(signature, key.sign_recoverable(message), "deterministic");
+                assert_eq!(signature.recover(message), Ok(key.public_key()));
+                assert_ne!(signature.recover(b"tampered"), Ok(key.public_key()));
+                let low = Signature::from_slice(&signature.0[..64]).expect("64 bytes");
+                assert!(low.normalize_s().is_none(), "s must be low");
+            }
+        }
+        let mut bad = AccountKey::from_seed(b"dev").sign_recoverable(b"m");
+        bad.0[64] = 9;
+        assert_eq!(bad.recover(b"m"), Err(KeyError::InvalidSignature));
     }
 
     #[test]

@@ -16,4 +16,7 @@ pub use amount::Amount;
 pub use codec::{Decode, DecodeError, Encode, Reader};
 pub use decimal::Decimal;
 pub use hash::Hash;
-pub use keys::{AccountKey, AccountPublicKey, AccountSignature, KeyError, ValidatorKey, ValidatorPublicKey};
+pub use keys::{
+    AccountKey, AccountPublicKey, AccountSignature, KeyError, RecoverableSignature, ValidatorKey,
+    ValidatorPublicKey,
+};

@@ -6,7 +6,8 @@
 //!   bytes from consensus) and its [`BlockResults`];
 //! - `tx_index`: tx hash → (height, index in block);
 //! - `accounts`, `participants`, `developers`: the state maps, one row per entry, keyed by address;
-//! - `poc_claims`, `poc_nonces`, `poc_votes`: the PoC maps, keyed by their encoded keys (big-endian
+//! - `poc_claims`, `poc_nonces`, `poc_votes`, `inferences`, `inference_deadlines`, `inference_prunes`:
+//!   the PoC and inference maps, keyed by their encoded keys (big-endian
 //!   integers, so byte order is key order);
 //! - `meta`: the state's scalar record ([`gonka_chain::state::Meta`]) under the key `meta`.
 //!
@@ -34,6 +35,9 @@ const DEVELOPERS: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("
 const POC_CLAIMS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_claims");
 const POC_NONCES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_nonces");
 const POC_VOTES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_votes");
+const INFERENCES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inferences");
+const INFERENCE_DEADLINES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inference_deadlines");
+const INFERENCE_PRUNES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inference_prunes");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 
 /// Largest record the store will decode (a block is bounded by params far below this).
@@ -116,6 +120,9 @@ impl Store {
         txn.open_table(POC_CLAIMS)?;
         txn.open_table(POC_NONCES)?;
         txn.open_table(POC_VOTES)?;
+        txn.open_table(INFERENCES)?;
+        txn.open_table(INFERENCE_DEADLINES)?;
+        txn.open_table(INFERENCE_PRUNES)?;
         txn.open_table(META)?;
         txn.commit()?;
         Ok(Store { db })
@@ -168,6 +175,9 @@ impl Store {
             poc_claims: by_encoded_key(&txn, POC_CLAIMS, "poc_claims")?,
             poc_nonces: by_encoded_key(&txn, POC_NONCES, "poc_nonces")?,
             poc_votes: by_encoded_key(&txn, POC_VOTES, "poc_votes")?,
+            inferences: by_encoded_key(&txn, INFERENCES, "inferences")?,
+            inference_deadlines: by_encoded_key(&txn, INFERENCE_DEADLINES, "inference_deadlines")?,
+            inference_prunes: by_encoded_key(&txn, INFERENCE_PRUNES, "inference_prunes")?,
         }))
     }
 
@@ -265,6 +275,9 @@ fn write_state(txn: &redb::WriteTransaction, writes: &StateWrites) -> Result<(),
     apply_encoded(txn, POC_CLAIMS, &writes.poc_claims)?;
     apply_encoded(txn, POC_NONCES, &writes.poc_nonces)?;
     apply_encoded(txn, POC_VOTES, &writes.poc_votes)?;
+    apply_encoded(txn, INFERENCES, &writes.inferences)?;
+    apply_encoded(txn, INFERENCE_DEADLINES, &writes.inference_deadlines)?;
+    apply_encoded(txn, INFERENCE_PRUNES, &writes.inference_prunes)?;
     if let Some(meta) = &writes.meta {
         txn.open_table(META)?.insert("meta", meta.to_bytes().as_slice())?;
     }

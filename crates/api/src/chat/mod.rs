@@ -90,6 +90,39 @@ pub(crate) async fn chat_completions(
     Ok(Json(response::completion(head, collected)).into_response())
 }
 
+/// What a transfer agent learns from a chat request before it forwards it (and escrows for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestSummary {
+    /// The requested model.
+    pub model: String,
+    /// Prompt tokens, chat template applied.
+    pub prompt_tokens: usize,
+    /// Completion tokens the request may use: what it asked for, or the server default.
+    pub max_tokens: usize,
+    /// Whether the answer streams.
+    pub stream: bool,
+}
+
+/// Validates a chat request exactly as the handler does and counts its prompt tokens, without
+/// generating: the same `400`/`404`/`413` errors a direct request would get.
+pub fn summarize_request(
+    headers: &HeaderMap,
+    body: &[u8],
+    generator: &dyn gonka_engine::Generator,
+    limits: &crate::ApiLimits,
+) -> Result<RequestSummary, ApiError> {
+    require_json(headers)?;
+    if body.len() > limits.body_bytes_max {
+        return Err(ApiError::BodyTooLarge { body_bytes_max: limits.body_bytes_max });
+    }
+    let info = generator.model_info();
+    let plan = request::parse_body(body)?.validate(&info.name, limits)?;
+    let prompt_tokens = generator.render_chat(&plan.messages)?.len();
+    let max_tokens =
+        fit_max_tokens(prompt_tokens, plan.max_tokens, limits.max_tokens_default, info.context_length)?;
+    Ok(RequestSummary { model: plan.model, prompt_tokens, max_tokens, stream: plan.stream })
+}
+
 /// Accept `application/json`, with or without parameters such as `charset`.
 fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let content_type =

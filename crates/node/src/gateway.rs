@@ -1,0 +1,154 @@
+//! `gonka gateway`: a local OpenAI-compatible endpoint that signs every request with a developer key
+//! and sends it to a host (its transfer agent), so unmodified OpenAI SDKs — any `api_key`, `base_url`
+//! pointed here — use the network. The answer comes back unchanged, streamed or not.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gonka_api::ApiError;
+use gonka_chain::request_message;
+use gonka_primitives::{AccountKey, Address, Hash};
+
+use crate::inference::{HEADER_REQUESTER, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature};
+
+/// Largest request body the gateway forwards.
+const BODY_BYTES_MAX: usize = 4 << 20;
+
+/// The headers of a signed request: what a developer (or the gateway for it) sends to a TA.
+pub fn signed_headers(
+    key: &AccountKey,
+    body: &[u8],
+    transfer_agent: &Address,
+    timestamp_ns: u64,
+) -> Vec<(&'static str, String)> {
+    let message = request_message(&Hash::digest(body), timestamp_ns, transfer_agent);
+    vec![
+        ("authorization", encode_signature(&key.sign_recoverable(&message))),
+        (HEADER_REQUESTER, key.address().to_string()),
+        (HEADER_TIMESTAMP, timestamp_ns.to_string()),
+        (HEADER_TRANSFER_ADDRESS, transfer_agent.to_string()),
+    ]
+}
+
+/// Nanoseconds since the Unix epoch.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A gateway bound to one developer key and one transfer agent.
+pub struct Gateway {
+    key: AccountKey,
+    node: String,
+    transfer_agent: Address,
+    http: reqwest::Client,
+}
+
+impl Gateway {
+    /// Connects to the host at `node` (its REST/API base URL) and learns its host address.
+    pub async fn connect(key: AccountKey, node: &str) -> anyhow::Result<Gateway> {
+        let node = node.trim_end_matches('/').to_string();
+        let http = reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build()?;
+        let status: serde_json::Value = http
+            .get(format!("{node}/status"))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {node}"))?
+            .json()
+            .await
+            .with_context(|| format!("{node}/status did not return JSON"))?;
+        let transfer_agent = status["host_address"]
+            .as_str()
+            .context("the node has no host address (it does not serve inference)")?
+            .parse()
+            .map_err(|e| anyhow::anyhow!("bad host address from {node}: {e}"))?;
+        Ok(Gateway { key, node, transfer_agent, http })
+    }
+
+    /// The developer account paying for requests.
+    pub fn account(&self) -> Address {
+        self.key.address()
+    }
+
+    /// The host the gateway sends to.
+    pub fn transfer_agent(&self) -> Address {
+        self.transfer_agent
+    }
+
+    /// Signs `body` now and posts it to the transfer agent.
+    pub async fn send(&self, headers: &HeaderMap, body: Bytes) -> Result<reqwest::Response, ApiError> {
+        let mut request = self.http.post(format!("{}/v1/chat/completions", self.node));
+        for (name, value) in signed_headers(&self.key, &body, &self.transfer_agent, now_ns()) {
+            request = request.header(name, value);
+        }
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json"));
+        request
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ApiError::Upstream(format!("cannot reach the transfer agent {}: {e}", self.node)))
+    }
+}
+
+/// The gateway's routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/models", get(models))
+        .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .with_state(gateway)
+}
+
+async fn chat_completions(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::BodyTooLarge { body_bytes_max: BODY_BYTES_MAX }.into_response();
+        }
+        Err(rejection) => return ApiError::BodyUnreadable(rejection.body_text()).into_response(),
+    };
+    match gateway.send(&headers, body).await {
+        Ok(upstream) => pass_through(upstream),
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn models(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.http.get(format!("{}/v1/models", gateway.node)).send().await {
+        Ok(upstream) => pass_through(upstream),
+        Err(error) => ApiError::Upstream(error.to_string()).into_response(),
+    }
+}
+
+/// The upstream response as it is: status, content type, body bytes as they arrive.
+fn pass_through(upstream: reqwest::Response) -> Response {
+    let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let retry_after = upstream.headers().get(reqwest::header::RETRY_AFTER).cloned();
+    let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+    *response.status_mut() = status;
+    for (name, value) in [(header::CONTENT_TYPE, content_type), (header::RETRY_AFTER, retry_after)] {
+        if let Some(value) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
+}

@@ -1,0 +1,227 @@
+//! The executor: `POST /v1/executor/chat/completions` (reference §4.5).
+//!
+//! It checks the TA's signature over (inference id, this executor, max_tokens), the developer's
+//! signature, the time window, replay and that the chain draws this host for the id; then it answers
+//! through the same OpenAI handler a direct client gets, with a generator that records what it sends.
+//! When the generation ends it keeps the payload and records `FinishInference`. A generation that
+//! fails inside the engine records nothing: the Start expires and the developer is refunded in full.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, Request, header};
+use axum::response::{IntoResponse, Response};
+use gonka_api::{ApiError, ApiLimits, AppState};
+use gonka_chain::{Msg, SignedRequest};
+use gonka_engine::{
+    ChatMessage, EngineError, GenerationEvent, GenerationRequest, GenerationStream, Generator, ModelInfo,
+    PositionLogprobs,
+};
+use gonka_primitives::{Address, Hash};
+use tokio::sync::{mpsc, oneshot};
+use tower::ServiceExt;
+
+use super::InferenceService;
+use super::auth::{
+    DeveloperRequest, HEADER_MAX_TOKENS, HEADER_TA_SIGNATURE, HEADER_TRANSFER_ADDRESS, check_timestamp,
+    decode_signature, forward_message,
+};
+use super::payloads::Payload;
+use super::ta::body_or_error;
+
+/// `POST /v1/executor/chat/completions`.
+pub(crate) async fn chat_completions(
+    State(service): State<Arc<InferenceService>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match verify_and_execute(service, headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn verify_and_execute(
+    service: Arc<InferenceService>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_or_error(body, service.limits.body_bytes_max)?;
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let transfer_agent: Address = text(HEADER_TRANSFER_ADDRESS)
+        .ok_or_else(|| ApiError::invalid("X-Transfer-Address", "missing X-Transfer-Address"))?
+        .parse()
+        .map_err(|e| ApiError::invalid("X-Transfer-Address", format!("not a gonka address: {e}")))?;
+    let max_tokens: u32 = text(HEADER_MAX_TOKENS)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| ApiError::invalid("X-Max-Tokens", "missing or malformed X-Max-Tokens"))?;
+    let developer = DeveloperRequest::verify(&headers, &body, &transfer_agent)?;
+    let own = service.account();
+    let ta_key = text(HEADER_TA_SIGNATURE)
+        .and_then(decode_signature)
+        .and_then(|s| s.recover(&forward_message(&developer.id, &own, max_tokens)).ok())
+        .ok_or_else(|| ApiError::Unauthorized("missing or invalid X-TA-Signature".into()))?;
+    let forget_before_ms = service.with_state(|s| -> Result<u64, ApiError> {
+        let ta = s
+            .participants
+            .get(&transfer_agent)
+            .ok_or_else(|| ApiError::Unauthorized(format!("{transfer_agent} is not a host")))?;
+        if ta_key != ta.account_key && ta_key != ta.operational_key {
+            return Err(ApiError::Unauthorized("X-TA-Signature is not the transfer agent's".into()));
+        }
+        check_timestamp(s, developer.timestamp_ns)?;
+        if s.executor_for(&developer.id) != Some(own) {
+            return Err(ApiError::invalid(
+                "Authorization",
+                "the chain does not draw this host as the executor of this request",
+            ));
+        }
+        Ok(s.meta.time_ms.saturating_sub(s.meta.params.inference.timestamp_expiration_ms))
+    })?;
+    service.executor_seen.admit(developer.id, developer.timestamp_ns / 1_000_000, forget_before_ms)?;
+    let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &service.limits)?;
+    let (model, _) = service
+        .model_hash(&summary.model)
+        .ok_or_else(|| ApiError::ModelNotFound { model: summary.model.clone(), param: Some("model") })?;
+    let request = SignedRequest {
+        requester: developer.requester,
+        transfer_agent,
+        body_hash: developer.body_hash,
+        timestamp_ns: developer.timestamp_ns,
+        signature: developer.signature,
+        model,
+        max_tokens,
+    };
+    execute(service, request, &headers, body).await
+}
+
+/// Answers `body` for the verified `request` through the OpenAI handler, then records the receipt.
+pub(crate) async fn execute(
+    service: Arc<InferenceService>,
+    request: SignedRequest,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let (record_tx, record_rx) = oneshot::channel();
+    let recording: Arc<dyn Generator> =
+        Arc::new(Recording { inner: service.engine.clone(), sink: Mutex::new(Some(record_tx)) });
+    // The TA escrowed for `max_tokens`: never generate more, and use it as the default.
+    let max_tokens = request.max_tokens as usize;
+    let limits =
+        ApiLimits { max_tokens_default: max_tokens, max_tokens_cap: max_tokens, ..service.limits.clone() };
+    let state = AppState { generator: recording, limits, metrics: service.metrics.clone() };
+    let mut inner = Request::post("/v1/chat/completions");
+    if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
+        inner = inner.header(header::CONTENT_TYPE, content_type);
+    }
+    let inner = inner.body(Body::from(body.clone())).map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let response = gonka_api::app(state).oneshot(inner).await.unwrap_or_else(|never| match never {});
+    tokio::spawn(async move {
+        if let Ok(record) = record_rx.await {
+            finish(&service, request, body, record);
+        }
+    });
+    Ok(response)
+}
+
+/// Keeps the payload and records the FinishInference of a generation that produced an answer.
+fn finish(service: &InferenceService, request: SignedRequest, body: Bytes, record: Record) {
+    let id = gonka_chain::inference_id(&request.signature);
+    if record.failed {
+        tracing::warn!(%id, "generation failed; no FinishInference (the Start expires and is refunded)");
+        return;
+    }
+    let completion_tokens = u32::try_from(record.completion_tokens).unwrap_or(u32::MAX);
+    let prompt_tokens = u32::try_from(record.prompt_tokens).unwrap_or(u32::MAX);
+    let response_hash = Hash::digest(record.text.as_bytes());
+    let height = service.with_state(|s| s.height());
+    let payload = Payload {
+        body: String::from_utf8_lossy(&body).into_owned(),
+        completion: record.text,
+        completion_token_ids: record.tokens,
+        logprobs: record.logprobs,
+        prompt_tokens,
+        completion_tokens,
+        response_hash,
+        stored_height: height,
+    };
+    if let Err(error) = service.payloads.put(&id, &payload) {
+        tracing::warn!(%id, %error, "could not keep the payload");
+    }
+    let message = Msg::FinishInference { request, prompt_tokens, completion_tokens, response_hash };
+    match service.signer.submit(vec![message]) {
+        Ok(hash) => tracing::debug!(%id, tx = %hash, completion_tokens, "inference finished"),
+        Err(error) => tracing::warn!(%id, %error, "FinishInference refused"),
+    }
+}
+
+/// What one generation produced, as the client received it.
+#[derive(Debug, Default)]
+struct Record {
+    prompt_tokens: usize,
+    completion_tokens: usize,
+    tokens: Vec<u32>,
+    text: String,
+    logprobs: Vec<PositionLogprobs>,
+    failed: bool,
+}
+
+/// A generator that passes everything through and reports the first generation's [`Record`].
+struct Recording {
+    inner: Arc<dyn Generator>,
+    sink: Mutex<Option<oneshot::Sender<Record>>>,
+}
+
+impl Generator for Recording {
+    fn model_info(&self) -> &ModelInfo {
+        self.inner.model_info()
+    }
+
+    fn render_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError> {
+        self.inner.render_chat(messages)
+    }
+
+    fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+        let prompt_tokens = request.prompt_tokens.len();
+        let mut events = self.inner.submit(request)?;
+        let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let mut record = Record { prompt_tokens, ..Record::default() };
+            while let Some(event) = events.recv().await {
+                match &event {
+                    GenerationEvent::Token { id, text, logprobs } => {
+                        record.tokens.push(*id);
+                        record.text.push_str(text);
+                        record.logprobs.extend(logprobs.iter().cloned());
+                    }
+                    GenerationEvent::Finished { usage, .. } => {
+                        record.prompt_tokens = usage.prompt_tokens;
+                        record.completion_tokens = usage.completion_tokens;
+                    }
+                    GenerationEvent::Failed(_) => record.failed = true,
+                }
+                // The client went away: stop (dropping `events` cancels the generation) and bill what
+                // was generated.
+                if tx.send(event).await.is_err() {
+                    break;
+                }
+            }
+            record.completion_tokens = record.completion_tokens.max(record.tokens.len());
+            if let Some(sink) = sink {
+                let _ = sink.send(record);
+            }
+        });
+        Ok(rx)
+    }
+
+    fn queue_depth(&self) -> usize {
+        self.inner.queue_depth()
+    }
+
+    fn active_sequences(&self) -> usize {
+        self.inner.active_sequences()
+    }
+}

@@ -1,0 +1,135 @@
+//! Paid inference on a host (reference §4, DESIGN.md §4; `docs/spec/inference.md`): the public
+//! OpenAI-compatible endpoint where the host acts as **transfer agent** (TA), the endpoint where it acts
+//! as **executor**, and the custody of payloads for validators.
+//!
+//! ```text
+//! developer/gateway ── POST /v1/chat/completions (signed) ──▶ TA: signature, time, replay, balance,
+//!     executor draw, StartInference ──▶ executor: POST /v1/executor/chat/completions (TA-signed)
+//!     ──▶ engine ──▶ answer streams back through the TA unchanged; FinishInference; payload kept
+//! ```
+
+mod auth;
+mod executor;
+mod payloads;
+mod ta;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use gonka_api::{ApiLimits, Metrics};
+use gonka_chain::State;
+use gonka_engine::Generator;
+use gonka_primitives::{Address, Hash};
+use tokio::sync::Semaphore;
+
+pub use auth::{
+    HEADER_HOST, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE, HEADER_TIMESTAMP,
+    HEADER_TRANSFER_ADDRESS, ReplayGuard, decode_signature, encode_signature, payload_request_message,
+};
+pub use payloads::{Payload, PayloadStore};
+
+use crate::signer::HostSigner;
+
+/// Bounds of the inference service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct InferenceConfig {
+    /// Whether this host serves inference (loads the model).
+    pub enabled: bool,
+    /// Requests this host forwards at once as transfer agent; more get `429`.
+    pub ta_concurrent_max: usize,
+    /// Signed requests remembered for replay protection; a full table answers `429`.
+    pub replay_entries_max: usize,
+    /// How long the TA waits for an executor to start answering.
+    pub executor_timeout_ms: u64,
+}
+
+impl Default for InferenceConfig {
+    fn default() -> Self {
+        InferenceConfig {
+            enabled: true,
+            ta_concurrent_max: 64,
+            replay_entries_max: 1_000_000,
+            executor_timeout_ms: 120_000,
+        }
+    }
+}
+
+/// Everything the inference handlers share.
+pub struct InferenceService {
+    signer: Arc<HostSigner>,
+    engine: Arc<dyn Generator>,
+    limits: ApiLimits,
+    metrics: Arc<Metrics>,
+    http: reqwest::Client,
+    ta_slots: Arc<Semaphore>,
+    ta_seen: ReplayGuard,
+    executor_seen: ReplayGuard,
+    payloads: PayloadStore,
+}
+
+impl InferenceService {
+    /// The service of the host behind `signer`, serving `engine`, keeping payloads in `payloads`.
+    pub fn new(
+        signer: Arc<HostSigner>,
+        engine: Arc<dyn Generator>,
+        limits: ApiLimits,
+        config: InferenceConfig,
+        payloads: PayloadStore,
+    ) -> anyhow::Result<InferenceService> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_millis(config.executor_timeout_ms))
+            .build()?;
+        Ok(InferenceService {
+            signer,
+            engine,
+            limits,
+            metrics: Arc::new(Metrics::new()),
+            ta_slots: Arc::new(Semaphore::new(config.ta_concurrent_max.max(1))),
+            ta_seen: ReplayGuard::new(config.replay_entries_max),
+            executor_seen: ReplayGuard::new(config.replay_entries_max),
+            http,
+            payloads,
+        })
+    }
+
+    fn account(&self) -> Address {
+        self.signer.account()
+    }
+
+    fn with_state<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        self.signer.chain().with_state(f)
+    }
+
+    /// The content hash of the model this host serves, as the chain knows it (by name).
+    fn model_hash(&self, name: &str) -> Option<(Hash, u128)> {
+        self.with_state(|s| {
+            s.meta.params.inference.model_named(name).map(|m| (m.content_hash, m.price_per_token.0))
+        })
+    }
+
+    /// Drops payloads older than the retention window; called on every committed block.
+    pub fn prune_payloads(&self, height: u64) {
+        let retention = self.with_state(|s| 2 * s.meta.params.epoch.epoch_length);
+        if let Err(error) = self.payloads.prune(height.saturating_sub(retention)) {
+            tracing::warn!(%error, "pruning payloads failed");
+        }
+    }
+}
+
+/// The public routes this host adds to its API: OpenAI-compatible chat as TA, the executor endpoint,
+/// model list and payload custody.
+pub fn router(service: Arc<InferenceService>) -> Router {
+    let body_max = service.limits.body_bytes_max;
+    Router::new()
+        .route("/v1/chat/completions", post(ta::chat_completions))
+        .route("/v1/models", get(ta::list_models))
+        .route("/v1/executor/chat/completions", post(executor::chat_completions))
+        .route("/v1/inferences/{id}/payload", get(payloads::serve_payload))
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(service)
+}

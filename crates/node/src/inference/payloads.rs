@@ -1,0 +1,161 @@
+//! Payload custody (DESIGN.md §4.1): prompts and answers stay off chain. The executor keeps each
+//! request body, the answer it sent and the logprobs it reported for the validation window, serves
+//! them only to a current host that signs its request, and prunes them afterwards.
+//!
+//! `GET /v1/inferences/{id}/payload` with `X-Host-Address`, `X-Timestamp` (ns) and `Authorization`
+//! (the host's recoverable signature over [`super::payload_request_message`]): `401` for a bad or
+//! foreign signature, `403` for a host without voting power, `404` for an unknown or pruned id.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use gonka_api::ApiError;
+use gonka_engine::PositionLogprobs;
+use gonka_primitives::{Address, Hash};
+use redb::{Database, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::InferenceService;
+use super::auth::{
+    HEADER_HOST, HEADER_TIMESTAMP, check_timestamp, decode_signature, payload_request_message,
+};
+
+const PAYLOADS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("payloads");
+const BY_HEIGHT: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("payloads_by_height");
+
+/// What the executor keeps of one inference.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Payload {
+    /// The request body as the developer signed it.
+    pub body: String,
+    /// The answer text the client received.
+    pub completion: String,
+    /// The answer's token ids.
+    pub completion_token_ids: Vec<u32>,
+    /// The logprobs reported with the answer (empty when the client asked for none).
+    pub logprobs: Vec<PositionLogprobs>,
+    /// Prompt tokens.
+    pub prompt_tokens: u32,
+    /// Completion tokens.
+    pub completion_tokens: u32,
+    /// SHA-256 of `completion`, as recorded on chain.
+    pub response_hash: Hash,
+    /// Height at which it was stored (for pruning).
+    pub stored_height: u64,
+}
+
+/// The executor's payload store (`data/payloads.redb`).
+pub struct PayloadStore {
+    db: Database,
+}
+
+impl PayloadStore {
+    /// Opens or creates the store at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<PayloadStore> {
+        let db = Database::create(path)?;
+        let txn = db.begin_write()?;
+        txn.open_table(PAYLOADS)?;
+        txn.open_table(BY_HEIGHT)?;
+        txn.commit()?;
+        Ok(PayloadStore { db })
+    }
+
+    /// Keeps `payload` under `id`.
+    pub fn put(&self, id: &Hash, payload: &Payload) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            txn.open_table(PAYLOADS)?.insert(&id.0, serde_json::to_vec(payload)?.as_slice())?;
+            txn.open_table(BY_HEIGHT)?.insert((payload.stored_height, &id.0), ())?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The payload of `id`, if kept.
+    pub fn get(&self, id: &Hash) -> anyhow::Result<Option<Payload>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(PAYLOADS)?;
+        let Some(bytes) = table.get(&id.0)? else { return Ok(None) };
+        Ok(Some(serde_json::from_slice(bytes.value())?))
+    }
+
+    /// Drops every payload stored below `height`.
+    pub fn prune(&self, height: u64) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut index = txn.open_table(BY_HEIGHT)?;
+            let mut payloads = txn.open_table(PAYLOADS)?;
+            let old: Vec<(u64, [u8; 32])> = index
+                .range((0u64, &[0u8; 32])..(height, &[0u8; 32]))?
+                .map(|row| row.map(|(key, _)| (key.value().0, *key.value().1)))
+                .collect::<Result<_, _>>()?;
+            for (stored, id) in old {
+                index.remove((stored, &id))?;
+                payloads.remove(&id)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+/// `GET /v1/inferences/{id}/payload`.
+pub(crate) async fn serve_payload(
+    State(service): State<Arc<InferenceService>>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    match payload_for_host(&service, &id, &headers) {
+        Ok(payload) => axum::Json(payload).into_response(),
+        Err((status, error)) => {
+            let mut response = error.into_response();
+            *response.status_mut() = status;
+            response
+        }
+    }
+}
+
+fn payload_for_host(
+    service: &InferenceService,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Payload, (StatusCode, ApiError)> {
+    let unauthorized = |m: &str| (StatusCode::UNAUTHORIZED, ApiError::Unauthorized(m.into()));
+    let id = Hash::from_hex(id)
+        .ok_or((StatusCode::BAD_REQUEST, ApiError::invalid("id", "not an inference id")))?;
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let host: Address = text(HEADER_HOST)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| unauthorized("missing X-Host-Address"))?;
+    let timestamp_ns: u64 = text(HEADER_TIMESTAMP)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| unauthorized("missing X-Timestamp"))?;
+    let key = text("authorization")
+        .and_then(decode_signature)
+        .and_then(|s| s.recover(&payload_request_message(&id, timestamp_ns)).ok())
+        .ok_or_else(|| unauthorized("missing or malformed Authorization"))?;
+    service.with_state(|s| {
+        check_timestamp(s, timestamp_ns).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
+        let participant = s.participants.get(&host).ok_or_else(|| unauthorized("not a host"))?;
+        if key != participant.account_key && key != participant.operational_key {
+            return Err(unauthorized("the signature is not the host's"));
+        }
+        if participant.weight == 0 {
+            return Err((
+                StatusCode::FORBIDDEN,
+                ApiError::Unauthorized("only hosts with voting power may read payloads".into()),
+            ));
+        }
+        Ok(())
+    })?;
+    match service.payloads.get(&id) {
+        Ok(Some(payload)) => Ok(payload),
+        Ok(None) => {
+            Err((StatusCode::NOT_FOUND, ApiError::invalid("id", "no payload kept for this inference")))
+        }
+        Err(error) => Err((StatusCode::INTERNAL_SERVER_ERROR, ApiError::Unavailable(error.to_string()))),
+    }
+}

@@ -1,0 +1,226 @@
+//! The transfer agent: the public `POST /v1/chat/completions` of every host (reference §4.3).
+//!
+//! Checks, cheapest first: body and fields (as the OpenAI API would), the developer's signature (401),
+//! the requester's account (404), the time window (400), the model (404), the balance against the
+//! escrow (402), replay (409), capacity (429). Then it draws the executor, records `StartInference`
+//! and forwards the body unchanged; the answer streams back unchanged. If the executor cannot be
+//! reached the client gets `502`; if it breaks mid-stream the stream ends with an OpenAI error event.
+//! No ngonka moves unless the chain accepts the Start, and an unfinished Start is refunded at expiry.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use gonka_api::ApiError;
+use gonka_chain::{InferenceError, Msg, SignedRequest, TxError};
+use gonka_primitives::Address;
+use serde_json::json;
+
+use super::auth::{
+    DeveloperRequest, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE, HEADER_TIMESTAMP,
+    HEADER_TRANSFER_ADDRESS, check_timestamp, encode_signature, forward_message,
+};
+use super::{InferenceService, executor};
+use crate::mempool::MempoolError;
+
+/// `POST /v1/chat/completions` as transfer agent.
+pub(crate) async fn chat_completions(
+    State(service): State<Arc<InferenceService>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match transfer(service, headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /v1/models`: the models this network serves.
+pub(crate) async fn list_models(State(service): State<Arc<InferenceService>>) -> Response {
+    let models: Vec<_> = service.with_state(|s| {
+        s.meta
+            .params
+            .inference
+            .models
+            .iter()
+            .map(|m| json!({"id": m.name, "object": "model", "created": 0, "owned_by": "gonka", "content_hash": m.content_hash}))
+            .collect()
+    });
+    axum::Json(json!({"object": "list", "data": models})).into_response()
+}
+
+pub(crate) fn body_or_error(
+    body: Result<Bytes, BytesRejection>,
+    body_bytes_max: usize,
+) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge { body_bytes_max }
+        } else {
+            ApiError::BodyUnreadable(rejection.body_text())
+        }
+    })
+}
+
+async fn transfer(
+    service: Arc<InferenceService>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body_or_error(body, service.limits.body_bytes_max)?;
+    let own = service.account();
+    if let Some(named) = headers.get(HEADER_TRANSFER_ADDRESS).and_then(|v| v.to_str().ok()) {
+        let named: Address = named
+            .parse()
+            .map_err(|e| ApiError::invalid("X-Transfer-Address", format!("not a gonka address: {e}")))?;
+        if named != own {
+            return Err(ApiError::invalid(
+                "X-Transfer-Address",
+                format!("this host is {own}; send the request to {named} or sign it for {own}"),
+            ));
+        }
+    }
+    let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &service.limits)?;
+    let developer = DeveloperRequest::verify(&headers, &body, &own)?;
+    let (model, price) = service
+        .model_hash(&summary.model)
+        .ok_or_else(|| ApiError::ModelNotFound { model: summary.model.clone(), param: Some("model") })?;
+    let max_tokens = u32::try_from(summary.max_tokens).unwrap_or(u32::MAX);
+    let prompt_tokens = u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX);
+    let (executor, forget_before_ms, executor_url) = service.with_state(|s| -> Result<_, ApiError> {
+        let account = s
+            .accounts
+            .get(&developer.requester)
+            .ok_or_else(|| ApiError::AccountNotFound(developer.requester.to_string()))?;
+        check_timestamp(s, developer.timestamp_ns)?;
+        let params = &s.meta.params.inference;
+        if max_tokens > params.max_tokens_cap {
+            return Err(ApiError::invalid(
+                "max_tokens",
+                format!("at most {} on this network", params.max_tokens_cap),
+            ));
+        }
+        let needed = price.saturating_mul(u128::from(prompt_tokens) + u128::from(max_tokens));
+        if account.balance.0 < needed {
+            return Err(ApiError::InsufficientBalance { balance: account.balance.0, needed });
+        }
+        let executor = s
+            .executor_for(&developer.id)
+            .ok_or_else(|| ApiError::Unavailable("no host holds voting power".into()))?;
+        let url = s.participants.get(&executor).map(|p| p.api_url.clone()).unwrap_or_default();
+        Ok((executor, s.meta.time_ms.saturating_sub(params.timestamp_expiration_ms), url))
+    })?;
+    service.ta_seen.admit(developer.id, developer.timestamp_ns / 1_000_000, forget_before_ms)?;
+    let permit = service
+        .ta_slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| ApiError::CapacityReached("every forwarding slot of this host is busy".into()))?;
+    let request = SignedRequest {
+        requester: developer.requester,
+        transfer_agent: own,
+        body_hash: developer.body_hash,
+        timestamp_ns: developer.timestamp_ns,
+        signature: developer.signature,
+        model,
+        max_tokens,
+    };
+    service
+        .signer
+        .submit(vec![Msg::StartInference { request, executor, prompt_tokens }])
+        .map_err(start_refused)?;
+    tracing::debug!(id = %developer.id, %executor, "inference started");
+    if executor == own {
+        let response = executor::execute(service, request, &headers, body).await?;
+        return Ok(hold_until_done(response, permit));
+    }
+    let signature =
+        service.signer.key().sign_recoverable(&forward_message(&developer.id, &executor, max_tokens));
+    let mut forward = service
+        .http
+        .post(format!("{executor_url}/v1/executor/chat/completions"))
+        .header(HEADER_REQUESTER, developer.requester.to_string())
+        .header(HEADER_TIMESTAMP, developer.timestamp_ns.to_string())
+        .header(HEADER_TRANSFER_ADDRESS, own.to_string())
+        .header(HEADER_TA_SIGNATURE, encode_signature(&signature))
+        .header(HEADER_MAX_TOKENS, max_tokens.to_string())
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
+        if let Some(value) = headers.get(&name) {
+            forward = forward.header(name, value);
+        }
+    }
+    let upstream =
+        forward.send().await.map_err(|e| ApiError::Upstream(format!("executor {executor}: {e}")))?;
+    relay(upstream, summary.stream, permit).await
+}
+
+/// The chain's refusal of the Start, as the client should see it.
+fn start_refused(error: anyhow::Error) -> ApiError {
+    match error.downcast_ref::<MempoolError>() {
+        Some(MempoolError::Check(TxError::Inference(InferenceError::CannotPay { balance, needed }))) => {
+            ApiError::InsufficientBalance { balance: balance.0, needed: needed.0 }
+        }
+        Some(MempoolError::Check(TxError::Inference(InferenceError::Duplicate(_)))) => ApiError::Replay,
+        Some(MempoolError::Check(TxError::Inference(InferenceError::StaleTimestamp { .. }))) => {
+            ApiError::invalid("X-Timestamp", error.to_string())
+        }
+        Some(MempoolError::Full(_)) => ApiError::CapacityReached(error.to_string()),
+        _ => ApiError::Unavailable(format!("the chain refused the StartInference: {error}")),
+    }
+}
+
+/// Streams the executor's answer back unchanged, keeping the forwarding slot until it ends. A JSON
+/// answer is read whole first, so a broken one becomes a clean `502`; a stream that breaks ends with an
+/// OpenAI error event, which SDKs raise.
+async fn relay(
+    upstream: reqwest::Response,
+    stream: bool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
+    let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let mut response = if stream && status.is_success() {
+        let chunks = upstream.bytes_stream();
+        let body = futures::stream::unfold((Some(chunks), Some(permit)), |(chunks, permit)| async move {
+            let mut chunks = chunks?;
+            match chunks.next().await {
+                Some(Ok(bytes)) => Some((Ok::<_, std::io::Error>(bytes), (Some(chunks), permit))),
+                Some(Err(error)) => {
+                    let event = ApiError::Upstream(format!("the executor's stream broke: {error}"));
+                    let data = json!({"error": event.error_object()});
+                    Some((Ok(Bytes::from(format!("data: {data}\n\n"))), (None, None)))
+                }
+                None => None,
+            }
+        });
+        Response::new(Body::from_stream(body))
+    } else {
+        let bytes = upstream
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Upstream(format!("the executor's answer broke: {e}")))?;
+        drop(permit);
+        Response::new(Body::from(bytes))
+    };
+    *response.status_mut() = status;
+    if let Some(value) = content_type.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    Ok(response)
+}
+
+/// Keeps the forwarding slot until a locally executed answer has been sent.
+fn hold_until_done(response: Response, permit: tokio::sync::OwnedSemaphorePermit) -> Response {
+    let (parts, body) = response.into_parts();
+    // The permit lives inside the stream and is released when the stream is dropped.
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _slot = &permit;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
