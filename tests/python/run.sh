@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run the official OpenAI Python SDK against a real `gonka serve`: makes the venv it needs, starts the
-# server on a free port, waits for /health, runs pytest, and always stops the server.
+# Run the official OpenAI Python SDK against a real `gonka serve`, then against `gonka gateway` on a
+# 3-host devnet: makes the venv it needs, starts each on free ports, waits until they answer, runs
+# pytest, and always stops them.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -63,5 +64,64 @@ GONKA_BASE_URL="http://127.0.0.1:$PORT/v1" "$VENV/bin/python" -m pytest -q "$REP
 if [ "$status" -ne 0 ]; then
   echo "--- gonka serve log ---" >&2
   cat "$LOG" >&2
+  exit "$status"
+fi
+stop_server
+
+# The network: 3 hosts with voting power 100/200/300 (no PoC, so the weights hold), and a gateway.
+DEVNET_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gonka-devnet.XXXXXX")"
+BASE_PORT="$("$VENV/bin/python" - <<'PY'
+import random, socket
+for _ in range(200):
+    base = random.randrange(30000, 60000, 16)
+    try:
+        sockets = []
+        for port in range(base, base + 8):
+            s = socket.socket(); s.bind(("127.0.0.1", port)); sockets.append(s)
+        print(base)
+        break
+    except OSError:
+        continue
+PY
+)"
+"$BINARY" devnet --hosts 3 --no-poc --weights 100,200,300 --home "$DEVNET_DIR" --base-port "$BASE_PORT" \
+  >"$DEVNET_DIR/devnet.out" 2>&1 &
+DEVNET_PID=$!
+stop_devnet() {
+  if kill -0 "$DEVNET_PID" 2>/dev/null; then
+    kill "$DEVNET_PID" 2>/dev/null || true
+    wait "$DEVNET_PID" 2>/dev/null || true
+  fi
+  rm -rf "$DEVNET_DIR"
+}
+trap 'stop_server; stop_devnet' EXIT
+
+network_ready() {
+  "$VENV/bin/python" - "$DEVNET_DIR" <<'PY'
+import json, sys, urllib.request
+try:
+    plan = json.load(open(sys.argv[1] + "/devnet.json"))
+    with urllib.request.urlopen(plan["gateway_url"] + "/health", timeout=2) as response:
+        assert response.status == 200
+    for node in plan["nodes"]:
+        with urllib.request.urlopen(node["api_url"] + "/status", timeout=2) as response:
+            assert json.load(response)["height"] >= 2
+except Exception:
+    sys.exit(1)
+PY
+}
+deadline=$((SECONDS + HEALTH_WAIT_SECONDS))
+until network_ready; do
+  if ! kill -0 "$DEVNET_PID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+    echo "the devnet did not come up; its output:" >&2
+    cat "$DEVNET_DIR/devnet.out" "$DEVNET_DIR"/host-*/node.log "$DEVNET_DIR/gateway.log" >&2 || true
+    exit 1
+  fi
+  sleep 0.5
+done
+GONKA_DEVNET_DIR="$DEVNET_DIR" "$VENV/bin/python" -m pytest -q -s "$REPO/tests/python/test_network.py" || status=$?
+if [ "$status" -ne 0 ]; then
+  echo "--- devnet logs ---" >&2
+  tail -n 50 "$DEVNET_DIR"/host-*/node.log "$DEVNET_DIR/gateway.log" >&2 || true
 fi
 exit "$status"

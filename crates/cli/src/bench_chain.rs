@@ -144,6 +144,7 @@ pub(crate) async fn chain_bench(args: ChainArgs) -> anyhow::Result<()> {
         poc_workers: Vec::new(),
         inference: gonka_node::inference::InferenceConfig { enabled: false, ..Default::default() },
         models: Vec::new(),
+        weights: Vec::new(),
     })?;
 
     // Sign everything before the clock starts: the client should not be what is measured.

@@ -50,6 +50,12 @@ pub(crate) struct DevnetArgs {
     /// Price of one token of the embedded model, in ngonka.
     #[arg(long, default_value_t = 1000)]
     price_per_token: u128,
+    /// Genesis voting power per host, comma-separated (host i takes entry i mod len); default 100 each.
+    #[arg(long, value_delimiter = ',')]
+    weights: Vec<u64>,
+    /// Requests each host forwards at once as transfer agent before answering 429.
+    #[arg(long, default_value_t = gonka_node::inference::InferenceConfig::default().ta_concurrent_max)]
+    ta_concurrent_max: usize,
     /// JSON merged over the devnet params in genesis, e.g. '{"epoch":{"epoch_length":60}}'.
     #[arg(long)]
     params: Option<String>,
@@ -100,9 +106,11 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
         poc_workers: args.poc_workers.clone(),
         inference: gonka_node::inference::InferenceConfig {
             enabled: !args.no_inference,
+            ta_concurrent_max: args.ta_concurrent_max,
             ..Default::default()
         },
         models,
+        weights: args.weights.clone(),
     })
 }
 

@@ -125,6 +125,8 @@ pub struct DevnetOptions {
     pub inference: InferenceConfig,
     /// Models the network serves, with their price (genesis `inference.models`).
     pub models: Vec<ModelPrice>,
+    /// Genesis voting power per host, host `i` taking entry `i mod len` (empty: [`GENESIS_WEIGHT`]).
+    pub weights: Vec<u64>,
 }
 
 /// `base` with `patch` merged in: objects key by key, anything else replaced.
@@ -283,7 +285,12 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
     ];
     accounts.extend(hosts.iter().map(|(h, _)| GenesisAccount { address: h.address, balance: HOST_BALANCE }));
     accounts.extend(options.extra_accounts.iter().cloned());
-    let genesis = genesis_for(&options.chain_id, params, &hosts, accounts, vec![developer.address()]);
+    let mut genesis = genesis_for(&options.chain_id, params, &hosts, accounts, vec![developer.address()]);
+    if !options.weights.is_empty() {
+        for (i, participant) in genesis.participants.iter_mut().enumerate() {
+            participant.weight = options.weights[i % options.weights.len()];
+        }
+    }
     gonka_chain::State::from_genesis(&genesis).context("devnet genesis is invalid")?;
     for node in &nodes {
         Home::new(&node.home).write_genesis(&genesis)?;

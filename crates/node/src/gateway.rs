@@ -17,7 +17,10 @@ use gonka_api::ApiError;
 use gonka_chain::request_message;
 use gonka_primitives::{AccountKey, Address, Hash};
 
-use crate::inference::{HEADER_REQUESTER, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature};
+use crate::inference::{
+    HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_REQUESTER, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS,
+    encode_signature,
+};
 
 /// Largest request body the gateway forwards.
 const BODY_BYTES_MAX: usize = 4 << 20;
@@ -138,17 +141,23 @@ async fn models(State(gateway): State<Arc<Gateway>>) -> Response {
     }
 }
 
-/// The upstream response as it is: status, content type, body bytes as they arrive.
+/// Response headers a client may rely on, passed through unchanged.
+const KEPT_HEADERS: [&str; 4] = ["content-type", "retry-after", HEADER_INFERENCE_ID, HEADER_EXECUTOR];
+
+/// The upstream response as it is: status, the [`KEPT_HEADERS`], body bytes as they arrive.
 fn pass_through(upstream: reqwest::Response) -> Response {
     let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
-    let retry_after = upstream.headers().get(reqwest::header::RETRY_AFTER).cloned();
+    let kept: Vec<(&str, HeaderValue)> = KEPT_HEADERS
+        .into_iter()
+        .filter_map(|name| {
+            let value = upstream.headers().get(name)?;
+            Some((name, HeaderValue::from_bytes(value.as_bytes()).ok()?))
+        })
+        .collect();
     let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
     *response.status_mut() = status;
-    for (name, value) in [(header::CONTENT_TYPE, content_type), (header::RETRY_AFTER, retry_after)] {
-        if let Some(value) = value.and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok()) {
-            response.headers_mut().insert(name, value);
-        }
+    for (name, value) in kept {
+        response.headers_mut().insert(name, value);
     }
     response
 }

@@ -97,6 +97,7 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/validators", get(validators))
         .route("/params", get(params))
         .route("/epoch", get(epoch))
+        .route("/inferences/{id}", get(inference))
         .route("/poc", get(poc))
         .route("/poc/progress", get(poc_progress))
         .route("/poc/nonces/{address}", get(poc_nonces))
@@ -439,4 +440,15 @@ async fn metrics(AxumState(ctx): Ctx) -> Response {
         u8::from(progress.activity == "sprinting").to_string(),
     );
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+async fn inference(AxumState(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
+    let id = Hash::from_hex(&id).ok_or_else(|| ApiError::bad_request("an inference id is 64 hex digits"))?;
+    ctx.chain
+        .with_state(|s| s.inferences.get(&id).map(|i| json!(i)))
+        .map(|mut body| {
+            body["id"] = json!(id);
+            Json(body)
+        })
+        .ok_or_else(|| ApiError::not_found(format!("no inference {id} (never seen, or pruned)")))
 }

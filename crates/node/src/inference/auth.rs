@@ -24,6 +24,10 @@ pub const HEADER_TRANSFER_ADDRESS: &str = "x-transfer-address";
 pub const HEADER_TA_SIGNATURE: &str = "x-ta-signature";
 /// `max_tokens` the TA escrowed for (covered by its signature).
 pub const HEADER_MAX_TOKENS: &str = "x-max-tokens";
+/// Response header: the inference id (SHA-256 of the developer's signature).
+pub const HEADER_INFERENCE_ID: &str = "x-inference-id";
+/// Response header: the executor the chain drew.
+pub const HEADER_EXECUTOR: &str = "x-executor-address";
 /// The host asking for a payload.
 pub const HEADER_HOST: &str = "x-host-address";
 

@@ -26,8 +26,9 @@ use gonka_primitives::{Address, Hash};
 use tokio::sync::Semaphore;
 
 pub use auth::{
-    HEADER_HOST, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE, HEADER_TIMESTAMP,
-    HEADER_TRANSFER_ADDRESS, ReplayGuard, decode_signature, encode_signature, payload_request_message,
+    HEADER_EXECUTOR, HEADER_HOST, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER,
+    HEADER_TA_SIGNATURE, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, ReplayGuard, decode_signature,
+    encode_signature, payload_request_message,
 };
 pub use payloads::{Payload, PayloadStore};
 

@@ -21,8 +21,9 @@ use gonka_primitives::Address;
 use serde_json::json;
 
 use super::auth::{
-    DeveloperRequest, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE, HEADER_TIMESTAMP,
-    HEADER_TRANSFER_ADDRESS, check_timestamp, encode_signature, forward_message,
+    DeveloperRequest, HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER,
+    HEADER_TA_SIGNATURE, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, check_timestamp, encode_signature,
+    forward_message,
 };
 use super::{InferenceService, executor};
 use crate::mempool::MempoolError;
@@ -134,29 +135,61 @@ async fn transfer(
         .submit(vec![Msg::StartInference { request, executor, prompt_tokens }])
         .map_err(start_refused)?;
     tracing::debug!(id = %developer.id, %executor, "inference started");
-    if executor == own {
+    let mut response = if executor == own {
         let response = executor::execute(service, request, &headers, body).await?;
-        return Ok(hold_until_done(response, permit));
+        hold_until_done(response, permit)
+    } else {
+        let target = Executor { address: executor, url: executor_url, max_tokens };
+        forward(&service, &developer, &target, &headers, body, summary.stream, permit).await?
+    };
+    for (name, value) in
+        [(HEADER_INFERENCE_ID, developer.id.to_string()), (HEADER_EXECUTOR, executor.to_string())]
+    {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response.headers_mut().insert(name, value);
+        }
     }
-    let signature =
-        service.signer.key().sign_recoverable(&forward_message(&developer.id, &executor, max_tokens));
-    let mut forward = service
+    Ok(response)
+}
+
+/// Where a request goes and what the TA escrowed for it.
+struct Executor {
+    address: Address,
+    url: String,
+    max_tokens: u32,
+}
+
+/// Sends the request to the executor with the TA's signature and relays the answer.
+async fn forward(
+    service: &InferenceService,
+    developer: &DeveloperRequest,
+    executor: &Executor,
+    headers: &HeaderMap,
+    body: Bytes,
+    stream: bool,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
+    let message = forward_message(&developer.id, &executor.address, executor.max_tokens);
+    let signature = service.signer.key().sign_recoverable(&message);
+    let mut request = service
         .http
-        .post(format!("{executor_url}/v1/executor/chat/completions"))
+        .post(format!("{}/v1/executor/chat/completions", executor.url))
         .header(HEADER_REQUESTER, developer.requester.to_string())
         .header(HEADER_TIMESTAMP, developer.timestamp_ns.to_string())
-        .header(HEADER_TRANSFER_ADDRESS, own.to_string())
+        .header(HEADER_TRANSFER_ADDRESS, service.account().to_string())
         .header(HEADER_TA_SIGNATURE, encode_signature(&signature))
-        .header(HEADER_MAX_TOKENS, max_tokens.to_string())
+        .header(HEADER_MAX_TOKENS, executor.max_tokens.to_string())
         .body(body);
     for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
         if let Some(value) = headers.get(&name) {
-            forward = forward.header(name, value);
+            request = request.header(name, value);
         }
     }
-    let upstream =
-        forward.send().await.map_err(|e| ApiError::Upstream(format!("executor {executor}: {e}")))?;
-    relay(upstream, summary.stream, permit).await
+    let upstream = request
+        .send()
+        .await
+        .map_err(|e| ApiError::Upstream(format!("executor {}: {e}", executor.address)))?;
+    relay(upstream, stream, permit).await
 }
 
 /// The chain's refusal of the Start, as the client should see it.

@@ -1,0 +1,316 @@
+//! Paid inference through the state machine: executor draw, escrow, settlement, expiry, replays, and
+//! the invariant that no ngonka is created or lost in any order of Start, Finish and expiry.
+#![allow(clippy::unwrap_used)]
+
+use gonka_chain::{
+    Block, Genesis, GenesisAccount, GenesisParticipant, InferenceStatus, ModelPrice, Msg, Params,
+    SignedRequest, State, Tx, TxResult, inference_id, request_message,
+};
+use gonka_primitives::codec::{Bytes, Encode};
+use gonka_primitives::{AccountKey, Address, Amount, Hash, ValidatorKey};
+use proptest::prelude::*;
+
+const CHAIN: &str = "gonka-inference-test";
+const PRICE: u128 = 10;
+const WEIGHTS: [u64; 3] = [100, 200, 300];
+const DEVELOPER_FUNDS: u128 = 1_000_000;
+
+fn host(i: usize) -> AccountKey {
+    AccountKey::from_seed(format!("host-{i}").as_bytes())
+}
+
+fn developer() -> AccountKey {
+    AccountKey::from_seed(b"developer")
+}
+
+fn model() -> Hash {
+    Hash::digest(b"model")
+}
+
+fn genesis() -> Genesis {
+    let mut params = Params::devnet(host(0).address());
+    params.inference.models.push(ModelPrice {
+        name: "m".into(),
+        content_hash: model(),
+        price_per_token: Amount(PRICE),
+    });
+    params.inference.expiry_base_blocks = 3;
+    params.inference.expiry_tokens_per_block = 10;
+    let mut accounts: Vec<GenesisAccount> =
+        (0..3).map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) }).collect();
+    accounts.push(GenesisAccount { address: developer().address(), balance: Amount(DEVELOPER_FUNDS) });
+    Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 1_000_000,
+        params,
+        accounts,
+        participants: (0..3)
+            .map(|i| GenesisParticipant {
+                address: host(i).address(),
+                account_key: host(i).public_key(),
+                api_url: format!("http://127.0.0.1:{}", 9000 + i),
+                validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
+                operational_key: AccountKey::from_seed(format!("ops-{i}").as_bytes()).public_key(),
+                weight: WEIGHTS[i],
+            })
+            .collect(),
+        developers: vec![developer().address()],
+    }
+}
+
+struct Net {
+    state: State,
+    sequences: [u64; 3],
+}
+
+impl Net {
+    fn new() -> Net {
+        Net { state: State::from_genesis(&genesis()).unwrap(), sequences: [0; 3] }
+    }
+
+    fn tx(&mut self, from: usize, msg: Msg) -> Tx {
+        let tx = Tx::new(CHAIN, &host(from), self.sequences[from], vec![msg]);
+        self.sequences[from] += 1;
+        tx
+    }
+
+    fn block(&mut self, txs: &[Tx]) -> Vec<TxResult> {
+        let txs: Vec<Bytes> = txs.iter().map(|t| Bytes(t.to_bytes())).collect();
+        let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
+        let header = self.state.next_header(proposer, self.state.meta.time_ms + 1000, &txs);
+        self.state.apply_block(&Block { header, txs }, &|_| false).unwrap().results
+    }
+
+    fn deliver(&mut self, from: usize, msg: Msg) -> Result<(), String> {
+        let tx = self.tx(from, msg);
+        let result = self.block(&[tx]).remove(0);
+        if result.ok { Ok(()) } else { Err(result.error.unwrap_or_default()) }
+    }
+
+    fn index_of(&self, address: Address) -> usize {
+        (0..3).find(|&i| host(i).address() == address).unwrap()
+    }
+
+    /// A developer request for TA `ta` signed now, and its executor's index.
+    fn request(&self, body: &[u8], ta: usize, max_tokens: u32) -> (SignedRequest, usize) {
+        let timestamp_ns = self.state.meta.time_ms * 1_000_000;
+        let transfer_agent = host(ta).address();
+        let body_hash = Hash::digest(body);
+        let signature =
+            developer().sign_recoverable(&request_message(&body_hash, timestamp_ns, &transfer_agent));
+        let request = SignedRequest {
+            requester: developer().address(),
+            transfer_agent,
+            body_hash,
+            timestamp_ns,
+            signature,
+            model: model(),
+            max_tokens,
+        };
+        let executor = self.state.executor_for(&inference_id(&signature)).unwrap();
+        (request, self.index_of(executor))
+    }
+
+    fn balance(&self) -> u128 {
+        self.state.account(&developer().address()).balance.0
+    }
+
+    fn owed(&self, i: usize) -> u128 {
+        self.state.participants[&host(i).address()].owed.0
+    }
+
+    /// Σ balances + Σ escrows + Σ owed: must always equal the supply.
+    fn accounted(&self) -> u128 {
+        let balances: u128 = self.state.accounts.values().map(|a| a.balance.0).sum();
+        let owed: u128 = self.state.participants.values().map(|p| p.owed.0).sum();
+        balances + self.state.total_escrow() + owed
+    }
+}
+
+fn start(request: SignedRequest, executor: usize, prompt_tokens: u32) -> Msg {
+    Msg::StartInference { request, executor: host(executor).address(), prompt_tokens }
+}
+
+fn finish(request: SignedRequest, prompt_tokens: u32, completion_tokens: u32) -> Msg {
+    Msg::FinishInference { request, prompt_tokens, completion_tokens, response_hash: Hash::digest(b"answer") }
+}
+
+#[test]
+fn the_executor_draw_is_deterministic_and_weight_proportional() {
+    let net = Net::new();
+    let mut counts = [0u64; 3];
+    for i in 0..6_000u64 {
+        let id = Hash::digest(&i.to_be_bytes());
+        let executor = net.state.executor_for(&id).unwrap();
+        assert_eq!(net.state.executor_for(&id), Some(executor));
+        counts[net.index_of(executor)] += 1;
+    }
+    // Expected 1000 / 2000 / 3000: chi-square with 2 degrees of freedom below 13.8 (p = 0.001).
+    let chi: f64 = counts
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(&c, w)| {
+            let expected = 6_000.0 * w as f64 / 600.0;
+            (c as f64 - expected).powi(2) / expected
+        })
+        .sum();
+    assert!(chi < 13.8, "counts {counts:?}, chi-square {chi}");
+}
+
+#[test]
+fn start_then_finish_charges_exactly_the_tokens_used_and_credits_the_executor() {
+    let mut net = Net::new();
+    net.block(&[]);
+    let (request, executor) = net.request(b"hello", 0, 50);
+    net.deliver(0, start(request, executor, 20)).unwrap();
+    assert_eq!(net.balance(), DEVELOPER_FUNDS - 70 * PRICE, "escrow (prompt + max_tokens) × price");
+    net.deliver(executor, finish(request, 20, 12)).unwrap();
+    assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE);
+    assert_eq!(net.owed(executor), 32 * PRICE);
+    let id = inference_id(&request.signature);
+    let record = &net.state.inferences[&id];
+    assert_eq!((record.status, record.cost.0, record.escrow.0), (InferenceStatus::Finished, 320, 0));
+    assert_eq!(net.accounted(), net.state.meta.supply.0);
+}
+
+#[test]
+fn finish_before_start_settles_the_same_way() {
+    let mut net = Net::new();
+    net.block(&[]);
+    let (request, executor) = net.request(b"hello", 1, 50);
+    net.deliver(executor, finish(request, 20, 12)).unwrap();
+    assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE);
+    net.deliver(1, start(request, executor, 20)).unwrap();
+    assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE, "the late Start moves no money");
+    assert_eq!(net.owed(executor), 32 * PRICE);
+    let record = &net.state.inferences[&inference_id(&request.signature)];
+    assert_eq!(record.transfer_agent, Some(host(1).address()));
+    assert_eq!(net.accounted(), net.state.meta.supply.0);
+}
+
+#[test]
+fn an_unfinished_start_expires_with_a_full_refund_and_a_late_finish_is_refused() {
+    let mut net = Net::new();
+    net.block(&[]);
+    let (request, executor) = net.request(b"slow", 0, 25);
+    net.deliver(0, start(request, executor, 5)).unwrap();
+    let deadline = net.state.inferences[&inference_id(&request.signature)].deadline;
+    assert_eq!(deadline, net.state.height() + 3 + 3, "base 3 blocks + ⌈25/10⌉");
+    while net.state.height() < deadline {
+        net.block(&[]);
+    }
+    assert_eq!(net.balance(), DEVELOPER_FUNDS);
+    assert_eq!(net.state.participants[&host(executor).address()].missed, 1);
+    assert_eq!(net.state.inferences[&inference_id(&request.signature)].status, InferenceStatus::Expired);
+    assert!(net.deliver(executor, finish(request, 5, 3)).unwrap_err().contains("expired"));
+    assert_eq!(net.accounted(), net.state.meta.supply.0);
+}
+
+#[test]
+fn receipts_naming_the_wrong_executor_or_role_are_rejected() {
+    let mut net = Net::new();
+    net.block(&[]);
+    let (request, executor) = net.request(b"steer", 0, 10);
+    let other = (executor + 1) % 3;
+    assert!(net.deliver(0, start(request, other, 5)).unwrap_err().contains("is not the assigned executor"));
+    assert!(net.deliver(other, finish(request, 5, 5)).unwrap_err().contains("is not the assigned executor"));
+    assert!(net.deliver(1, start(request, executor, 5)).unwrap_err().contains("transfer agent named"));
+    let mut forged = request;
+    forged.body_hash = Hash::digest(b"another body");
+    assert!(net.deliver(0, start(forged, executor, 5)).unwrap_err().contains("developer signature"));
+    assert_eq!(net.balance(), DEVELOPER_FUNDS, "nothing moved");
+}
+
+#[test]
+fn replays_and_stale_requests_are_rejected_on_chain() {
+    let mut net = Net::new();
+    net.block(&[]);
+    let (request, executor) = net.request(b"once", 0, 10);
+    net.deliver(0, start(request, executor, 5)).unwrap();
+    assert!(net.deliver(0, start(request, executor, 5)).unwrap_err().contains("already has this receipt"));
+    net.deliver(executor, finish(request, 5, 5)).unwrap();
+    assert!(net.deliver(executor, finish(request, 5, 5)).unwrap_err().contains("already has this receipt"));
+    assert_eq!(net.balance(), DEVELOPER_FUNDS - 10 * PRICE, "charged once");
+    // A request older than the window is refused.
+    let (old, old_executor) = net.request(b"old", 0, 10);
+    for _ in 0..61 {
+        net.block(&[]);
+    }
+    assert!(net.deliver(0, start(old, old_executor, 5)).unwrap_err().contains("outside"));
+}
+
+#[test]
+fn a_requester_who_cannot_pay_the_escrow_is_refused() {
+    let mut net = Net::new();
+    net.block(&[]);
+    let (request, executor) = net.request(b"big", 0, 8000);
+    let error = net.deliver(0, start(request, executor, 200_000)).unwrap_err();
+    assert!(error.contains("prompt_tokens"), "{error}");
+    let (request, executor) = net.request(b"costly", 0, 8192);
+    net.state.meta.params.inference.models[0].price_per_token = Amount(1_000);
+    let error = net.deliver(0, start(request, executor, 100)).unwrap_err();
+    assert!(error.contains("cannot cover escrow"), "{error}");
+}
+
+/// One step of a random schedule over a few requests.
+#[derive(Debug, Clone)]
+enum Step {
+    Start(usize),
+    Finish(usize, u32),
+    Blocks(u8),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (0usize..4).prop_map(Step::Start),
+        (0usize..4, 0u32..60).prop_map(|(i, c)| Step::Finish(i, c)),
+        (1u8..5).prop_map(Step::Blocks),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(96))]
+    #[test]
+    fn no_ngonka_is_created_or_lost_in_any_order_of_start_finish_and_expiry(
+        steps in proptest::collection::vec(step(), 1..30),
+        max_tokens in proptest::collection::vec(1u32..50, 4),
+        prompts in proptest::collection::vec(0u32..40, 4),
+    ) {
+        let mut net = Net::new();
+        net.block(&[]);
+        let supply = net.state.meta.supply.0;
+        let requests: Vec<(SignedRequest, usize)> =
+            (0..4).map(|i| net.request(format!("body {i}").as_bytes(), i % 3, max_tokens[i])).collect();
+        for step in steps {
+            match step {
+                Step::Start(i) => {
+                    let (request, executor) = requests[i];
+                    let _ = net.deliver(i % 3, start(request, executor, prompts[i]));
+                }
+                Step::Finish(i, completion) => {
+                    let (request, executor) = requests[i];
+                    let _ = net.deliver(executor, finish(request, prompts[i], completion));
+                }
+                Step::Blocks(n) => {
+                    for _ in 0..n {
+                        net.block(&[]);
+                    }
+                }
+            }
+            prop_assert_eq!(net.accounted(), supply);
+            prop_assert_eq!(net.state.meta.supply.0, supply);
+        }
+        // Whatever happened, a finished request cost exactly its tokens (capped by its escrow when
+        // started first), and an expired one nothing.
+        for (request, _) in &requests {
+            if let Some(record) = net.state.inferences.get(&inference_id(&request.signature)) {
+                let tokens = u128::from(record.prompt_tokens + record.completion_tokens);
+                match record.status {
+                    InferenceStatus::Finished => prop_assert!(record.cost.0 <= tokens * PRICE),
+                    InferenceStatus::Expired => prop_assert_eq!(record.cost.0, 0),
+                    InferenceStatus::Started => prop_assert!(record.escrow.0 > 0 || record.max_tokens == 0),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+"""The official OpenAI Python SDK against `gonka gateway` on a devnet of 3 hosts (started by run.sh).
+
+GONKA_DEVNET_DIR holds devnet.json. Every answer is paid from the developer's balance: exactly
+(prompt + completion tokens) x price, credited to the executor's owed balance; executors are drawn in
+proportion to voting power (genesis weights 100/200/300).
+"""
+
+import hashlib
+import json
+import os
+import time
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import openai
+import pytest
+from openai import OpenAI
+
+DEVNET = os.environ["GONKA_DEVNET_DIR"]
+QUESTION = [
+    {"role": "system", "content": "You are a helpful assistant. Answer briefly."},
+    {"role": "user", "content": "What is the capital of France?"},
+]
+# 2 degrees of freedom: chi-square below 9.21 means p >= 0.01.
+CHI_SQUARE_P01_DF2 = 9.21
+
+
+@pytest.fixture(scope="module")
+def plan() -> dict:
+    with open(os.path.join(DEVNET, "devnet.json")) as f:
+        return json.load(f)
+
+
+def get(plan: dict, path: str, node: int = 0):
+    with urllib.request.urlopen(plan["nodes"][node]["api_url"] + path, timeout=10) as response:
+        return json.load(response)
+
+
+def balance(plan: dict, address: str) -> int:
+    return int(get(plan, f"/accounts/{address}")["balance"])
+
+
+def owed(plan: dict) -> dict:
+    return {p["address"]: int(p["owed"]) for p in get(plan, "/participants")["participants"]}
+
+
+def price(plan: dict) -> int:
+    return int(get(plan, "/params")["inference"]["models"][0]["price_per_token"])
+
+
+def finished(plan: dict, inference_id: str, timeout: float = 30.0) -> dict:
+    deadline = time.time() + timeout
+    while True:
+        try:
+            record = get(plan, f"/inferences/{inference_id}")
+            if record["status"] == "finished" and record["transfer_agent"]:
+                return record
+        except urllib.error.HTTPError:
+            pass
+        assert time.time() < deadline, f"inference {inference_id} not finished on chain"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def client(plan: dict) -> OpenAI:
+    return OpenAI(base_url=plan["gateway_url"] + "/v1", api_key="unused", max_retries=0, timeout=120.0)
+
+
+@pytest.fixture(scope="module")
+def model(client: OpenAI) -> str:
+    return client.models.list().data[0].id
+
+
+def test_a_non_streaming_answer_is_paid_exactly_by_its_tokens(plan, client, model) -> None:
+    developer = plan["developer"]["address"]
+    before, owed_before = balance(plan, developer), owed(plan)
+    raw = client.chat.completions.with_raw_response.create(model=model, messages=QUESTION, max_tokens=24, temperature=0)
+    answer = raw.parse()
+    assert "paris" in answer.choices[0].message.content.lower()
+    record = finished(plan, raw.headers["x-inference-id"])
+    executor = raw.headers["x-executor-address"]
+    assert record["executor"] == executor
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (
+        answer.usage.prompt_tokens,
+        answer.usage.completion_tokens,
+    )
+    assert record["response_hash"] == hashlib.sha256(answer.choices[0].message.content.encode()).hexdigest()
+    cost = answer.usage.total_tokens * price(plan)
+    assert int(record["cost"]) == cost
+    assert balance(plan, developer) == before - cost
+    owed_after = owed(plan)
+    assert owed_after[executor] == owed_before[executor] + cost
+    assert sum(owed_after.values()) == sum(owed_before.values()) + cost
+
+
+def test_a_streamed_answer_is_paid_exactly_by_its_tokens(plan, client, model) -> None:
+    developer = plan["developer"]["address"]
+    before, owed_before = balance(plan, developer), owed(plan)
+    raw = client.chat.completions.with_raw_response.create(
+        model=model,
+        messages=QUESTION,
+        max_tokens=24,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    text, usage = "", None
+    for chunk in raw.parse():
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+        if chunk.usage is not None:
+            usage = chunk.usage
+    assert "paris" in text.lower()
+    assert usage is not None
+    record = finished(plan, raw.headers["x-inference-id"])
+    assert record["response_hash"] == hashlib.sha256(text.encode()).hexdigest()
+    cost = usage.total_tokens * price(plan)
+    assert balance(plan, developer) == before - cost
+    executor = raw.headers["x-executor-address"]
+    assert owed(plan)[executor] == owed_before[executor] + cost
+
+
+def test_an_unknown_model_is_an_openai_404(client) -> None:
+    with pytest.raises(openai.NotFoundError) as error:
+        client.chat.completions.create(model="no-such-model", messages=QUESTION, max_tokens=4)
+    assert error.value.body["code"] == "model_not_found"
+
+
+def test_executors_are_drawn_in_proportion_to_voting_power(plan, client, model) -> None:
+    requests = 300
+
+    def one(i: int) -> tuple:
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": f"Say {i}"}], max_tokens=1
+        )
+        raw.parse()
+        return raw.headers["x-executor-address"], raw.headers["x-inference-id"]
+
+    counts_before = {p["address"]: p["inferences"] for p in get(plan, "/participants")["participants"]}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(one, range(requests)))
+    counts = Counter(executor for executor, _ in results)
+    weights = {p["address"]: p["weight"] for p in get(plan, "/participants")["participants"]}
+    total = sum(weights.values())
+    chi_square = sum((counts[a] - requests * w / total) ** 2 / (requests * w / total) for a, w in weights.items())
+    print(f"executor counts {dict(counts)} for weights {weights}: chi-square {chi_square:.2f}")
+    assert chi_square < CHI_SQUARE_P01_DF2, (counts, weights)
+    # Every answer has its receipts on chain, and each executor was credited for its own.
+    finished(plan, results[-1][1])
+    deadline = time.time() + 30
+    while True:
+        counts_after = {p["address"]: p["inferences"] for p in get(plan, "/participants")["participants"]}
+        done = {a: counts_after[a] - counts_before[a] for a in weights}
+        if done == {a: counts[a] for a in weights}:
+            break
+        assert time.time() < deadline, (done, counts)
+        time.sleep(0.5)
