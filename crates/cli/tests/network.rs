@@ -4,173 +4,17 @@
 //! catches up on restart with the same state, and with more than 1/3 of the power stopped progress
 //! halts until it returns.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
+
+use common::Network;
 
 use gonka_chain::{Msg, Tx};
 use gonka_node::devnet::DevnetPlan;
 use gonka_node::keyring::Keyring;
-use gonka_primitives::codec::Encode;
-use gonka_primitives::{AccountKey, Amount, Hash};
-use serde_json::{Value, json};
-
-const GONKA: &str = env!("CARGO_BIN_EXE_gonka");
-
-struct Network {
-    plan: DevnetPlan,
-    dir: PathBuf,
-    children: Vec<Option<Child>>,
-    http: reqwest::Client,
-}
-
-impl Network {
-    fn setup(dir: &Path, hosts: usize) -> Network {
-        let base_port = 20_000 + (std::process::id() % 2_000) as u16 * 16;
-        let status = Command::new(GONKA)
-            .args([
-                "devnet",
-                "--setup-only",
-                "--no-poc",
-                "--block-interval-ms",
-                "300",
-                "--hosts",
-                &hosts.to_string(),
-            ])
-            .args(["--base-port", &base_port.to_string(), "--home"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .status()
-            .expect("run gonka devnet --setup-only");
-        assert!(status.success());
-        let plan = DevnetPlan::load(dir).expect("devnet.json");
-        let children = (0..hosts).map(|_| None).collect();
-        Network { plan, dir: dir.to_path_buf(), children, http: reqwest::Client::new() }
-    }
-
-    fn start(&mut self, i: usize) {
-        let home = &self.plan.nodes[i].home;
-        let log =
-            std::fs::OpenOptions::new().create(true).append(true).open(home.join("node.log")).expect("log");
-        let child = Command::new(GONKA)
-            .args(["node", "start", "--home"])
-            .arg(home)
-            .env("RUST_LOG", "info")
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn node");
-        self.children[i] = Some(child);
-    }
-
-    fn kill9(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            child.kill().expect("kill -9");
-            child.wait().expect("reap");
-        }
-    }
-
-    fn terminate(&mut self, i: usize) {
-        if let Some(mut child) = self.children[i].take() {
-            let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while child.try_wait().expect("wait").is_none() {
-                assert!(Instant::now() < deadline, "node {i} ignored SIGTERM");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-    }
-
-    async fn get(&self, i: usize, path: &str) -> Option<Value> {
-        let url = format!("{}{path}", self.plan.nodes[i].api_url);
-        let response = self.http.get(url).timeout(Duration::from_secs(2)).send().await.ok()?;
-        if !response.status().is_success() {
-            return None;
-        }
-        response.json().await.ok()
-    }
-
-    async fn height(&self, i: usize) -> Option<u64> {
-        self.get(i, "/status").await.and_then(|s| s["height"].as_u64())
-    }
-
-    async fn wait_height(&self, nodes: &[usize], at_least: u64, within: Duration) {
-        let deadline = Instant::now() + within;
-        loop {
-            let mut heights = Vec::new();
-            for &i in nodes {
-                heights.push(self.height(i).await.unwrap_or(0));
-            }
-            if heights.iter().all(|h| *h >= at_least) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nodes {nodes:?} stuck at {heights:?}, wanted {at_least}; logs in {}",
-                self.dir.display()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn min_height(&self, nodes: &[usize]) -> u64 {
-        let mut min = u64::MAX;
-        for &i in nodes {
-            min = min.min(self.height(i).await.unwrap_or(0));
-        }
-        min
-    }
-
-    async fn submit(&self, i: usize, tx: &Tx) -> Value {
-        let url = format!("{}/txs", self.plan.nodes[i].api_url);
-        let response = self
-            .http
-            .post(url)
-            .json(&json!({"tx": hex::encode(tx.to_bytes())}))
-            .send()
-            .await
-            .expect("submit");
-        response.json().await.expect("json")
-    }
-
-    /// Asserts every node in `nodes` has the same block hash and app hash at every height up to `height`.
-    async fn assert_same_chain(&self, nodes: &[usize], height: u64) {
-        for h in 1..=height {
-            let mut seen: Option<(Value, Value)> = None;
-            for &i in nodes {
-                let block = self
-                    .get(i, &format!("/blocks/{h}"))
-                    .await
-                    .unwrap_or_else(|| panic!("node {i} lacks block {h}"));
-                let ids = (block["hash"].clone(), block["app_hash"].clone());
-                match &seen {
-                    None => seen = Some(ids),
-                    Some(first) => assert_eq!(first, &ids, "node {i} differs at height {h}"),
-                }
-            }
-        }
-    }
-
-    /// Heights of the blocks (on node `i`, up to `height`) that contain `hash`.
-    async fn inclusions(&self, i: usize, height: u64, hash: &Hash) -> Vec<u64> {
-        let mut found = Vec::new();
-        for h in 1..=height {
-            let block = self.get(i, &format!("/blocks/{h}")).await.expect("block");
-            let hashes = block["txs"].as_array().cloned().unwrap_or_default();
-            found.extend(hashes.iter().filter(|t| t["hash"] == json!(hash)).map(|_| h));
-        }
-        found
-    }
-}
-
-impl Drop for Network {
-    fn drop(&mut self) {
-        for i in 0..self.children.len() {
-            self.kill9(i);
-        }
-    }
-}
+use gonka_primitives::{AccountKey, Amount};
+use serde_json::json;
 
 fn host_key(plan: &DevnetPlan, i: usize) -> AccountKey {
     Keyring::new(plan.nodes[i].home.join("keys")).load("host", None).expect("host key")
@@ -179,7 +23,8 @@ fn host_key(plan: &DevnetPlan, i: usize) -> AccountKey {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_validators_agree_survive_a_crash_and_halt_without_quorum() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut net = Network::setup(dir.path(), 4);
+    let mut net =
+        Network::setup(dir.path(), 4, &["--no-poc", "--no-inference", "--block-interval-ms", "300"]);
     let all = [0, 1, 2, 3];
     for i in all {
         net.start(i);

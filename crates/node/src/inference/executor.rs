@@ -120,14 +120,14 @@ pub(crate) async fn execute(
     let response = gonka_api::app(state).oneshot(inner).await.unwrap_or_else(|never| match never {});
     tokio::spawn(async move {
         if let Ok(record) = record_rx.await {
-            finish(&service, request, body, record);
+            finish(&service, request, &body, record);
         }
     });
     Ok(response)
 }
 
 /// Keeps the payload and records the FinishInference of a generation that produced an answer.
-fn finish(service: &InferenceService, request: SignedRequest, body: Bytes, record: Record) {
+fn finish(service: &InferenceService, request: SignedRequest, body: &[u8], record: Record) {
     let id = gonka_chain::inference_id(&request.signature);
     if record.failed {
         tracing::warn!(%id, "generation failed; no FinishInference (the Start expires and is refunded)");
@@ -138,7 +138,7 @@ fn finish(service: &InferenceService, request: SignedRequest, body: Bytes, recor
     let response_hash = Hash::digest(record.text.as_bytes());
     let height = service.with_state(|s| s.height());
     let payload = Payload {
-        body: String::from_utf8_lossy(&body).into_owned(),
+        body: String::from_utf8_lossy(body).into_owned(),
         completion: record.text,
         completion_token_ids: record.tokens,
         logprobs: record.logprobs,

@@ -133,7 +133,7 @@ async fn transfer(
     service
         .signer
         .submit(vec![Msg::StartInference { request, executor, prompt_tokens }])
-        .map_err(start_refused)?;
+        .map_err(|e| start_refused(&e))?;
     tracing::debug!(id = %developer.id, %executor, "inference started");
     let mut response = if executor == own {
         let response = executor::execute(service, request, &headers, body).await?;
@@ -193,7 +193,7 @@ async fn forward(
 }
 
 /// The chain's refusal of the Start, as the client should see it.
-fn start_refused(error: anyhow::Error) -> ApiError {
+fn start_refused(error: &anyhow::Error) -> ApiError {
     match error.downcast_ref::<MempoolError>() {
         Some(MempoolError::Check(TxError::Inference(InferenceError::CannotPay { balance, needed }))) => {
             ApiError::InsufficientBalance { balance: balance.0, needed: needed.0 }

@@ -1,0 +1,217 @@
+//! Every error of the paid inference path on a 4-host devnet, answered OpenAI-shaped with its status,
+//! and never costing the developer anything: 401 (missing or foreign signature), 404 (unknown
+//! account), 400 (stale or future timestamp), 409 (replay), 402 (balance below the escrow), 429 (TA
+//! at capacity), an executor killed mid-stream (the client gets an error event; the Start expires and
+//! is refunded in full), and 502 (executor down; refunded at expiry too).
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Network;
+use futures::StreamExt;
+use gonka_chain::{Msg, State, Tx, inference_id, request_message};
+use gonka_node::gateway::{now_ns, signed_headers};
+use gonka_node::home::Home;
+use gonka_node::keyring::Keyring;
+use gonka_primitives::{AccountKey, Address, Amount, Hash};
+use serde_json::{Value, json};
+
+const MODEL: &str = "SmolLM2-135M-Instruct";
+/// Short expiry so refunds show within seconds: 6 blocks + 1 per 100 reserved tokens.
+const PARAMS: &str = r#"{"inference": {"expiry_base_blocks": 6, "expiry_tokens_per_block": 100}}"#;
+
+fn body(text: &str, max_tokens: u32, stream: bool) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens, "stream": stream,
+    }))
+    .unwrap()
+}
+
+/// A request as a developer sends it to a TA.
+struct Signed {
+    body: Vec<u8>,
+    headers: Vec<(&'static str, String)>,
+    id: Hash,
+}
+
+fn sign(key: &AccountKey, body: Vec<u8>, ta: &Address, timestamp_ns: u64) -> Signed {
+    let headers = signed_headers(key, &body, ta, timestamp_ns);
+    let signature = key.sign_recoverable(&request_message(&Hash::digest(&body), timestamp_ns, ta));
+    Signed { id: inference_id(&signature), body, headers }
+}
+
+async fn post(http: &reqwest::Client, url: &str, request: &Signed) -> reqwest::Response {
+    let mut builder =
+        http.post(format!("{url}/v1/chat/completions")).header("content-type", "application/json");
+    for (name, value) in &request.headers {
+        builder = builder.header(*name, value);
+    }
+    builder.body(request.body.clone()).send().await.unwrap()
+}
+
+/// Asserts an OpenAI-shaped error with this status and code (`None`: `"code": null`).
+async fn expect_error(response: reqwest::Response, status: u16, code: Option<&str>) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], json!(code), "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(body["error"].get("type").is_some() && body["error"].get("param").is_some());
+    body
+}
+
+async fn balance(net: &Network, address: &Address) -> u128 {
+    let account = net.get(0, &format!("/accounts/{address}")).await.unwrap();
+    account["balance"].as_str().unwrap().parse().unwrap()
+}
+
+/// Waits until inference `id` has `status` on node 0; returns its record.
+async fn settled(net: &Network, id: &Hash, status: &str, within: Duration) -> Value {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(record) = net.get(0, &format!("/inferences/{id}")).await
+            && record["status"] == json!(status)
+        {
+            return record;
+        }
+        assert!(Instant::now() < deadline, "inference {id} never became {status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_openai_shaped_and_never_cost_the_developer() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut net = Network::setup(
+        dir.path(),
+        4,
+        &["--no-poc", "--block-interval-ms", "300", "--ta-concurrent-max", "2", "--params", PARAMS],
+    );
+    let all = [0, 1, 2, 3];
+    for i in all {
+        net.start(i);
+    }
+    net.wait_height(&all, 3, Duration::from_secs(120)).await;
+    let http = reqwest::Client::new();
+    let ta_url = net.plan.nodes[0].api_url.clone();
+    let ta = net.plan.nodes[0].address;
+    let developer = Keyring::new(net.plan.keyring.clone()).load("developer", None).unwrap();
+    // No PoC runs, so the genesis weights decide every draw: the test can predict executors.
+    let genesis = Home::new(&net.plan.nodes[0].home).genesis().unwrap();
+    let draws = State::from_genesis(&genesis).unwrap();
+    let start_balance = balance(&net, &developer.address()).await;
+    let mut started: Vec<Hash> = Vec::new();
+
+    // 401: no signature, and a signature by another key for the developer's address.
+    let unsigned = http
+        .post(format!("{ta_url}/v1/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body("hi", 2, false))
+        .send()
+        .await
+        .unwrap();
+    expect_error(unsigned, 401, Some("invalid_signature")).await;
+    let mut forged = sign(&AccountKey::from_seed(b"mallory"), body("hi", 2, false), &ta, now_ns());
+    forged.headers[1].1 = developer.address().to_string();
+    expect_error(post(&http, &ta_url, &forged).await, 401, Some("invalid_signature")).await;
+
+    // 404: a key that was never funded.
+    let stranger = sign(&AccountKey::from_seed(b"stranger"), body("hi", 2, false), &ta, now_ns());
+    expect_error(post(&http, &ta_url, &stranger).await, 404, Some("account_not_found")).await;
+
+    // 400: stale and future timestamps.
+    let stale = sign(&developer, body("hi", 2, false), &ta, now_ns() - 120_000_000_000);
+    let error = expect_error(post(&http, &ta_url, &stale).await, 400, None).await;
+    assert_eq!(error["error"]["param"], json!("X-Timestamp"));
+    let future = sign(&developer, body("hi", 2, false), &ta, now_ns() + 120_000_000_000);
+    expect_error(post(&http, &ta_url, &future).await, 400, None).await;
+
+    // 409: the same signed request twice.
+    let once = sign(&developer, body("replay me", 2, false), &ta, now_ns());
+    assert_eq!(post(&http, &ta_url, &once).await.status().as_u16(), 200);
+    started.push(once.id);
+    expect_error(post(&http, &ta_url, &once).await, 409, Some("replayed_request")).await;
+
+    // 402: an account holding less than (prompt + max_tokens) × price.
+    let poor = AccountKey::from_seed(b"poor");
+    let fund = Tx::new(
+        &net.plan.chain_id,
+        &developer,
+        0,
+        vec![Msg::BankSend { to: poor.address(), amount: Amount(1_000) }],
+    );
+    assert_eq!(net.submit(0, &fund).await["accepted"], json!(true));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while balance(&net, &poor.address()).await != 1_000 {
+        assert!(Instant::now() < deadline, "funding never landed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let costly = sign(&poor, body("hi", 100, false), &ta, now_ns());
+    expect_error(post(&http, &ta_url, &costly).await, 402, Some("insufficient_balance")).await;
+    assert_eq!(balance(&net, &poor.address()).await, 1_000);
+
+    // 429: two long streams hold both forwarding slots of TA 0; a third request is turned away. (Their
+    // executors are not host 3, which is killed below.)
+    let victim = net.plan.nodes[3].address;
+    let signed_where = |tag: &str, max_tokens: u32, wanted: &dyn Fn(Address) -> bool| {
+        (0..)
+            .map(|i| sign(&developer, body(&format!("{tag} {i}"), max_tokens, true), &ta, now_ns()))
+            .find(|r| draws.executor_for(&r.id).is_some_and(wanted))
+            .unwrap()
+    };
+    let mut open = Vec::new();
+    for i in 0..2 {
+        let long = signed_where(&format!("Write a long story {i}"), 400, &|a| a != victim);
+        started.push(long.id);
+        let response = post(&http, &ta_url, &long).await;
+        assert_eq!(response.status().as_u16(), 200);
+        open.push(response);
+    }
+    let third = sign(&developer, body("one more", 2, false), &ta, now_ns());
+    let response = post(&http, &ta_url, &third).await;
+    assert!(response.headers().contains_key("retry-after"));
+    expect_error(response, 429, Some("transfer_agent_capacity")).await;
+    drop(open);
+
+    // An executor killed mid-stream: the client sees an error, the Start expires, full refund.
+    let to_victim = |tag: &str, max_tokens: u32| signed_where(tag, max_tokens, &|a| a == victim);
+    // Settle everything so far (the streams dropped above bill their partial answers).
+    let mut paid = 0u128;
+    for id in &started {
+        let record = settled(&net, id, "finished", Duration::from_secs(60)).await;
+        paid += record["cost"].as_str().unwrap().parse::<u128>().unwrap();
+    }
+    let before_kill = balance(&net, &developer.address()).await;
+    assert_eq!(before_kill, start_balance - 1_000 - paid, "exactly the finished requests' cost");
+    let doomed = to_victim("Tell me everything about", 600);
+    let response = post(&http, &ta_url, &doomed).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["x-executor-address"].to_str().unwrap(), victim.to_string());
+    let mut chunks = response.bytes_stream();
+    let first = chunks.next().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "));
+    net.kill9(3);
+    let mut rest = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        match chunk {
+            Ok(bytes) => rest.extend_from_slice(&bytes),
+            Err(_) => break,
+        }
+    }
+    let tail = String::from_utf8_lossy(&rest);
+    assert!(
+        tail.contains("\"error\"") && tail.contains("executor_failed"),
+        "the stream ends with an error: {tail}"
+    );
+    let record = settled(&net, &doomed.id, "expired", Duration::from_secs(60)).await;
+    assert_eq!(record["cost"], json!("0"));
+    let missed = net.get(0, &format!("/accounts/{victim}")).await.unwrap()["host"]["missed"].clone();
+    assert_eq!(missed, json!(1));
+
+    // 502: the executor is down. The Start was recorded, so it expires and refunds too.
+    let unreachable = to_victim("Anyone there", 20);
+    expect_error(post(&http, &ta_url, &unreachable).await, 502, Some("executor_failed")).await;
+    settled(&net, &unreachable.id, "expired", Duration::from_secs(60)).await;
+    assert_eq!(balance(&net, &developer.address()).await, before_kill, "both refunded in full");
+}
