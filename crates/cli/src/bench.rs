@@ -20,6 +20,8 @@ pub(crate) enum BenchCommand {
     Chain(crate::bench_chain::ChainArgs),
     /// PoC nonces/s (devnet and mainnet-shaped models) against the dense f32 matmul rate; scaling.
     Poc(crate::bench_poc::PocArgs),
+    /// The paid path (gateway → TA → executor) against the engine direct: added TTFT, throughput, receipts.
+    Inference(crate::bench_inference::InferenceArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -58,6 +60,9 @@ pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::ScoringGap(args) => runtime.block_on(scoring_gap(args)),
         BenchCommand::Chain(args) => runtime.block_on(crate::bench_chain::chain_bench(args)),
         BenchCommand::Poc(args) => crate::bench_poc::poc_bench(&args),
+        BenchCommand::Inference(args) => {
+            tokio::runtime::Runtime::new()?.block_on(crate::bench_inference::inference_bench(args))
+        }
     }
 }
 
@@ -133,7 +138,8 @@ fn greedy() -> SamplingParams {
     SamplingParams { temperature: 0.0, ..SamplingParams::default() }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+/// The `p` quantile (0..=1) of ascending `sorted` values, nearest rank; 0 for none.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::bench::percentile;
 use anyhow::Context;
 use futures::StreamExt;
 use gonka_chain::{GenesisAccount, Msg, State, Tx};
@@ -43,15 +44,6 @@ pub(crate) struct ChainArgs {
 const TARGET_TPS: f64 = 1_000.0;
 const TARGET_BLOCK_INTERVAL_MS: f64 = 1_000.0;
 const TARGET_LATENCY_P50_MS: f64 = 2_000.0;
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index]
-}
 
 /// Store bytes for a state of `accounts` funded accounts (genesis written to a fresh redb file).
 fn store_bytes_for(accounts: usize) -> anyhow::Result<u64> {

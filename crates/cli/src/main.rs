@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_chain;
+mod bench_inference;
 mod bench_poc;
 mod chain;
 mod devnet;
