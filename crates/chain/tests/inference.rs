@@ -2,11 +2,12 @@
 //! the invariant that no ngonka is created or lost in any order of Start, Finish and expiry.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use gonka_chain::{
-    Block, Genesis, GenesisAccount, GenesisParticipant, InferenceStatus, ModelPrice, Msg, Params,
-    SignedRequest, State, Tx, TxResult, inference_id, request_message,
+    Genesis, GenesisAccount, GenesisParticipant, InferenceStatus, ModelPrice, Msg, Params, SignedRequest,
+    State, Tx, TxResult, inference_id, request_message,
 };
-use gonka_primitives::codec::{Bytes, Encode};
 use gonka_primitives::{AccountKey, Address, Amount, Hash, ValidatorKey};
 use proptest::prelude::*;
 
@@ -75,10 +76,7 @@ impl Net {
     }
 
     fn block(&mut self, txs: &[Tx]) -> Vec<TxResult> {
-        let txs: Vec<Bytes> = txs.iter().map(|t| Bytes(t.to_bytes())).collect();
-        let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
-        let header = self.state.next_header(proposer, self.state.meta.time_ms + 1000, &txs);
-        self.state.apply_block(&Block { header, txs }, &|_| false).unwrap().results
+        common::apply_block(&mut self.state, txs)
     }
 
     fn deliver(&mut self, from: usize, msg: Msg) -> Result<(), String> {

@@ -3,14 +3,16 @@
 //! really recompute their samples (here with the bit-exact reference pass on a tiny model).
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+
 use gonka_chain::{
-    Block, EpochParams, EpochStages, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, PocError,
-    PocNonce, PocParams, State, Tx, TxError, TxResult,
+    EpochParams, EpochStages, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, PocError, PocNonce,
+    PocParams, State, Tx, TxError, TxResult,
 };
 use gonka_poc::{
     Distance, MismatchRule, ModelSpec, check_claims, nonce_distance, sample_seed_message, target, weights,
 };
-use gonka_primitives::codec::{Bytes, Encode};
+use gonka_primitives::codec::Encode;
 use gonka_primitives::{AccountKey, Amount, Decimal, Hash, ValidatorKey};
 
 const CHAIN: &str = "gonka-poc-test";
@@ -98,10 +100,7 @@ impl Net {
 
     /// Applies one block holding `txs`.
     fn block(&mut self, txs: &[Tx]) -> Vec<TxResult> {
-        let txs: Vec<Bytes> = txs.iter().map(|t| Bytes(t.to_bytes())).collect();
-        let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
-        let header = self.state.next_header(proposer, self.state.meta.time_ms + 1000, &txs);
-        self.state.apply_block(&Block { header, txs }, &|_| false).unwrap().results
+        common::apply_block(&mut self.state, txs)
     }
 
     /// Applies empty blocks until the last applied height is `height`.

@@ -53,9 +53,8 @@ fn request_body(model: &str, prompt: &str, max_tokens: u32, stream: bool) -> Vec
     .unwrap_or_default()
 }
 
-/// Milliseconds from sending a streamed request to its first content chunk.
-async fn ttft_ms(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<f64> {
-    let started = Instant::now();
+/// Posts a chat completion body to `url`; an error status is an error.
+async fn post_chat(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<reqwest::Response> {
     let response = http
         .post(format!("{url}/v1/chat/completions"))
         .header("content-type", "application/json")
@@ -63,7 +62,13 @@ async fn ttft_ms(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Re
         .send()
         .await?;
     anyhow::ensure!(response.status().is_success(), "{url}: {}", response.status());
-    let mut chunks = response.bytes_stream();
+    Ok(response)
+}
+
+/// Milliseconds from sending a streamed request to its first content chunk.
+async fn ttft_ms(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut chunks = post_chat(http, url, body).await?.bytes_stream();
     let mut first = None;
     while let Some(chunk) = chunks.next().await {
         // The first chunk only names the role (`"content":""`); the first token's text is not empty.
@@ -94,14 +99,7 @@ async fn aggregate(
         async move {
             let mut tokens = 0u64;
             for body in bodies {
-                let response = http
-                    .post(format!("{url}/v1/chat/completions"))
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .send()
-                    .await?;
-                anyhow::ensure!(response.status().is_success(), "{url}: {}", response.status());
-                let answer: Value = response.json().await?;
+                let answer: Value = post_chat(&http, &url, body).await?.json().await?;
                 tokens += answer["usage"]["completion_tokens"].as_u64().unwrap_or(0);
             }
             anyhow::Ok(tokens)

@@ -114,55 +114,47 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
     })
 }
 
-pub(crate) fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
+/// Starts `gonka ARGS…` as a child that stops when this process dies, appending its output to `log`.
+fn spawn_gonka(args: &[&std::ffi::OsStr], log_path: &std::path::Path) -> anyhow::Result<Child> {
     let exe = std::env::current_exe().context("locating the gonka binary")?;
-    let log_path = home.join("node.log");
     let log = OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log_path)
+        .open(log_path)
         .with_context(|| format!("opening {}", log_path.display()))?;
-    let child = Command::new(exe)
-        .args(["node", "start", "--home"])
-        .arg(home)
+    Command::new(exe)
+        .args(args)
         .env("GONKA_EXIT_WITH_PARENT", "1")
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
-        .context("starting a node process")?;
-    Ok(child)
+        .with_context(|| format!("starting gonka {:?}", args.first()))
+}
+
+pub(crate) fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
+    spawn_gonka(
+        &["node".as_ref(), "start".as_ref(), "--home".as_ref(), home.as_os_str()],
+        &home.join("node.log"),
+    )
 }
 
 /// Starts `gonka gateway` for the devnet's developer key, sending to the first host.
 fn spawn_gateway(plan: &DevnetPlan, url: &str, dir: &std::path::Path) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("locating the gonka binary")?;
     let listen = url.trim_start_matches("http://");
     let node = plan.nodes.first().context("a devnet has at least one host")?;
-    let log_path = dir.join("gateway.log");
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
-    Command::new(exe)
-        .args([
-            "gateway",
-            "--key",
-            &plan.developer.name,
-            "--listen",
-            listen,
-            "--node",
-            &node.api_url,
-            "--keyring-dir",
-        ])
-        .arg(&plan.keyring)
-        .env("GONKA_EXIT_WITH_PARENT", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting the gateway")
+    let args: [&std::ffi::OsStr; 9] = [
+        "gateway".as_ref(),
+        "--key".as_ref(),
+        plan.developer.name.as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--node".as_ref(),
+        node.api_url.as_ref(),
+        "--keyring-dir".as_ref(),
+        plan.keyring.as_os_str(),
+    ];
+    spawn_gonka(&args, &dir.join("gateway.log"))
 }
 
 pub(crate) fn stop_all(children: &mut [Child]) {

@@ -2,7 +2,8 @@
 //! and never costing the developer anything: 401 (missing or foreign signature), 404 (unknown
 //! account), 400 (stale or future timestamp), 409 (replay), 402 (balance below the escrow), 429 (TA
 //! at capacity), an executor killed mid-stream (the client gets an error event; the Start expires and
-//! is refunded in full), and 502 (executor down; refunded at expiry too).
+//! is refunded in full), and 502 (executor down; refunded at expiry too). Payloads are served to hosts
+//! with voting power only.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
@@ -14,6 +15,7 @@ use futures::StreamExt;
 use gonka_chain::{Msg, State, Tx, inference_id, request_message};
 use gonka_node::gateway::{now_ns, signed_headers};
 use gonka_node::home::Home;
+use gonka_node::inference::{HEADER_HOST, encode_signature, payload_request_message};
 use gonka_node::keyring::Keyring;
 use gonka_primitives::{AccountKey, Address, Amount, Hash};
 use serde_json::{Value, json};
@@ -132,6 +134,33 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     assert_eq!(post(&http, &ta_url, &once).await.status().as_u16(), 200);
     started.push(once.id);
     expect_error(post(&http, &ta_url, &once).await, 409, Some("replayed_request")).await;
+
+    // Payload custody: the executor serves the payload to a host with voting power, and to no one else.
+    let record = settled(&net, &once.id, "finished", Duration::from_secs(30)).await;
+    let executor =
+        net.plan.nodes.iter().find(|n| json!(n.address) == record["executor"]).unwrap().api_url.clone();
+    let fetch = |key: &AccountKey, as_host: Address| {
+        let (http, url) = (http.clone(), format!("{executor}/v1/inferences/{}/payload", once.id));
+        let timestamp_ns = now_ns();
+        let signature = key.sign_recoverable(&payload_request_message(&once.id, timestamp_ns));
+        async move {
+            http.get(url)
+                .header(HEADER_HOST, as_host.to_string())
+                .header("x-timestamp", timestamp_ns.to_string())
+                .header("authorization", encode_signature(&signature))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let host_1 = Keyring::new(net.plan.nodes[1].home.join("keys")).load("host", None).unwrap();
+    let payload: Value = fetch(&host_1, host_1.address()).await.json().await.unwrap();
+    assert_eq!(payload["response_hash"], record["response_hash"]);
+    assert_eq!(payload["body"].as_str().unwrap().as_bytes(), once.body.as_slice());
+    let refused = fetch(&developer, developer.address()).await;
+    assert_eq!(refused.status().as_u16(), 401, "a developer is not a host");
+    let impostor = fetch(&developer, host_1.address()).await;
+    assert_eq!(impostor.status().as_u16(), 401, "a host's address with someone else's signature");
 
     // 402: an account holding less than (prompt + max_tokens) × price.
     let poor = AccountKey::from_seed(b"poor");

@@ -159,3 +159,34 @@ fn payload_for_host(
         Err(error) => Err((StatusCode::INTERNAL_SERVER_ERROR, ApiError::Unavailable(error.to_string()))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(stored_height: u64) -> Payload {
+        Payload {
+            body: "{}".into(),
+            completion: "hi".into(),
+            completion_token_ids: vec![1, 2],
+            logprobs: Vec::new(),
+            prompt_tokens: 3,
+            completion_tokens: 2,
+            response_hash: Hash::digest(b"hi"),
+            stored_height,
+        }
+    }
+
+    #[test]
+    fn payloads_are_kept_then_pruned_by_height() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = PayloadStore::open(&dir.path().join("payloads.redb")).expect("open");
+        let (old, new) = (Hash::digest(b"old"), Hash::digest(b"new"));
+        store.put(&old, &payload(5)).expect("put");
+        store.put(&new, &payload(10)).expect("put");
+        assert_eq!(store.get(&old).expect("get"), Some(payload(5)));
+        store.prune(8).expect("prune");
+        assert_eq!(store.get(&old).expect("get"), None);
+        assert_eq!(store.get(&new).expect("get"), Some(payload(10)));
+    }
+}
