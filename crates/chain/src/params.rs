@@ -107,6 +107,16 @@ impl PocParams {
         }
     }
 
+    /// The binomial verdict on a validator's count: whether `mismatches` of `sampled` is fraud.
+    pub fn is_fraud(&self, sampled: u32, mismatches: u32) -> Result<bool, gonka_poc::BinomialError> {
+        gonka_poc::fraud_detected(
+            u64::from(sampled),
+            u64::from(mismatches),
+            self.p_mismatch,
+            self.fraud_threshold,
+        )
+    }
+
     /// Checks every PoC parameter is in range.
     pub fn validate(&self) -> Result<(), ParamsError> {
         self.model.validate().map_err(|_| ParamsError::Limit("poc.model"))?;

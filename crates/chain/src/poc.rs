@@ -308,14 +308,12 @@ impl State {
             }
             Msg::SubmitPocBatch { poc_start, nonces } => self.add_batch(sender, *poc_start, nonces).map(Some),
             Msg::SubmitPocValidation { poc_start, participant, sampled, mismatches, sample_seed } => {
-                let poc = &self.meta.params.poc;
-                let fraud = gonka_poc::fraud_detected(
-                    u64::from(*sampled),
-                    u64::from(*mismatches),
-                    poc.p_mismatch,
-                    poc.fraud_threshold,
-                )
-                .map_err(|e| PocError::Binomial(e.to_string()))?;
+                let fraud = self
+                    .meta
+                    .params
+                    .poc
+                    .is_fraud(*sampled, *mismatches)
+                    .map_err(|e| PocError::Binomial(e.to_string()))?;
                 let key = VoteKey { stage: *poc_start, participant: *participant, validator: sender };
                 let vote = PocVote {
                     sampled: *sampled,

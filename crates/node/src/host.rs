@@ -397,16 +397,7 @@ fn already_voted(state: &State, stage: u64, participant: Address, validator: Add
 /// Whether the chain will judge this verdict fraud (for the progress counters only).
 fn is_fraud_vote(msg: &Msg, chain: &Chain) -> bool {
     let Msg::SubmitPocValidation { sampled, mismatches, .. } = msg else { return false };
-    chain.with_state(|s| {
-        let poc = &s.meta.params.poc;
-        gonka_poc::fraud_detected(
-            u64::from(*sampled),
-            u64::from(*mismatches),
-            poc.p_mismatch,
-            poc.fraud_threshold,
-        )
-        .unwrap_or(false)
-    })
+    chain.with_state(|s| s.meta.params.poc.is_fraud(*sampled, *mismatches).unwrap_or(false))
 }
 
 /// The host's secret seed for `epoch`: its deterministic (RFC 6979) signature over the domain, chain
