@@ -1,5 +1,6 @@
-//! Run a gonka node: open the chain from its home, serve the REST API, gossip transactions and let
-//! Malachite consensus drive block production.
+//! Run a gonka node: open the chain from its home, serve the REST API, gossip transactions, let
+//! Malachite consensus drive block production, and act as a host: race and validate Proof of Compute,
+//! serve paid inference as transfer agent and executor.
 #![deny(missing_docs)]
 
 pub mod chain;
