@@ -26,12 +26,16 @@
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+mod exp;
 mod pool;
 mod scalar;
 mod vector;
+#[cfg(target_arch = "x86_64")]
+mod vnni;
 
+pub use exp::{exp, exp_shifted_sum, silu_mul, sum_exp_shifted};
 pub use pool::{Pool, SPIN_BEFORE_PARK, THREADS_MAX};
-pub use vector::{attention_scores, dot, weighted_sum};
+pub use vector::{attention_scores, dot, max, weighted_sum};
 
 use std::marker::PhantomData;
 use std::ops::Range;
@@ -63,12 +67,42 @@ impl Block {
     const ZERO: Block = Block([0; BLOCK]);
 }
 
-/// Where quant `e` of feature `c` of a group's block lives among the group's 8 [`Block`]s: `(block,
-/// byte)`. Quant pairs `(2h, 2h+1)` of the 8 features fill 16 consecutive bytes, feature by feature,
-/// so that sign-extending 16 bytes to i16 lines each feature's pair up with one 32-bit lane.
-fn weight_slot(c: usize, e: usize) -> (usize, usize) {
-    let pair = e / 2;
-    (pair / 2, (pair % 2) * 16 + c * 2 + e % 2)
+/// How a group's 8 [`Block`]s hold the quants of one block of its 8 features; each kernel reads one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Layout {
+    /// Quant pairs `(2h, 2h+1)` of the 8 features fill 16 consecutive bytes, feature by feature, so that
+    /// sign-extending 16 bytes to i16 lines each feature's pair up with one 32-bit lane (`vpmaddwd`).
+    Pairs,
+    /// Quant quads `4h..4h+4` of the 8 features fill block `h`, feature by feature, stored as `q + 128`
+    /// (unsigned), so that one 32-bit lane holds one feature's quad (`vpdpbusd`, unsigned × signed).
+    Quads,
+}
+
+impl Layout {
+    /// Where quant `e` of feature `c` lives: `(block, byte)`.
+    fn slot(self, c: usize, e: usize) -> (usize, usize) {
+        match self {
+            Layout::Pairs => {
+                let pair = e / 2;
+                (pair / 2, (pair % 2) * 16 + c * 2 + e % 2)
+            }
+            Layout::Quads => (e / 4, c * 4 + e % 4),
+        }
+    }
+
+    /// The stored form of quant `q`.
+    fn encode(self, q: i8) -> i8 {
+        match self {
+            Layout::Pairs => q,
+            // Flipping the sign bit adds 128 and reads as u8: -128..=127 becomes 0..=255.
+            Layout::Quads => q ^ i8::MIN,
+        }
+    }
+
+    /// The quant a stored byte holds.
+    fn decode(self, stored: i8) -> i8 {
+        self.encode(stored)
+    }
 }
 
 /// Quant pair `p` of one block of each of the [`ROW_TILE`] rows of a row tile, for the AVX2 kernel:
@@ -128,7 +162,7 @@ pub enum KernelError {
 /// A weight matrix of `n` output features by `k` inputs in Q8_0, repacked for [`Q8Matrix::matmul`].
 ///
 /// Features are stored in groups of [`GROUP`] (the last one padded with zero features). Group `g`,
-/// block `b` occupies `qs[(g·nb + b)·8..][..8]`, quant `e` of feature `c` at [`weight_slot`]`(c, e)`,
+/// block `b` occupies `qs[(g·nb + b)·8..][..8]`, quant `e` of feature `c` at `layout.slot(c, e)`,
 /// and `d[(g·nb + b)·8 + c]` is the f32 scale of feature `c`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Q8Matrix {
@@ -136,6 +170,8 @@ pub struct Q8Matrix {
     k: usize,
     /// Blocks per row, `k / 32`.
     nb: usize,
+    /// The layout of `qs`: the one this machine's fastest kernel reads.
+    layout: Layout,
     qs: Vec<Block>,
     d: Vec<f32>,
 }
@@ -155,7 +191,7 @@ impl Q8Matrix {
         if bytes.len() != expected {
             return Err(KernelError::ByteLengthMismatch { n, k, expected, actual: bytes.len() });
         }
-        let mut matrix = Self::zeros(n, k);
+        let mut matrix = Self::zeros(n, k, Isa::detect().layout());
         for (i, block) in bytes.chunks_exact(GGML_BLOCK_BYTES).enumerate() {
             let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
             let q = Block(std::array::from_fn(|e| i8::from_le_bytes([block[2 + e]])));
@@ -164,10 +200,24 @@ impl Q8Matrix {
         Ok(matrix)
     }
 
-    fn zeros(n: usize, k: usize) -> Self {
+    fn zeros(n: usize, k: usize, layout: Layout) -> Self {
         let nb = k / BLOCK;
         let slots = n.div_ceil(GROUP) * nb * GROUP;
-        Self { n, k, nb, qs: vec![Block::ZERO; slots], d: vec![0.0; slots] }
+        let zero = Block([layout.encode(0); BLOCK]);
+        Self { n, k, nb, layout, qs: vec![zero; slots], d: vec![0.0; slots] }
+    }
+
+    /// The same matrix in the layout `layout` (every product unchanged).
+    #[cfg(test)]
+    fn relayout(&self, layout: Layout) -> Self {
+        let mut matrix = Self::zeros(self.n, self.k, layout);
+        for j in 0..self.n {
+            for b in 0..self.nb {
+                let (d, q) = self.block(j, b);
+                matrix.set_block(j, b, d, &q);
+            }
+        }
+        matrix
     }
 
     /// Store block `b` of feature `j`.
@@ -176,8 +226,8 @@ impl Q8Matrix {
         let base = (g * self.nb + b) * GROUP;
         self.d[base + c] = d;
         for (e, &q) in q.0.iter().enumerate() {
-            let (block, byte) = weight_slot(c, e);
-            self.qs[base + block].0[byte] = q;
+            let (block, byte) = self.layout.slot(c, e);
+            self.qs[base + block].0[byte] = self.layout.encode(q);
         }
     }
 
@@ -187,8 +237,8 @@ impl Q8Matrix {
         let base = (g * self.nb + b) * GROUP;
         let blocks = &self.qs[base..base + GROUP];
         let quant = |e| {
-            let (block, byte) = weight_slot(c, e);
-            blocks[block].0[byte]
+            let (block, byte) = self.layout.slot(c, e);
+            self.layout.decode(blocks[block].0[byte])
         };
         (self.d[base + c], Block(std::array::from_fn(quant)))
     }
@@ -200,7 +250,7 @@ impl Q8Matrix {
         if let Some(part) = parts.iter().find(|p| p.k != first.k) {
             return Err(KernelError::StackRowLengthMismatch { expected: first.k, found: part.k });
         }
-        let mut stacked = Self::zeros(parts.iter().map(|p| p.n).sum(), first.k);
+        let mut stacked = Self::zeros(parts.iter().map(|p| p.n).sum(), first.k, first.layout);
         let mut j = 0;
         for part in parts {
             for pj in 0..part.n {
@@ -256,6 +306,8 @@ impl Q8Matrix {
     }
 
     fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32], pool: &Pool) {
+        // A SIMD kernel reads one layout; the scalar one reads any.
+        let isa = if isa.layout() == self.layout { isa } else { Isa::Scalar };
         assert_eq!(x.len(), m * self.k, "input is [m][k]");
         assert_eq!(out.len(), m * self.n, "output is [m][n]");
         if m == 0 || self.n == 0 {
@@ -289,8 +341,13 @@ impl Q8Matrix {
                 for (g, values) in panel.clone().zip(results.chunks_exact(tile.len() * GROUP)) {
                     let features = GROUP.min(self.n - g * GROUP);
                     for (r, values) in tile.clone().zip(values.chunks_exact(GROUP)) {
+                        let index = r * self.n + g * GROUP;
                         // SAFETY: this task is the only writer of the features of groups `groups`.
-                        unsafe { out.write(r * self.n + g * GROUP, &values[..features]) };
+                        match <&[f32; GROUP]>::try_from(values) {
+                            // A whole group: one fixed-size copy instead of a call to `memcpy`.
+                            Ok(group) if features == GROUP => unsafe { out.write_group(index, group) },
+                            _ => unsafe { out.write(index, &values[..features]) },
+                        }
                     }
                 }
                 row = tile.end;
@@ -329,9 +386,27 @@ impl Q8Matrix {
                     }
                 }
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Vnni => {
+                let xq = &x.qs[rows.start * nb..rows.end * nb];
+                let xs = &x.offsets[rows.start * nb..rows.end * nb];
+                // SAFETY: `Isa::Vnni` is only constructed after detecting its features at run time.
+                unsafe {
+                    match rows.len() {
+                        1 => vnni::dot_groups::<1>(wq, wd, xq, xd, xs, nb, results),
+                        2 => vnni::dot_groups::<2>(wq, wd, xq, xd, xs, nb, results),
+                        3 => vnni::dot_groups::<3>(wq, wd, xq, xd, xs, nb, results),
+                        4 => vnni::dot_groups::<4>(wq, wd, xq, xd, xs, nb, results),
+                        5 => vnni::dot_groups::<5>(wq, wd, xq, xd, xs, nb, results),
+                        6 => vnni::dot_groups::<6>(wq, wd, xq, xd, xs, nb, results),
+                        7 => vnni::dot_groups::<7>(wq, wd, xq, xd, xs, nb, results),
+                        _ => vnni::dot_groups::<8>(wq, wd, xq, xd, xs, nb, results),
+                    }
+                }
+            }
             Isa::Scalar => {
                 let xq = &x.qs[rows.start * nb..rows.end * nb];
-                scalar::dot_groups(wq, wd, xq, xd, nb, results);
+                scalar::dot_groups(self.layout, wq, wd, xq, xd, nb, results);
             }
         }
     }
@@ -340,18 +415,55 @@ impl Q8Matrix {
 /// The instruction set the kernels run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
+    /// AVX2 + FMA: `vpmaddwd` on sign-extended quant pairs.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// AVX-512 VNNI on 256-bit registers (plus AVX2 + FMA): `vpdpbusd` on quant quads.
+    #[cfg(target_arch = "x86_64")]
+    Vnni,
     Scalar,
 }
 
 impl Isa {
+    /// The fastest instruction set this CPU has. The choice is fixed for the process (the detection
+    /// is cached), so every matrix is built in the layout its products will read.
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512vnni")
+            {
+                return Isa::Vnni;
+            }
             return Isa::Avx2;
         }
         Isa::Scalar
+    }
+
+    /// Every instruction set this CPU can run, the scalar reference first.
+    #[cfg(test)]
+    fn available() -> Vec<Self> {
+        let mut isas = vec![Isa::Scalar];
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() != Isa::Scalar {
+            isas.push(Isa::Avx2);
+            if Isa::detect() == Isa::Vnni {
+                isas.push(Isa::Vnni);
+            }
+        }
+        isas
+    }
+
+    /// The weight layout this instruction set's kernel reads.
+    fn layout(self) -> Layout {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Vnni => Layout::Quads,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Layout::Pairs,
+            Isa::Scalar => Layout::Pairs,
+        }
     }
 }
 
@@ -360,9 +472,12 @@ impl Isa {
 struct QuantRows {
     m: usize,
     qs: Vec<Block>,
-    /// The quants as the AVX2 kernel reads them (empty for the scalar one): for row tile `t`, block
-    /// `b` and pair `p`, `pairs[(t·nb + b)·16 + p]`; rows past `m` in the last tile are zero.
+    /// The quants as the AVX2 kernel reads them (empty for the others): for row tile `t`, block `b`
+    /// and pair `p`, `pairs[(t·nb + b)·16 + p]`; rows past `m` in the last tile are zero.
     pairs: Vec<PairRows>,
+    /// For the VNNI kernel (empty for the others): `-128 · Σ q` of each block of each row, the term
+    /// that cancels the `+128` of its unsigned weights (`Layout::Quads`).
+    offsets: Vec<i32>,
     d: Vec<f32>,
 }
 
@@ -377,6 +492,11 @@ fn set_len_reusing<T: Clone>(v: &mut Vec<T>, len: usize, fill: T) {
     v.resize(len, fill);
 }
 
+/// `v` in pieces of `per_tile`, then empty pieces for ever (for the parts an instruction set leaves empty).
+fn tile_parts<T>(v: &mut [T], per_tile: usize) -> impl Iterator<Item = &mut [T]> {
+    v.chunks_mut(per_tile.max(1)).chain(std::iter::repeat_with(<&mut [T]>::default))
+}
+
 impl QuantRows {
     /// Quantize `x` (`m` rows of `k` values), reusing this thread's buffers; row tiles are spread
     /// over `pool` when there are enough of them.
@@ -386,37 +506,39 @@ impl QuantRows {
         rows.m = m;
         set_len_reusing(&mut rows.qs, m * nb, Block::ZERO);
         set_len_reusing(&mut rows.d, m * nb, 0.0);
-        match isa {
+        let (pairs, offsets) = match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
-                set_len_reusing(&mut rows.pairs, m.div_ceil(ROW_TILE) * nb * BLOCK / 2, PairRows::ZERO);
-                let tiles = rows
-                    .qs
-                    .chunks_mut(ROW_TILE * nb)
-                    .zip(rows.d.chunks_mut(ROW_TILE * nb))
-                    .zip(rows.pairs.chunks_mut(nb * BLOCK / 2))
-                    .zip(x.chunks(ROW_TILE * k))
-                    .map(|(((qs, d), pairs), x)| InputTile { x, qs, d, pairs });
-                if m >= PARALLEL_QUANTIZE_ROWS_MIN && pool.threads() > 1 {
-                    // Each tile is taken by exactly one task, so its lock is never contended.
-                    let tiles: Vec<_> = tiles.map(|tile| std::sync::Mutex::new(Some(tile))).collect();
-                    pool.run(tiles.len(), |t| {
-                        let tile = tiles[t].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-                        if let Some(tile) = tile {
-                            // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
-                            unsafe { avx2::quantize_tile(tile, nb) };
-                        }
-                    });
-                } else {
-                    for tile in tiles {
-                        // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
-                        unsafe { avx2::quantize_tile(tile, nb) };
-                    }
+            Isa::Avx2 => (m.div_ceil(ROW_TILE) * nb * BLOCK / 2, 0),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Vnni => (0, m * nb),
+            Isa::Scalar => (0, 0),
+        };
+        set_len_reusing(&mut rows.pairs, pairs, PairRows::ZERO);
+        set_len_reusing(&mut rows.offsets, offsets, 0);
+        if isa == Isa::Scalar {
+            scalar::quantize_rows(x, &mut rows);
+            return rows;
+        }
+        let tiles = rows
+            .qs
+            .chunks_mut(ROW_TILE * nb)
+            .zip(rows.d.chunks_mut(ROW_TILE * nb))
+            .zip(tile_parts(&mut rows.pairs, nb * BLOCK / 2))
+            .zip(tile_parts(&mut rows.offsets, ROW_TILE * nb))
+            .zip(x.chunks(ROW_TILE * k))
+            .map(|((((qs, d), pairs), offsets), x)| InputTile { x, qs, d, pairs, offsets });
+        if m >= PARALLEL_QUANTIZE_ROWS_MIN && pool.threads() > 1 {
+            // Each tile is taken by exactly one task, so its lock is never contended.
+            let tiles: Vec<_> = tiles.map(|tile| std::sync::Mutex::new(Some(tile))).collect();
+            pool.run(tiles.len(), |t| {
+                let tile = tiles[t].lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                if let Some(tile) = tile {
+                    tile.quantize(isa, nb);
                 }
-            }
-            Isa::Scalar => {
-                rows.pairs.clear();
-                scalar::quantize_rows(x, &mut rows);
+            });
+        } else {
+            for tile in tiles {
+                tile.quantize(isa, nb);
             }
         }
         rows
@@ -434,6 +556,21 @@ struct InputTile<'a> {
     qs: &'a mut [Block],
     d: &'a mut [f32],
     pairs: &'a mut [PairRows],
+    offsets: &'a mut [i32],
+}
+
+impl InputTile<'_> {
+    fn quantize(self, isa: Isa, nb: usize) {
+        match isa {
+            // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { avx2::quantize_tile(self, nb) },
+            // SAFETY: `Isa::Vnni` is only constructed after detecting its features at run time.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Vnni => unsafe { vnni::quantize_tile(self) },
+            Isa::Scalar => unreachable!("scalar rows are quantized whole"),
+        }
+    }
 }
 
 /// Contiguous ranges of feature groups, a few per thread.
@@ -481,6 +618,19 @@ impl<'a> DisjointOut<'a> {
         // SAFETY: in bounds by the assert; exclusive by the caller's promise; the borrow is alive and
         // `values` (a task-local buffer) cannot overlap the output.
         unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.ptr.add(index), values.len()) };
+    }
+}
+
+impl DisjointOut<'_> {
+    /// Copy one group's `values` to `index..index + GROUP`.
+    ///
+    /// # Safety
+    /// As for [`DisjointOut::write`].
+    unsafe fn write_group(&self, index: usize, values: &[f32; GROUP]) {
+        assert!(index + GROUP <= self.len, "output {index}+{GROUP} within {}", self.len);
+        // SAFETY: in bounds by the assert; exclusive by the caller's promise; `[f32; GROUP]` has the
+        // alignment of `f32`, which every element of the output has.
+        unsafe { self.ptr.add(index).cast::<[f32; GROUP]>().write(*values) };
     }
 }
 

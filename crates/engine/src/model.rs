@@ -17,7 +17,9 @@ use candle_core::quantized::gguf_file::Content;
 use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::gguf::{self, MetadataError};
-use crate::kernels::{KernelError, Pool, Q8Matrix, attention_scores, dot, weighted_sum};
+use crate::kernels::{
+    KernelError, Pool, Q8Matrix, attention_scores, dot, exp_shifted_sum, max, silu_mul, weighted_sum,
+};
 
 /// Loading or running the model failed.
 #[derive(Debug, thiserror::Error)]
@@ -454,12 +456,8 @@ fn attend_one_head(
 ) {
     let mut scores = vec![0.0f32; len];
     attention_scores(q, keys, kv_dim, kv_offset, scale, &mut scores);
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for s in &mut scores {
-        *s = (*s - max).exp();
-        sum += *s;
-    }
+    let top = max(&scores);
+    let sum = exp_shifted_sum(&mut scores, top);
     let inv = 1.0 / sum;
     for s in &mut scores {
         *s *= inv;
@@ -480,10 +478,10 @@ fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
 
 /// `silu(gate) * up` per row of `[gate | up]`.
 fn swiglu_rows(gate_up: &[f32], hidden_dim: usize) -> Vec<f32> {
-    let mut out = Vec::with_capacity(gate_up.len() / 2);
-    for row in gate_up.chunks_exact(2 * hidden_dim) {
+    let mut out = vec![0.0; gate_up.len() / 2];
+    for (row, out) in gate_up.chunks_exact(2 * hidden_dim).zip(out.chunks_exact_mut(hidden_dim)) {
         let (gate, up) = row.split_at(hidden_dim);
-        out.extend(gate.iter().zip(up).map(|(g, u)| g / (1.0 + (-g).exp()) * u));
+        silu_mul(gate, up, out);
     }
     out
 }

@@ -71,13 +71,15 @@ fn top_k_scan(logits: &[f32], k: usize) -> Vec<u32> {
     best.into_iter().map(|(_, id)| id).collect()
 }
 
-/// `log(sum(exp(logits)))`, computed stably in f64 in index order.
+/// `log(sum(exp(logits)))`, computed stably: shifted by the maximum, terms summed in f64 (see
+/// [`crate::kernels::sum_exp_shifted`]).
 pub fn log_sum_exp(logits: &[f32]) -> f32 {
-    let max = logits.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+    let max = crate::kernels::max(logits);
     if max == f32::NEG_INFINITY {
         return max;
     }
-    let sum: f64 = logits.iter().filter(|v| !v.is_nan()).map(|v| f64::from(v - max).exp()).sum();
+    // NaN logits count as e^-87 against a sum of at least 1: nothing.
+    let sum = crate::kernels::sum_exp_shifted(logits, max);
     #[allow(clippy::cast_possible_truncation)]
     let lse = (f64::from(max) + sum.ln()) as f32;
     lse

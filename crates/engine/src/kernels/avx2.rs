@@ -27,7 +27,7 @@ fn load_f32x8(values: &[f32]) -> __m256 {
 /// bit-identical to `scalar::quantize_rows`, and lay its quants out in its `pairs` for `dot_groups`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn quantize_tile(tile: InputTile<'_>, nb: usize) {
-    let InputTile { x, qs, d, pairs } = tile;
+    let InputTile { x, qs, d, pairs, .. } = tile;
     let rows = qs.len() / nb;
     assert!(rows <= ROW_TILE && x.len() == rows * nb * BLOCK && d.len() == rows * nb, "one row tile");
     assert!(pairs.len() == nb * BLOCK / 2, "pairs of one tile");
@@ -75,7 +75,7 @@ fn transpose8(rows: &[__m256i; 8]) -> [__m256i; 8] {
 /// Quantize one block into `q`; returns its scale and its quant pairs 0..8 and 8..16 as 32-bit lanes
 /// of two i16 each.
 #[target_feature(enable = "avx2,fma")]
-fn quantize_block(x: &[f32], q: &mut Block) -> (f32, [__m256i; 2]) {
+pub(super) fn quantize_block(x: &[f32], q: &mut Block) -> (f32, [__m256i; 2]) {
     let sign = _mm256_set1_ps(-0.0);
     let v = [load_f32x8(&x[0..]), load_f32x8(&x[8..]), load_f32x8(&x[16..]), load_f32x8(&x[24..])];
     // NaN lanes become 0 before the max, matching `f32::max`, which ignores NaN.

@@ -34,9 +34,15 @@ fn matrix(seed: u64, n: usize, k: usize) -> Q8Matrix {
     Q8Matrix::from_ggml_q8_0(&ggml_bytes(&mut rng(seed), n, k), n, k).expect("valid Q8_0 bytes")
 }
 
+/// `w · x` on `isa`, with `w` in the layout that instruction set's kernel reads (the scalar kernel
+/// reads `w` as it is).
 fn product(w: &Q8Matrix, isa: Isa, x: &[f32], m: usize, pool: &Pool) -> Vec<f32> {
     let mut out = vec![f32::NAN; m * w.n()];
-    w.matmul_with(isa, x, m, &mut out, pool);
+    if isa == Isa::Scalar || isa.layout() == w.layout {
+        w.matmul_with(isa, x, m, &mut out, pool);
+    } else {
+        w.relayout(isa.layout()).matmul_with(isa, x, m, &mut out, pool);
+    }
     out
 }
 
@@ -45,11 +51,7 @@ fn bits(values: &[f32]) -> Vec<u32> {
 }
 
 fn isas() -> Vec<Isa> {
-    let mut isas = vec![Isa::Scalar];
-    if Isa::detect() != Isa::Scalar {
-        isas.push(Isa::detect());
-    }
-    isas
+    Isa::available()
 }
 
 #[test]
@@ -387,5 +389,6 @@ fn quantizing_row_tiles_in_parallel_gives_the_same_rows() {
         assert_eq!(serial.qs, parallel.qs);
         assert_eq!(bits(&serial.d), bits(&parallel.d));
         assert_eq!(serial.pairs, parallel.pairs);
+        assert_eq!(serial.offsets, parallel.offsets);
     }
 }

@@ -68,7 +68,19 @@ pub fn weighted_sum(weights: &[f32], values: &[f32], stride: usize, offset: usiz
     }
 }
 
-fn reduce(acc: [f32; LANES]) -> f32 {
+/// The largest non-NaN value; −∞ when there is none. (Between `-0.0` and `0.0` either may be returned.)
+pub fn max(values: &[f32]) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2 (checked just above).
+            return unsafe { x86::max(values) };
+        }
+    }
+    values.iter().copied().fold(f32::NEG_INFINITY, f32::max)
+}
+
+pub(super) fn reduce(acc: [f32; LANES]) -> f32 {
     let s = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
     (s[0] + s[2]) + (s[1] + s[3])
 }
@@ -98,8 +110,8 @@ pub(crate) fn axpy_scalar(y: &mut [f32], w: f32, x: &[f32]) {
 mod x86 {
     use std::arch::x86_64::{
         __m256, _mm_add_ps, _mm_add_ss, _mm_cvtss_f32, _mm_movehl_ps, _mm_shuffle_ps, _mm256_castps256_ps128,
-        _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_setzero_ps,
-        _mm256_storeu_ps,
+        _mm256_extractf128_ps, _mm256_fmadd_ps, _mm256_loadu_ps, _mm256_max_ps, _mm256_set1_ps,
+        _mm256_setzero_ps, _mm256_storeu_ps,
     };
 
     use super::LANES;
@@ -145,6 +157,23 @@ mod x86 {
             // SAFETY: chunk * LANES + LANES <= out.len().
             unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(chunk * LANES), acc) };
         }
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn max(values: &[f32]) -> f32 {
+        let chunks = values.chunks_exact(LANES);
+        let tail = chunks.remainder();
+        let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+        for chunk in chunks {
+            // SAFETY: `chunk` holds exactly 8 floats.
+            let v = unsafe { _mm256_loadu_ps(chunk.as_ptr()) };
+            // `maxps` returns its second operand when the first is NaN: NaN values are skipped.
+            acc = _mm256_max_ps(v, acc);
+        }
+        let mut lanes = [0.0f32; LANES];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), acc) };
+        lanes.iter().chain(tail).copied().fold(f32::NEG_INFINITY, f32::max)
     }
 
     #[target_feature(enable = "avx2,fma")]
@@ -221,6 +250,21 @@ mod tests {
             out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn max_skips_nan_and_equals_the_scalar_fold() {
+        for n in [0, 1, 7, 8, 9, 100, 49_152] {
+            let mut v = data(n, 11);
+            for (i, x) in v.iter_mut().enumerate() {
+                if i % 5 == 0 {
+                    *x = f32::NAN;
+                }
+            }
+            let expected = v.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            assert_eq!(max(&v).to_bits(), expected.to_bits(), "n = {n}");
+        }
+        assert_eq!(max(&[f32::NAN; 9]), f32::NEG_INFINITY);
     }
 
     #[test]
