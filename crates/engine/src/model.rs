@@ -303,14 +303,14 @@ impl Llama {
         }
 
         for (layer_index, layer) in self.layers.iter().enumerate() {
-            let h = rms_norm_rows(&x, &layer.attn_norm, c.rms_eps);
+            let h = self.rms_norm_rows(&x, &layer.attn_norm);
             let mut qkv = self.matmul(&layer.wqkv, &h, m);
             let attn = self.attention(layer_index, &mut qkv, &rows, segments);
             let o = self.matmul(&layer.wo, &attn, m);
             add_assign(&mut x, &o);
-            let h = rms_norm_rows(&x, &layer.ffn_norm, c.rms_eps);
+            let h = self.rms_norm_rows(&x, &layer.ffn_norm);
             let gate_up = self.matmul(&layer.w_gate_up, &h, m);
-            let act = swiglu_rows(&gate_up, c.hidden_dim);
+            let act = self.swiglu_rows(&gate_up, m);
             let d = self.matmul(&layer.w_down, &act, m);
             add_assign(&mut x, &d);
         }
@@ -332,7 +332,7 @@ impl Llama {
             }
         }
         for out in &mut outputs {
-            *out = rms_norm_rows(out, &self.output_norm, c.rms_eps);
+            *out = self.rms_norm_rows(out, &self.output_norm);
         }
         Ok(outputs)
     }
@@ -416,6 +416,39 @@ impl Llama {
         out
     }
 
+    /// `f(row, out)` for each of the `m` rows of `out` (`[m][width]`), spread over the pool when there are
+    /// enough rows to pay for it. Each row's numbers are the same either way.
+    fn for_each_row(&self, out: &mut [f32], width: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+        let m = out.len() / width.max(1);
+        let rows_per_task = if m >= PARALLEL_ROWS_MIN { m.div_ceil(2 * self.pool.threads()) } else { m };
+        self.pool.for_each_chunk(out, rows_per_task * width, |task, chunk| {
+            for (i, row) in chunk.chunks_exact_mut(width).enumerate() {
+                f(task * rows_per_task + i, row);
+            }
+        });
+    }
+
+    /// RMSNorm of every row of `x` (`[m][dim]`), scaled by `weight`.
+    fn rms_norm_rows(&self, x: &[f32], weight: &[f32]) -> Vec<f32> {
+        let dim = weight.len();
+        let mut out = vec![0.0; x.len()];
+        self.for_each_row(&mut out, dim, |r, out| {
+            rms_norm_row(&x[r * dim..][..dim], weight, self.config.rms_eps, out);
+        });
+        out
+    }
+
+    /// `silu(gate) * up` per row of `[m][gate | up]`.
+    fn swiglu_rows(&self, gate_up: &[f32], m: usize) -> Vec<f32> {
+        let hidden = self.config.hidden_dim;
+        let mut out = vec![0.0; m * hidden];
+        self.for_each_row(&mut out, hidden, |r, out| {
+            let (gate, up) = gate_up[r * 2 * hidden..][..2 * hidden].split_at(hidden);
+            silu_mul(gate, up, out);
+        });
+        out
+    }
+
     /// Rotate consecutive pairs of every head of `x` (GGUF llama layout) by `position`.
     fn rope(&self, x: &mut [f32], position: usize) {
         let half = self.config.head_dim() / 2;
@@ -430,6 +463,9 @@ impl Llama {
         }
     }
 }
+
+/// Below this many rows, element-wise steps (norms, SwiGLU) run on the calling thread.
+const PARALLEL_ROWS_MIN: usize = 16;
 
 /// Below this many (query, key) head pairs per layer, attention runs on the calling thread: spreading a
 /// few microseconds of work over the pool costs more than it saves.
@@ -465,25 +501,12 @@ fn attend_one_head(
     weighted_sum(&scores, values, kv_dim, kv_offset, out);
 }
 
-fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32) -> Vec<f32> {
-    let dim = weight.len();
-    let mut out = Vec::with_capacity(x.len());
-    for row in x.chunks_exact(dim) {
-        let mean_square = dot(row, row) / dim as f32;
-        let inv = 1.0 / (mean_square + eps).sqrt();
-        out.extend(row.iter().zip(weight).map(|(v, w)| v * inv * w));
+fn rms_norm_row(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let mean_square = dot(x, x) / weight.len() as f32;
+    let inv = 1.0 / (mean_square + eps).sqrt();
+    for ((o, v), w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * inv * w;
     }
-    out
-}
-
-/// `silu(gate) * up` per row of `[gate | up]`.
-fn swiglu_rows(gate_up: &[f32], hidden_dim: usize) -> Vec<f32> {
-    let mut out = vec![0.0; gate_up.len() / 2];
-    for (row, out) in gate_up.chunks_exact(2 * hidden_dim).zip(out.chunks_exact_mut(hidden_dim)) {
-        let (gate, up) = row.split_at(hidden_dim);
-        silu_mul(gate, up, out);
-    }
-    out
 }
 
 fn add_assign(x: &mut [f32], y: &[f32]) {

@@ -239,6 +239,23 @@ impl Pool {
         }
     }
 
+    /// Run `task(i, chunk)` for chunk `i` of `data` cut into `chunk_len` elements (the last may be
+    /// shorter), the chunks spread over the pool like the tasks of [`Pool::run`].
+    pub fn for_each_chunk<T: Send, F: Fn(usize, &mut [T]) + Sync>(
+        &self,
+        data: &mut [T],
+        chunk_len: usize,
+        task: F,
+    ) {
+        // Each chunk is taken by exactly one task, so its lock is never contended.
+        let chunks: Vec<std::sync::Mutex<&mut [T]>> =
+            data.chunks_mut(chunk_len.max(1)).map(std::sync::Mutex::new).collect();
+        self.run(chunks.len(), |i| {
+            let mut chunk = chunks[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            task(i, &mut chunk);
+        });
+    }
+
     fn run_round(&self, n_tasks: usize, task: &Task<'_>) {
         let shared = &*self.shared;
         let job = JobRef { task };
