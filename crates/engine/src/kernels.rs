@@ -4,7 +4,7 @@
 //! not depend on the batch it was computed in, on the thread count, or on how work was split:
 //! element `(r, j)` of [`Q8Matrix::matmul`] is a function of row `r` of the input, weight row `j` and
 //! `k` alone, and the portable scalar kernel performs exactly the same float operations as the AVX2
-//! one, so machines with and without AVX2 agree bit for bit.
+//! and AVX-512 VNNI ones, so machines with and without them agree bit for bit.
 //!
 //! The arithmetic is GGML's Q8_0 × Q8_0 product: each input row is quantized per 32 values
 //! (`d = amax / 127` rounded through f16, `q = round(x / d)`), and an output element is, block by
@@ -12,8 +12,10 @@
 //! is exact, so the only roundings are the scale product and the fused multiply-add.
 //!
 //! Layout and speed: weights are stored in groups of [`GROUP`] output features whose quants are
-//! interleaved two at a time, so that 16 bytes sign-extended to i16 hold one quant pair of each of
-//! the 8 features and every 32-bit lane of a `vpmaddwd` accumulates one output. A tile of up to
+//! interleaved so that every 32-bit lane of the kernel's multiply-add accumulates one output: two at a
+//! time for AVX2 (16 bytes sign-extended to i16 hold one quant pair of each of the 8 features, for
+//! `vpmaddwd`), four at a time and offset by 128 for VNNI (`vpdpbusd`; see `vnni.rs`). The layout is
+//! chosen when a matrix is built, for the instruction set this CPU will run. A tile of up to
 //! [`ROW_TILE`] input rows shares each weight register (decode batches of up to 8 streams read the
 //! weights once), and panels of groups sized for L2 are swept by every row tile (prefill).
 //!
