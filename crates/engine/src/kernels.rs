@@ -213,13 +213,18 @@ impl Q8Matrix {
     #[cfg(test)]
     fn relayout(&self, layout: Layout) -> Self {
         let mut matrix = Self::zeros(self.n, self.k, layout);
+        self.copy_into(&mut matrix, 0);
+        matrix
+    }
+
+    /// Store every feature of this matrix into `dest` (same `k`, any layout) from feature `first` on.
+    fn copy_into(&self, dest: &mut Q8Matrix, first: usize) {
         for j in 0..self.n {
             for b in 0..self.nb {
                 let (d, q) = self.block(j, b);
-                matrix.set_block(j, b, d, &q);
+                dest.set_block(first + j, b, d, &q);
             }
         }
-        matrix
     }
 
     /// Store block `b` of feature `j`.
@@ -253,15 +258,10 @@ impl Q8Matrix {
             return Err(KernelError::StackRowLengthMismatch { expected: first.k, found: part.k });
         }
         let mut stacked = Self::zeros(parts.iter().map(|p| p.n).sum(), first.k, first.layout);
-        let mut j = 0;
+        let mut first_feature = 0;
         for part in parts {
-            for pj in 0..part.n {
-                for b in 0..part.nb {
-                    let (d, q) = part.block(pj, b);
-                    stacked.set_block(j, b, d, &q);
-                }
-                j += 1;
-            }
+            part.copy_into(&mut stacked, first_feature);
+            first_feature += part.n;
         }
         Ok(stacked)
     }
