@@ -199,13 +199,15 @@ async fn engine_bench(args: EngineArgs) -> anyhow::Result<()> {
         window_secs += end.duration_since(start).as_secs_f64();
     }
 
-    // Scoring: re-score every single-stream answer in one teacher-forced pass.
-    let (mut scored_tokens, mut scoring_secs) = (0usize, 0.0);
+    // Scoring: re-score every single-stream answer in one teacher-forced pass. Besides the completion
+    // tokens scored, count the tokens recomputed (the prompt and all completion tokens but the last).
+    let (mut scored_tokens, mut recomputed_tokens, mut scoring_secs) = (0usize, 0usize, 0.0);
     for (prompt, run) in prompts.iter().zip(&singles) {
         let started = Instant::now();
         let scores = engine.score(prompt.clone(), run.tokens.clone(), 5).await?;
         scoring_secs += started.elapsed().as_secs_f64();
         scored_tokens += scores.len();
+        recomputed_tokens += prompt.len() + run.tokens.len().saturating_sub(1);
     }
 
     let ratio = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
@@ -224,6 +226,7 @@ async fn engine_bench(args: EngineArgs) -> anyhow::Result<()> {
         "ttft_ms_p50": percentile(&ttft_ms, 0.5),
         "ttft_ms_p99": percentile(&ttft_ms, 0.99),
         "scoring_tok_s": ratio(scored_tokens, scoring_secs),
+        "scoring_recomputed_tok_s": ratio(recomputed_tokens, scoring_secs),
         "peak_rss_mib": peak_rss_mib(),
     });
     if args.json {
