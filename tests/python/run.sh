@@ -73,7 +73,8 @@ DEVNET_DIR="$(mktemp -d "${TMPDIR:-/tmp}/gonka-devnet.XXXXXX")"
 BASE_PORT="$("$VENV/bin/python" - <<'PY'
 import random, socket
 for _ in range(200):
-    base = random.randrange(30000, 60000, 16)
+    # Below Linux's ephemeral range (32768 and up), which outgoing connections draw from.
+    base = random.randrange(20000, 32000, 16)
     try:
         sockets = []
         for port in range(base, base + 8):

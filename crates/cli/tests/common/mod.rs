@@ -14,6 +14,23 @@ use serde_json::{Value, json};
 
 pub const GONKA: &str = env!("CARGO_BIN_EXE_gonka");
 
+/// The first of `count` consecutive ports that are free now, all below Linux's ephemeral range (32768
+/// and up): ports there can be taken at any moment by the outgoing connections of the nodes started
+/// first, and a node that cannot bind its port never comes up.
+pub fn free_port_base(count: u16) -> u16 {
+    const FIRST: u16 = 20_000;
+    const END: u16 = 32_768;
+    let slots = (END - FIRST) / count;
+    let start = (std::process::id() % u32::from(slots)) as u16;
+    for i in 0..slots {
+        let base = FIRST + (start + i) % slots * count;
+        if (base..base + count).all(|port| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()) {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports in {FIRST}..{END}");
+}
+
 /// A devnet whose node processes the test starts and kills itself.
 pub struct Network {
     pub plan: DevnetPlan,
@@ -25,7 +42,7 @@ pub struct Network {
 impl Network {
     /// Makes the homes of a devnet of `hosts` with `gonka devnet --setup-only ARGS…`; nothing runs yet.
     pub fn setup(dir: &Path, hosts: usize, args: &[&str]) -> Network {
-        let base_port = 20_000 + (std::process::id() % 2_000) as u16 * 16;
+        let base_port = free_port_base(16);
         let status = Command::new(GONKA)
             .args(["devnet", "--setup-only", "--hosts", &hosts.to_string()])
             .args(args)
