@@ -360,13 +360,15 @@ impl Llama {
         let c = &self.config;
         let (dim, kv_dim, head_dim) = (c.dim, c.kv_dim(), c.head_dim());
         let width = dim + 2 * kv_dim;
-        for (row, chunk) in rows.iter().zip(qkv.chunks_exact_mut(width)) {
+        self.for_each_row(qkv, width, |r, chunk| {
             let (q, kv) = chunk.split_at_mut(dim);
-            self.rope(q, row.position);
-            self.rope(&mut kv[..kv_dim], row.position);
+            self.rope(q, rows[r].position);
+            self.rope(&mut kv[..kv_dim], rows[r].position);
+        });
+        for (row, chunk) in rows.iter().zip(qkv.chunks_exact(width)) {
             let cache = &mut *segments[row.segment].cache;
-            cache.keys[layer].extend_from_slice(&kv[..kv_dim]);
-            cache.values[layer].extend_from_slice(&kv[kv_dim..]);
+            cache.keys[layer].extend_from_slice(&chunk[dim..dim + kv_dim]);
+            cache.values[layer].extend_from_slice(&chunk[dim + kv_dim..]);
         }
         let group = c.n_head / c.n_kv_head;
         let scale = 1.0 / (head_dim as f32).sqrt();

@@ -31,6 +31,9 @@ fn by_logit_desc(logits: &[f32]) -> impl Fn(&u32, &u32) -> Ordering + '_ {
     }
 }
 
+/// Logits per chunk of [`top_k_scan`]'s skip test.
+const TOP_K_SCAN_CHUNK: usize = 64;
+
 /// Above this `k`, [`top_k_ids`] partitions the whole vocabulary instead of scanning with a small buffer.
 const TOP_K_SCAN_MAX: usize = 64;
 
@@ -58,15 +61,22 @@ pub fn top_k_ids(logits: &[f32], k: usize) -> Vec<u32> {
 /// the current k-th best never displaces it: ties keep the lower id, as the full sort does.
 fn top_k_scan(logits: &[f32], k: usize) -> Vec<u32> {
     let mut best: Vec<(f32, u32)> = Vec::with_capacity(k + 1);
-    for (id, &logit) in logits.iter().enumerate() {
-        let logit = if logit.is_nan() { f32::NEG_INFINITY } else { logit };
-        if best.len() == k && logit <= best[k - 1].0 {
+    for (c, chunk) in logits.chunks(TOP_K_SCAN_CHUNK).enumerate() {
+        // Most chunks hold nothing better than the current k-th best: one vector max skips them whole
+        // (NaN, which ranks as −∞, is ignored by `max`).
+        if best.len() == k && crate::kernels::max(chunk) <= best[k - 1].0 {
             continue;
         }
-        let at = best.partition_point(|(b, _)| *b >= logit);
-        #[allow(clippy::cast_possible_truncation)]
-        best.insert(at, (logit, id as u32));
-        best.truncate(k);
+        for (i, &logit) in chunk.iter().enumerate() {
+            let logit = if logit.is_nan() { f32::NEG_INFINITY } else { logit };
+            if best.len() == k && logit <= best[k - 1].0 {
+                continue;
+            }
+            let at = best.partition_point(|(b, _)| *b >= logit);
+            #[allow(clippy::cast_possible_truncation)]
+            best.insert(at, (logit, (c * TOP_K_SCAN_CHUNK + i) as u32));
+            best.truncate(k);
+        }
     }
     best.into_iter().map(|(_, id)| id).collect()
 }

@@ -124,6 +124,10 @@ mod x86 {
         _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps::<0b01>(t, t)))
     }
 
+    /// Keys scored together: their accumulation chains are independent, so they overlap in the
+    /// pipeline. Each key's operations are still exactly those of `dot`.
+    const KEYS_AT_ONCE: usize = 8;
+
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn attention_scores(
         q: &[f32],
@@ -133,11 +137,37 @@ mod x86 {
         scale: f32,
         scores: &mut [f32],
     ) {
-        for (t, score) in scores.iter_mut().enumerate() {
+        let chunks = q.len() / LANES;
+        let whole = scores.len() / KEYS_AT_ONCE * KEYS_AT_ONCE;
+        let (batched, rest) = scores.split_at_mut(whole);
+        for (b, scores) in batched.chunks_exact_mut(KEYS_AT_ONCE).enumerate() {
+            let key = |k: usize| &keys[(b * KEYS_AT_ONCE + k) * stride + offset..][..q.len()];
+            let mut acc = [_mm256_setzero_ps(); KEYS_AT_ONCE];
+            for c in 0..chunks {
+                // SAFETY: c * LANES + LANES <= q.len(), and every key slice has q.len() floats.
+                let x = unsafe { _mm256_loadu_ps(q.as_ptr().add(c * LANES)) };
+                for (k, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    let y = unsafe { _mm256_loadu_ps(key(k).as_ptr().add(c * LANES)) };
+                    *acc = _mm256_fmadd_ps(x, y, *acc);
+                }
+            }
+            for (k, (acc, score)) in acc.iter().zip(scores.iter_mut()).enumerate() {
+                let tail = q[chunks * LANES..].iter().zip(&key(k)[chunks * LANES..]);
+                let sum = tail.fold(reduce_register(*acc), |sum, (a, b)| a.mul_add(*b, sum));
+                *score = sum * scale;
+            }
+        }
+        for (t, score) in rest.iter_mut().enumerate() {
+            let key = &keys[(whole + t) * stride + offset..][..q.len()];
             // SAFETY: same features as this function; both slices have q.len() floats.
-            *score = unsafe { dot(q, &keys[t * stride + offset..][..q.len()]) } * scale;
+            *score = unsafe { dot(q, key) } * scale;
         }
     }
+
+    /// Output chunks accumulated together, position by position: independent chains that overlap in
+    /// the pipeline. Each element still gets one FMA per position, in position order.
+    const CHUNKS_AT_ONCE: usize = 8;
 
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn weighted_sum(
@@ -147,15 +177,22 @@ mod x86 {
         offset: usize,
         out: &mut [f32],
     ) {
-        for chunk in 0..out.len() / LANES {
-            let mut acc = _mm256_setzero_ps();
+        for (g, out) in out.chunks_mut(CHUNKS_AT_ONCE * LANES).enumerate() {
+            let first = offset + g * CHUNKS_AT_ONCE * LANES;
+            let mut acc = [_mm256_setzero_ps(); CHUNKS_AT_ONCE];
+            let acc = &mut acc[..out.len() / LANES];
             for (t, w) in weights.iter().enumerate() {
-                // SAFETY: the caller asserted values covers (len-1)*stride + offset + out.len().
-                let v = unsafe { _mm256_loadu_ps(values.as_ptr().add(t * stride + offset + chunk * LANES)) };
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(*w), v, acc);
+                let w = _mm256_set1_ps(*w);
+                for (c, acc) in acc.iter_mut().enumerate() {
+                    // SAFETY: the caller asserted values covers (len-1)*stride + offset + out.len().
+                    let v = unsafe { _mm256_loadu_ps(values.as_ptr().add(t * stride + first + c * LANES)) };
+                    *acc = _mm256_fmadd_ps(w, v, *acc);
+                }
             }
-            // SAFETY: chunk * LANES + LANES <= out.len().
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(chunk * LANES), acc) };
+            for (c, acc) in acc.iter().enumerate() {
+                // SAFETY: out.len() is a multiple of LANES (the caller checked), so chunk c is in bounds.
+                unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c * LANES), *acc) };
+            }
         }
     }
 
@@ -231,25 +268,29 @@ mod tests {
 
     #[test]
     fn attention_kernels_equal_their_scalar_definitions() {
-        let (stride, offset, dim, len) = (192, 64, 64, 37);
-        let keys = data(len * stride, 7);
-        let values = data(len * stride, 8);
-        let q = data(dim, 9);
-        let mut scores = vec![0.0; len];
-        attention_scores(&q, &keys, stride, offset, 0.125, &mut scores);
-        for (t, s) in scores.iter().enumerate() {
-            assert_eq!(s.to_bits(), (dot_scalar(&q, &keys[t * stride + offset..][..dim]) * 0.125).to_bits());
+        let (stride, offset) = (192, 64);
+        for (dim, len) in [(64, 37), (64, 8), (72, 19), (12, 9), (128, 3)] {
+            let keys = data(len * stride, 7);
+            let values = data(len * stride, 8);
+            let q = data(dim, 9);
+            let mut scores = vec![0.0; len];
+            attention_scores(&q, &keys, stride, offset, 0.125, &mut scores);
+            for (t, s) in scores.iter().enumerate() {
+                let expected = dot_scalar(&q, &keys[t * stride + offset..][..dim]) * 0.125;
+                assert_eq!(s.to_bits(), expected.to_bits(), "dim {dim}, key {t} of {len}");
+            }
+            let mut out = vec![0.0; dim];
+            weighted_sum(&scores, &values, stride, offset, &mut out);
+            let mut expected = vec![0.0; dim];
+            for (t, w) in scores.iter().enumerate() {
+                axpy_scalar(&mut expected, *w, &values[t * stride + offset..][..dim]);
+            }
+            assert_eq!(
+                out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "dim {dim}, {len} positions"
+            );
         }
-        let mut out = vec![0.0; dim];
-        weighted_sum(&scores, &values, stride, offset, &mut out);
-        let mut expected = vec![0.0; dim];
-        for (t, w) in scores.iter().enumerate() {
-            axpy_scalar(&mut expected, *w, &values[t * stride + offset..][..dim]);
-        }
-        assert_eq!(
-            out.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-            expected.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
-        );
     }
 
     #[test]
