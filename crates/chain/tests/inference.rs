@@ -4,21 +4,19 @@
 
 mod common;
 
+use common::{host, participant};
+
 use gonka_chain::{
-    Genesis, GenesisAccount, GenesisParticipant, InferenceStatus, ModelPrice, Msg, Params, SignedRequest,
-    State, Tx, TxResult, inference_id, request_message,
+    Genesis, GenesisAccount, InferenceStatus, ModelPrice, Msg, Params, SignedRequest, State, Tx, TxResult,
+    inference_id, request_message,
 };
-use gonka_primitives::{AccountKey, Address, Amount, Hash, ValidatorKey};
+use gonka_primitives::{AccountKey, Address, Amount, Hash};
 use proptest::prelude::*;
 
 const CHAIN: &str = "gonka-inference-test";
 const PRICE: u128 = 10;
 const WEIGHTS: [u64; 3] = [100, 200, 300];
 const DEVELOPER_FUNDS: u128 = 1_000_000;
-
-fn host(i: usize) -> AccountKey {
-    AccountKey::from_seed(format!("host-{i}").as_bytes())
-}
 
 fn developer() -> AccountKey {
     AccountKey::from_seed(b"developer")
@@ -45,16 +43,7 @@ fn genesis() -> Genesis {
         genesis_time_ms: 1_000_000,
         params,
         accounts,
-        participants: (0..3)
-            .map(|i| GenesisParticipant {
-                address: host(i).address(),
-                account_key: host(i).public_key(),
-                api_url: format!("http://127.0.0.1:{}", 9000 + i),
-                validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
-                operational_key: AccountKey::from_seed(format!("ops-{i}").as_bytes()).public_key(),
-                weight: WEIGHTS[i],
-            })
-            .collect(),
+        participants: (0..3).map(|i| participant(i, WEIGHTS[i])).collect(),
         developers: vec![developer().address()],
     }
 }

@@ -5,22 +5,20 @@
 
 mod common;
 
+use common::{host, participant};
+
 use gonka_chain::{
-    EpochParams, EpochStages, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, PocError, PocNonce,
-    PocParams, State, Tx, TxError, TxResult,
+    EpochParams, EpochStages, Genesis, GenesisAccount, Msg, Params, PocError, PocNonce, PocParams, State, Tx,
+    TxError, TxResult,
 };
 use gonka_poc::{
     Distance, MismatchRule, ModelSpec, check_claims, nonce_distance, sample_seed_message, target, weights,
 };
 use gonka_primitives::codec::Encode;
-use gonka_primitives::{AccountKey, Amount, Decimal, Hash, ValidatorKey};
+use gonka_primitives::{Amount, Decimal, Hash};
 
 const CHAIN: &str = "gonka-poc-test";
 const HOSTS: usize = 4;
-
-fn host(i: usize) -> AccountKey {
-    AccountKey::from_seed(format!("host-{i}").as_bytes())
-}
 
 /// A model small enough that the reference pass costs microseconds.
 fn tiny_model() -> ModelSpec {
@@ -63,16 +61,7 @@ fn genesis(time_ms: u64) -> Genesis {
         accounts: (0..HOSTS)
             .map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) })
             .collect(),
-        participants: (0..HOSTS)
-            .map(|i| GenesisParticipant {
-                address: host(i).address(),
-                account_key: host(i).public_key(),
-                api_url: format!("http://127.0.0.1:{}", 9000 + i),
-                validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
-                operational_key: AccountKey::from_seed(format!("ops-{i}").as_bytes()).public_key(),
-                weight: 100,
-            })
-            .collect(),
+        participants: (0..HOSTS).map(|i| participant(i, 100)).collect(),
         developers: vec![],
     }
 }

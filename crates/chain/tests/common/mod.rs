@@ -1,9 +1,28 @@
-//! What the chain's scenario tests share: applying a block of transactions on top of a state.
+//! What the chain's scenario tests share: host keys, genesis participants, and applying a block of
+//! transactions on top of a state.
 #![allow(dead_code, unreachable_pub)]
 
-use gonka_chain::{Block, State, Tx, TxResult};
-use gonka_primitives::ValidatorKey;
+use gonka_chain::{Block, GenesisParticipant, State, Tx, TxResult};
 use gonka_primitives::codec::{Bytes, Encode};
+use gonka_primitives::{AccountKey, ValidatorKey};
+
+/// The account key of test host `i`.
+pub fn host(i: usize) -> AccountKey {
+    AccountKey::from_seed(format!("host-{i}").as_bytes())
+}
+
+/// Host `i` as a genesis participant with `weight`: validator key `[i + 1; 32]`, API on port 9000 + i.
+pub fn participant(i: usize, weight: u64) -> GenesisParticipant {
+    GenesisParticipant {
+        address: host(i).address(),
+        account_key: host(i).public_key(),
+        api_url: format!("http://127.0.0.1:{}", 9000 + i),
+        validator_key: ValidatorKey::from_secret_bytes([u8::try_from(i + 1).expect("a small index"); 32])
+            .public_key(),
+        operational_key: AccountKey::from_seed(format!("ops-{i}").as_bytes()).public_key(),
+        weight,
+    }
+}
 
 /// Applies one block holding `txs`, one second after the previous block, proposed by validator key
 /// `[1; 32]`; returns the transactions' results.
