@@ -6,7 +6,7 @@
 //! process (`kernel_probe candle T`), which prints `n k m threads seconds` lines for the parent.
 //!
 //! Modes: no argument (table, ours next to candle), `ours` (table without candle), `hot` (weights
-//! in L2), `one N K M`, `pool` (cost of `Pool::run`). `PROBE_MIN=1` reports minima instead of medians.
+//! in L2), `one N K M`, `pool` (cost of `Pool::run`), `peak` (the CPU's own int8 ceiling). `PROBE_MIN=1` reports minima instead of medians.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::cast_precision_loss)]
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
@@ -146,6 +146,7 @@ fn main() {
         Some("hot") => return hot(),
         Some("pool") => return pool(),
         Some("one") => return one(number(2), number(3), number(4)),
+        Some("peak") => return peak(),
         _ => {}
     }
     let skip_candle = arg(1) == Some("ours");
@@ -240,4 +241,73 @@ fn pool() {
             worst * 1e6
         );
     }
+}
+
+/// The CPU's int8 ceiling, with no memory traffic at all: `kernel_probe peak`. Twelve independent
+/// `vpdpbusd` chains on 512-bit registers (64 multiply-adds each), alone ("raw") and with the float
+/// steps every Q8_0 block adds per 8 of them (convert, scale product, FMA: "q8_0"), on 1 and 2 threads.
+fn peak() {
+    if !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vnni")) {
+        println!("peak: this CPU has no AVX-512 VNNI");
+        return;
+    }
+    for (name, blocks) in [("raw", false), ("q8_0", true)] {
+        for threads in [1usize, 2] {
+            const ROUNDS: u64 = 20_000_000;
+            let start = Instant::now();
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        // SAFETY: the features were checked above.
+                        #[allow(unsafe_code)]
+                        unsafe {
+                            peak_chains(ROUNDS, blocks)
+                        }
+                    })
+                })
+                .collect();
+            let sink: f32 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+            let seconds = start.elapsed().as_secs_f64();
+            std::hint::black_box(sink);
+            let macs = (ROUNDS * 12 * 8 * 64 * threads as u64) as f64;
+            println!("peak {name} threads {threads}: {:.1} GMAC/s", macs / seconds / 1e9);
+        }
+    }
+}
+
+/// `rounds` times: 8 `vpdpbusd` on each of 12 chains; with `blocks`, then each chain's convert,
+/// scale product and FMA into a float accumulator, as a Q8_0 block ends, and the next block's sum
+/// starts from its offset.
+#[target_feature(enable = "avx512f,avx512vnni")]
+fn peak_chains(rounds: u64, blocks: bool) -> f32 {
+    use std::arch::x86_64::*;
+    let w = _mm512_set1_epi32(0x0102_0304);
+    let x = _mm512_set1_epi32(std::hint::black_box(0x0001_0001));
+    // Sixteen different weight scales, as a real block has, so the scale product stays a vector one.
+    let dw = _mm512_setr_ps(
+        1e-9, 2e-9, 3e-9, 4e-9, 5e-9, 6e-9, 7e-9, 8e-9, 9e-9, 1e-8, 2e-8, 3e-8, 4e-8, 5e-8, 6e-8, 7e-8,
+    );
+    let scales = [1.0f32; 12];
+    let offsets = [-128i32; 12];
+    let mut sums = [_mm512_setzero_si512(); 12];
+    let mut acc = [_mm512_setzero_ps(); 12];
+    for _ in 0..rounds {
+        for _ in 0..8 {
+            for s in &mut sums {
+                *s = _mm512_dpbusd_epi32(*s, w, x);
+            }
+        }
+        if blocks {
+            // Opaque each round, so the input scales are read from memory as the kernel reads them.
+            let (scales, offsets) = std::hint::black_box((&scales, &offsets));
+            for (((a, s), &dx), &offset) in acc.iter_mut().zip(&mut sums).zip(scales).zip(offsets) {
+                let scale = _mm512_mul_ps(dw, _mm512_set1_ps(dx));
+                *a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(*s), scale, *a);
+                *s = _mm512_set1_epi32(offset);
+            }
+        }
+    }
+    let total = acc.iter().fold(_mm512_setzero_ps(), |t, a| _mm512_add_ps(t, *a));
+    let total = sums.iter().fold(total, |t, s| _mm512_add_ps(t, _mm512_cvtepi32_ps(*s)));
+    _mm512_reduce_add_ps(total)
 }
