@@ -6,7 +6,8 @@
 //! process (`kernel_probe candle T`), which prints `n k m threads seconds` lines for the parent.
 //!
 //! Modes: no argument (table, ours next to candle), `ours` (table without candle), `hot` (weights
-//! in L2), `one N K M`, `pool` (cost of `Pool::run`), `peak` (the CPU's own int8 ceiling). `PROBE_MIN=1` reports minima instead of medians.
+//! in L2), `one N K M`, `pool` (cost of `Pool::run`), `peak` (the CPU's own int8 ceiling).
+//! `PROBE_MIN=1` reports minima instead of medians.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::cast_precision_loss)]
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
