@@ -1,6 +1,13 @@
 //! The PoC kernel on candle: agrees with the reference pass, gives bit-identical distances across
-//! batches, worker counts, runs and x86 ISAs (a committed fixture, checked natively and under
-//! `qemu-x86_64 -cpu Haswell`), and a sprint reports exactly the valid nonces of its shares.
+//! batches, worker counts and runs on one machine, stays within 2 ulp of a committed fixture on other
+//! CPUs and x86 ISAs (checked natively and under `qemu-x86_64 -cpu Haswell`), and a sprint reports
+//! exactly the valid nonces of its shares.
+//!
+//! Why not bit-identical across CPUs: candle's f32 matmul (the `gemm` crate) sizes its blocks from the
+//! CPU's cache sizes, so the summation order, and the last bit of a distance, can differ between CPU
+//! models. Measured: the fixture written on an AMD EPYC (Zen 4) matches an Intel Xeon (Sapphire
+//! Rapids) on 15 of 16 distances, the 16th by 1 ulp (≈1.2·10⁻⁷). Validators compare claims with a
+//! tolerance of 10⁻⁴ (`poc.distance_tolerance`), far above this.
 #![allow(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)]
 
 use std::collections::BTreeSet;
@@ -88,11 +95,22 @@ fn distances_match_the_committed_fixture() {
         .iter()
         .map(|v| v.as_str().unwrap().to_string())
         .collect();
+    let ulps: Vec<u32> = got
+        .iter()
+        .zip(&expected)
+        .map(|(a, b)| {
+            let (a, b) = (u32::from_str_radix(a, 16).unwrap(), u32::from_str_radix(b, 16).unwrap());
+            a.abs_diff(b)
+        })
+        .collect();
+    let identical = ulps.iter().filter(|u| **u == 0).count();
     println!(
-        "avx512f {}: distances of nonces 0..16 match the fixture",
-        std::arch::is_x86_feature_detected!("avx512f")
+        "avx512f {}: distances of nonces 0..16 match the fixture ({identical} of 16 bit-identical, max {} ulp)",
+        std::arch::is_x86_feature_detected!("avx512f"),
+        ulps.iter().max().unwrap()
     );
-    assert_eq!(got, expected);
+    assert_eq!(got.len(), expected.len());
+    assert!(ulps.iter().all(|u| *u <= 2), "got {got:?}, fixture {expected:?}");
 }
 
 /// Runs the fixture test again under `qemu-x86_64 -cpu Haswell` (AVX2 and FMA, no AVX-512): candle's

@@ -1,0 +1,381 @@
+//! Host homes and local networks: `gonka init` makes one host home with a single-validator genesis,
+//! [`setup`] makes N homes sharing one genesis (with a funded developer account) for `gonka devnet`
+//! and the multi-node tests, and writes `DIR/devnet.json`; [`spawn_node`], [`spawn_gateway`] and
+//! [`stop_all`] run them as processes of the `gonka` binary.
+
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use gonka_chain::{Genesis, GenesisAccount, GenesisParticipant, ModelPrice, Params};
+use gonka_node::home::{HOST_KEY, Home, NodeConfig, OPERATIONAL_KEY};
+use gonka_node::host::PocConfig;
+use gonka_node::inference::InferenceConfig;
+use gonka_node::keyring::Keyring;
+use gonka_node::mempool::MempoolLimits;
+use gonka_primitives::{AccountKey, Address, Amount, ValidatorPublicKey};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// Name of the developer key in the devnet keyring.
+pub const DEVELOPER_KEY: &str = "developer";
+/// Name of the parameter-authority key in the devnet keyring.
+pub const AUTHORITY_KEY: &str = "authority";
+/// Balance of the devnet developer account: 1,000,000 GNK.
+pub const DEVELOPER_BALANCE: Amount = Amount(1_000_000 * gonka_primitives::amount::NGONKA_PER_GNK);
+/// Balance of each devnet host account: 10,000 GNK.
+pub const HOST_BALANCE: Amount = Amount(10_000 * gonka_primitives::amount::NGONKA_PER_GNK);
+/// Interval between block starts in the devnet profile (DESIGN.md §6: ~1 s blocks). Consensus paces
+/// heights to this interval; it sits below 1 s so the jitter of a loaded 2-core machine stays within 1 s.
+pub const DEVNET_BLOCK_INTERVAL_MS: u64 = 900;
+/// Voting power of each genesis host until PoC sets weights.
+pub const GENESIS_WEIGHT: u64 = 100;
+
+/// The public identity of a freshly made host home.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostIdentity {
+    /// Account address (key `host`).
+    pub address: Address,
+    /// Account public key (key `host`).
+    pub account_key: gonka_primitives::AccountPublicKey,
+    /// Consensus key.
+    pub validator_key: ValidatorPublicKey,
+    /// Operational key (key `host-ops`).
+    pub operational_key: gonka_primitives::AccountPublicKey,
+}
+
+/// Creates the keys and config of a host home (no genesis yet).
+pub fn init_home(home: &Home, config: &NodeConfig) -> anyhow::Result<HostIdentity> {
+    anyhow::ensure!(!home.is_initialized(), "{} is already initialized", home.root().display());
+    let keyring = home.keyring();
+    let host = AccountKey::generate();
+    let ops = AccountKey::generate();
+    keyring.add(HOST_KEY, &host, None)?;
+    keyring.add(OPERATIONAL_KEY, &ops, None)?;
+    let validator = home.create_validator_key()?;
+    home.write_config(config)?;
+    Ok(HostIdentity {
+        address: host.address(),
+        account_key: host.public_key(),
+        validator_key: validator.public_key(),
+        operational_key: ops.public_key(),
+    })
+}
+
+/// The current time in milliseconds, for genesis time only (never read by the state machine).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A genesis where `hosts` are the validators with equal power.
+pub fn genesis_for(
+    chain_id: &str,
+    params: Params,
+    hosts: &[(HostIdentity, String)],
+    accounts: Vec<GenesisAccount>,
+    developers: Vec<Address>,
+) -> Genesis {
+    let participants = hosts
+        .iter()
+        .map(|(identity, api_url)| GenesisParticipant {
+            address: identity.address,
+            account_key: identity.account_key,
+            api_url: api_url.clone(),
+            validator_key: identity.validator_key,
+            operational_key: identity.operational_key,
+            weight: GENESIS_WEIGHT,
+        })
+        .collect();
+    Genesis {
+        chain_id: chain_id.to_string(),
+        genesis_time_ms: now_ms(),
+        params,
+        accounts,
+        participants,
+        developers,
+    }
+}
+
+/// Options of [`setup`].
+#[derive(Debug, Clone)]
+pub struct DevnetOptions {
+    /// Number of validator hosts.
+    pub hosts: usize,
+    /// Directory holding every home and `devnet.json`.
+    pub dir: PathBuf,
+    /// First port: host `i` uses `base_port + 2i` (REST) and `base_port + 2i + 1` (p2p).
+    pub base_port: u16,
+    /// Chain id.
+    pub chain_id: String,
+    /// Target block interval.
+    pub block_interval_ms: u64,
+    /// Use mainnet epoch timing instead of the devnet profile.
+    pub mainnet_profile: bool,
+    /// Extra funded accounts (benchmarks).
+    pub extra_accounts: Vec<GenesisAccount>,
+    /// A JSON object merged over the profile's params (objects merge key by key, anything else
+    /// replaces), e.g. `{"epoch": {"epoch_length": 60}, "poc": {"r_target": "1.41"}}`.
+    pub params_override: Option<serde_json::Value>,
+    /// PoC settings of every host.
+    pub poc: PocConfig,
+    /// Sprint workers per host, host `i` taking entry `i mod len` (empty: `poc.workers` for all):
+    /// unequal compute on one machine.
+    pub poc_workers: Vec<u32>,
+    /// Inference serving of every host.
+    pub inference: InferenceConfig,
+    /// Models the network serves, with their price (genesis `inference.models`).
+    pub models: Vec<ModelPrice>,
+    /// Genesis voting power per host, host `i` taking entry `i mod len` (empty: [`GENESIS_WEIGHT`]).
+    pub weights: Vec<u64>,
+}
+
+/// `base` with `patch` merged in: objects key by key, anything else replaced.
+fn merge_json(base: &mut serde_json::Value, patch: &serde_json::Value) {
+    match (base, patch) {
+        (serde_json::Value::Object(base), serde_json::Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge_json(base.entry(key.clone()).or_insert(serde_json::Value::Null), value);
+            }
+        }
+        (base, patch) => *base = patch.clone(),
+    }
+}
+
+/// The profile's params with `patch` merged in, validated.
+pub fn params_with_override(mut params: Params, patch: Option<&serde_json::Value>) -> anyhow::Result<Params> {
+    if let Some(patch) = patch {
+        let mut value = serde_json::to_value(&params)?;
+        merge_json(&mut value, patch);
+        params = serde_json::from_value(value).context("params override does not fit the params schema")?;
+    }
+    params.validate().context("params override makes the params invalid")?;
+    Ok(params)
+}
+
+/// One node of a devnet, as written in `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetNode {
+    /// Node name (`host-0`...).
+    pub name: String,
+    /// Home directory.
+    pub home: PathBuf,
+    /// REST base URL.
+    pub api_url: String,
+    /// Consensus p2p address.
+    pub p2p: SocketAddr,
+    /// Host account.
+    pub address: Address,
+    /// Consensus key.
+    pub validator_key: ValidatorPublicKey,
+}
+
+/// A key in the devnet keyring, as written in `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetKey {
+    /// Key name.
+    pub name: String,
+    /// Address.
+    pub address: Address,
+}
+
+/// `devnet.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DevnetPlan {
+    /// Chain id.
+    pub chain_id: String,
+    /// The nodes.
+    pub nodes: Vec<DevnetNode>,
+    /// Directory of the devnet keyring (developer and authority keys); use it with `--keyring-dir`.
+    pub keyring: PathBuf,
+    /// The funded developer key.
+    pub developer: DevnetKey,
+    /// The parameter authority key.
+    pub authority: DevnetKey,
+    /// The local OpenAI-compatible gateway signing with the developer key, when the devnet serves
+    /// inference (`base_url` for OpenAI SDKs is this plus `/v1`).
+    #[serde(default)]
+    pub gateway_url: Option<String>,
+}
+
+impl DevnetPlan {
+    /// Reads `DIR/devnet.json`.
+    pub fn load(dir: &Path) -> anyhow::Result<DevnetPlan> {
+        let path = dir.join("devnet.json");
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+}
+
+/// Makes N host homes with one shared genesis and writes `DIR/devnet.json`.
+pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
+    anyhow::ensure!((1..=64).contains(&options.hosts), "--hosts must be between 1 and 64");
+    let dir = &options.dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    anyhow::ensure!(!dir.join("devnet.json").exists(), "{} already holds a devnet", dir.display());
+    let port = |i: usize, offset: u16| -> anyhow::Result<u16> {
+        u16::try_from(i * 2)
+            .ok()
+            .and_then(|d| options.base_port.checked_add(d + offset))
+            .context("ports beyond 65535")
+    };
+    let mut addresses = Vec::new();
+    for i in 0..options.hosts {
+        let api: SocketAddr = ([127, 0, 0, 1], port(i, 0)?).into();
+        let p2p: SocketAddr = ([127, 0, 0, 1], port(i, 1)?).into();
+        addresses.push((api, p2p));
+    }
+    let keyring = Keyring::new(dir.join("keys"));
+    let developer = AccountKey::generate();
+    let authority = AccountKey::generate();
+    keyring.add(DEVELOPER_KEY, &developer, None)?;
+    keyring.add(AUTHORITY_KEY, &authority, None)?;
+
+    let mut hosts = Vec::new();
+    let mut nodes = Vec::new();
+    for (i, (api, p2p)) in addresses.iter().enumerate() {
+        let name = format!("host-{i}");
+        let home = Home::new(dir.join(&name));
+        let config = NodeConfig {
+            moniker: name.clone(),
+            api_listen: *api,
+            p2p_listen: *p2p,
+            p2p_peers: addresses.iter().filter(|(a, _)| a != api).map(|(_, p)| *p).collect(),
+            gossip_peers: addresses
+                .iter()
+                .filter(|(a, _)| a != api)
+                .map(|(a, _)| format!("http://{a}"))
+                .collect(),
+            block_interval_ms: options.block_interval_ms,
+            mempool: MempoolLimits::default(),
+            poc: PocConfig {
+                workers: match options.poc_workers.len() {
+                    0 => options.poc.workers,
+                    n => options.poc_workers[i % n],
+                },
+                ..options.poc
+            },
+            inference: options.inference,
+        };
+        let identity = init_home(&home, &config)?;
+        let api_url = format!("http://{api}");
+        nodes.push(DevnetNode {
+            name,
+            home: home.root().to_path_buf(),
+            api_url: api_url.clone(),
+            p2p: *p2p,
+            address: identity.address,
+            validator_key: identity.validator_key,
+        });
+        hosts.push((identity, api_url));
+    }
+    let params = if options.mainnet_profile {
+        Params::mainnet(authority.address())
+    } else {
+        Params::devnet(authority.address())
+    };
+    let mut params = params;
+    params.inference.models.extend(options.models.iter().cloned());
+    let params = params_with_override(params, options.params_override.as_ref())?;
+    let mut accounts = vec![
+        GenesisAccount { address: developer.address(), balance: DEVELOPER_BALANCE },
+        GenesisAccount {
+            address: authority.address(),
+            balance: Amount(gonka_primitives::amount::NGONKA_PER_GNK),
+        },
+    ];
+    accounts.extend(hosts.iter().map(|(h, _)| GenesisAccount { address: h.address, balance: HOST_BALANCE }));
+    accounts.extend(options.extra_accounts.iter().cloned());
+    let mut genesis = genesis_for(&options.chain_id, params, &hosts, accounts, vec![developer.address()]);
+    if !options.weights.is_empty() {
+        for (i, participant) in genesis.participants.iter_mut().enumerate() {
+            participant.weight = options.weights[i % options.weights.len()];
+        }
+    }
+    gonka_chain::State::from_genesis(&genesis).context("devnet genesis is invalid")?;
+    for node in &nodes {
+        Home::new(&node.home).write_genesis(&genesis)?;
+    }
+    let plan = DevnetPlan {
+        chain_id: options.chain_id.clone(),
+        nodes,
+        keyring: dir.join("keys"),
+        developer: DevnetKey { name: DEVELOPER_KEY.into(), address: developer.address() },
+        authority: DevnetKey { name: AUTHORITY_KEY.into(), address: authority.address() },
+        gateway_url: if options.inference.enabled {
+            Some(format!("http://127.0.0.1:{}", port(options.hosts, 0)?))
+        } else {
+            None
+        },
+    };
+    std::fs::write(dir.join("devnet.json"), serde_json::to_string_pretty(&plan)?)?;
+    Ok(plan)
+}
+
+/// Starts `exe ARGS…` (the `gonka` binary) as a child that stops when this process dies, appending its
+/// output to `log_path`.
+pub fn spawn_gonka(exe: &Path, args: &[&std::ffi::OsStr], log_path: &Path) -> anyhow::Result<Child> {
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    Command::new(exe)
+        .args(args)
+        .env("GONKA_EXIT_WITH_PARENT", "1")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting gonka {:?}", args.first()))
+}
+
+/// Starts `gonka node start --home HOME`, logging to `HOME/node.log`.
+pub fn spawn_node(exe: &Path, home: &Path) -> anyhow::Result<Child> {
+    spawn_gonka(exe, &["node".as_ref(), "start".as_ref(), "--home".as_ref(), home.as_os_str()], &home.join("node.log"))
+}
+
+/// Starts `gonka gateway` for the devnet's developer key at `url`, sending to the first host, logging to
+/// `DIR/gateway.log`.
+pub fn spawn_gateway(exe: &Path, plan: &DevnetPlan, url: &str, dir: &Path) -> anyhow::Result<Child> {
+    let listen = url.trim_start_matches("http://");
+    let node = plan.nodes.first().context("a devnet has at least one host")?;
+    let args: [&std::ffi::OsStr; 9] = [
+        "gateway".as_ref(),
+        "--key".as_ref(),
+        plan.developer.name.as_ref(),
+        "--listen".as_ref(),
+        listen.as_ref(),
+        "--node".as_ref(),
+        node.api_url.as_ref(),
+        "--keyring-dir".as_ref(),
+        plan.keyring.as_os_str(),
+    ];
+    spawn_gonka(exe, &args, &dir.join("gateway.log"))
+}
+
+/// Stops every child: SIGTERM, then SIGKILL for any still running after 15 s.
+pub fn stop_all(children: &mut [Child]) {
+    for child in children.iter() {
+        if let Ok(pid) = i32::try_from(child.id()) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    for child in children.iter_mut() {
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
