@@ -5,7 +5,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gonka_engine::EngineError;
+use gonka_engine_api::EngineError;
 use serde::Serialize;
 
 /// Seconds a client is told to wait (`Retry-After`) when the engine queue is full.
@@ -101,6 +101,12 @@ pub enum ApiError {
     /// The host cannot serve the request now.
     #[error("Service unavailable: {0}")]
     Unavailable(String),
+    /// A chain object (block, transaction, inference…) does not exist or is no longer kept.
+    #[error("{0}")]
+    NotFound(String),
+    /// The server failed in a way the client cannot fix (a store read error).
+    #[error("Internal error: {0}")]
+    Internal(String),
 }
 
 /// The body of OpenAI's error responses, under the `error` key; also sent as an SSE event when a stream
@@ -206,6 +212,8 @@ impl ApiError {
             Self::Unavailable(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, SERVER_ERROR, None, Some("unavailable"))
             }
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, INVALID_REQUEST, None, Some("not_found")),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, SERVER_ERROR, None, Some("internal")),
         }
     }
 }

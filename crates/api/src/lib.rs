@@ -27,7 +27,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use gonka_engine::Generator;
+use gonka_engine_api::Generator;
 
 pub use chat::{RequestSummary, summarize_request};
 pub use error::{ApiError, ErrorObject};

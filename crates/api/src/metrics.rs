@@ -34,10 +34,12 @@ fn time_to_first_token_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
-/// The registry behind `/metrics` and the handles the API records into.
+/// The handles the API records into, and (for a server of its own, `gonka serve`) the registry behind
+/// its `/metrics`. A node registers the same metrics into its one process registry instead
+/// ([`Metrics::register`]) and serves that.
 #[derive(Debug)]
 pub struct Metrics {
-    registry: Registry,
+    registry: Option<Registry>,
     requests: Family<RequestLabels, Counter>,
     request_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     time_to_first_token: Histogram,
@@ -54,8 +56,16 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A registry with every metric registered at zero.
+    /// A registry of its own with every metric registered at zero.
     pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let mut metrics = Self::register(&mut registry);
+        metrics.registry = Some(registry);
+        metrics
+    }
+
+    /// Every metric registered at zero in `registry` (the process registry of a node).
+    pub fn register(registry: &mut Registry) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let request_duration: Family<RouteLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(request_duration_histogram);
@@ -65,7 +75,6 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let active_sequences = Gauge::default();
 
-        let mut registry = Registry::default();
         // Counters get their `_total` suffix from the encoder; histograms get `_seconds` from the unit.
         registry.register(
             "gonka_api_requests",
@@ -106,7 +115,7 @@ impl Metrics {
         );
 
         Self {
-            registry,
+            registry: None,
             requests,
             request_duration,
             time_to_first_token,
@@ -131,18 +140,25 @@ impl Metrics {
     }
 
     /// Count the tokens of a finished generation.
-    pub fn observe_usage(&self, usage: gonka_engine::Usage) {
+    pub fn observe_usage(&self, usage: gonka_engine_api::Usage) {
         self.prompt_tokens.inc_by(u64::try_from(usage.prompt_tokens).unwrap_or(u64::MAX));
         self.completion_tokens.inc_by(u64::try_from(usage.completion_tokens).unwrap_or(u64::MAX));
     }
 
-    /// Encode every metric in the OpenMetrics text format, after setting the engine gauges to the values
-    /// read at scrape time.
-    pub fn encode(&self, queue_depth: usize, active_sequences: usize) -> Result<String, std::fmt::Error> {
+    /// Sets the engine gauges to the values read at scrape time.
+    pub fn set_engine_load(&self, queue_depth: usize, active_sequences: usize) {
         self.queue_depth.set(i64::try_from(queue_depth).unwrap_or(i64::MAX));
         self.active_sequences.set(i64::try_from(active_sequences).unwrap_or(i64::MAX));
+    }
+
+    /// Encode every metric of its own registry in the OpenMetrics text format, after setting the engine
+    /// gauges to the values read at scrape time. Metrics registered into a node's registry have none:
+    /// the node encodes its registry.
+    pub fn encode(&self, queue_depth: usize, active_sequences: usize) -> Result<String, std::fmt::Error> {
+        self.set_engine_load(queue_depth, active_sequences);
+        let registry = self.registry.as_ref().ok_or(std::fmt::Error)?;
         let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        prometheus_client::encoding::text::encode(&mut text, registry)?;
         Ok(text)
     }
 }

@@ -146,7 +146,12 @@ pub(crate) async fn chain_bench(args: ChainArgs, exe: &std::path::Path) -> anyho
         let mut rounds: Vec<Vec<String>> = vec![Vec::new(); args.hosts];
         for (i, key) in senders.iter().enumerate() {
             let to = senders[(i + 1) % senders.len()].address();
-            let tx = Tx::new("gonka-bench", key, sequence, vec![gonka_chain::BankMsg::Send { to, amount: Amount(1) }.into()]);
+            let tx = Tx::new(
+                "gonka-bench",
+                key,
+                sequence,
+                vec![gonka_chain::BankMsg::Send { to, amount: Amount(1) }.into()],
+            );
             rounds[i % args.hosts].push(hex::encode(tx.to_bytes()));
         }
         for (node, round) in rounds.into_iter().enumerate() {

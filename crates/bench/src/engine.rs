@@ -44,7 +44,8 @@ pub struct GapArgs {
 
 fn load(max_sequences: usize) -> anyhow::Result<(Engine, String)> {
     let model = crate::default_model()?;
-    let config = EngineConfig { max_sequences, threads: gonka_engine::compute_threads(), ..EngineConfig::default() };
+    let config =
+        EngineConfig { max_sequences, threads: gonka_engine::compute_threads(), ..EngineConfig::default() };
     let engine = Engine::load(&model.path, &model.name, &model.content_hash, config)?;
     Ok((engine, model.path.display().to_string()))
 }

@@ -5,7 +5,7 @@ use gonka_primitives::codec::{Bytes, Encode};
 use gonka_primitives::{Hash, ValidatorPublicKey, codec_struct};
 
 /// A block header.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Header {
     /// The chain id.
     pub chain_id: String,

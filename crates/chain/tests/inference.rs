@@ -7,8 +7,8 @@ mod common;
 use common::{host, participant};
 
 use gonka_chain::{
-    Genesis, GenesisAccount, InferenceStatus, ModelPrice, Msg, Params, SignedRequest, State, Tx, TxResult,
-    inference_id, request_message,
+    Genesis, GenesisAccount, Hold, InferenceMsg, InferenceStatus, ModelPrice, Msg, Params, SignedRequest,
+    State, Tx, TxResult, inference, inference_id, request_message,
 };
 use gonka_primitives::{AccountKey, Address, Amount, Hash};
 use proptest::prelude::*;
@@ -55,7 +55,11 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
-        Net { state: State::from_genesis(&genesis()).unwrap(), sequences: [0; 3] }
+        Net::from(&genesis())
+    }
+
+    fn from(genesis: &Genesis) -> Net {
+        Net { state: State::from_genesis(genesis).unwrap(), sequences: [0; 3] }
     }
 
     fn tx(&mut self, from: usize, msg: Msg) -> Tx {
@@ -94,7 +98,7 @@ impl Net {
             model: model(),
             max_tokens,
         };
-        let executor = self.state.executor_for(&inference_id(&signature)).unwrap();
+        let executor = inference::executor_for(&self.state, &inference_id(&signature)).unwrap();
         (request, self.index_of(executor))
     }
 
@@ -103,23 +107,32 @@ impl Net {
     }
 
     fn owed(&self, i: usize) -> u128 {
-        self.state.participants[&host(i).address()].owed.0
+        self.state.bank.held(&Hold::Owed(host(i).address())).0
     }
 
-    /// Σ balances + Σ escrows + Σ owed: must always equal the supply.
+    /// Σ balances + Σ escrows + Σ owed, counted from the rows: must always equal the supply.
     fn accounted(&self) -> u128 {
-        let balances: u128 = self.state.accounts.values().map(|a| a.balance.0).sum();
-        let owed: u128 = self.state.participants.values().map(|p| p.owed.0).sum();
-        balances + self.state.total_escrow() + owed
+        let balances: u128 = self.state.bank.accounts().values().map(|a| a.balance.0).sum();
+        let held: u128 = self.state.bank.holds().values().map(|a| a.0).sum();
+        balances + held
+    }
+
+    fn escrow(&self, request: &SignedRequest) -> u128 {
+        self.state.bank.held(&Hold::Escrow(inference_id(&request.signature))).0
     }
 }
 
 fn start(request: SignedRequest, executor: usize, prompt_tokens: u32) -> Msg {
-    Msg::StartInference { request, executor: host(executor).address(), prompt_tokens }
+    Msg::Inference(InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens })
 }
 
 fn finish(request: SignedRequest, prompt_tokens: u32, completion_tokens: u32) -> Msg {
-    Msg::FinishInference { request, prompt_tokens, completion_tokens, response_hash: Hash::digest(b"answer") }
+    Msg::Inference(InferenceMsg::Finish {
+        request,
+        prompt_tokens,
+        completion_tokens,
+        response_hash: Hash::digest(b"answer"),
+    })
 }
 
 #[test]
@@ -128,8 +141,8 @@ fn the_executor_draw_is_deterministic_and_weight_proportional() {
     let mut counts = [0u64; 3];
     for i in 0..6_000u64 {
         let id = Hash::digest(&i.to_be_bytes());
-        let executor = net.state.executor_for(&id).unwrap();
-        assert_eq!(net.state.executor_for(&id), Some(executor));
+        let executor = inference::executor_for(&net.state, &id).unwrap();
+        assert_eq!(inference::executor_for(&net.state, &id), Some(executor));
         counts[net.index_of(executor)] += 1;
     }
     // Expected 1000 / 2000 / 3000: chi-square with 2 degrees of freedom below 13.8 (p = 0.001).
@@ -155,9 +168,9 @@ fn start_then_finish_charges_exactly_the_tokens_used_and_credits_the_executor() 
     assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE);
     assert_eq!(net.owed(executor), 32 * PRICE);
     let id = inference_id(&request.signature);
-    let record = &net.state.inferences[&id];
-    assert_eq!((record.status, record.cost.0, record.escrow.0), (InferenceStatus::Finished, 320, 0));
-    assert_eq!(net.accounted(), net.state.meta.supply.0);
+    let record = &net.state.inference.records()[&id];
+    assert_eq!((record.status, record.cost.0, net.escrow(&request)), (InferenceStatus::Finished, 320, 0));
+    assert_eq!(net.accounted(), net.state.bank.supply().total.0);
 }
 
 #[test]
@@ -170,9 +183,9 @@ fn finish_before_start_settles_the_same_way() {
     net.deliver(1, start(request, executor, 20)).unwrap();
     assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE, "the late Start moves no money");
     assert_eq!(net.owed(executor), 32 * PRICE);
-    let record = &net.state.inferences[&inference_id(&request.signature)];
+    let record = &net.state.inference.records()[&inference_id(&request.signature)];
     assert_eq!(record.transfer_agent, Some(host(1).address()));
-    assert_eq!(net.accounted(), net.state.meta.supply.0);
+    assert_eq!(net.accounted(), net.state.bank.supply().total.0);
 }
 
 #[test]
@@ -181,16 +194,19 @@ fn an_unfinished_start_expires_with_a_full_refund_and_a_late_finish_is_refused()
     net.block(&[]);
     let (request, executor) = net.request(b"slow", 0, 25);
     net.deliver(0, start(request, executor, 5)).unwrap();
-    let deadline = net.state.inferences[&inference_id(&request.signature)].deadline;
+    let deadline = net.state.inference.records()[&inference_id(&request.signature)].deadline;
     assert_eq!(deadline, net.state.height() + 3 + 3, "base 3 blocks + ⌈25/10⌉");
     while net.state.height() < deadline {
         net.block(&[]);
     }
     assert_eq!(net.balance(), DEVELOPER_FUNDS);
-    assert_eq!(net.state.participants[&host(executor).address()].missed, 1);
-    assert_eq!(net.state.inferences[&inference_id(&request.signature)].status, InferenceStatus::Expired);
+    assert_eq!(net.state.inference.host_stats(&host(executor).address()).missed, 1);
+    assert_eq!(
+        net.state.inference.records()[&inference_id(&request.signature)].status,
+        InferenceStatus::Expired
+    );
     assert!(net.deliver(executor, finish(request, 5, 3)).unwrap_err().contains("expired"));
-    assert_eq!(net.accounted(), net.state.meta.supply.0);
+    assert_eq!(net.accounted(), net.state.bank.supply().total.0);
 }
 
 #[test]
@@ -233,8 +249,11 @@ fn a_requester_who_cannot_pay_the_escrow_is_refused() {
     let (request, executor) = net.request(b"big", 0, 8000);
     let error = net.deliver(0, start(request, executor, 200_000)).unwrap_err();
     assert!(error.contains("prompt_tokens"), "{error}");
+    let mut pricey = genesis();
+    pricey.params.inference.models[0].price_per_token = Amount(1_000);
+    let mut net = Net::from(&pricey);
+    net.block(&[]);
     let (request, executor) = net.request(b"costly", 0, 8192);
-    net.state.meta.params.inference.models[0].price_per_token = Amount(1_000);
     let error = net.deliver(0, start(request, executor, 100)).unwrap_err();
     assert!(error.contains("cannot cover escrow"), "{error}");
 }
@@ -265,7 +284,7 @@ proptest! {
     ) {
         let mut net = Net::new();
         net.block(&[]);
-        let supply = net.state.meta.supply.0;
+        let supply = net.state.bank.supply().total.0;
         let requests: Vec<(SignedRequest, usize)> =
             (0..4).map(|i| net.request(format!("body {i}").as_bytes(), i % 3, max_tokens[i])).collect();
         for step in steps {
@@ -285,17 +304,18 @@ proptest! {
                 }
             }
             prop_assert_eq!(net.accounted(), supply);
-            prop_assert_eq!(net.state.meta.supply.0, supply);
+            prop_assert_eq!(net.state.bank.supply().total.0, supply);
+            prop_assert_eq!(net.state.check_invariants(), Ok(()));
         }
         // Whatever happened, a finished request cost exactly its tokens (capped by its escrow when
         // started first), and an expired one nothing.
         for (request, _) in &requests {
-            if let Some(record) = net.state.inferences.get(&inference_id(&request.signature)) {
+            if let Some(record) = net.state.inference.record(&inference_id(&request.signature)) {
                 let tokens = u128::from(record.prompt_tokens + record.completion_tokens);
                 match record.status {
                     InferenceStatus::Finished => prop_assert!(record.cost.0 <= tokens * PRICE),
                     InferenceStatus::Expired => prop_assert_eq!(record.cost.0, 0),
-                    InferenceStatus::Started => prop_assert!(record.escrow.0 > 0 || record.max_tokens == 0),
+                    InferenceStatus::Started => prop_assert!(net.escrow(request) > 0 || record.max_tokens == 0),
                 }
             }
         }

@@ -8,8 +8,8 @@ mod common;
 use common::{host, participant};
 
 use gonka_chain::{
-    EpochParams, EpochStages, Genesis, GenesisAccount, Msg, Params, PocError, PocNonce, PocParams, State, Tx,
-    TxError, TxResult,
+    EpochParams, EpochStages, Genesis, GenesisAccount, Msg, Params, PocError, PocMsg, PocNonce, PocParams,
+    State, Tx, TxError, TxResult, poc,
 };
 use gonka_poc::{
     Distance, MismatchRule, ModelSpec, check_claims, nonce_distance, sample_seed_message, target, weights,
@@ -74,11 +74,15 @@ struct Net {
 
 impl Net {
     fn new(time_ms: u64) -> Net {
-        Net { state: State::from_genesis(&genesis(time_ms)).unwrap(), sequences: [0; HOSTS] }
+        Net::from(&genesis(time_ms))
+    }
+
+    fn from(genesis: &Genesis) -> Net {
+        Net { state: State::from_genesis(genesis).unwrap(), sequences: [0; HOSTS] }
     }
 
     fn stages(&self) -> EpochStages {
-        self.state.meta.params.epoch.stages(1).unwrap()
+        self.state.params().epoch.stages(1).unwrap()
     }
 
     fn tx(&mut self, from: usize, messages: Vec<Msg>) -> Tx {
@@ -111,11 +115,11 @@ fn nonces(pairs: &[(u64, u32)]) -> Vec<PocNonce> {
 }
 
 fn batch(s: u64, pairs: &[(u64, u32)]) -> Msg {
-    Msg::SubmitPocBatch { poc_start: s, nonces: nonces(pairs) }
+    Msg::Poc(PocMsg::Batch { poc_start: s, nonces: nonces(pairs) })
 }
 
 fn commit(epoch: u64) -> Msg {
-    Msg::SubmitSeedCommit { epoch, commitment: Hash::digest(b"seed") }
+    Msg::Poc(PocMsg::SeedCommit { epoch, commitment: Hash::digest(b"seed") })
 }
 
 const BELOW: u32 = 1_000_000_000; // distance 1.0, below r_target
@@ -144,7 +148,7 @@ fn batches_are_accepted_only_from_s_plus_one_to_the_exchange_deadline() {
 fn claims_must_be_below_r_target_and_batches_bounded() {
     let mut net = Net::new(1);
     net.advance_to(5);
-    let r_target = Distance::from_decimal(net.state.meta.params.poc.r_target);
+    let r_target = Distance::from_decimal(net.state.params().poc.r_target);
     let at_target = net.tx(1, vec![batch(5, &[(1, BELOW), (2, r_target.0)])]);
     assert_eq!(
         net.state.check_tx(&at_target.to_bytes(), None).err(),
@@ -156,7 +160,7 @@ fn claims_must_be_below_r_target_and_batches_bounded() {
     let too_many: Vec<(u64, u32)> = (0..1001).map(|n| (n, BELOW)).collect();
     let big = net.tx(1, vec![batch(5, &too_many)]);
     assert!(net.deliver(big).is_err());
-    assert!(net.state.poc_claims.is_empty(), "failed batches leave nothing behind");
+    assert!(net.state.poc.claims().is_empty(), "failed batches leave nothing behind");
 }
 
 #[test]
@@ -167,8 +171,8 @@ fn duplicate_nonces_count_once() {
     net.deliver(first).unwrap();
     let second = net.tx(2, vec![batch(5, &[(8, BELOW), (9, BELOW)])]);
     net.deliver(second).unwrap();
-    assert_eq!(net.state.poc_claimed_nonces(5, host(2).address()).len(), 3);
-    let claim = net.state.poc_claims.values().next().unwrap();
+    assert_eq!(net.state.poc.claimed_nonces(5, host(2).address()).len(), 3);
+    let claim = net.state.poc.claims().values().next().unwrap();
     assert_eq!(claim.nonce_count, 3);
 }
 
@@ -187,15 +191,15 @@ fn a_seed_is_committed_once_per_stage_for_the_running_epoch() {
 /// The honest validator's message for `participant`: its sample recomputed with the reference pass.
 fn verdict(net: &Net, validator: usize, participant: usize) -> Msg {
     let state = &net.state;
-    let stage = state.poc_stage().unwrap();
-    let spec = &state.meta.params.poc.model;
+    let stage = state.poc.stage().unwrap();
+    let spec = &state.params().poc.model;
     let model = weights(spec, &stage.block_hash).unwrap();
     let goal = target(spec, &stage.block_hash);
     let key = host(participant).public_key();
     let seed = host(validator).sign(&sample_seed_message(&stage.block_hash, stage.start_height, &key.0));
-    let claimed = state.poc_claimed_nonces(stage.start_height, key.address());
-    let sample_size = state.meta.params.poc.validation_sample_size as usize;
-    let check = check_claims(&seed.0, &claimed, sample_size, &state.poc_mismatch_rule(), |sample| {
+    let claimed = state.poc.claimed_nonces(stage.start_height, key.address());
+    let sample_size = state.params().poc.validation_sample_size as usize;
+    let check = check_claims(&seed.0, &claimed, sample_size, &poc::mismatch_rule(state.params()), |sample| {
         Ok::<_, ()>(
             sample
                 .iter()
@@ -206,22 +210,22 @@ fn verdict(net: &Net, validator: usize, participant: usize) -> Msg {
         )
     })
     .unwrap();
-    Msg::SubmitPocValidation {
+    Msg::Poc(PocMsg::Validation {
         poc_start: stage.start_height,
         participant: key.address(),
         sampled: check.sampled,
         mismatches: check.mismatches,
         sample_seed: seed,
-    }
+    })
 }
 
 /// The first `count` nonces of `participant` (from `from` up) that really are below r_target.
 fn honest_claims(net: &Net, participant: usize, from: u64, count: usize) -> Vec<(u64, u32)> {
-    let stage = net.state.poc_stage().unwrap();
-    let spec = &net.state.meta.params.poc.model;
+    let stage = net.state.poc.stage().unwrap();
+    let spec = &net.state.params().poc.model;
     let model = weights(spec, &stage.block_hash).unwrap();
     let goal = target(spec, &stage.block_hash);
-    let r_target = net.state.poc_mismatch_rule().r_target;
+    let r_target = poc::mismatch_rule(net.state.params()).r_target;
     let key = host(participant).public_key();
     (from..)
         .filter_map(|n| {
@@ -254,7 +258,7 @@ fn run_stage(net: &mut Net, claims: &[Vec<(u64, u32)>], honest_validators: &[boo
             .map(|p| {
                 let mut msg = verdict(net, validator, p);
                 // A dishonest validator (the cheater) calls everyone clean.
-                if !honest && let Msg::SubmitPocValidation { mismatches, .. } = &mut msg {
+                if !honest && let Msg::Poc(PocMsg::Validation { mismatches, .. }) = &mut msg {
                     *mismatches = 0;
                 }
                 msg
@@ -266,7 +270,7 @@ fn run_stage(net: &mut Net, claims: &[Vec<(u64, u32)>], honest_validators: &[boo
     assert!(results.iter().all(|r| r.ok), "{results:?}");
     net.advance_to(st.end_of_validation);
     (0..HOSTS)
-        .map(|i| net.state.participants[&host(i).address()].next_weight.is_some_and(|w| w > 0))
+        .map(|i| net.state.hosts.participants()[&host(i).address()].next_weight.is_some_and(|w| w > 0))
         .collect()
 }
 
@@ -278,7 +282,7 @@ fn honest_hosts_get_their_distinct_nonces_as_weight_and_it_becomes_voting_power(
     let accepted = run_stage(&mut net, &claims, &[true; HOSTS]);
     assert_eq!(accepted, [true; HOSTS]);
     let weights: Vec<u64> =
-        (0..HOSTS).map(|i| net.state.participants[&host(i).address()].poc_weight).collect();
+        (0..HOSTS).map(|i| net.state.hosts.participants()[&host(i).address()].poc_weight).collect();
     assert_eq!(weights, [10, 20, 30, 40]);
     // Power changes only at SetNewValidators.
     assert!(net.state.validator_set().iter().all(|(_, power)| *power == 100));
@@ -311,7 +315,7 @@ fn silence_and_missing_seed_commitments_cost_a_host_its_power() {
     let tx2 = net.tx(2, votes2);
     assert!(net.block(&[tx0, tx1, tx2]).iter().all(|r| r.ok));
     net.advance_to(st.set_new_validators);
-    let power = |i: usize| net.state.participants[&host(i).address()].weight;
+    let power = |i: usize| net.state.hosts.participants()[&host(i).address()].weight;
     assert_eq!(power(0), 5, "three of four validators vouched for host 0");
     assert_eq!(power(1), 0, "only 25 % of the weight vouched for host 1");
     assert_eq!(power(2), 0, "no PoC, no power");
@@ -342,27 +346,33 @@ fn validations_are_checked_once_per_validator_in_their_window_with_a_verified_se
     let nobody = net.tx(0, vec![verdict(&net, 0, 2)]);
     let error = net.deliver(nobody).unwrap_err();
     assert!(error.contains("claimed no nonces"), "{error}");
-    let Msg::SubmitPocValidation { poc_start, participant, sampled, mismatches, sample_seed } =
+    let Msg::Poc(PocMsg::Validation { poc_start, participant, sampled, mismatches, sample_seed }) =
         verdict(&net, 0, 1)
     else {
         unreachable!()
     };
     let wrong_size = net.tx(
         0,
-        vec![Msg::SubmitPocValidation {
+        vec![Msg::Poc(PocMsg::Validation {
             poc_start,
             participant,
             sampled: sampled - 1,
             mismatches,
             sample_seed,
-        }],
+        })],
     );
     assert!(net.deliver(wrong_size).unwrap_err().contains("expected a sample of 8"));
     let mut forged = sample_seed;
     forged.0[5] ^= 1;
     let bad_seed = net.tx(
         0,
-        vec![Msg::SubmitPocValidation { poc_start, participant, sampled, mismatches, sample_seed: forged }],
+        vec![Msg::Poc(PocMsg::Validation {
+            poc_start,
+            participant,
+            sampled,
+            mismatches,
+            sample_seed: forged,
+        })],
     );
     assert!(net.deliver(bad_seed).unwrap_err().contains("sample seed"));
     let good = net.tx(0, vec![verdict(&net, 0, 1)]);
@@ -382,7 +392,8 @@ fn nonces_computed_with_another_hosts_key_are_rejected() {
     assert_eq!(accepted, [true, true, true, false]);
     let votes_on_3 = net
         .state
-        .poc_votes
+        .poc
+        .votes()
         .iter()
         .filter(|(k, _)| k.participant == host(3).address() && k.validator != host(3).address())
         .map(|(_, v)| v.fraud)
@@ -393,8 +404,9 @@ fn nonces_computed_with_another_hosts_key_are_rejected() {
 /// One trial: host 3 claims `claimed` nonces of which `fabricated` are made up (never computed:
 /// random distances below r_target); it vouches for itself, the three others validate honestly.
 fn fabricator_rejected(trial: u64, claimed: usize, fabricated: usize, p_mismatch: Decimal) -> bool {
-    let mut net = Net::new(1_000 + trial);
-    net.state.meta.params.poc.p_mismatch = p_mismatch;
+    let mut genesis = genesis(1_000 + trial);
+    genesis.params.poc.p_mismatch = p_mismatch;
+    let mut net = Net::from(&genesis);
     net.advance_to(net.stages().poc_start);
     let mut claims: Vec<Vec<(u64, u32)>> = (0..3).map(|i| honest_claims(&net, i, 0, 10)).collect();
     let mut cheat = honest_claims(&net, 3, 0, claimed - fabricated);

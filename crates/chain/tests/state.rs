@@ -1,7 +1,8 @@
 //! State machine behaviour: authentication, replay protection, atomic failure, supply conservation.
 
 use gonka_chain::{
-    Block, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, State, Tx, TxBody, TxError,
+    AuthorityMsg, BankMsg, Block, Genesis, GenesisAccount, GenesisParticipant, HostsMsg, InferenceMsg, Msg,
+    Params, State, Tx, TxBody, TxError,
 };
 use gonka_primitives::codec::{Bytes, Encode};
 use gonka_primitives::{AccountKey, Address, Amount, ValidatorKey};
@@ -51,11 +52,16 @@ fn apply(state: &mut State, txs: &[Tx]) -> Vec<gonka_chain::TxResult> {
 }
 
 fn send(from: &str, seq: u64, to: &str, amount: u128) -> Tx {
-    Tx::new(CHAIN, &key(from), seq, vec![Msg::BankSend { to: key(to).address(), amount: Amount(amount) }])
+    Tx::new(
+        CHAIN,
+        &key(from),
+        seq,
+        vec![Msg::Bank(BankMsg::Send { to: key(to).address(), amount: Amount(amount) })],
+    )
 }
 
 fn total(state: &State) -> u128 {
-    state.accounts.values().map(|a| a.balance.0).sum()
+    state.bank.accounts().values().map(|a| a.balance.0).sum()
 }
 
 #[test]
@@ -79,7 +85,7 @@ fn check_rejects_bad_signature_wrong_chain_and_replay() {
     assert!(matches!(state.check_tx(&forged.to_bytes(), None), Err(TxError::InvalidSignature)));
 
     let mut tampered = tx.clone();
-    tampered.body.messages = vec![Msg::BankSend { to: key("bob").address(), amount: Amount(999) }];
+    tampered.body.messages = vec![Msg::Bank(BankMsg::Send { to: key("bob").address(), amount: Amount(999) })];
     assert!(matches!(state.check_tx(&tampered.to_bytes(), None), Err(TxError::InvalidSignature)));
 
     let other_chain = Tx::new("other-chain", &key("alice"), 0, tx.body.messages.clone());
@@ -95,7 +101,7 @@ fn check_rejects_bad_signature_wrong_chain_and_replay() {
     let before = state.clone();
     let results = apply(&mut state, &[tx]);
     assert!(!results[0].ok);
-    assert_eq!(state.accounts, before.accounts);
+    assert_eq!(state.bank, before.bank);
 }
 
 #[test]
@@ -103,7 +109,7 @@ fn malformed_and_oversized_bytes_are_rejected_without_panic() {
     let state = State::from_genesis(&genesis()).expect("genesis");
     assert!(matches!(state.check_tx(&[], None), Err(TxError::Malformed(_))));
     assert!(matches!(state.check_tx(&[0xff; 100], None), Err(TxError::Malformed(_))));
-    let huge = vec![0u8; state.meta.params.limits.max_tx_bytes as usize + 1];
+    let huge = vec![0u8; state.params().limits.max_tx_bytes as usize + 1];
     assert!(matches!(state.check_tx(&huge, None), Err(TxError::Malformed(_))));
 }
 
@@ -115,8 +121,8 @@ fn failed_message_rolls_back_earlier_messages_but_consumes_the_sequence() {
         &key("alice"),
         0,
         vec![
-            Msg::BankSend { to: key("bob").address(), amount: Amount(600) },
-            Msg::BankSend { to: key("carol").address(), amount: Amount(600) },
+            Msg::Bank(BankMsg::Send { to: key("bob").address(), amount: Amount(600) }),
+            Msg::Bank(BankMsg::Send { to: key("carol").address(), amount: Amount(600) }),
         ],
     );
     let results = apply(&mut state, &[tx]);
@@ -127,7 +133,7 @@ fn failed_message_rolls_back_earlier_messages_but_consumes_the_sequence() {
         gonka_chain::Account { balance: Amount(1000), sequence: 1 }
     );
     assert_eq!(state.account(&key("bob").address()).balance, Amount(1000));
-    assert!(!state.accounts.contains_key(&key("carol").address()));
+    assert!(!state.bank.has_account(&key("carol").address()));
 }
 
 #[test]
@@ -140,20 +146,20 @@ fn operational_key_signs_routine_messages_only() {
         account: host,
         signer: ops.public_key(),
         sequence: 0,
-        messages: vec![Msg::UpdateHostUrl { api_url: "https://host.example:8443".into() }],
+        messages: vec![Msg::Hosts(HostsMsg::UpdateUrl { api_url: "https://host.example:8443".into() })],
     }
     .sign(&ops);
     assert!(state.check_tx(&routine.to_bytes(), None).is_ok());
     let results = apply(&mut state, &[routine]);
     assert!(results[0].ok, "{:?}", results[0].error);
-    assert_eq!(state.participants[&host].api_url, "https://host.example:8443");
+    assert_eq!(state.hosts.participants()[&host].api_url, "https://host.example:8443");
 
     let theft = TxBody {
         chain_id: CHAIN.into(),
         account: host,
         signer: ops.public_key(),
         sequence: 1,
-        messages: vec![Msg::BankSend { to: ops.address(), amount: Amount(1) }],
+        messages: vec![Msg::Bank(BankMsg::Send { to: ops.address(), amount: Amount(1) })],
     }
     .sign(&ops);
     assert!(matches!(state.check_tx(&theft.to_bytes(), None), Err(TxError::Unauthorized { .. })));
@@ -163,7 +169,7 @@ fn operational_key_signs_routine_messages_only() {
         account: host,
         signer: stranger.public_key(),
         sequence: 1,
-        messages: vec![Msg::UpdateHostUrl { api_url: "http://evil".into() }],
+        messages: vec![Msg::Hosts(HostsMsg::UpdateUrl { api_url: "http://evil".into() })],
     }
     .sign(&stranger);
     assert!(matches!(state.check_tx(&impostor.to_bytes(), None), Err(TxError::Unauthorized { .. })));
@@ -177,38 +183,44 @@ fn register_host_developer_and_params_by_authority_only() {
         &key("bob"),
         0,
         vec![
-            Msg::RegisterHost {
+            Msg::Hosts(HostsMsg::Register {
                 api_url: "http://127.0.0.1:9100".into(),
                 validator_key: ValidatorKey::from_secret_bytes([2; 32]).public_key(),
                 operational_key: key("bob-ops").public_key(),
-            },
-            Msg::RegisterDeveloper,
+            }),
+            Msg::Inference(InferenceMsg::RegisterDeveloper),
         ],
     );
     let duplicate_key = Tx::new(
         CHAIN,
         &key("alice"),
         0,
-        vec![Msg::RegisterHost {
+        vec![Msg::Hosts(HostsMsg::Register {
             api_url: "http://127.0.0.1:9200".into(),
             validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
             operational_key: key("alice-ops").public_key(),
-        }],
+        })],
     );
-    let mut params = state.meta.params.clone();
+    let mut params = state.params().clone();
     params.epoch.epoch_length = 200;
-    let by_stranger = Tx::new(CHAIN, &key("alice"), 1, vec![Msg::UpdateParams { params: params.clone() }]);
-    let by_authority = Tx::new(CHAIN, &key("authority"), 0, vec![Msg::UpdateParams { params }]);
+    let by_stranger = Tx::new(
+        CHAIN,
+        &key("alice"),
+        1,
+        vec![Msg::Authority(AuthorityMsg::UpdateParams { params: params.clone() })],
+    );
+    let by_authority =
+        Tx::new(CHAIN, &key("authority"), 0, vec![Msg::Authority(AuthorityMsg::UpdateParams { params })]);
     let results = apply(&mut state, &[register, duplicate_key, by_stranger, by_authority]);
     let oks: Vec<bool> = results.iter().map(|r| r.ok).collect();
     assert_eq!(oks, [true, false, false, true], "{results:?}");
     assert_eq!(
-        state.participants[&key("bob").address()].weight,
+        state.hosts.participants()[&key("bob").address()].weight,
         0,
         "new hosts get weight from PoC, not registration"
     );
-    assert!(state.developers.contains_key(&key("bob").address()));
-    assert_eq!(state.meta.params.epoch.epoch_length, 200);
+    assert!(state.inference.is_developer(&key("bob").address()));
+    assert_eq!(state.params().epoch.epoch_length, 200);
     assert_eq!(state.validator_set().len(), 1);
 }
 
@@ -265,7 +277,7 @@ fn phase_events_mark_the_first_poc() {
             (30, "phase_changed poc_generate".to_string())
         ]
     );
-    let stage = state.poc_stage().expect("the first PoC started");
+    let stage = state.poc.stage().expect("the first PoC started");
     assert_eq!((stage.epoch, stage.start_height), (1, 30));
     assert_eq!(stage.block_hash, state.meta.last_block_hash, "seeded by the hash of block S");
 }
@@ -281,7 +293,7 @@ proptest! {
     fn supply_is_conserved_over_random_transfers(blocks in proptest::collection::vec(proptest::collection::vec(transfer(), 0..8), 1..6)) {
         let names = ["alice", "bob", "host", "authority", "nobody", "carol"];
         let mut state = State::from_genesis(&genesis()).expect("genesis");
-        let supply = state.meta.supply;
+        let supply = state.bank.supply().total;
         prop_assert_eq!(total(&state), supply.0);
         for txs in blocks {
             let mut next: std::collections::BTreeMap<Address, u64> = Default::default();
@@ -295,7 +307,8 @@ proptest! {
             let results = apply(&mut state, &txs);
             prop_assert_eq!(results.len(), txs.len());
             prop_assert_eq!(total(&state), supply.0);
-            prop_assert_eq!(state.meta.supply, supply);
+            prop_assert_eq!(state.bank.supply().total, supply);
+            prop_assert_eq!(state.check_invariants(), Ok(()));
         }
     }
 }

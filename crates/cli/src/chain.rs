@@ -6,13 +6,13 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gonka_chain::{GenesisAccount, Msg, Params, Tx};
-use gonka_node::devnet::{HOST_BALANCE, genesis_for, init_home};
+use gonka_chain::{BankMsg, GenesisAccount, InferenceMsg, Msg, Params, Tx};
+use gonka_client::devnet::{HOST_BALANCE, genesis_for, init_home};
+use gonka_client::rest::NodeClient;
 use gonka_node::home::{Home, NodeConfig};
 use gonka_node::mempool::MempoolLimits;
-use gonka_primitives::codec::Encode;
 use gonka_primitives::{Address, Amount};
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::OutputFormat;
 use crate::keys::{KeyringArgs, default_node_home};
@@ -35,7 +35,7 @@ pub(crate) struct InitArgs {
     #[arg(long, default_value = "127.0.0.1:26656")]
     p2p_listen: SocketAddr,
     /// Target interval between block starts in milliseconds.
-    #[arg(long, default_value_t = gonka_node::devnet::DEVNET_BLOCK_INTERVAL_MS)]
+    #[arg(long, default_value_t = gonka_client::devnet::DEVNET_BLOCK_INTERVAL_MS)]
     block_interval_ms: u64,
     /// Serve the embedded model: pull it, price it in genesis (ngonka per token) and enable the
     /// OpenAI-compatible endpoint of this host.
@@ -192,91 +192,48 @@ pub(crate) enum BankCommand {
     },
 }
 
-pub(crate) struct Client {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Client {
-    pub(crate) fn new(base: &str) -> Client {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
-        Client { http, base: base.trim_end_matches('/').to_string() }
-    }
-
-    /// GET a JSON path; a JSON error body becomes an error with its message.
-    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.base);
-        let response = self.http.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.with_context(|| format!("{url} did not return JSON"))?;
-        if !status.is_success() {
-            let message = body["error"]["message"].as_str().unwrap_or("request failed");
-            bail!("{url}: {status}: {message}");
-        }
-        Ok(body)
-    }
-
-    pub(crate) async fn post(
-        &self,
-        path: &str,
-        body: &Value,
-    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-        let url = format!("{}{path}", self.base);
-        let response =
-            self.http.post(&url).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.with_context(|| format!("{url} did not return JSON"))?;
-        Ok((status, body))
-    }
-}
-
 #[allow(clippy::print_stdout)]
-fn print(value: &Value, output: OutputFormat) {
+fn print(value: &impl Serialize, output: OutputFormat) -> anyhow::Result<()> {
     match output {
-        OutputFormat::Json => println!("{value}"),
-        OutputFormat::Text => println!("{}", serde_json::to_string_pretty(value).unwrap_or_default()),
+        OutputFormat::Json => println!("{}", serde_json::to_string(value)?),
+        OutputFormat::Text => println!("{}", serde_json::to_string_pretty(value)?),
     }
+    Ok(())
 }
 
 async fn sign_and_send(submit: &SubmitArgs, from: &str, messages: Vec<Msg>) -> anyhow::Result<()> {
     let SubmitArgs { keyring, node, wait } = submit;
     let key = keyring.load(from)?;
-    let client = Client::new(&node.node);
-    let status = client.get("/status").await?;
-    let chain_id = status["chain_id"].as_str().context("node status has no chain_id")?;
-    let account = client.get(&format!("/accounts/{}", key.address())).await?;
-    let sequence = account["sequence"].as_u64().context("account has no sequence")?;
-    let tx = Tx::new(chain_id, &key, sequence, messages);
-    let (code, mut body) =
-        client.post("/txs", &serde_json::json!({"tx": hex::encode(tx.to_bytes())})).await?;
-    if !code.is_success() {
-        let error =
-            body["error"].as_str().or(body["error"]["message"].as_str()).unwrap_or("rejected").to_string();
-        bail!("transaction {} rejected: {error}", tx.hash());
+    let client = NodeClient::new(&node.node);
+    let chain_id = client.status().await?.chain.chain_id;
+    let sequence = client.account(&key.address()).await?.sequence;
+    let tx = Tx::new(&chain_id, &key, sequence, messages);
+    let submitted = client.submit(&tx).await?;
+    if !submitted.accepted {
+        bail!("transaction {} rejected: {}", tx.hash(), submitted.error.as_deref().unwrap_or("rejected"));
     }
-    if *wait {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(included) = client.get(&format!("/txs/{}", tx.hash())).await {
-                body = included;
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("transaction {} was accepted but not included within 60 s", tx.hash());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        if body["result"]["ok"] == Value::Bool(false) {
-            print(&body, node.output);
-            bail!(
-                "transaction {} failed in block {}: {}",
-                tx.hash(),
-                body["height"],
-                body["result"]["error"]
-            );
-        }
+    if !*wait {
+        return print(&submitted, node.output);
     }
-    print(&body, node.output);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let included = loop {
+        if let Ok(Some(included)) = client.tx(&tx.hash()).await {
+            break included;
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("transaction {} was accepted but not included within 60 s", tx.hash());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    print(&included, node.output)?;
+    if let Some(result) = included.result.as_ref().filter(|r| !r.ok) {
+        bail!(
+            "transaction {} failed in block {}: {}",
+            tx.hash(),
+            included.height,
+            result.error.as_deref().unwrap_or("unknown error")
+        );
+    }
     Ok(())
 }
 
@@ -290,10 +247,10 @@ pub(crate) fn tx(command: TxCommand) -> anyhow::Result<()> {
                     format!("amount {amount:?}: use ngonka (e.g. 1000) or GNK (e.g. 1.5gnk)")
                 })?;
                 anyhow::ensure!(amount.0 > 0, "amount must be positive");
-                sign_and_send(&submit, &from, vec![Msg::BankSend { to, amount }]).await
+                sign_and_send(&submit, &from, vec![Msg::Bank(BankMsg::Send { to, amount })]).await
             }
             TxCommand::RegisterDeveloper { from, submit } => {
-                sign_and_send(&submit, &from, vec![Msg::RegisterDeveloper]).await
+                sign_and_send(&submit, &from, vec![Msg::Inference(InferenceMsg::RegisterDeveloper)]).await
             }
         }
     })
@@ -342,24 +299,32 @@ pub(crate) enum QueryCommand {
 pub(crate) fn query(command: QueryCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let (node, path) = match command {
-            QueryCommand::Status(node) => (node, "/status".to_string()),
+        match command {
+            QueryCommand::Status(node) => print(&NodeClient::new(&node.node).status().await?, node.output),
             QueryCommand::Block { height, node } => {
-                (node, height.map_or("/blocks/latest".to_string(), |h| format!("/blocks/{h}")))
+                print(&NodeClient::new(&node.node).block(height).await?, node.output)
             }
-            QueryCommand::Tx { hash, node } => (node, format!("/txs/{hash}")),
+            QueryCommand::Tx { hash, node } => {
+                let hash = gonka_primitives::Hash::from_hex(&hash).context("a tx hash is 64 hex digits")?;
+                let found = NodeClient::new(&node.node).tx(&hash).await?;
+                print(&found.with_context(|| format!("no committed tx {hash}"))?, node.output)
+            }
             QueryCommand::Account { address, key, keyring, node } => {
-                let address =
-                    if key { keyring.keyring().show(&address)?.address.to_string() } else { address };
-                (node, format!("/accounts/{address}"))
+                let address: Address = if key {
+                    keyring.keyring().show(&address)?.address
+                } else {
+                    address.parse().map_err(|e| anyhow::anyhow!("{address:?} is not an address: {e}"))?
+                };
+                print(&NodeClient::new(&node.node).account(&address).await?, node.output)
             }
-            QueryCommand::Participants(node) => (node, "/participants".to_string()),
-            QueryCommand::Validators(node) => (node, "/validators".to_string()),
-            QueryCommand::Params(node) => (node, "/params".to_string()),
-            QueryCommand::Epoch(node) => (node, "/epoch".to_string()),
-        };
-        let value = Client::new(&node.node).get(&path).await?;
-        print(&value, node.output);
-        Ok(())
+            QueryCommand::Participants(node) => {
+                print(&NodeClient::new(&node.node).participants().await?, node.output)
+            }
+            QueryCommand::Validators(node) => {
+                print(&NodeClient::new(&node.node).validators().await?, node.output)
+            }
+            QueryCommand::Params(node) => print(&NodeClient::new(&node.node).params().await?, node.output),
+            QueryCommand::Epoch(node) => print(&NodeClient::new(&node.node).epoch().await?, node.output),
+        }
     })
 }

@@ -1,17 +1,13 @@
 //! `gonka devnet`: N validator hosts as processes on loopback, sharing one genesis, until Ctrl-C.
 
-use std::fs::OpenOptions;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use gonka_node::devnet::{DevnetOptions, DevnetPlan, setup};
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-use crate::chain::Client;
+use gonka_client::devnet::{DevnetOptions, DevnetPlan, setup, spawn_gateway, spawn_node, stop_all};
+use gonka_client::rest::NodeClient;
+use gonka_node::host::PocProgress;
 
 #[derive(Args, Debug)]
 pub(crate) struct DevnetArgs {
@@ -26,7 +22,7 @@ pub(crate) struct DevnetArgs {
     base_port: u16,
     /// Target interval between block starts in milliseconds (the devnet profile's "~1 s blocks", set
     /// below 1 s so that jitter under load keeps the interval within 1 s).
-    #[arg(long, default_value_t = gonka_node::devnet::DEVNET_BLOCK_INTERVAL_MS)]
+    #[arg(long, default_value_t = gonka_client::devnet::DEVNET_BLOCK_INTERVAL_MS)]
     block_interval_ms: u64,
     /// Chain id.
     #[arg(long, default_value = "gonka-devnet")]
@@ -114,71 +110,6 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
     })
 }
 
-/// Starts `gonka ARGS…` as a child that stops when this process dies, appending its output to `log`.
-fn spawn_gonka(args: &[&std::ffi::OsStr], log_path: &std::path::Path) -> anyhow::Result<Child> {
-    let exe = std::env::current_exe().context("locating the gonka binary")?;
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-        .with_context(|| format!("opening {}", log_path.display()))?;
-    Command::new(exe)
-        .args(args)
-        .env("GONKA_EXIT_WITH_PARENT", "1")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .with_context(|| format!("starting gonka {:?}", args.first()))
-}
-
-pub(crate) fn spawn_node(home: &std::path::Path) -> anyhow::Result<Child> {
-    spawn_gonka(
-        &["node".as_ref(), "start".as_ref(), "--home".as_ref(), home.as_os_str()],
-        &home.join("node.log"),
-    )
-}
-
-/// Starts `gonka gateway` for the devnet's developer key, sending to the first host.
-fn spawn_gateway(plan: &DevnetPlan, url: &str, dir: &std::path::Path) -> anyhow::Result<Child> {
-    let listen = url.trim_start_matches("http://");
-    let node = plan.nodes.first().context("a devnet has at least one host")?;
-    let args: [&std::ffi::OsStr; 9] = [
-        "gateway".as_ref(),
-        "--key".as_ref(),
-        plan.developer.name.as_ref(),
-        "--listen".as_ref(),
-        listen.as_ref(),
-        "--node".as_ref(),
-        node.api_url.as_ref(),
-        "--keyring-dir".as_ref(),
-        plan.keyring.as_os_str(),
-    ];
-    spawn_gonka(&args, &dir.join("gateway.log"))
-}
-
-pub(crate) fn stop_all(children: &mut [Child]) {
-    for child in children.iter() {
-        if let Ok(pid) = i32::try_from(child.id()) {
-            let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
-        }
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    for child in children.iter_mut() {
-        loop {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
-                Ok(None) if std::time::Instant::now() > deadline => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            }
-        }
-    }
-}
-
 #[allow(clippy::print_stdout)]
 fn print_plan(plan: &DevnetPlan, dir: &std::path::Path) {
     println!("devnet {} with {} hosts in {}", plan.chain_id, plan.nodes.len(), dir.display());
@@ -221,19 +152,12 @@ fn print_plan(plan: &DevnetPlan, dir: &std::path::Path) {
 async fn status_line(plan: &DevnetPlan) -> String {
     let mut parts = Vec::new();
     for node in &plan.nodes {
-        let client = Client::new(&node.api_url);
-        let part = match tokio::time::timeout(Duration::from_secs(1), client.get("/status")).await {
+        let client = NodeClient::new(&node.api_url);
+        let part = match tokio::time::timeout(Duration::from_secs(1), client.status()).await {
             Ok(Ok(s)) => {
-                let mut part = format!(
-                    "{} h={} peers={} {}",
-                    node.name,
-                    s["height"],
-                    s["peers"],
-                    s["phase"].as_str().unwrap_or("?")
-                );
-                if let Ok(Ok(p)) =
-                    tokio::time::timeout(Duration::from_secs(1), client.get("/poc/progress")).await
-                {
+                let mut part =
+                    format!("{} h={} peers={} {}", node.name, s.chain.height, s.peers, s.chain.phase);
+                if let Ok(Ok(p)) = tokio::time::timeout(Duration::from_secs(1), client.poc_progress()).await {
                     part.push_str(&poc_progress(&p));
                 }
                 part
@@ -246,18 +170,13 @@ async fn status_line(plan: &DevnetPlan) -> String {
 }
 
 /// ` poc: sprinting 1234 nonces (2100/s) 5 valid` for a host with PoC work in this stage.
-fn poc_progress(p: &serde_json::Value) -> String {
-    let activity = p["activity"].as_str().unwrap_or("idle");
-    if activity.is_empty() || activity == "idle" {
+fn poc_progress(p: &PocProgress) -> String {
+    if p.activity.is_empty() || p.activity == "idle" {
         return String::new();
     }
     format!(
-        " poc {activity} e{} {} nonces ({:.0}/s) {} valid {} validated",
-        p["epoch"],
-        p["nonces"],
-        p["nonces_per_second"].as_f64().unwrap_or(0.0),
-        p["valid"],
-        p["validated"]
+        " poc {} e{} {} nonces ({:.0}/s) {} valid {} validated",
+        p.activity, p.epoch, p.nonces, p.nonces_per_second, p.valid, p.validated
     )
 }
 
@@ -268,9 +187,10 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
     if args.setup_only {
         return Ok(());
     }
+    let exe = std::env::current_exe().context("locating the gonka binary")?;
     let mut children = Vec::new();
     for node in &plan.nodes {
-        match spawn_node(&node.home) {
+        match spawn_node(&exe, &node.home) {
             Ok(child) => children.push(child),
             Err(error) => {
                 stop_all(&mut children);
@@ -279,7 +199,7 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
         }
     }
     if let Some(gateway) = &plan.gateway_url {
-        match spawn_gateway(&plan, gateway, &args.home) {
+        match spawn_gateway(&exe, &plan, gateway, &args.home) {
             Ok(child) => children.push(child),
             Err(error) => {
                 stop_all(&mut children);

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use gonka_node::gateway::{Gateway, now_ns, signed_headers};
+use gonka_client::gateway::Gateway;
+use gonka_client::signing::{now_ns, signed_headers};
 use serde_json::{Value, json};
 
 use crate::keys::KeyringArgs;
@@ -84,7 +85,7 @@ pub(crate) fn gateway(args: &GatewayArgs) -> anyhow::Result<()> {
                 () = crate::chain::parent_gone() => {}
             }
         };
-        axum::serve(listener, gonka_node::gateway::router(gateway)).with_graceful_shutdown(stop).await?;
+        axum::serve(listener, gonka_client::gateway::router(gateway)).with_graceful_shutdown(stop).await?;
         anyhow::Ok(())
     })
 }
@@ -96,15 +97,8 @@ pub(crate) fn chat(args: &ChatArgs) -> anyhow::Result<()> {
     runtime.block_on(async {
         let node = args.node.trim_end_matches('/');
         let http = reqwest::Client::new();
-        let status: Value = http
-            .get(format!("{node}/status"))
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {node}"))?
-            .json()
-            .await?;
-        let ta = status["host_address"].as_str().context("the node does not serve inference")?;
-        let ta = ta.parse().map_err(|e| anyhow::anyhow!("bad host address {ta}: {e}"))?;
+        let status = gonka_client::rest::NodeClient::new(node).status().await?;
+        let ta = status.host_address.context("the node does not serve inference")?;
         let models: Value = http.get(format!("{node}/v1/models")).send().await?.json().await?;
         let model = models["data"][0]["id"].as_str().context("the network serves no model")?;
         let body = serde_json::to_vec(&json!({

@@ -1,10 +1,6 @@
 //! The `gonka` binary: chain node and local networks, keys, transactions and queries, model store,
 //! single-host server, benchmarks.
 
-mod bench;
-mod bench_chain;
-mod bench_inference;
-mod bench_poc;
 mod chain;
 mod devnet;
 mod gateway;
@@ -34,7 +30,7 @@ enum Command {
     Model(ModelCommand),
     /// Measure performance.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Bench(gonka_bench::BenchCommand),
     /// Run a local network of N validator hosts on loopback (Ctrl-C stops it).
     Devnet(devnet::DevnetArgs),
     /// Create a host home: keys, config and a single-validator genesis.
@@ -94,11 +90,7 @@ pub(crate) fn default_model() -> anyhow::Result<InstalledModel> {
 
 /// Thread count for the numeric kernels: `GONKA_THREADS`, else every available core.
 pub(crate) fn compute_threads() -> usize {
-    std::env::var("GONKA_THREADS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    gonka_engine::compute_threads()
 }
 
 #[allow(clippy::print_stdout)]
@@ -152,7 +144,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Model(command) => run_model(&command),
         Command::Serve(args) => serve::run(&args),
-        Command::Bench(command) => bench::run(command),
+        Command::Bench(command) => std::env::current_exe()
+            .map_err(anyhow::Error::from)
+            .and_then(|exe| gonka_bench::run(command, &gonka_bench::BenchContext { exe })),
         Command::Devnet(args) => devnet::run(&args),
         Command::Init(args) => chain::init(&args),
         Command::Node(command) => chain::node(command),

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use common::Network;
 use futures::StreamExt;
 use gonka_chain::{Msg, State, Tx, inference_id, request_message};
-use gonka_node::gateway::{now_ns, signed_headers};
+use gonka_client::signing::{now_ns, signed_headers};
+use gonka_host::protocol::{HEADER_HOST, encode_signature, payload_request_message};
 use gonka_node::home::Home;
-use gonka_node::inference::{HEADER_HOST, encode_signature, payload_request_message};
 use gonka_node::keyring::Keyring;
 use gonka_primitives::{AccountKey, Address, Amount, Hash};
 use serde_json::{Value, json};
@@ -168,7 +168,7 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         &net.plan.chain_id,
         &developer,
         0,
-        vec![Msg::BankSend { to: poor.address(), amount: Amount(1_000) }],
+        vec![Msg::Bank(gonka_chain::BankMsg::Send { to: poor.address(), amount: Amount(1_000) })],
     );
     assert_eq!(net.submit(0, &fund).await["accepted"], json!(true));
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -186,7 +186,7 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     let signed_where = |tag: &str, max_tokens: u32, wanted: &dyn Fn(Address) -> bool| {
         (0..)
             .map(|i| sign(&developer, body(&format!("{tag} {i}"), max_tokens, true), &ta, now_ns()))
-            .find(|r| draws.executor_for(&r.id).is_some_and(wanted))
+            .find(|r| gonka_chain::inference::executor_for(&draws, &r.id).is_some_and(wanted))
             .unwrap()
     };
     let mut open = Vec::new();

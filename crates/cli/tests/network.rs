@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use common::Network;
 
-use gonka_chain::{Msg, Tx};
-use gonka_node::devnet::DevnetPlan;
+use gonka_chain::{BankMsg, Msg, Tx};
+use gonka_client::devnet::DevnetPlan;
 use gonka_node::keyring::Keyring;
 use gonka_primitives::{AccountKey, Amount};
 use serde_json::json;
@@ -37,7 +37,12 @@ async fn four_validators_agree_survive_a_crash_and_halt_without_quorum() {
     for i in all {
         let key = host_key(&net.plan, i);
         let to = AccountKey::from_seed(format!("recipient-{i}").as_bytes()).address();
-        let tx = Tx::new(&chain_id, &key, 0, vec![Msg::BankSend { to, amount: Amount(1_000 + i as u128) }]);
+        let tx = Tx::new(
+            &chain_id,
+            &key,
+            0,
+            vec![Msg::Bank(BankMsg::Send { to, amount: Amount(1_000 + i as u128) })],
+        );
         let target = (i + 1) % 4;
         let reply = net.submit(target, &tx).await;
         assert_eq!(reply["accepted"], json!(true), "{reply}");
@@ -65,7 +70,12 @@ async fn four_validators_agree_survive_a_crash_and_halt_without_quorum() {
     let mut stream = Vec::new();
     for sequence in 0..60u64 {
         let to = AccountKey::from_seed(&sequence.to_be_bytes()).address();
-        let tx = Tx::new(&chain_id, &developer, sequence, vec![Msg::BankSend { to, amount: Amount(7) }]);
+        let tx = Tx::new(
+            &chain_id,
+            &developer,
+            sequence,
+            vec![Msg::Bank(BankMsg::Send { to, amount: Amount(7) })],
+        );
         assert_eq!(net.submit(0, &tx).await["accepted"], json!(true));
         stream.push(tx.hash());
         if sequence == 30 {

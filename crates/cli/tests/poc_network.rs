@@ -7,7 +7,7 @@
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use gonka_node::devnet::DevnetPlan;
+use gonka_client::devnet::DevnetPlan;
 use serde_json::Value;
 
 const GONKA: &str = env!("CARGO_BIN_EXE_gonka");

@@ -335,7 +335,11 @@ pub fn spawn_gonka(exe: &Path, args: &[&std::ffi::OsStr], log_path: &Path) -> an
 
 /// Starts `gonka node start --home HOME`, logging to `HOME/node.log`.
 pub fn spawn_node(exe: &Path, home: &Path) -> anyhow::Result<Child> {
-    spawn_gonka(exe, &["node".as_ref(), "start".as_ref(), "--home".as_ref(), home.as_os_str()], &home.join("node.log"))
+    spawn_gonka(
+        exe,
+        &["node".as_ref(), "start".as_ref(), "--home".as_ref(), home.as_os_str()],
+        &home.join("node.log"),
+    )
 }
 
 /// Starts `gonka gateway` for the devnet's developer key at `url`, sending to the first host, logging to

@@ -21,7 +21,7 @@ use crate::text::TextStream;
 use crate::tokenizer::Tokenizer;
 use crate::{
     ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
-    ModelInfo, PositionLogprobs, TokenLogprob, Usage,
+    ModelInfo, PositionLogprobs, ScoreFuture, ScoreRequest, Scorer, TokenLogprob, Usage,
 };
 
 /// Most alternatives a request may ask for per position (OpenAI's limit).
@@ -178,6 +178,16 @@ impl Engine {
         completion: Vec<u32>,
         top_k: usize,
     ) -> Result<Vec<ScoredPosition>, EngineError> {
+        self.queue_score(prompt, completion, top_k)?.await.map_err(|_| EngineError::ShutDown)?
+    }
+
+    /// Queues a scoring job; the receiver gets its result.
+    fn queue_score(
+        &self,
+        prompt: Vec<u32>,
+        completion: Vec<u32>,
+        top_k: usize,
+    ) -> Result<oneshot::Receiver<Result<Vec<ScoredPosition>, EngineError>>, EngineError> {
         let needed = prompt.len() + completion.len();
         if needed > self.info.context_length {
             return Err(EngineError::ContextLengthExceeded {
@@ -188,7 +198,7 @@ impl Engine {
         }
         let (reply, answer) = oneshot::channel();
         self.send(Job::Score { prompt, completion, top_k: top_k.min(TOP_LOGPROBS_MAX), reply })?;
-        answer.await.map_err(|_| EngineError::ShutDown)?
+        Ok(answer)
     }
 
     fn send(&self, job: Job) -> Result<(), EngineError> {
@@ -239,6 +249,16 @@ impl Drop for Engine {
             && let Some(handle) = thread.take()
         {
             let _ = handle.join();
+        }
+    }
+}
+
+impl Scorer for Engine {
+    fn score(&self, request: ScoreRequest) -> ScoreFuture {
+        let ScoreRequest { prompt_tokens, completion_tokens, top_k } = request;
+        match self.queue_score(prompt_tokens, completion_tokens, top_k) {
+            Ok(answer) => Box::pin(async move { answer.await.map_err(|_| EngineError::ShutDown)? }),
+            Err(error) => Box::pin(std::future::ready(Err(error))),
         }
     }
 }

@@ -1,11 +1,10 @@
 //! Run the embedded LLM: model store, tokenizer, chat template, batched generation and scoring.
 #![deny(missing_docs)]
 
-pub mod request;
-
-pub use request::{
+pub use gonka_engine_api::{
     ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
-    ModelInfo, PositionLogprobs, SamplingParams, TokenLogprob, Usage,
+    ModelInfo, PositionLogprobs, SamplingParams, ScoreFuture, ScoreRequest, ScoredPosition, Scorer,
+    TokenLogprob, Usage,
 };
 
 pub mod chat;
@@ -21,3 +20,12 @@ pub mod text;
 pub mod tokenizer;
 
 pub use engine::{Engine, EngineConfig};
+
+/// Threads for the numeric kernels: `GONKA_THREADS`, else every available core.
+pub fn compute_threads() -> usize {
+    std::env::var("GONKA_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}

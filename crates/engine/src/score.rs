@@ -3,6 +3,7 @@
 
 use std::sync::Mutex;
 
+pub use crate::ScoredPosition;
 use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
 use crate::sampler::{log_sum_exp, top_k_ids};
 
@@ -10,17 +11,6 @@ use crate::sampler::{log_sum_exp, top_k_ids};
 const SCORE_CHUNK_TOKENS: usize = 512;
 /// Rows per output-projection call (bounds logits memory: rows × vocab floats).
 const LOGITS_CHUNK_ROWS: usize = 64;
-
-/// The score of one completion position.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScoredPosition {
-    /// The given token.
-    pub token: u32,
-    /// Its logprob under the model (temperature 1, no filters).
-    pub logprob: f32,
-    /// The `top_k` most likely tokens with their logprobs, best first.
-    pub top: Vec<(u32, f32)>,
-}
 
 /// Score `completion` as a continuation of `prompt`.
 pub fn score(

@@ -1,17 +1,24 @@
 //! The node's chain: the in-memory state, its redb store, the mempool, and the block events that REST
-//! subscribers and host logic follow. [`ChainApp`] is what consensus drives.
+//! subscribers and host logic follow. [`ChainApp`] is what consensus drives — Malachite in a node, the
+//! simulated network in `gonka-sim` — through the same [`Application`] trait.
+//!
+//! Time enters only through a [`Clock`]: the proposer's block time and the check that a proposed
+//! time is not too far ahead. A node reads the system clock; the simulator passes its own.
+//!
+//! A decided block that breaks a state invariant halts the chain: it refuses every later commit and
+//! [`Chain::halted`] resolves with the reason, on which the node stops with an error.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gonka_chain::{Block, Event, Genesis, State, TxResult};
+use gonka_chain::{Block, BlockError, Event, Genesis, State, TxResult};
 use gonka_consensus::{Application, ValidatorInfo};
 use gonka_primitives::codec::{Encode, decode_exact};
 use gonka_primitives::{Address, Hash, ValidatorPublicKey};
 use gonka_store::Store;
 use serde::Serialize;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 
@@ -39,6 +46,37 @@ pub struct BlockEvent {
     pub events: Vec<Event>,
 }
 
+/// Where the chain reads the time (milliseconds since the Unix epoch).
+pub trait Clock: Send + Sync + 'static {
+    /// Now.
+    fn now_ms(&self) -> u64;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// How a chain is opened.
+#[derive(Clone)]
+pub struct ChainOptions {
+    /// Mempool bounds.
+    pub mempool: MempoolLimits,
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Default for ChainOptions {
+    fn default() -> Self {
+        ChainOptions { mempool: MempoolLimits::default(), clock: Arc::new(SystemClock) }
+    }
+}
+
 /// A node's chain, shared by consensus, the REST API and gossip.
 pub struct Chain {
     state: RwLock<State>,
@@ -47,6 +85,9 @@ pub struct Chain {
     events: broadcast::Sender<Arc<BlockEvent>>,
     /// Validator sets by the first height they decide (kept for the heights since this process started).
     validator_history: Mutex<BTreeMap<u64, Vec<ValidatorInfo>>>,
+    clock: Arc<dyn Clock>,
+    /// Why the chain halted, once it did.
+    halted: watch::Sender<Option<String>>,
 }
 
 /// Failure to open the chain.
@@ -68,17 +109,13 @@ pub enum ChainError {
     },
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 fn to_validator_infos(set: Vec<(ValidatorPublicKey, u64)>) -> Vec<ValidatorInfo> {
     set.into_iter().map(|(key, power)| ValidatorInfo { public_key: key.0, voting_power: power }).collect()
 }
 
 impl Chain {
     /// Opens the store, initializing it from `genesis` when empty.
-    pub fn open(store: Store, genesis: &Genesis, mempool: MempoolLimits) -> Result<Chain, ChainError> {
+    pub fn open(store: Store, genesis: &Genesis, options: ChainOptions) -> Result<Chain, ChainError> {
         let state = match store.load_state()? {
             Some(state) => state,
             None => {
@@ -97,10 +134,30 @@ impl Chain {
         Ok(Chain {
             state: RwLock::new(state),
             store,
-            mempool: Mutex::new(Mempool::new(mempool)),
+            mempool: Mutex::new(Mempool::new(options.mempool)),
             events: broadcast::channel(EVENT_BUFFER).0,
             validator_history: Mutex::new(history),
+            clock: options.clock,
+            halted: watch::channel(None).0,
         })
+    }
+
+    /// Resolves with the reason once the chain halts (a decided block broke an invariant).
+    pub async fn halted(&self) -> String {
+        let mut halted = self.halted.subscribe();
+        loop {
+            if let Some(reason) = halted.borrow_and_update().clone() {
+                return reason;
+            }
+            if halted.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Why the chain halted, if it did.
+    pub fn halt_reason(&self) -> Option<String> {
+        self.halted.borrow().clone()
     }
 
     /// Runs `f` with read access to the state.
@@ -150,7 +207,8 @@ impl Chain {
         self.lock_mempool().insert(&state, bytes)
     }
 
-    fn validator_set_at(&self, height: u64) -> Option<Vec<ValidatorInfo>> {
+    /// The validator set that decides `height`, as consensus asks for it.
+    pub fn validator_set_at(&self, height: u64) -> Option<Vec<ValidatorInfo>> {
         let current = self.with_state(|s| s.height());
         if height > current + 1 {
             return None;
@@ -159,24 +217,27 @@ impl Chain {
         history.range(..=height).next_back().map(|(_, set)| set.clone())
     }
 
-    fn build_block(&self, proposer: [u8; 32]) -> Vec<u8> {
+    /// The block this node proposes on top of its state: its mempool's oldest transactions within the
+    /// block limits, at its clock's time.
+    pub fn build_block(&self, proposer: [u8; 32]) -> Vec<u8> {
         let state = self.read_state();
-        let limits = state.meta.params.limits;
+        let limits = state.params().limits;
         // Leave room for the header within the block byte limit.
         let txs =
             self.lock_mempool().reap(limits.max_block_txs as usize, limits.max_block_bytes as usize - 1024);
-        let header = state.next_header(ValidatorPublicKey(proposer), now_ms(), &txs);
+        let header = state.next_header(ValidatorPublicKey(proposer), self.clock.now_ms(), &txs);
         Block { header, txs }.to_bytes()
     }
 
-    fn check_block(&self, height: u64, proposer: [u8; 32], bytes: &[u8]) -> Result<(), String> {
+    /// Whether a proposed block may be voted for.
+    pub fn check_block(&self, height: u64, proposer: [u8; 32], bytes: &[u8]) -> Result<(), String> {
         let state = self.read_state();
-        let block: Block = decode_exact(bytes, state.meta.params.limits.max_block_bytes as usize)
-            .map_err(|e| e.to_string())?;
+        let block: Block =
+            decode_exact(bytes, state.params().limits.max_block_bytes as usize).map_err(|e| e.to_string())?;
         if block.header.height != height || block.header.proposer.0 != proposer {
             return Err(format!("height {} / proposer mismatch", block.header.height));
         }
-        if block.header.time_ms > now_ms() + MAX_CLOCK_DRIFT_MS {
+        if block.header.time_ms > self.clock.now_ms() + MAX_CLOCK_DRIFT_MS {
             return Err(format!("block time {} is in the future", block.header.time_ms));
         }
         state.validate_block(&block, bytes.len()).map_err(|e| e.to_string())
@@ -184,7 +245,10 @@ impl Chain {
 
     /// Applies and persists a decided block. An error here means this node cannot follow the chain
     /// (store failure or a decided block its state refuses): the caller stops the node.
-    fn commit_block(&self, height: u64, bytes: &[u8], certificate: &[u8]) -> anyhow::Result<()> {
+    pub fn commit_block(&self, height: u64, bytes: &[u8], certificate: &[u8]) -> anyhow::Result<()> {
+        if let Some(reason) = self.halt_reason() {
+            anyhow::bail!("the chain halted: {reason}");
+        }
         let mut state = self.state.write().unwrap_or_else(|poisoned| poisoned.into_inner());
         if height <= state.height() {
             // Already committed (replayed after a restart): nothing to do.
@@ -193,9 +257,19 @@ impl Chain {
         let block: Block = decode_exact(bytes, usize::MAX)?;
         // Applied in place: if persisting fails the node stops (the caller exits), and a restart
         // reloads the last committed state from the store, so memory never runs ahead of disk.
-        let outcome = {
+        let applied = {
             let mempool = self.lock_mempool();
-            state.apply_block(&block, &|hash| mempool.contains(hash))?
+            state.apply_block(&block, &|hash| mempool.contains(hash))
+        };
+        let outcome = match applied {
+            Ok(outcome) => outcome,
+            Err(BlockError::Invariant(violation)) => {
+                let reason = format!("block {height} broke an invariant: {violation}");
+                tracing::error!(%reason, "CHAIN HALTED: this node's state cannot be trusted; stopping");
+                self.halted.send_replace(Some(reason.clone()));
+                anyhow::bail!(reason);
+            }
+            Err(error) => return Err(error.into()),
         };
         self.store.commit_block(height, bytes, certificate, &outcome)?;
         let included: Vec<Hash> = outcome.results.iter().map(|r| r.hash).collect();

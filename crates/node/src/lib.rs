@@ -1,17 +1,20 @@
 //! Run a gonka node: open the chain from its home, serve the REST API, gossip transactions, let
 //! Malachite consensus drive block production, and act as a host: race and validate Proof of Compute,
 //! serve paid inference as transfer agent and executor.
+//!
+//! The node is wiring and shells: what a host decides is `gonka-host`'s pure planners; what the chain
+//! does is `gonka-chain`'s; this crate performs their actions (engine jobs, signed transactions, HTTP)
+//! and keeps the config, keyring, store, consensus, REST API and metrics.
 #![deny(missing_docs)]
 
 pub mod chain;
-pub mod devnet;
-pub mod gateway;
 pub mod gossip;
 pub mod home;
 pub mod host;
 pub mod inference;
 pub mod keyring;
 pub mod mempool;
+pub mod metrics;
 pub mod rest;
 pub mod signer;
 
@@ -22,7 +25,7 @@ use gonka_consensus::{ConsensusConfig, ConsensusHandle};
 use gonka_store::Store;
 use tokio::sync::{mpsc, watch};
 
-pub use chain::{Chain, ChainApp};
+pub use chain::{Chain, ChainApp, ChainOptions, Clock, SystemClock};
 pub use home::{Home, NodeConfig};
 
 /// Runs the node in `home` until `shutdown` turns true or a component fails.
@@ -33,24 +36,18 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     std::fs::create_dir_all(home.data_dir())?;
     let store_path = home.data_dir().join("chain.redb");
     let store = Store::open(&store_path).with_context(|| format!("opening {}", store_path.display()))?;
-    let chain = Arc::new(Chain::open(store, &genesis, config.mempool)?);
+    let options = ChainOptions { mempool: config.mempool, ..ChainOptions::default() };
+    let chain = Arc::new(Chain::open(store, &genesis, options)?);
     let (height, app_hash) = chain.with_state(|s| (s.height(), s.meta.app_hash));
     tracing::info!(moniker = %config.moniker, height, %app_hash, validator = %validator_key.public_key(), "chain opened");
 
     let handle = ConsensusHandle::new();
     let (gossip_tx, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE);
     let host_status = Arc::new(host::HostStatus::default());
+    let metrics = Arc::new(metrics::NodeMetrics::new());
     let keys = host_keys(home);
     let host_address = keys.as_ref().ok().map(|k| k.account);
-    let context = Arc::new(rest::RestContext {
-        chain: chain.clone(),
-        consensus: handle.clone(),
-        gossip: gossip_tx.clone(),
-        validator_key: validator_key.public_key(),
-        moniker: config.moniker.clone(),
-        host: host_status.clone(),
-        host_address,
-    });
+    let gossip_for_rest = gossip_tx.clone();
     let signer = match keys {
         Ok(keys) => Some(Arc::new(signer::HostSigner::new(chain.clone(), gossip_tx, keys))),
         Err(error) => {
@@ -60,15 +57,30 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     };
     let host_task = signer.clone().map(|signer| {
         tracing::info!(account = %signer.account(), "host logic follows the chain's PoC phases");
-        let host = host::Host::new(signer, config.poc, host_status);
+        let host = host::Host::new(signer, config.poc, host_status.clone(), metrics.clone());
         tokio::spawn(host.run(shutdown.clone()))
     });
     let inference = match (&signer, config.inference.enabled) {
-        (Some(signer), true) => {
-            Some(start_inference(home, signer.clone(), config.inference, shutdown.clone())?)
-        }
+        (Some(signer), true) => Some(start_inference(
+            home,
+            signer.clone(),
+            config.inference,
+            metrics.api.clone(),
+            shutdown.clone(),
+        )?),
         _ => None,
     };
+    let context = Arc::new(rest::RestContext {
+        chain: chain.clone(),
+        consensus: handle.clone(),
+        gossip: gossip_for_rest,
+        validator_key: validator_key.public_key(),
+        moniker: config.moniker.clone(),
+        host: host_status,
+        host_address,
+        metrics,
+        engine: inference.as_ref().map(|service| service.engine_handle()),
+    });
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
         .with_context(|| format!("binding the REST API to {}", config.api_listen))?;
@@ -96,7 +108,12 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         timeouts: Default::default(),
         max_block_bytes: genesis.params.limits.max_block_bytes as usize + 4096,
     };
-    let result = gonka_consensus::run(consensus_config, ChainApp::new(chain), handle, shutdown.clone()).await;
+    let consensus =
+        gonka_consensus::run(consensus_config, ChainApp::new(chain.clone()), handle, shutdown.clone());
+    let result = tokio::select! {
+        result = consensus => result,
+        reason = chain.halted() => Err(anyhow::anyhow!("the chain halted: {reason}")),
+    };
     // Consensus ended (shutdown or failure): stop the rest too.
     api.abort();
     gossip.abort();
@@ -112,6 +129,7 @@ fn start_inference(
     home: &Home,
     signer: Arc<signer::HostSigner>,
     config: inference::InferenceConfig,
+    metrics: Arc<gonka_api::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Arc<inference::InferenceService>> {
     use gonka_engine::store::{DEFAULT_MODEL, ModelStore, gonka_home};
@@ -133,6 +151,7 @@ fn start_inference(
         gonka_api::ApiLimits::default(),
         config,
         payloads,
+        metrics,
     )?);
     tracing::info!(model = %model.name, hash = %model.content_hash, "serving inference");
     let pruning = service.clone();

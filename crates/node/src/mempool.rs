@@ -179,7 +179,7 @@ fn peek_account(bytes: &[u8]) -> Option<Address> {
 
 #[cfg(test)]
 mod tests {
-    use gonka_chain::{Genesis, GenesisAccount, GenesisParticipant, Msg, Params, Tx};
+    use gonka_chain::{BankMsg, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, Tx};
     use gonka_primitives::codec::Encode;
     use gonka_primitives::{AccountKey, Amount, ValidatorKey};
 
@@ -206,12 +206,16 @@ mod tests {
     }
 
     fn send(sequence: u64) -> Vec<u8> {
+        send_amount(sequence, 1)
+    }
+
+    fn send_amount(sequence: u64, amount: u128) -> Vec<u8> {
         let to = AccountKey::from_seed(b"bob").address();
         Tx::new(
             "mempool",
             &AccountKey::from_seed(b"alice"),
             sequence,
-            vec![Msg::BankSend { to, amount: Amount(1) }],
+            vec![Msg::Bank(BankMsg::Send { to, amount: Amount(amount) })],
         )
         .to_bytes()
     }
@@ -238,7 +242,12 @@ mod tests {
         let first = pool.insert(&state, send(0)).expect("seq 0");
         pool.insert(&state, send(1)).expect("seq 1");
         // Another node's block included a different tx with sequence 0 and one with sequence 1.
-        assert!(state.accounts.update(&AccountKey::from_seed(b"alice").address(), |a| a.sequence = 2));
+        let txs = vec![Bytes(send_amount(0, 2)), Bytes(send_amount(1, 3))];
+        let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
+        let header = state.next_header(proposer, 1_000, &txs);
+        let outcome = state.apply_block(&gonka_chain::Block { header, txs }, &|_| false).expect("applies");
+        assert!(outcome.results.iter().all(|r| r.ok), "{:?}", outcome.results);
+        assert_eq!(state.account(&AccountKey::from_seed(b"alice").address()).sequence, 2);
         pool.on_block_committed(&state, &[first]);
         assert!(pool.is_empty(), "sequence 1 became stale");
         pool.insert(&state, send(2)).expect("the account's next sequence is accepted again");

@@ -1,25 +1,31 @@
-//! The node's REST API (JSON): status, blocks, transactions, accounts, participants, params, epoch,
-//! transaction submission, and a server-sent-event stream of committed blocks.
+//! The node's REST API (JSON): status, blocks, transactions, accounts, hosts, params, epoch, PoC,
+//! inference receipts, supply, transaction submission, `/metrics` and a server-sent-event stream of
+//! committed blocks.
 //!
-//! Errors are `{"error": {"message", "code"}}` with 400 for bad input, 404 for unknown objects and 503
-//! when the mempool is full.
+//! Every answer is a typed view (`gonka_chain::views`, or [`NodeStatus`] here) so REST, `gonka query`
+//! and the explorer read the same structs; every error is the API's one error type, the same
+//! OpenAI-shaped `{"error": {"message", "type", "param", "code"}}` the inference API answers with.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{DefaultBodyLimit, Path, State as AxumState};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
+use gonka_api::ApiError;
+use gonka_chain::views::{self, BlockView, ChainStatus, SignedTxView, TxView};
 use gonka_chain::{Block, Tx};
 use gonka_consensus::ConsensusHandle;
+use gonka_engine::Generator;
 use gonka_primitives::codec::decode_exact;
 use gonka_primitives::{Address, Hash, ValidatorPublicKey};
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
@@ -27,6 +33,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use crate::chain::Chain;
 use crate::gossip::TxBatch;
 use crate::mempool::MempoolError;
+use crate::metrics::NodeMetrics;
 
 /// Largest request body (a gossip batch of 2,000 hex transactions fits).
 const MAX_BODY_BYTES: usize = 64 << 20;
@@ -49,37 +56,59 @@ pub struct RestContext {
     pub host: Arc<crate::host::HostStatus>,
     /// The host account this node acts for, if it has host keys.
     pub host_address: Option<Address>,
+    /// The process's metrics.
+    pub metrics: Arc<NodeMetrics>,
+    /// The engine, when this node serves inference (its load is read at scrape time).
+    pub engine: Option<Arc<dyn Generator>>,
 }
 
-/// A REST error.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
+/// `GET /status`: the chain's status and this node's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStatus {
+    /// Where the chain is.
+    #[serde(flatten)]
+    pub chain: ChainStatus,
+    /// This node's name.
+    pub moniker: String,
+    /// The host account it acts for.
+    pub host_address: Option<Address>,
+    /// Its consensus key.
+    pub validator_key: ValidatorPublicKey,
+    /// Connected consensus peers.
+    pub peers: usize,
+    /// The height consensus works on.
+    pub consensus_height: u64,
+    /// Its round (−1 before the first).
+    pub consensus_round: i64,
+    /// Transactions waiting.
+    pub mempool_txs: usize,
 }
 
-impl ApiError {
-    fn bad_request(message: impl std::fmt::Display) -> ApiError {
-        ApiError { status: StatusCode::BAD_REQUEST, code: "invalid_request", message: message.to_string() }
-    }
-
-    fn not_found(message: impl std::fmt::Display) -> ApiError {
-        ApiError { status: StatusCode::NOT_FOUND, code: "not_found", message: message.to_string() }
-    }
-
-    fn internal(message: impl std::fmt::Display) -> ApiError {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, code: "internal", message: message.to_string() }
-    }
+/// The result of submitting one transaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubmitResult {
+    /// Its hash (absent when the bytes were not hex).
+    pub hash: Option<Hash>,
+    /// Whether the mempool admitted it.
+    pub accepted: bool,
+    /// Why not.
+    pub error: Option<String>,
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": {"message": self.message, "code": self.code}}))).into_response()
-    }
+/// The results of a batch submission, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BatchResults {
+    /// One per transaction.
+    pub results: Vec<SubmitResult>,
 }
 
-type ApiResult = Result<Json<Value>, ApiError>;
+/// `POST /txs` body.
+#[derive(Debug, Deserialize)]
+struct SubmitBody {
+    tx: String,
+}
+
+type ApiResult<T> = Result<Json<T>, ApiError>;
 type Ctx = AxumState<Arc<RestContext>>;
 
 /// The REST router.
@@ -97,228 +126,179 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/validators", get(validators))
         .route("/params", get(params))
         .route("/epoch", get(epoch))
+        .route("/supply", get(supply))
         .route("/inferences/{id}", get(inference))
         .route("/poc", get(poc))
         .route("/poc/progress", get(poc_progress))
         .route("/poc/nonces/{address}", get(poc_nonces))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .fallback(|method: axum::http::Method, uri: axum::http::Uri| async move {
+            ApiError::RouteNotFound { method: method.to_string(), path: uri.path().to_string() }
+        })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(context)
 }
 
-async fn status(AxumState(ctx): Ctx) -> ApiResult {
-    let chain_view = ctx.chain.with_state(|s| {
-        let epoch = &s.meta.params.epoch;
-        let h = s.height();
-        json!({
-            "chain_id": s.meta.chain_id,
-            "height": h,
-            "app_hash": s.meta.app_hash,
-            "last_block_hash": s.meta.last_block_hash,
-            "time_ms": s.meta.time_ms,
-            "epoch": epoch.poc_epoch_at(h),
-            "effective_epoch": epoch.effective_epoch_at(h),
-            "phase": epoch.phase_at(h).name(),
-        })
-    });
-    let mut body = chain_view;
-    body["moniker"] = json!(ctx.moniker);
-    body["host_address"] = json!(ctx.host_address);
-    body["validator_key"] = json!(ctx.validator_key);
-    body["peers"] = json!(ctx.consensus.peers());
-    body["consensus_height"] = json!(ctx.consensus.height());
-    body["consensus_round"] = json!(ctx.consensus.round());
-    body["mempool_txs"] = json!(ctx.chain.mempool_len());
-    Ok(Json(body))
+fn internal(error: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(error.to_string())
 }
 
-fn block_json(ctx: &RestContext, height: u64) -> ApiResult {
+fn parse_address(text: &str) -> Result<Address, ApiError> {
+    text.parse().map_err(|e| ApiError::invalid("address", format!("not a gonka address: {e}")))
+}
+
+async fn status(AxumState(ctx): Ctx) -> ApiResult<NodeStatus> {
+    Ok(Json(NodeStatus {
+        chain: ctx.chain.with_state(views::chain_status),
+        moniker: ctx.moniker.clone(),
+        host_address: ctx.host_address,
+        validator_key: ctx.validator_key,
+        peers: ctx.consensus.peers(),
+        consensus_height: ctx.consensus.height(),
+        consensus_round: ctx.consensus.round(),
+        mempool_txs: ctx.chain.mempool_len(),
+    }))
+}
+
+fn block_view(ctx: &RestContext, height: u64) -> ApiResult<BlockView> {
     let store = ctx.chain.store();
     let (bytes, certificate) = store
         .block(height)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no block at height {height}")))?;
-    let block: Block = decode_exact(&bytes, usize::MAX).map_err(ApiError::internal)?;
-    let results = store.results(height).map_err(ApiError::internal)?;
-    let h = &block.header;
-    Ok(Json(json!({
-        "height": h.height,
-        "hash": block.hash(),
-        "header": {
-            "chain_id": h.chain_id,
-            "height": h.height,
-            "time_ms": h.time_ms,
-            "proposer": h.proposer,
-            "previous_block_hash": h.previous_block_hash,
-            "previous_app_hash": h.previous_app_hash,
-            "txs_hash": h.txs_hash,
-        },
-        "app_hash": results.as_ref().map(|r| r.app_hash),
-        "txs": results.as_ref().map(|r| r.txs.clone()).unwrap_or_default(),
-        "events": results.map(|r| r.events).unwrap_or_default(),
-        "certificate": hex::encode(certificate),
-    })))
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("no block at height {height}")))?;
+    let block: Block = decode_exact(&bytes, usize::MAX).map_err(internal)?;
+    let results = store.results(height).map_err(internal)?;
+    Ok(Json(BlockView {
+        height: block.header.height,
+        hash: block.hash(),
+        header: block.header,
+        app_hash: results.as_ref().map(|r| r.app_hash),
+        txs: results.as_ref().map(|r| r.txs.clone()).unwrap_or_default(),
+        events: results.map(|r| r.events).unwrap_or_default(),
+        certificate: hex::encode(certificate),
+    }))
 }
 
-async fn latest_block(AxumState(ctx): Ctx) -> ApiResult {
+async fn latest_block(AxumState(ctx): Ctx) -> ApiResult<BlockView> {
     let height = ctx.chain.with_state(|s| s.height());
-    block_json(&ctx, height)
+    block_view(&ctx, height)
 }
 
-async fn block(AxumState(ctx): Ctx, Path(height): Path<String>) -> ApiResult {
+async fn block(AxumState(ctx): Ctx, Path(height): Path<String>) -> ApiResult<BlockView> {
     let height: u64 = height
         .parse()
-        .map_err(|_| ApiError::bad_request(format!("height must be a number, got {height:?}")))?;
-    block_json(&ctx, height)
+        .map_err(|_| ApiError::invalid("height", format!("height must be a number, got {height:?}")))?;
+    block_view(&ctx, height)
 }
 
-async fn tx(AxumState(ctx): Ctx, Path(hash): Path<String>) -> ApiResult {
-    let hash = Hash::from_hex(&hash).ok_or_else(|| ApiError::bad_request("tx hash must be 64 hex digits"))?;
+async fn tx(AxumState(ctx): Ctx, Path(hash): Path<String>) -> ApiResult<TxView> {
+    let hash =
+        Hash::from_hex(&hash).ok_or_else(|| ApiError::invalid("hash", "tx hash must be 64 hex digits"))?;
     let store = ctx.chain.store();
     let (height, index) = store
         .tx_location(&hash)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::not_found(format!("no committed tx {hash}")))?;
-    let (bytes, _) = store
-        .block(height)
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::internal("indexed block missing"))?;
-    let block: Block = decode_exact(&bytes, usize::MAX).map_err(ApiError::internal)?;
-    let raw = block.txs.get(index as usize).ok_or_else(|| ApiError::internal("indexed tx missing"))?;
+        .map_err(internal)?
+        .ok_or_else(|| ApiError::NotFound(format!("no committed tx {hash}")))?;
+    let (bytes, _) =
+        store.block(height).map_err(internal)?.ok_or_else(|| internal("indexed block missing"))?;
+    let block: Block = decode_exact(&bytes, usize::MAX).map_err(internal)?;
+    let raw = block.txs.get(index as usize).ok_or_else(|| internal("indexed tx missing"))?;
     let tx: Option<Tx> = decode_exact(&raw.0, usize::MAX).ok();
-    let result =
-        store.results(height).map_err(ApiError::internal)?.and_then(|r| r.txs.get(index as usize).cloned());
-    Ok(Json(json!({
-        "hash": hash,
-        "height": height,
-        "index": index,
-        "result": result,
-        "tx": tx.map(|t| json!({"body": t.body, "signature": hex::encode(t.signature.0)})),
-    })))
+    let result = store.results(height).map_err(internal)?.and_then(|r| r.txs.get(index as usize).cloned());
+    Ok(Json(TxView {
+        hash,
+        height,
+        index,
+        result,
+        tx: tx.map(|t| SignedTxView { body: t.body, signature: hex::encode(t.signature.0) }),
+    }))
 }
 
-fn submit_one(ctx: &RestContext, hex_tx: &str, gossip: bool) -> (StatusCode, Value) {
+fn submit_one(ctx: &RestContext, hex_tx: &str, gossip: bool) -> (StatusCode, SubmitResult) {
     let Ok(bytes) = hex::decode(hex_tx.trim()) else {
-        return (StatusCode::BAD_REQUEST, json!({"accepted": false, "error": "tx must be hex"}));
+        return (
+            StatusCode::BAD_REQUEST,
+            SubmitResult { hash: None, accepted: false, error: Some("tx must be hex".into()) },
+        );
     };
-    let hash = Hash::digest(&bytes);
+    let hash = Some(Hash::digest(&bytes));
     match ctx.chain.submit(bytes.clone()) {
         Ok(_) => {
             if gossip {
                 // A full gossip queue only delays the tx until this node proposes.
                 let _ = ctx.gossip.try_send(bytes);
             }
-            (StatusCode::OK, json!({"hash": hash, "accepted": true}))
+            (StatusCode::OK, SubmitResult { hash, accepted: true, error: None })
         }
         Err(MempoolError::Full(reason)) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"hash": hash, "accepted": false, "error": format!("mempool full: {reason}")}),
+            SubmitResult { hash, accepted: false, error: Some(format!("mempool full: {reason}")) },
         ),
         Err(error) => {
-            (StatusCode::BAD_REQUEST, json!({"hash": hash, "accepted": false, "error": error.to_string()}))
+            (StatusCode::BAD_REQUEST, SubmitResult { hash, accepted: false, error: Some(error.to_string()) })
         }
     }
 }
 
-async fn submit_tx(
-    AxumState(ctx): Ctx,
-    body: Result<Json<Value>, axum::extract::rejection::JsonRejection>,
-) -> Response {
+async fn submit_tx(AxumState(ctx): Ctx, body: Result<Json<SubmitBody>, JsonRejection>) -> Response {
     let Ok(Json(body)) = body else {
-        return ApiError::bad_request("body must be JSON {\"tx\": \"<hex>\"}").into_response();
+        return ApiError::invalid("tx", "body must be JSON {\"tx\": \"<hex>\"}").into_response();
     };
-    let Some(hex_tx) = body.get("tx").and_then(Value::as_str) else {
-        return ApiError::bad_request("missing string field `tx` (hex-encoded transaction)").into_response();
-    };
-    let (status, body) = submit_one(&ctx, hex_tx, true);
-    (status, Json(body)).into_response()
+    let (status, result) = submit_one(&ctx, &body.tx, true);
+    (status, Json(result)).into_response()
 }
 
 fn submit_many(
     ctx: &RestContext,
-    body: Result<Json<TxBatch>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<TxBatch>, JsonRejection>,
     gossip: bool,
-) -> ApiResult {
+) -> ApiResult<BatchResults> {
     let Json(batch) =
-        body.map_err(|_| ApiError::bad_request("body must be JSON {\"txs\": [\"<hex>\", ...]}"))?;
+        body.map_err(|_| ApiError::invalid("txs", "body must be JSON {\"txs\": [\"<hex>\", ...]}"))?;
     if batch.txs.len() > MAX_BATCH_TXS {
-        return Err(ApiError::bad_request(format!("at most {MAX_BATCH_TXS} txs per batch")));
+        return Err(ApiError::invalid("txs", format!("at most {MAX_BATCH_TXS} txs per batch")));
     }
-    let results: Vec<Value> = batch.txs.iter().map(|tx| submit_one(ctx, tx, gossip).1).collect();
-    Ok(Json(json!({"results": results})))
+    Ok(Json(BatchResults { results: batch.txs.iter().map(|tx| submit_one(ctx, tx, gossip).1).collect() }))
 }
 
 async fn submit_batch(
     AxumState(ctx): Ctx,
-    body: Result<Json<TxBatch>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
+    body: Result<Json<TxBatch>, JsonRejection>,
+) -> ApiResult<BatchResults> {
     submit_many(&ctx, body, true)
 }
 
 async fn gossip_batch(
     AxumState(ctx): Ctx,
-    body: Result<Json<TxBatch>, axum::extract::rejection::JsonRejection>,
-) -> ApiResult {
+    body: Result<Json<TxBatch>, JsonRejection>,
+) -> ApiResult<BatchResults> {
     submit_many(&ctx, body, false)
 }
 
-async fn account(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult {
-    let address: Address = address.parse().map_err(ApiError::bad_request)?;
-    Ok(Json(ctx.chain.with_state(|s| {
-        let account = s.account(&address);
-        json!({
-            "address": address,
-            "balance": account.balance.0.to_string(),
-            "sequence": account.sequence,
-            "developer": s.developers.contains_key(&address),
-            "host": s.participants.get(&address),
-        })
-    })))
+async fn account(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::AccountView> {
+    let address = parse_address(&address)?;
+    Ok(Json(ctx.chain.with_state(|s| views::account(s, &address))))
 }
 
-async fn participants(AxumState(ctx): Ctx) -> ApiResult {
-    Ok(Json(ctx.chain.with_state(|s| {
-        let list: Vec<Value> = s
-            .participants
-            .iter()
-            .map(|(address, p)| {
-                let mut v = json!(p);
-                v["address"] = json!(address);
-                v
-            })
-            .collect();
-        json!({"participants": list})
-    })))
+async fn participants(AxumState(ctx): Ctx) -> ApiResult<views::HostsView> {
+    Ok(Json(ctx.chain.with_state(views::hosts)))
 }
 
-async fn validators(AxumState(ctx): Ctx) -> ApiResult {
-    Ok(Json(ctx.chain.with_state(|s| {
-        let set: Vec<Value> =
-            s.validator_set().iter().map(|(k, w)| json!({"validator_key": k, "voting_power": w})).collect();
-        json!({"height": s.height() + 1, "validators": set})
-    })))
+async fn validators(AxumState(ctx): Ctx) -> ApiResult<views::ValidatorsView> {
+    Ok(Json(ctx.chain.with_state(views::validators)))
 }
 
-async fn params(AxumState(ctx): Ctx) -> ApiResult {
-    Ok(Json(ctx.chain.with_state(|s| json!(s.meta.params))))
+async fn params(AxumState(ctx): Ctx) -> ApiResult<gonka_chain::Params> {
+    Ok(Json(ctx.chain.with_state(|s| s.params().clone())))
 }
 
-async fn epoch(AxumState(ctx): Ctx) -> ApiResult {
-    Ok(Json(ctx.chain.with_state(|s| {
-        let p = &s.meta.params.epoch;
-        let h = s.height();
-        let index = p.poc_epoch_at(h);
-        json!({
-            "height": h,
-            "epoch": index,
-            "effective_epoch": p.effective_epoch_at(h),
-            "phase": p.phase_at(h).name(),
-            "stages": p.stages(index),
-            "next_stages": p.stages(index + 1),
-        })
-    })))
+async fn epoch(AxumState(ctx): Ctx) -> ApiResult<views::EpochView> {
+    Ok(Json(ctx.chain.with_state(views::epoch)))
+}
+
+async fn supply(AxumState(ctx): Ctx) -> ApiResult<views::SupplyView> {
+    Ok(Json(ctx.chain.with_state(views::supply)))
 }
 
 async fn events(AxumState(ctx): Ctx) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
@@ -334,121 +314,35 @@ async fn events(AxumState(ctx): Ctx) -> Sse<impl Stream<Item = Result<SseEvent, 
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
-async fn poc(AxumState(ctx): Ctx) -> ApiResult {
-    Ok(Json(ctx.chain.with_state(|s| {
-        let Some(stage) = s.poc_stage() else { return json!({"stage": null}) };
-        let from = gonka_chain::ClaimKey { stage: stage.start_height, participant: Address([0; 20]) };
-        let claims: Vec<Value> = s
-            .poc_claims
-            .range(from..)
-            .take_while(|(k, _)| k.stage == stage.start_height)
-            .map(|(k, claim)| {
-                let votes: Vec<Value> = s
-                    .poc_votes
-                    .range(
-                        gonka_chain::VoteKey { stage: k.stage, participant: k.participant, validator: Address([0; 20]) }..,
-                    )
-                    .take_while(|(v, _)| v.stage == k.stage && v.participant == k.participant)
-                    .map(|(v, vote)| {
-                        json!({"validator": v.validator, "sampled": vote.sampled, "mismatches": vote.mismatches,
-                               "fraud": vote.fraud, "sample_seed": vote.sample_seed})
-                    })
-                    .collect();
-                json!({"participant": k.participant, "nonces": claim.nonce_count,
-                       "seed_committed": claim.seed_commitment.is_some(), "votes": votes})
-            })
-            .collect();
-        let weights: Vec<Value> = s
-            .participants
-            .iter()
-            .map(|(a, p)| json!({"participant": a, "poc_weight": p.poc_weight, "next_power": p.next_weight, "power": p.weight}))
-            .collect();
-        json!({"stage": stage, "stages": s.meta.params.epoch.stages(stage.epoch), "claims": claims, "weights": weights})
-    })))
+async fn poc(AxumState(ctx): Ctx) -> ApiResult<views::PocView> {
+    Ok(Json(ctx.chain.with_state(views::poc)))
 }
 
-async fn poc_progress(AxumState(ctx): Ctx) -> ApiResult {
-    Ok(Json(json!(ctx.host.progress())))
+async fn poc_progress(AxumState(ctx): Ctx) -> ApiResult<crate::host::PocProgress> {
+    Ok(Json(ctx.host.progress()))
 }
 
-async fn poc_nonces(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult {
-    let address: Address = address.parse().map_err(ApiError::bad_request)?;
-    Ok(Json(ctx.chain.with_state(|s| {
-        let Some(stage) = s.poc_stage() else { return json!({"stage": null, "nonces": []}) };
-        let nonces: Vec<Value> = s
-            .poc_claimed_nonces(stage.start_height, address)
-            .into_iter()
-            .map(|(nonce, distance)| json!({"nonce": nonce, "distance": distance}))
-            .collect();
-        json!({"stage": stage.start_height, "participant": address, "nonces": nonces})
-    })))
+async fn poc_nonces(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::PocNoncesView> {
+    let address = parse_address(&address)?;
+    Ok(Json(ctx.chain.with_state(|s| views::poc_nonces(s, &address))))
 }
 
-/// Prometheus text: chain height and mempool, the host's PoC counters and sprint rate.
+/// Prometheus text of the process's one registry.
 async fn metrics(AxumState(ctx): Ctx) -> Response {
-    use std::fmt::Write;
-    use std::sync::atomic::Ordering::Relaxed;
-    let (height, validators) = ctx.chain.with_state(|s| (s.height(), s.validator_set().len()));
-    let progress = ctx.host.progress();
-    let counters = &ctx.host.counters;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}");
-    };
-    metric("gonka_chain_height", "gauge", "Height of the last committed block.", height.to_string());
-    metric("gonka_chain_validators", "gauge", "Validators deciding the next height.", validators.to_string());
-    metric(
-        "gonka_mempool_txs",
-        "gauge",
-        "Transactions waiting in the mempool.",
-        ctx.chain.mempool_len().to_string(),
-    );
-    metric(
-        "gonka_poc_nonces_total",
-        "counter",
-        "PoC nonces computed.",
-        counters.nonces.load(Relaxed).to_string(),
-    );
-    metric(
-        "gonka_poc_valid_nonces_total",
-        "counter",
-        "Valid PoC nonces found.",
-        counters.valid.load(Relaxed).to_string(),
-    );
-    metric(
-        "gonka_poc_submitted_nonces_total",
-        "counter",
-        "Valid PoC nonces submitted in batches.",
-        counters.submitted.load(Relaxed).to_string(),
-    );
-    metric(
-        "gonka_poc_validations_total",
-        "counter",
-        "PoC verdicts submitted.",
-        counters.validations.load(Relaxed).to_string(),
-    );
-    metric(
-        "gonka_poc_sprint_nonces_per_second",
-        "gauge",
-        "Rate of the running or last sprint.",
-        format!("{:.1}", progress.nonces_per_second),
-    );
-    metric(
-        "gonka_poc_sprinting",
-        "gauge",
-        "1 while a sprint runs.",
-        u8::from(progress.activity == "sprinting").to_string(),
-    );
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+    match ctx.metrics.encode(&ctx.chain, ctx.engine.as_deref()) {
+        Ok(text) => {
+            ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text)
+                .into_response()
+        }
+        Err(_) => ApiError::MetricsEncoding.into_response(),
+    }
 }
 
-async fn inference(AxumState(ctx): Ctx, Path(id): Path<String>) -> ApiResult {
-    let id = Hash::from_hex(&id).ok_or_else(|| ApiError::bad_request("an inference id is 64 hex digits"))?;
+async fn inference(AxumState(ctx): Ctx, Path(id): Path<String>) -> ApiResult<views::InferenceView> {
+    let id =
+        Hash::from_hex(&id).ok_or_else(|| ApiError::invalid("id", "an inference id is 64 hex digits"))?;
     ctx.chain
-        .with_state(|s| s.inferences.get(&id).map(|i| json!(i)))
-        .map(|mut body| {
-            body["id"] = json!(id);
-            Json(body)
-        })
-        .ok_or_else(|| ApiError::not_found(format!("no inference {id} (never seen, or pruned)")))
+        .with_state(|s| views::inference(s, &id))
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no inference {id} (never seen, or pruned)")))
 }

@@ -5,39 +5,30 @@
 //! - `blocks`, `certificates`, `results`: by height, the encoded block, its commit certificate (opaque
 //!   bytes from consensus) and its [`BlockResults`];
 //! - `tx_index`: tx hash → (height, index in block);
-//! - `accounts`, `participants`, `developers`: the state maps, one row per entry, keyed by address;
-//! - `poc_claims`, `poc_nonces`, `poc_votes`, `inferences`, `inference_deadlines`, `inference_prunes`:
-//!   the PoC and inference maps, keyed by their encoded keys (big-endian
-//!   integers, so byte order is key order);
-//! - `meta`: the state's scalar record ([`gonka_chain::state::Meta`]) under the key `meta`.
+//! - `state`: every row of every module's tables, keyed by `module id ‖ table id ‖ encoded key`. The
+//!   store knows no table by name: the chain's table registry ([`State::visit_tables`]) says which
+//!   tables exist, so a new table needs no change here;
+//! - `meta`: the chain-level scalar record ([`gonka_chain::Meta`]) under the key `meta`.
 //!
-//! On start the node rebuilds the in-memory [`State`] from the state tables ([`Store::load_state`]);
-//! the scalar record carries the height and app hash, so a restart gives the same app hash as before.
+//! On start the node rebuilds the in-memory [`State`] from the `state` rows ([`Store::load_state`]) and
+//! checks every invariant of the result before using it; the scalar record carries the height and app
+//! hash, so a restart gives the same app hash as before. [`Store::in_memory`] is the same store on a
+//! memory backend: the simulator's disk, which survives a simulated crash.
 #![deny(missing_docs)]
 
 use std::path::Path;
+use std::sync::Arc;
 
-use gonka_chain::state::Meta;
-use std::collections::BTreeMap;
-
-use gonka_chain::{BlockOutcome, Event, State, StateWrites, Table, TxResult};
+use gonka_chain::{BlockOutcome, Event, Meta, State, StateWrites, TableId, TxResult};
 use gonka_primitives::codec::{DecodeError, Encode, decode_exact};
-use gonka_primitives::{Address, Hash, codec_struct};
+use gonka_primitives::{Hash, codec_struct};
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 
 const BLOCKS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("blocks");
 const CERTIFICATES: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("certificates");
 const RESULTS: TableDefinition<'_, u64, &[u8]> = TableDefinition::new("results");
 const TX_INDEX: TableDefinition<'_, &[u8; 32], (u64, u32)> = TableDefinition::new("tx_index");
-const ACCOUNTS: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("accounts");
-const PARTICIPANTS: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("participants");
-const DEVELOPERS: TableDefinition<'_, &[u8; 20], &[u8]> = TableDefinition::new("developers");
-const POC_CLAIMS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_claims");
-const POC_NONCES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_nonces");
-const POC_VOTES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("poc_votes");
-const INFERENCES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inferences");
-const INFERENCE_DEADLINES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inference_deadlines");
-const INFERENCE_PRUNES: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("inference_prunes");
+const STATE: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("state");
 const META: TableDefinition<'_, &str, &[u8]> = TableDefinition::new("meta");
 
 /// Largest record the store will decode (a block is bounded by params far below this).
@@ -58,9 +49,9 @@ pub enum StoreError {
         /// Decode error.
         error: DecodeError,
     },
-    /// The state tables are missing their scalar record (half-initialized store).
-    #[error("store has state rows but no meta record")]
-    MissingMeta,
+    /// The stored rows do not form a valid state (unknown table, broken invariant).
+    #[error("stored state is invalid: {0}")]
+    InvalidState(String),
 }
 
 macro_rules! db_error {
@@ -95,9 +86,10 @@ codec_struct!(BlockResults { txs, events, app_hash });
 /// An encoded block and its encoded commit certificate.
 pub type StoredBlock = (Vec<u8>, Vec<u8>);
 
-/// The redb-backed store of one node.
+/// The redb-backed store of one node. Clones share the same database.
+#[derive(Clone)]
 pub struct Store {
-    db: Database,
+    db: Arc<Database>,
 }
 
 fn decode<T: gonka_primitives::codec::Decode>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
@@ -106,79 +98,58 @@ fn decode<T: gonka_primitives::codec::Decode>(table: &'static str, bytes: &[u8])
 
 impl Store {
     /// Opens (or creates) the store at `path`.
-    /// Every table is created here, so readers never meet a missing table on a fresh store.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
-        let db = Database::create(path)?;
+        Store::create_tables(Database::create(path)?)
+    }
+
+    /// A store in memory: what the simulator gives each node as its disk.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let db = Database::builder().create_with_backend(redb::backends::InMemoryBackend::new())?;
+        Store::create_tables(db)
+    }
+
+    /// Every table is created here, so readers never meet a missing table on a fresh store.
+    fn create_tables(db: Database) -> Result<Store, StoreError> {
         let txn = db.begin_write()?;
         txn.open_table(BLOCKS)?;
         txn.open_table(CERTIFICATES)?;
         txn.open_table(RESULTS)?;
         txn.open_table(TX_INDEX)?;
-        txn.open_table(ACCOUNTS)?;
-        txn.open_table(PARTICIPANTS)?;
-        txn.open_table(DEVELOPERS)?;
-        txn.open_table(POC_CLAIMS)?;
-        txn.open_table(POC_NONCES)?;
-        txn.open_table(POC_VOTES)?;
-        txn.open_table(INFERENCES)?;
-        txn.open_table(INFERENCE_DEADLINES)?;
-        txn.open_table(INFERENCE_PRUNES)?;
+        txn.open_table(STATE)?;
         txn.open_table(META)?;
         txn.commit()?;
-        Ok(Store { db })
+        Ok(Store { db: Arc::new(db) })
     }
 
     /// Writes the genesis state into an empty store.
     pub fn init_genesis(&self, state: &State) -> Result<(), StoreError> {
         let txn = self.db.begin_write()?;
-        write_state(&txn, &state.full_writes())?;
+        write_state(&txn, &state.full_writes(), &state.meta)?;
         txn.commit()?;
         Ok(())
     }
 
-    /// The stored state, or None for an empty store.
+    /// The stored state, or None for an empty store. Every invariant of the loaded state is checked:
+    /// a node never runs on a state it cannot trust.
     pub fn load_state(&self) -> Result<Option<State>, StoreError> {
         let txn = self.db.begin_read()?;
         let meta = match txn.open_table(META)?.get("meta")? {
             Some(bytes) => decode::<Meta>("meta", bytes.value())?,
             None => return Ok(None),
         };
-        fn by_address<V: gonka_primitives::codec::Decode>(
-            txn: &redb::ReadTransaction,
-            table: TableDefinition<'_, &[u8; 20], &[u8]>,
-            name: &'static str,
-        ) -> Result<Table<Address, V>, StoreError> {
-            let mut rows = BTreeMap::new();
-            for row in txn.open_table(table)?.iter()? {
-                let (key, value) = row?;
-                rows.insert(Address(*key.value()), decode(name, value.value())?);
-            }
-            Ok(Table::from(rows))
+        let mut state = State::empty(meta);
+        for row in txn.open_table(STATE)?.iter()? {
+            let (key, value) = row?;
+            let key = key.value();
+            let (Some(&module), Some(&table)) = (key.first(), key.get(1)) else {
+                return Err(StoreError::Corrupt { table: "state", error: DecodeError::UnexpectedEnd });
+            };
+            state
+                .load_row(TableId { module, table }, &key[2..], value.value())
+                .map_err(|e| StoreError::InvalidState(e.to_string()))?;
         }
-        fn by_encoded_key<K: gonka_primitives::codec::Decode + Ord, V: gonka_primitives::codec::Decode>(
-            txn: &redb::ReadTransaction,
-            table: TableDefinition<'_, &[u8], &[u8]>,
-            name: &'static str,
-        ) -> Result<Table<K, V>, StoreError> {
-            let mut rows = BTreeMap::new();
-            for row in txn.open_table(table)?.iter()? {
-                let (key, value) = row?;
-                rows.insert(decode(name, key.value())?, decode(name, value.value())?);
-            }
-            Ok(Table::from(rows))
-        }
-        Ok(Some(State {
-            meta,
-            accounts: by_address(&txn, ACCOUNTS, "accounts")?,
-            participants: by_address(&txn, PARTICIPANTS, "participants")?,
-            developers: by_address(&txn, DEVELOPERS, "developers")?,
-            poc_claims: by_encoded_key(&txn, POC_CLAIMS, "poc_claims")?,
-            poc_nonces: by_encoded_key(&txn, POC_NONCES, "poc_nonces")?,
-            poc_votes: by_encoded_key(&txn, POC_VOTES, "poc_votes")?,
-            inferences: by_encoded_key(&txn, INFERENCES, "inferences")?,
-            inference_deadlines: by_encoded_key(&txn, INFERENCE_DEADLINES, "inference_deadlines")?,
-            inference_prunes: by_encoded_key(&txn, INFERENCE_PRUNES, "inference_prunes")?,
-        }))
+        state.check_invariants().map_err(|e| StoreError::InvalidState(e.to_string()))?;
+        Ok(Some(state))
     }
 
     /// Durably commits one decided block with everything it produced, in a single transaction.
@@ -193,7 +164,7 @@ impl Store {
         {
             txn.open_table(BLOCKS)?.insert(height, block_bytes)?;
             txn.open_table(CERTIFICATES)?.insert(height, certificate)?;
-            let app_hash = outcome.writes.meta.as_ref().map_or(Hash::ZERO, |m| m.app_hash);
+            let app_hash = outcome.meta.app_hash;
             let results =
                 BlockResults { txs: outcome.results.clone(), events: outcome.events.clone(), app_hash };
             txn.open_table(RESULTS)?.insert(height, results.to_bytes().as_slice())?;
@@ -205,7 +176,7 @@ impl Store {
                 }
             }
         }
-        write_state(&txn, &outcome.writes)?;
+        write_state(&txn, &outcome.writes, &outcome.meta)?;
         txn.commit()?;
         Ok(())
     }
@@ -239,47 +210,20 @@ impl Store {
     }
 }
 
-fn write_state(txn: &redb::WriteTransaction, writes: &StateWrites) -> Result<(), StoreError> {
-    fn apply<V: Encode>(
-        txn: &redb::WriteTransaction,
-        table: TableDefinition<'_, &[u8; 20], &[u8]>,
-        rows: &BTreeMap<Address, Option<V>>,
-    ) -> Result<(), StoreError> {
-        let mut table = txn.open_table(table)?;
-        for (address, value) in rows {
+fn write_state(txn: &redb::WriteTransaction, writes: &StateWrites, meta: &Meta) -> Result<(), StoreError> {
+    let mut table = txn.open_table(STATE)?;
+    let mut key = Vec::new();
+    for (id, rows) in &writes.tables {
+        for (row_key, value) in rows {
+            key.clear();
+            key.extend_from_slice(&[id.module, id.table]);
+            key.extend_from_slice(&row_key.0);
             match value {
-                Some(value) => table.insert(&address.0, value.to_bytes().as_slice())?,
-                None => table.remove(&address.0)?,
-            };
-        }
-        Ok(())
-    }
-    fn apply_encoded<K: Encode, V: Encode>(
-        txn: &redb::WriteTransaction,
-        table: TableDefinition<'_, &[u8], &[u8]>,
-        rows: &BTreeMap<K, Option<V>>,
-    ) -> Result<(), StoreError> {
-        let mut table = txn.open_table(table)?;
-        for (key, value) in rows {
-            let key = key.to_bytes();
-            match value {
-                Some(value) => table.insert(key.as_slice(), value.to_bytes().as_slice())?,
+                Some(value) => table.insert(key.as_slice(), value.0.as_slice())?,
                 None => table.remove(key.as_slice())?,
             };
         }
-        Ok(())
     }
-    apply(txn, ACCOUNTS, &writes.accounts)?;
-    apply(txn, PARTICIPANTS, &writes.participants)?;
-    apply(txn, DEVELOPERS, &writes.developers)?;
-    apply_encoded(txn, POC_CLAIMS, &writes.poc_claims)?;
-    apply_encoded(txn, POC_NONCES, &writes.poc_nonces)?;
-    apply_encoded(txn, POC_VOTES, &writes.poc_votes)?;
-    apply_encoded(txn, INFERENCES, &writes.inferences)?;
-    apply_encoded(txn, INFERENCE_DEADLINES, &writes.inference_deadlines)?;
-    apply_encoded(txn, INFERENCE_PRUNES, &writes.inference_prunes)?;
-    if let Some(meta) = &writes.meta {
-        txn.open_table(META)?.insert("meta", meta.to_bytes().as_slice())?;
-    }
+    txn.open_table(META)?.insert("meta", meta.to_bytes().as_slice())?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Store round trips: genesis, committed blocks, state reload with the same app hash.
 
-use gonka_chain::{Block, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, State, Tx};
+use gonka_chain::{BankMsg, Block, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, State, Tx};
 use gonka_primitives::codec::{Bytes, Encode};
 use gonka_primitives::{AccountKey, Amount, ValidatorKey};
 use gonka_store::Store;
@@ -41,7 +41,7 @@ fn reopened_store_gives_the_same_state_blocks_and_index() {
                 "store-test",
                 &alice,
                 seq,
-                vec![Msg::BankSend { to, amount: Amount(10 + u128::from(seq)) }],
+                vec![Msg::Bank(BankMsg::Send { to, amount: Amount(10 + u128::from(seq)) })],
             );
             hashes.push(tx.hash());
             let txs = vec![Bytes(tx.to_bytes())];
@@ -62,4 +62,34 @@ fn reopened_store_gives_the_same_state_blocks_and_index() {
     let results = store.results(8).expect("read").expect("results");
     assert!(results.txs[0].ok);
     assert!(store.block(21).expect("read").is_none());
+}
+
+#[test]
+fn an_in_memory_store_survives_dropping_the_state_that_wrote_it() {
+    let store = Store::in_memory().expect("memory store");
+    let state = State::from_genesis(&genesis()).expect("genesis");
+    store.init_genesis(&state).expect("genesis");
+    let disk = store.clone();
+    drop(store);
+    assert_eq!(disk.load_state().expect("load"), Some(state));
+}
+
+#[test]
+fn rows_of_an_unknown_table_are_refused_on_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("chain.redb");
+    let state = State::from_genesis(&genesis()).expect("genesis");
+    Store::open(&path).expect("open").init_genesis(&state).expect("genesis");
+    {
+        let db = redb::Database::create(&path).expect("raw open");
+        let txn = db.begin_write().expect("write");
+        {
+            let definition: redb::TableDefinition<'_, &[u8], &[u8]> = redb::TableDefinition::new("state");
+            let mut table = txn.open_table(definition).expect("state table");
+            table.insert([250u8, 1, 0].as_slice(), [0u8].as_slice()).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+    let error = Store::open(&path).expect("reopen").load_state().expect_err("refused");
+    assert!(error.to_string().contains("unknown table"), "{error}");
 }

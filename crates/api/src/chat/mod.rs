@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gonka_engine::{EngineError, GenerationEvent, GenerationRequest, GenerationStream, Usage};
+use gonka_engine_api::{EngineError, GenerationEvent, GenerationRequest, GenerationStream, Usage};
 
 use self::request::ChatPlan;
 use self::response::{Collected, CompletionHead};
@@ -108,7 +108,7 @@ pub struct RequestSummary {
 pub fn summarize_request(
     headers: &HeaderMap,
     body: &[u8],
-    generator: &dyn gonka_engine::Generator,
+    generator: &dyn gonka_engine_api::Generator,
     limits: &crate::ApiLimits,
 ) -> Result<RequestSummary, ApiError> {
     require_json(headers)?;

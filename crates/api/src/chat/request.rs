@@ -10,7 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use gonka_engine::{ChatMessage, SamplingParams};
+use gonka_engine_api::{ChatMessage, SamplingParams};
 use serde::Deserialize;
 use serde_json::Value;
 

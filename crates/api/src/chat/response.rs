@@ -9,7 +9,7 @@ use async_openai::types::chat::{
     ChatChoice, ChatChoiceLogprobs, ChatCompletionResponseMessage, ChatCompletionTokenLogprob,
     CompletionUsage, CreateChatCompletionResponse, FinishReason, Role, TopLogprobs,
 };
-use gonka_engine::{PositionLogprobs, TokenLogprob, Usage};
+use gonka_engine_api::{PositionLogprobs, TokenLogprob, Usage};
 use serde::Serialize;
 
 /// What every object of one completion repeats: its id, creation time and model.
@@ -55,10 +55,10 @@ pub(crate) fn completion_usage(usage: Usage) -> CompletionUsage {
     }
 }
 
-pub(crate) fn finish_reason(reason: gonka_engine::FinishReason) -> FinishReason {
+pub(crate) fn finish_reason(reason: gonka_engine_api::FinishReason) -> FinishReason {
     match reason {
-        gonka_engine::FinishReason::Stop => FinishReason::Stop,
-        gonka_engine::FinishReason::Length => FinishReason::Length,
+        gonka_engine_api::FinishReason::Stop => FinishReason::Stop,
+        gonka_engine_api::FinishReason::Length => FinishReason::Length,
     }
 }
 
@@ -83,7 +83,7 @@ pub(crate) struct Collected {
     pub(crate) content: String,
     /// `Some` when the request asked for logprobs.
     pub(crate) logprobs: Option<Vec<ChatCompletionTokenLogprob>>,
-    pub(crate) finish_reason: gonka_engine::FinishReason,
+    pub(crate) finish_reason: gonka_engine_api::FinishReason,
     pub(crate) usage: Usage,
 }
 
@@ -187,7 +187,7 @@ impl<'a> ChatCompletionChunk<'a> {
     pub(crate) fn finish(
         head: &'a CompletionHead,
         include_usage: bool,
-        reason: gonka_engine::FinishReason,
+        reason: gonka_engine_api::FinishReason,
     ) -> Self {
         let choice = ChunkChoice {
             index: 0,

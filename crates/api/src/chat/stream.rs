@@ -10,7 +10,7 @@ use std::convert::Infallible;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::Stream;
-use gonka_engine::{GenerationEvent, GenerationStream, Usage};
+use gonka_engine_api::{GenerationEvent, GenerationStream, Usage};
 use serde::Serialize;
 
 use super::response::{ChatCompletionChunk, CompletionHead};

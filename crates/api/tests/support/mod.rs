@@ -8,7 +8,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use gonka_api::{ApiLimits, AppState};
-use gonka_engine::{
+use gonka_engine_api::{
     ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
     ModelInfo, PositionLogprobs, TokenLogprob, Usage,
 };

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gonka_chain::Tx;
-use gonka_node::devnet::DevnetPlan;
+use gonka_client::devnet::DevnetPlan;
 use gonka_primitives::Hash;
 use gonka_primitives::codec::Encode;
 use serde_json::{Value, json};

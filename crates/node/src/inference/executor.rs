@@ -14,20 +14,21 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Request, header};
 use axum::response::{IntoResponse, Response};
 use gonka_api::{ApiError, ApiLimits, AppState};
-use gonka_chain::{Msg, SignedRequest};
+use gonka_chain::{InferenceMsg, Msg, SignedRequest};
 use gonka_engine::{
     ChatMessage, EngineError, GenerationEvent, GenerationRequest, GenerationStream, Generator, ModelInfo,
     PositionLogprobs,
+};
+use gonka_host::admission::{RequestClaim, Role, admit};
+use gonka_host::protocol::{
+    HEADER_MAX_TOKENS, HEADER_TA_SIGNATURE, HEADER_TRANSFER_ADDRESS, decode_signature,
 };
 use gonka_primitives::{Address, Hash};
 use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 
 use super::InferenceService;
-use super::auth::{
-    DeveloperRequest, HEADER_MAX_TOKENS, HEADER_TA_SIGNATURE, HEADER_TRANSFER_ADDRESS, check_timestamp,
-    decode_signature, forward_message,
-};
+use super::auth::{SignedHeaders, refused, replayed};
 use super::payloads::Payload;
 use super::ta::body_or_error;
 
@@ -41,6 +42,18 @@ pub(crate) async fn chat_completions(
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
+}
+
+/// The `model` of a chat body, read without tokenizing: the executor checks signatures before it
+/// spends anything on the body.
+fn peek_model(body: &[u8]) -> Result<String, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Model {
+        model: String,
+    }
+    serde_json::from_slice::<Model>(body)
+        .map(|m| m.model)
+        .map_err(|e| ApiError::invalid("model", format!("the body has no model: {e}")))
 }
 
 async fn verify_and_execute(
@@ -57,44 +70,28 @@ async fn verify_and_execute(
     let max_tokens: u32 = text(HEADER_MAX_TOKENS)
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| ApiError::invalid("X-Max-Tokens", "missing or malformed X-Max-Tokens"))?;
-    let developer = DeveloperRequest::verify(&headers, &body, &transfer_agent)?;
-    let own = service.account();
-    let ta_key = text(HEADER_TA_SIGNATURE)
+    let ta_signature = text(HEADER_TA_SIGNATURE)
         .and_then(decode_signature)
-        .and_then(|s| s.recover(&forward_message(&developer.id, &own, max_tokens)).ok())
         .ok_or_else(|| ApiError::Unauthorized("missing or invalid X-TA-Signature".into()))?;
-    let forget_before_ms = service.with_state(|s| -> Result<u64, ApiError> {
-        let ta = s
-            .participants
-            .get(&transfer_agent)
-            .ok_or_else(|| ApiError::Unauthorized(format!("{transfer_agent} is not a host")))?;
-        if ta_key != ta.account_key && ta_key != ta.operational_key {
-            return Err(ApiError::Unauthorized("X-TA-Signature is not the transfer agent's".into()));
-        }
-        check_timestamp(s, developer.timestamp_ns)?;
-        if s.executor_for(&developer.id) != Some(own) {
-            return Err(ApiError::invalid(
-                "Authorization",
-                "the chain does not draw this host as the executor of this request",
-            ));
-        }
-        Ok(s.meta.time_ms.saturating_sub(s.meta.params.inference.timestamp_expiration_ms))
-    })?;
-    service.executor_seen.admit(developer.id, developer.timestamp_ns / 1_000_000, forget_before_ms)?;
-    let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &service.limits)?;
-    let (model, _) = service
-        .model_hash(&summary.model)
-        .ok_or_else(|| ApiError::ModelNotFound { model: summary.model.clone(), param: Some("model") })?;
-    let request = SignedRequest {
-        requester: developer.requester,
+    let signed = SignedHeaders::parse(&headers)?;
+    let claim = RequestClaim {
+        requester: signed.requester,
+        signature: signed.signature,
+        timestamp_ns: signed.timestamp_ns,
+        body_hash: Hash::digest(&body),
         transfer_agent,
-        body_hash: developer.body_hash,
-        timestamp_ns: developer.timestamp_ns,
-        signature: developer.signature,
-        model,
+        model: peek_model(&body)?,
+        prompt_tokens: 0,
         max_tokens,
     };
-    execute(service, request, &headers, body).await
+    let own = service.account();
+    let admission =
+        service.with_state(|s| admit(s, own, &Role::Executor { ta_signature }, &claim)).map_err(refused)?;
+    service
+        .lock_executor_seen()
+        .admit(admission.id, claim.timestamp_ns / 1_000_000, admission.replay_forget_before_ms)
+        .map_err(replayed)?;
+    execute(service, admission.request, &headers, body).await
 }
 
 /// Answers `body` for the verified `request` through the OpenAI handler, then records the receipt.
@@ -150,7 +147,8 @@ fn finish(service: &InferenceService, request: SignedRequest, body: &[u8], recor
     if let Err(error) = service.payloads.put(&id, &payload) {
         tracing::warn!(%id, %error, "could not keep the payload");
     }
-    let message = Msg::FinishInference { request, prompt_tokens, completion_tokens, response_hash };
+    let message =
+        Msg::Inference(InferenceMsg::Finish { request, prompt_tokens, completion_tokens, response_hash });
     match service.signer.submit(vec![message]) {
         Ok(hash) => tracing::debug!(%id, tx = %hash, completion_tokens, "inference finished"),
         Err(error) => tracing::warn!(%id, %error, "FinishInference refused"),

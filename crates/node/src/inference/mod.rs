@@ -13,7 +13,7 @@ mod executor;
 mod payloads;
 mod ta;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,14 +22,10 @@ use axum::routing::{get, post};
 use gonka_api::{ApiLimits, Metrics};
 use gonka_chain::State;
 use gonka_engine::Generator;
-use gonka_primitives::{Address, Hash};
+use gonka_host::admission::ReplayGuard;
+use gonka_primitives::Address;
 use tokio::sync::Semaphore;
 
-pub use auth::{
-    HEADER_EXECUTOR, HEADER_HOST, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER,
-    HEADER_TA_SIGNATURE, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, ReplayGuard, decode_signature,
-    encode_signature, payload_request_message,
-};
 pub use payloads::{Payload, PayloadStore};
 
 use crate::signer::HostSigner;
@@ -67,8 +63,8 @@ pub struct InferenceService {
     metrics: Arc<Metrics>,
     http: reqwest::Client,
     ta_slots: Arc<Semaphore>,
-    ta_seen: ReplayGuard,
-    executor_seen: ReplayGuard,
+    ta_seen: Mutex<ReplayGuard>,
+    executor_seen: Mutex<ReplayGuard>,
     payloads: PayloadStore,
 }
 
@@ -80,6 +76,7 @@ impl InferenceService {
         limits: ApiLimits,
         config: InferenceConfig,
         payloads: PayloadStore,
+        metrics: Arc<Metrics>,
     ) -> anyhow::Result<InferenceService> {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
@@ -89,10 +86,10 @@ impl InferenceService {
             signer,
             engine,
             limits,
-            metrics: Arc::new(Metrics::new()),
+            metrics,
             ta_slots: Arc::new(Semaphore::new(config.ta_concurrent_max.max(1))),
-            ta_seen: ReplayGuard::new(config.replay_entries_max),
-            executor_seen: ReplayGuard::new(config.replay_entries_max),
+            ta_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
+            executor_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
             http,
             payloads,
         })
@@ -106,16 +103,22 @@ impl InferenceService {
         self.signer.chain().with_state(f)
     }
 
-    /// The content hash of the model this host serves, as the chain knows it (by name).
-    fn model_hash(&self, name: &str) -> Option<(Hash, u128)> {
-        self.with_state(|s| {
-            s.meta.params.inference.model_named(name).map(|m| (m.content_hash, m.price_per_token.0))
-        })
+    fn lock_ta_seen(&self) -> MutexGuard<'_, ReplayGuard> {
+        self.ta_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_executor_seen(&self) -> MutexGuard<'_, ReplayGuard> {
+        self.executor_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The engine this host serves from.
+    pub fn engine_handle(&self) -> Arc<dyn Generator> {
+        self.engine.clone()
     }
 
     /// Drops payloads older than the retention window; called on every committed block.
     pub fn prune_payloads(&self, height: u64) {
-        let retention = self.with_state(|s| 2 * s.meta.params.epoch.epoch_length);
+        let retention = self.with_state(|s| 2 * s.params().epoch.epoch_length);
         if let Err(error) = self.payloads.prune(height.saturating_sub(retention)) {
             tracing::warn!(%error, "pruning payloads failed");
         }

@@ -18,10 +18,10 @@ use gonka_primitives::{Address, Hash};
 use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+use gonka_host::protocol::{HEADER_HOST, HEADER_TIMESTAMP, decode_signature, payload_request_message};
+
 use super::InferenceService;
-use super::auth::{
-    HEADER_HOST, HEADER_TIMESTAMP, check_timestamp, decode_signature, payload_request_message,
-};
+use super::auth::check_timestamp;
 
 const PAYLOADS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("payloads");
 const BY_HEIGHT: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("payloads_by_height");
@@ -139,7 +139,7 @@ fn payload_for_host(
         .ok_or_else(|| unauthorized("missing or malformed Authorization"))?;
     service.with_state(|s| {
         check_timestamp(s, timestamp_ns).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
-        let participant = s.participants.get(&host).ok_or_else(|| unauthorized("not a host"))?;
+        let participant = s.hosts.participant(&host).ok_or_else(|| unauthorized("not a host"))?;
         if key != participant.account_key && key != participant.operational_key {
             return Err(unauthorized("the signature is not the host's"));
         }

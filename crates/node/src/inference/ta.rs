@@ -16,15 +16,16 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use gonka_api::ApiError;
-use gonka_chain::{InferenceError, Msg, SignedRequest, TxError};
-use gonka_primitives::Address;
+use gonka_chain::{BankError, InferenceError, InferenceMsg, Msg, TxError};
+use gonka_host::admission::{Admission, RequestClaim, Role, admit};
+use gonka_host::protocol::{
+    HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE,
+    HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature, forward_message,
+};
+use gonka_primitives::Hash;
 use serde_json::json;
 
-use super::auth::{
-    DeveloperRequest, HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER,
-    HEADER_TA_SIGNATURE, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, check_timestamp, encode_signature,
-    forward_message,
-};
+use super::auth::{SignedHeaders, refused, replayed};
 use super::{InferenceService, executor};
 use crate::mempool::MempoolError;
 
@@ -43,8 +44,7 @@ pub(crate) async fn chat_completions(
 /// `GET /v1/models`: the models this network serves.
 pub(crate) async fn list_models(State(service): State<Arc<InferenceService>>) -> Response {
     let models: Vec<_> = service.with_state(|s| {
-        s.meta
-            .params
+        s.params()
             .inference
             .models
             .iter()
@@ -74,76 +74,49 @@ async fn transfer(
 ) -> Result<Response, ApiError> {
     let body = body_or_error(body, service.limits.body_bytes_max)?;
     let own = service.account();
-    if let Some(named) = headers.get(HEADER_TRANSFER_ADDRESS).and_then(|v| v.to_str().ok()) {
-        let named: Address = named
+    let transfer_agent = match headers.get(HEADER_TRANSFER_ADDRESS).and_then(|v| v.to_str().ok()) {
+        Some(named) => named
             .parse()
-            .map_err(|e| ApiError::invalid("X-Transfer-Address", format!("not a gonka address: {e}")))?;
-        if named != own {
-            return Err(ApiError::invalid(
-                "X-Transfer-Address",
-                format!("this host is {own}; send the request to {named} or sign it for {own}"),
-            ));
-        }
-    }
+            .map_err(|e| ApiError::invalid("X-Transfer-Address", format!("not a gonka address: {e}")))?,
+        None => own,
+    };
     let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &service.limits)?;
-    let developer = DeveloperRequest::verify(&headers, &body, &own)?;
-    let (model, price) = service
-        .model_hash(&summary.model)
-        .ok_or_else(|| ApiError::ModelNotFound { model: summary.model.clone(), param: Some("model") })?;
-    let max_tokens = u32::try_from(summary.max_tokens).unwrap_or(u32::MAX);
-    let prompt_tokens = u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX);
-    let (executor, forget_before_ms, executor_url) = service.with_state(|s| -> Result<_, ApiError> {
-        let account = s
-            .accounts
-            .get(&developer.requester)
-            .ok_or_else(|| ApiError::AccountNotFound(developer.requester.to_string()))?;
-        check_timestamp(s, developer.timestamp_ns)?;
-        let params = &s.meta.params.inference;
-        if max_tokens > params.max_tokens_cap {
-            return Err(ApiError::invalid(
-                "max_tokens",
-                format!("at most {} on this network", params.max_tokens_cap),
-            ));
-        }
-        let needed = price.saturating_mul(u128::from(prompt_tokens) + u128::from(max_tokens));
-        if account.balance.0 < needed {
-            return Err(ApiError::InsufficientBalance { balance: account.balance.0, needed });
-        }
-        let executor = s
-            .executor_for(&developer.id)
-            .ok_or_else(|| ApiError::Unavailable("no host holds voting power".into()))?;
-        let url = s.participants.get(&executor).map(|p| p.api_url.clone()).unwrap_or_default();
-        Ok((executor, s.meta.time_ms.saturating_sub(params.timestamp_expiration_ms), url))
-    })?;
-    service.ta_seen.admit(developer.id, developer.timestamp_ns / 1_000_000, forget_before_ms)?;
+    let signed = SignedHeaders::parse(&headers)?;
+    let claim = RequestClaim {
+        requester: signed.requester,
+        signature: signed.signature,
+        timestamp_ns: signed.timestamp_ns,
+        body_hash: Hash::digest(&body),
+        transfer_agent,
+        model: summary.model.clone(),
+        prompt_tokens: u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX),
+        max_tokens: u32::try_from(summary.max_tokens).unwrap_or(u32::MAX),
+    };
+    let admission = service.with_state(|s| admit(s, own, &Role::TransferAgent, &claim)).map_err(refused)?;
+    service
+        .lock_ta_seen()
+        .admit(admission.id, claim.timestamp_ns / 1_000_000, admission.replay_forget_before_ms)
+        .map_err(replayed)?;
     let permit = service
         .ta_slots
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::CapacityReached("every forwarding slot of this host is busy".into()))?;
-    let request = SignedRequest {
-        requester: developer.requester,
-        transfer_agent: own,
-        body_hash: developer.body_hash,
-        timestamp_ns: developer.timestamp_ns,
-        signature: developer.signature,
-        model,
-        max_tokens,
+    let start = InferenceMsg::Start {
+        request: admission.request,
+        executor: admission.executor,
+        prompt_tokens: claim.prompt_tokens,
     };
-    service
-        .signer
-        .submit(vec![Msg::StartInference { request, executor, prompt_tokens }])
-        .map_err(|e| start_refused(&e))?;
-    tracing::debug!(id = %developer.id, %executor, "inference started");
-    let mut response = if executor == own {
-        let response = executor::execute(service, request, &headers, body).await?;
+    service.signer.submit(vec![Msg::Inference(start)]).map_err(|e| start_refused(&e))?;
+    tracing::debug!(id = %admission.id, executor = %admission.executor, "inference started");
+    let mut response = if admission.executor == own {
+        let response = executor::execute(service, admission.request, &headers, body).await?;
         hold_until_done(response, permit)
     } else {
-        let target = Executor { address: executor, url: executor_url, max_tokens };
-        forward(&service, &developer, &target, &headers, body, summary.stream, permit).await?
+        forward(&service, &admission, &headers, body, summary.stream, permit).await?
     };
     for (name, value) in
-        [(HEADER_INFERENCE_ID, developer.id.to_string()), (HEADER_EXECUTOR, executor.to_string())]
+        [(HEADER_INFERENCE_ID, admission.id.to_string()), (HEADER_EXECUTOR, admission.executor.to_string())]
     {
         if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(name, value);
@@ -152,50 +125,44 @@ async fn transfer(
     Ok(response)
 }
 
-/// Where a request goes and what the TA escrowed for it.
-struct Executor {
-    address: Address,
-    url: String,
-    max_tokens: u32,
-}
-
 /// Sends the request to the executor with the TA's signature and relays the answer.
 async fn forward(
     service: &InferenceService,
-    developer: &DeveloperRequest,
-    executor: &Executor,
+    admission: &Admission,
     headers: &HeaderMap,
     body: Bytes,
     stream: bool,
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
-    let message = forward_message(&developer.id, &executor.address, executor.max_tokens);
+    let request = &admission.request;
+    let message = forward_message(&admission.id, &admission.executor, request.max_tokens);
     let signature = service.signer.key().sign_recoverable(&message);
-    let mut request = service
+    let mut outgoing = service
         .http
-        .post(format!("{}/v1/executor/chat/completions", executor.url))
-        .header(HEADER_REQUESTER, developer.requester.to_string())
-        .header(HEADER_TIMESTAMP, developer.timestamp_ns.to_string())
+        .post(format!("{}/v1/executor/chat/completions", admission.executor_url))
+        .header(HEADER_REQUESTER, request.requester.to_string())
+        .header(HEADER_TIMESTAMP, request.timestamp_ns.to_string())
         .header(HEADER_TRANSFER_ADDRESS, service.account().to_string())
         .header(HEADER_TA_SIGNATURE, encode_signature(&signature))
-        .header(HEADER_MAX_TOKENS, executor.max_tokens.to_string())
+        .header(HEADER_MAX_TOKENS, request.max_tokens.to_string())
         .body(body);
     for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
         if let Some(value) = headers.get(&name) {
-            request = request.header(name, value);
+            outgoing = outgoing.header(name, value);
         }
     }
-    let upstream = request
+    let upstream = outgoing
         .send()
         .await
-        .map_err(|e| ApiError::Upstream(format!("executor {}: {e}", executor.address)))?;
+        .map_err(|e| ApiError::Upstream(format!("executor {}: {e}", admission.executor)))?;
     relay(upstream, stream, permit).await
 }
 
 /// The chain's refusal of the Start, as the client should see it.
 fn start_refused(error: &anyhow::Error) -> ApiError {
     match error.downcast_ref::<MempoolError>() {
-        Some(MempoolError::Check(TxError::Inference(InferenceError::CannotPay { balance, needed }))) => {
+        Some(MempoolError::Check(TxError::Inference(InferenceError::CannotPay { balance, needed })))
+        | Some(MempoolError::Check(TxError::Bank(BankError::InsufficientFunds { balance, needed }))) => {
             ApiError::InsufficientBalance { balance: balance.0, needed: needed.0 }
         }
         Some(MempoolError::Check(TxError::Inference(InferenceError::Duplicate(_)))) => ApiError::Replay,

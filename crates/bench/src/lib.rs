@@ -1,0 +1,65 @@
+//! Measure gonka-rs: every benchmark prints its figure and its ratio against a baseline measured in the
+//! same run, so a figure never depends on another day's machine. `gonka bench …` is a thin front over
+//! [`run`].
+//!
+//! - `engine`: prefill, single-stream and batched decode, TTFT, scoring throughput and peak RSS.
+//! - `scoring-gap`: teacher-forced scoring logprobs against those reported during generation.
+//! - `chain`: 4 validators on loopback — finalized transfers/s, block interval, commit latency.
+//! - `poc`: nonces/s against the dense f32 matmul rate of the same shapes; scaling over workers.
+//! - `inference`: the paid path (gateway → TA → executor) against the engine direct.
+#![deny(missing_docs)]
+
+mod chain;
+mod engine;
+mod inference;
+mod poc;
+pub mod stats;
+
+use std::path::PathBuf;
+
+pub use poc::mainnet_shaped;
+
+/// `gonka bench …`.
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Prefill, single-stream and batched decode, TTFT, scoring throughput and peak RSS.
+    Engine(engine::EngineArgs),
+    /// How far teacher-forced scoring logprobs are from the logprobs reported during generation.
+    ScoringGap(engine::GapArgs),
+    /// 4 validators on loopback: finalized transfers/s, block interval, commit latency, state size.
+    Chain(chain::ChainArgs),
+    /// PoC nonces/s (devnet and mainnet-shaped models) against the dense f32 matmul rate; scaling.
+    Poc(poc::PocArgs),
+    /// The paid path (gateway → TA → executor) against the engine direct: added TTFT, throughput, receipts.
+    Inference(inference::InferenceArgs),
+}
+
+/// Where the benchmarks find what they start.
+#[derive(Debug, Clone)]
+pub struct BenchContext {
+    /// The `gonka` binary, for benchmarks that run node processes.
+    pub exe: PathBuf,
+}
+
+/// Runs one benchmark.
+pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    match command {
+        BenchCommand::Engine(args) => runtime.block_on(engine::engine_bench(args)),
+        BenchCommand::ScoringGap(args) => runtime.block_on(engine::scoring_gap(args)),
+        BenchCommand::Chain(args) => runtime.block_on(chain::chain_bench(args, &context.exe)),
+        BenchCommand::Poc(args) => poc::poc_bench(&args),
+        BenchCommand::Inference(args) => {
+            tokio::runtime::Runtime::new()?.block_on(inference::inference_bench(args, &context.exe))
+        }
+    }
+}
+
+/// The default model, pulled on first use.
+fn default_model() -> anyhow::Result<gonka_engine::store::InstalledModel> {
+    use anyhow::Context;
+    let home = gonka_engine::store::gonka_home();
+    gonka_engine::store::ModelStore::new(&home)
+        .ensure(&gonka_engine::store::DEFAULT_MODEL)
+        .with_context(|| format!("installing the default model into {}", home.display()))
+}

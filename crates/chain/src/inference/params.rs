@@ -1,0 +1,123 @@
+//! Inference parameters: the models served with their price, expiry, the accepted request-time window
+//! and the size bounds of a request.
+
+use std::ops::RangeInclusive;
+
+use gonka_primitives::{Amount, Hash, codec_struct};
+use serde::{Deserialize, Serialize};
+
+use super::msg::InferenceError;
+use crate::params::ParamsError;
+
+/// A served model and its price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelPrice {
+    /// The name clients use in `model`.
+    pub name: String,
+    /// SHA-256 of the model file every host serves: the model's identity.
+    pub content_hash: Hash,
+    /// Price of one prompt or completion token, in ngonka.
+    pub price_per_token: Amount,
+}
+codec_struct!(ModelPrice { name, content_hash, price_per_token });
+
+/// Inference parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InferenceParams {
+    /// Models hosts serve, with their price.
+    pub models: Vec<ModelPrice>,
+    /// Blocks every inference gets before it expires…
+    pub expiry_base_blocks: u64,
+    /// …plus one block per this many `max_tokens` (long answers are not punished, §12.17).
+    pub expiry_tokens_per_block: u64,
+    /// Requests dated earlier than block time minus this are refused.
+    pub timestamp_expiration_ms: u64,
+    /// Requests dated later than block time plus this are refused.
+    pub timestamp_advance_ms: u64,
+    /// Largest `max_tokens` a request may reserve.
+    pub max_tokens_cap: u32,
+    /// Largest prompt a request may claim, in tokens.
+    pub max_prompt_tokens: u32,
+    /// Blocks after a voting-power change in which the previous set's executor is still accepted.
+    pub executor_grace_blocks: u64,
+}
+codec_struct!(InferenceParams {
+    models,
+    expiry_base_blocks,
+    expiry_tokens_per_block,
+    timestamp_expiration_ms,
+    timestamp_advance_ms,
+    max_tokens_cap,
+    max_prompt_tokens,
+    executor_grace_blocks,
+});
+
+impl Default for InferenceParams {
+    fn default() -> Self {
+        InferenceParams {
+            models: Vec::new(),
+            expiry_base_blocks: 20,
+            expiry_tokens_per_block: 16,
+            timestamp_expiration_ms: 60_000,
+            timestamp_advance_ms: 30_000,
+            max_tokens_cap: 8192,
+            max_prompt_tokens: 32_768,
+            executor_grace_blocks: 20,
+        }
+    }
+}
+
+impl InferenceParams {
+    /// The model with this content hash.
+    pub fn model(&self, content_hash: &Hash) -> Option<&ModelPrice> {
+        self.models.iter().find(|m| m.content_hash == *content_hash)
+    }
+
+    /// The model clients call `name`.
+    pub fn model_named(&self, name: &str) -> Option<&ModelPrice> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The deadline of an inference started at `height` reserving `max_tokens`.
+    pub fn deadline(&self, height: u64, max_tokens: u32) -> u64 {
+        height + self.expiry_base_blocks + u64::from(max_tokens).div_ceil(self.expiry_tokens_per_block.max(1))
+    }
+
+    /// Request times (ms) accepted when the last block's time is `now_ms`: the one window the chain,
+    /// transfer agents and executors all apply.
+    pub fn request_time_window_ms(&self, now_ms: u64) -> RangeInclusive<u64> {
+        now_ms.saturating_sub(self.timestamp_expiration_ms)..=now_ms.saturating_add(self.timestamp_advance_ms)
+    }
+
+    /// `Ok` when a request signed at `timestamp_ns` is inside the window around `now_ms`.
+    pub fn check_request_time(&self, now_ms: u64, timestamp_ns: u64) -> Result<(), InferenceError> {
+        let window = self.request_time_window_ms(now_ms);
+        let timestamp_ms = timestamp_ns / 1_000_000;
+        if window.contains(&timestamp_ms) {
+            Ok(())
+        } else {
+            Err(InferenceError::StaleTimestamp {
+                timestamp_ms,
+                earliest: *window.start(),
+                latest: *window.end(),
+            })
+        }
+    }
+
+    /// How long a record is kept after its request time: well beyond the accepted window, so a
+    /// replay of the same signed request always meets its record or a stale-time refusal.
+    pub fn record_retention_ms(&self) -> u64 {
+        2 * (self.timestamp_expiration_ms + self.timestamp_advance_ms)
+    }
+
+    /// Checks the inference parameters are in range.
+    pub fn validate(&self) -> Result<(), ParamsError> {
+        if self.expiry_base_blocks == 0 || self.expiry_tokens_per_block == 0 || self.max_tokens_cap == 0 {
+            return Err(ParamsError::Limit("inference expiry and max_tokens_cap"));
+        }
+        if self.models.len() > 64 || self.models.iter().any(|m| m.name.is_empty() || m.name.len() > 128) {
+            return Err(ParamsError::Limit("inference.models"));
+        }
+        Ok(())
+    }
+}

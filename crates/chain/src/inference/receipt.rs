@@ -1,0 +1,297 @@
+//! Checking and applying the two receipts of an inference (`docs/spec/inference.md` §4): the
+//! transfer agent's Start and the executor's Finish, in either order.
+
+use gonka_primitives::{Address, Amount, Hash};
+
+use super::draw::{executor_for, is_assigned};
+use super::msg::{InferenceError, SignedRequest, inference_id, request_message};
+use super::state::{Inference, InferenceStatus};
+use crate::bank::{BankError, Hold};
+use crate::event::Event;
+use crate::state::State;
+
+/// A Start or a Finish, as the checks see them.
+pub(super) enum Receipt<'a> {
+    Start { request: &'a SignedRequest, executor: Address, prompt_tokens: u32 },
+    Finish { request: &'a SignedRequest, prompt_tokens: u32, completion_tokens: u32, response_hash: Hash },
+}
+
+/// Checks a request's signature, time, model, size and executor; returns its id.
+fn check_request(
+    state: &State,
+    request: &SignedRequest,
+    executor: Address,
+    height: u64,
+) -> Result<Hash, InferenceError> {
+    let message = request_message(&request.body_hash, request.timestamp_ns, &request.transfer_agent);
+    let signer = request.signature.recover(&message).map_err(|_| InferenceError::BadRequestSignature)?;
+    if signer.address() != request.requester {
+        return Err(InferenceError::BadRequestSignature);
+    }
+    let params = &state.params().inference;
+    params.check_request_time(state.meta.time_ms, request.timestamp_ns)?;
+    if params.model(&request.model).is_none() {
+        return Err(InferenceError::UnknownModel(request.model));
+    }
+    if request.max_tokens == 0 || request.max_tokens > params.max_tokens_cap {
+        return Err(InferenceError::Tokens(format!(
+            "max_tokens {} outside 1..={}",
+            request.max_tokens, params.max_tokens_cap
+        )));
+    }
+    let id = inference_id(&request.signature);
+    if !is_assigned(state, &id, executor, height) {
+        return Err(InferenceError::WrongExecutor { named: executor, assigned: executor_for(state, &id) });
+    }
+    Ok(id)
+}
+
+/// Read-only checks of a receipt from `sender` in the block at `height`; returns the inference id.
+pub(super) fn check(
+    state: &State,
+    sender: Address,
+    receipt: &Receipt<'_>,
+    height: u64,
+) -> Result<Hash, InferenceError> {
+    let max_prompt = state.params().inference.max_prompt_tokens;
+    match receipt {
+        Receipt::Start { request, executor, prompt_tokens } => {
+            if request.transfer_agent != sender {
+                return Err(InferenceError::WrongRole(
+                    "only the transfer agent named in the request may start it",
+                ));
+            }
+            if *prompt_tokens > max_prompt {
+                return Err(InferenceError::Tokens(format!(
+                    "prompt_tokens {prompt_tokens} above {max_prompt}"
+                )));
+            }
+            let id = check_request(state, request, *executor, height)?;
+            match state.inference.record(&id) {
+                Some(existing) if existing.transfer_agent.is_some() => Err(InferenceError::Duplicate(id)),
+                Some(existing) if !same_request(existing, request, *executor) => {
+                    Err(InferenceError::Mismatch(id))
+                }
+                _ => Ok(id),
+            }
+        }
+        Receipt::Finish { request, prompt_tokens, completion_tokens, .. } => {
+            if !state.hosts.is_host(&request.transfer_agent) {
+                return Err(InferenceError::WrongRole("the request's transfer agent is not a host"));
+            }
+            if *completion_tokens > request.max_tokens || *prompt_tokens > max_prompt {
+                return Err(InferenceError::Tokens(format!(
+                    "completion_tokens {completion_tokens} (max {}), prompt_tokens {prompt_tokens} (max {max_prompt})",
+                    request.max_tokens
+                )));
+            }
+            let id = check_request(state, request, sender, height)?;
+            match state.inference.record(&id) {
+                Some(existing) if existing.status == InferenceStatus::Expired => {
+                    Err(InferenceError::Expired(id))
+                }
+                Some(existing) if existing.response_hash.is_some() => Err(InferenceError::Duplicate(id)),
+                Some(existing) if !same_request(existing, request, sender) => {
+                    Err(InferenceError::Mismatch(id))
+                }
+                _ => Ok(id),
+            }
+        }
+    }
+}
+
+/// Applies a checked receipt; returns its event.
+pub(super) fn apply(
+    state: &mut State,
+    sender: Address,
+    receipt: &Receipt<'_>,
+    id: Hash,
+    height: u64,
+) -> Result<Event, InferenceError> {
+    match receipt {
+        Receipt::Start { request, executor, prompt_tokens } => {
+            start(state, sender, request, *executor, *prompt_tokens, id, height)
+        }
+        Receipt::Finish { request, prompt_tokens, completion_tokens, response_hash } => {
+            let event = match state.inference.record(&id).cloned() {
+                Some(started) => finish_started(
+                    state,
+                    sender,
+                    request,
+                    &started,
+                    *prompt_tokens,
+                    *completion_tokens,
+                    *response_hash,
+                    id,
+                )?,
+                None => finish_first(
+                    state,
+                    sender,
+                    request,
+                    *prompt_tokens,
+                    *completion_tokens,
+                    *response_hash,
+                    id,
+                    height,
+                )?,
+            };
+            Ok(event
+                .with("id", id)
+                .with("executor", sender)
+                .with("prompt_tokens", prompt_tokens)
+                .with("completion_tokens", completion_tokens))
+        }
+    }
+}
+
+fn start(
+    state: &mut State,
+    sender: Address,
+    request: &SignedRequest,
+    executor: Address,
+    prompt_tokens: u32,
+    id: Hash,
+    height: u64,
+) -> Result<Event, InferenceError> {
+    if let Some(existing) = state.inference.record(&id) {
+        // The Finish came first and already settled the payment: record the TA.
+        let status = existing.status;
+        state.inference.records.update(&id, |i| i.transfer_agent = Some(sender));
+        return Ok(Event::new("inference_started").with("id", id).with("status", status.name()));
+    }
+    let price = price(state, &request.model)?;
+    let escrow = tokens_cost(u64::from(prompt_tokens) + u64::from(request.max_tokens), price)?;
+    state.bank.escrow(request.requester, Hold::Escrow(id), escrow).map_err(|e| match e {
+        BankError::InsufficientFunds { balance, needed } => InferenceError::CannotPay { balance, needed },
+        other => InferenceError::Bank(other),
+    })?;
+    let deadline = state.params().inference.deadline(height, request.max_tokens);
+    state.inference.records.insert(
+        id,
+        Inference {
+            requester: request.requester,
+            transfer_agent: Some(sender),
+            executor,
+            model: request.model,
+            prompt_hash: request.body_hash,
+            response_hash: None,
+            prompt_tokens,
+            completion_tokens: 0,
+            max_tokens: request.max_tokens,
+            price_per_token: price,
+            cost: Amount::ZERO,
+            status: InferenceStatus::Started,
+            first_seen_height: height,
+            deadline,
+            timestamp_ns: request.timestamp_ns,
+        },
+    );
+    state.inference.deadlines.insert((deadline, id), 0);
+    schedule_prune(state, id, request.timestamp_ns / 1_000_000);
+    Ok(Event::new("inference_started")
+        .with("id", id)
+        .with("requester", request.requester)
+        .with("executor", executor)
+        .with("escrow", escrow.0)
+        .with("deadline", deadline))
+}
+
+/// Finish after Start: the executor is owed `min(cost, escrow)`, the requester gets the rest back.
+#[allow(clippy::too_many_arguments)]
+fn finish_started(
+    state: &mut State,
+    sender: Address,
+    request: &SignedRequest,
+    started: &Inference,
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    response_hash: Hash,
+    id: Hash,
+) -> Result<Event, InferenceError> {
+    let tokens = u64::from(prompt_tokens) + u64::from(completion_tokens);
+    let escrow = state.bank.held(&Hold::Escrow(id));
+    let cost = tokens_cost(tokens, started.price_per_token)?.min(escrow);
+    let refund = escrow.checked_sub(cost).ok_or(InferenceError::Overflow)?;
+    state.bank.transfer_held(Hold::Escrow(id), Hold::Owed(sender), cost)?;
+    state.bank.release(Hold::Escrow(id), request.requester, refund)?;
+    state.inference.host_stats.upsert(sender, |s| s.finished += 1);
+    state.inference.deadlines.remove(&(started.deadline, id));
+    state.inference.records.update(&id, |i| {
+        i.prompt_tokens = prompt_tokens;
+        i.completion_tokens = completion_tokens;
+        i.response_hash = Some(response_hash);
+        i.cost = cost;
+        i.status = InferenceStatus::Finished;
+    });
+    Ok(Event::new("inference_finished").with("refund", refund.0).with("cost", cost.0))
+}
+
+/// Finish first: the requester pays `min(cost, balance)` straight into the executor's owed hold.
+#[allow(clippy::too_many_arguments)]
+fn finish_first(
+    state: &mut State,
+    sender: Address,
+    request: &SignedRequest,
+    prompt_tokens: u32,
+    completion_tokens: u32,
+    response_hash: Hash,
+    id: Hash,
+    height: u64,
+) -> Result<Event, InferenceError> {
+    let tokens = u64::from(prompt_tokens) + u64::from(completion_tokens);
+    let price = price(state, &request.model)?;
+    let cost = tokens_cost(tokens, price)?.min(state.bank.balance(&request.requester));
+    state.bank.escrow(request.requester, Hold::Owed(sender), cost)?;
+    state.inference.host_stats.upsert(sender, |s| s.finished += 1);
+    state.inference.records.insert(
+        id,
+        Inference {
+            requester: request.requester,
+            transfer_agent: None,
+            executor: sender,
+            model: request.model,
+            prompt_hash: request.body_hash,
+            response_hash: Some(response_hash),
+            prompt_tokens,
+            completion_tokens,
+            max_tokens: request.max_tokens,
+            price_per_token: price,
+            cost,
+            status: InferenceStatus::Finished,
+            first_seen_height: height,
+            deadline: height,
+            timestamp_ns: request.timestamp_ns,
+        },
+    );
+    schedule_prune(state, id, request.timestamp_ns / 1_000_000);
+    Ok(Event::new("inference_finished").with("refund", 0).with("cost", cost.0))
+}
+
+fn price(state: &State, model: &Hash) -> Result<Amount, InferenceError> {
+    state
+        .params()
+        .inference
+        .model(model)
+        .map(|m| m.price_per_token)
+        .ok_or(InferenceError::UnknownModel(*model))
+}
+
+fn tokens_cost(tokens: u64, price: Amount) -> Result<Amount, InferenceError> {
+    price.0.checked_mul(u128::from(tokens)).map(Amount).ok_or(InferenceError::Overflow)
+}
+
+fn same_request(existing: &Inference, request: &SignedRequest, executor: Address) -> bool {
+    existing.requester == request.requester
+        && existing.executor == executor
+        && existing.model == request.model
+        && existing.prompt_hash == request.body_hash
+        && existing.max_tokens == request.max_tokens
+        && existing.timestamp_ns == request.timestamp_ns
+}
+
+/// Records are kept until their request time is well outside the accepted window, so a replay of
+/// the same signed request always meets its record or a stale-timestamp refusal.
+pub(super) fn schedule_prune(state: &mut State, id: Hash, from_ms: u64) {
+    let keep_ms = state.params().inference.record_retention_ms();
+    state.inference.prunes.insert((from_ms.saturating_add(keep_ms), id), 0);
+}

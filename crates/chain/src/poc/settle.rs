@@ -1,0 +1,118 @@
+//! PoC's block-level transitions: opening a stage at `S` and settling weights at the end of
+//! validation (reference §3.9–§3.10, `docs/spec/poc.md` §5).
+
+use gonka_primitives::{Address, Hash};
+
+use super::state::{ClaimKey, NonceKey, PocStage, VoteKey};
+use crate::event::Event;
+use crate::module::BlockContext;
+use crate::state::State;
+
+/// A host's claim and verdicts at the end of validation, and what the chain decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Verdict {
+    participant: Address,
+    nonce_count: u64,
+    valid_weight: u128,
+    accepted: bool,
+}
+
+/// Opens a stage at its start height and settles its weights at the end of its validation.
+pub(super) fn end_block(state: &mut State, block: &BlockContext) -> Vec<Event> {
+    let epoch = state.params().epoch;
+    let index = epoch.poc_epoch_at(block.height);
+    let Some(stages) = epoch.stages(index) else { return Vec::new() };
+    if block.height == stages.poc_start {
+        open_stage(state, index, block.height, block.block_hash)
+    } else if block.height == stages.end_of_validation {
+        settle_weights(state, stages.poc_start)
+    } else {
+        Vec::new()
+    }
+}
+
+fn open_stage(state: &mut State, epoch: u64, height: u64, block_hash: Hash) -> Vec<Event> {
+    // Keep one stage of history for audits; older claims, nonces and votes go.
+    let keep_from = state.poc.stage().map_or(0, |s| s.start_height);
+    let zero = Address([0; 20]);
+    let poc = &mut state.poc;
+    poc.claims.remove_range(..ClaimKey { stage: keep_from, participant: zero });
+    poc.nonces.remove_range(..NonceKey { stage: keep_from, participant: zero, nonce: 0 });
+    poc.votes.remove_range(..VoteKey { stage: keep_from, participant: zero, validator: zero });
+    poc.stage.set(PocStage { epoch, start_height: height, block_hash });
+    vec![
+        Event::new("poc_stage_started")
+            .with("epoch", epoch)
+            .with("height", height)
+            .with("block_hash", block_hash),
+    ]
+}
+
+/// Reference §3.9 with de-duplicated nonces; see the module docs.
+fn verdicts(state: &State, stage: u64) -> Vec<Verdict> {
+    let current: Vec<(Address, u64)> = state.hosts.powers().collect();
+    let total: u128 = current.iter().map(|(_, w)| u128::from(*w)).sum();
+    state
+        .poc
+        .stage_claims(stage)
+        .filter(|(key, _)| state.hosts.is_host(&key.participant))
+        .map(|(key, claim)| {
+            let valid_weight: u128 = current
+                .iter()
+                .filter(|(validator, _)| {
+                    state.poc.vote(stage, key.participant, *validator).is_some_and(|v| !v.fraud)
+                })
+                .map(|(_, w)| u128::from(*w))
+                .sum();
+            // Bootstrap: with no weight anywhere there is nobody to ask, so claims stand.
+            let majority = total == 0 || 2 * valid_weight > total;
+            Verdict {
+                participant: key.participant,
+                nonce_count: claim.nonce_count,
+                valid_weight,
+                accepted: majority && claim.nonce_count > 0 && claim.seed_commitment.is_some(),
+            }
+        })
+        .collect()
+}
+
+fn settle_weights(state: &mut State, stage: u64) -> Vec<Event> {
+    let verdicts = verdicts(state, stage);
+    let mut events: Vec<Event> = verdicts
+        .iter()
+        .map(|v| {
+            Event::new("poc_verdict")
+                .with("participant", v.participant)
+                .with("nonces", v.nonce_count)
+                .with("valid_weight", v.valid_weight)
+                .with("accepted", v.accepted)
+        })
+        .collect();
+    let accepted: Vec<(Address, u64)> =
+        verdicts.iter().filter(|v| v.accepted).map(|v| (v.participant, v.nonce_count)).collect();
+    if accepted.is_empty() {
+        // Nobody proved compute: keeping the current set is the only way the chain stays live.
+        events.push(Event::new("poc_weights_kept").with("stage", stage));
+        return events;
+    }
+    let capped = match gonka_poc::cap_power(&accepted, state.params().poc.max_individual_power) {
+        Ok(capped) => capped,
+        Err(error) => {
+            events.push(Event::new("poc_weights_kept").with("stage", stage).with("error", error));
+            return events;
+        }
+    };
+    let addresses: Vec<Address> = state.hosts.participants().keys().copied().collect();
+    for address in addresses {
+        let poc_weight = accepted.iter().find(|(a, _)| *a == address).map_or(0, |(_, w)| *w);
+        let power = capped.iter().find(|(a, _)| *a == address).map_or(0, |(_, w)| *w);
+        state.hosts.settle_poc_weight(&address, poc_weight, power);
+        events.push(
+            Event::new("poc_weight")
+                .with("participant", address)
+                .with("weight", poc_weight)
+                .with("power", power),
+        );
+    }
+    events
+}

@@ -1,0 +1,392 @@
+//! Typed views of the state: what the node's REST API returns, what `gonka query` reads back and what
+//! the explorer will show. Each is a plain struct built from a [`State`] by one function here, so the
+//! three readers agree on every field and no reader reaches into the tables itself.
+
+use gonka_poc::Distance;
+use gonka_primitives::{AccountSignature, Address, Amount, Hash, ValidatorPublicKey};
+use serde::{Deserialize, Serialize};
+
+use crate::bank::{Hold, Supply};
+use crate::block::Header;
+use crate::epoch::EpochStages;
+use crate::event::Event;
+use crate::hosts::Participant;
+use crate::inference::Inference;
+use crate::poc::PocStage;
+use crate::state::{State, TxResult};
+use crate::tx::TxBody;
+
+/// Where the chain is: height, hashes, time, epoch and phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainStatus {
+    /// Chain id.
+    pub chain_id: String,
+    /// Height of the last committed block.
+    pub height: u64,
+    /// App hash after it.
+    pub app_hash: Hash,
+    /// Its hash.
+    pub last_block_hash: Hash,
+    /// Its time (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// The latest epoch whose PoC started.
+    pub epoch: u64,
+    /// The epoch whose weights are in force.
+    pub effective_epoch: u64,
+    /// The phase (`inference`, `poc_generate`, …).
+    pub phase: String,
+}
+
+/// A host with what other modules keep about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostView {
+    /// The host's account.
+    pub address: Address,
+    /// Its registry record.
+    #[serde(flatten)]
+    pub participant: Participant,
+    /// Fees earned as executor and held for it.
+    pub owed: Amount,
+    /// Inferences finished as executor.
+    pub inferences: u64,
+    /// Inferences it was drawn for that expired unfinished.
+    pub missed: u64,
+}
+
+/// Every registered host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsView {
+    /// In address order.
+    pub participants: Vec<HostView>,
+}
+
+/// One account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// Its address.
+    pub address: Address,
+    /// Spendable balance.
+    pub balance: Amount,
+    /// The sequence its next transaction must carry.
+    pub sequence: u64,
+    /// Whether it registered as a developer.
+    pub developer: bool,
+    /// Its host record, if it is a host.
+    pub host: Option<HostView>,
+}
+
+/// One consensus validator.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorView {
+    /// Consensus key.
+    pub validator_key: ValidatorPublicKey,
+    /// Voting power.
+    pub voting_power: u64,
+}
+
+/// The validator set deciding the next height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidatorsView {
+    /// The height it decides.
+    pub height: u64,
+    /// Sorted by key.
+    pub validators: Vec<ValidatorView>,
+}
+
+/// The epoch clock at the last committed height.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochView {
+    /// The height.
+    pub height: u64,
+    /// The latest epoch whose PoC started.
+    pub epoch: u64,
+    /// The epoch in force.
+    pub effective_epoch: u64,
+    /// The phase.
+    pub phase: String,
+    /// The stage heights of `epoch` (none for epoch 0).
+    pub stages: Option<EpochStages>,
+    /// The stage heights of the next epoch.
+    pub next_stages: Option<EpochStages>,
+}
+
+/// One inference's receipts and money.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InferenceView {
+    /// The inference id.
+    pub id: Hash,
+    /// The receipt.
+    #[serde(flatten)]
+    pub record: Inference,
+    /// The escrow held while it is started.
+    pub escrow: Amount,
+}
+
+/// A validator's PoC verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PocVoteView {
+    /// The validator.
+    pub validator: Address,
+    /// Nonces recomputed.
+    pub sampled: u32,
+    /// Of which mismatched.
+    pub mismatches: u32,
+    /// The chain's binomial verdict.
+    pub fraud: bool,
+    /// The seed of the sample.
+    pub sample_seed: AccountSignature,
+}
+
+/// One participant's claim in the running stage, with its verdicts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PocClaimView {
+    /// The participant.
+    pub participant: Address,
+    /// Distinct nonces claimed.
+    pub nonces: u64,
+    /// Whether it committed to its epoch seed.
+    pub seed_committed: bool,
+    /// Verdicts on it, by validator.
+    pub votes: Vec<PocVoteView>,
+}
+
+/// A host's PoC weight and power.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PocWeightView {
+    /// The host.
+    pub participant: Address,
+    /// Accepted nonces of the last settled stage.
+    pub poc_weight: u64,
+    /// Power settled for the next SetNewValidators.
+    pub next_power: Option<u64>,
+    /// Power in force.
+    pub power: u64,
+}
+
+/// The running PoC stage: claims, verdicts, weights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PocView {
+    /// The stage, if one ever started.
+    pub stage: Option<PocStage>,
+    /// Its heights.
+    pub stages: Option<EpochStages>,
+    /// Claims of the stage.
+    pub claims: Vec<PocClaimView>,
+    /// Every host's weight and power.
+    pub weights: Vec<PocWeightView>,
+}
+
+/// One claimed nonce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NonceView {
+    /// The nonce.
+    pub nonce: u64,
+    /// Its claimed distance.
+    pub distance: Distance,
+}
+
+/// A participant's claimed nonces in the running stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PocNoncesView {
+    /// The stage's start height.
+    pub stage: Option<u64>,
+    /// The participant.
+    pub participant: Address,
+    /// In nonce order.
+    pub nonces: Vec<NonceView>,
+}
+
+/// The supply and where it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SupplyView {
+    /// Totals.
+    #[serde(flatten)]
+    pub supply: Supply,
+    /// Σ escrows of started inferences.
+    pub escrowed: Amount,
+    /// Σ fees owed to hosts.
+    pub owed: Amount,
+}
+
+/// A committed block with its results.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockView {
+    /// Height.
+    pub height: u64,
+    /// Block hash.
+    pub hash: Hash,
+    /// Header.
+    pub header: Header,
+    /// App hash after the block.
+    pub app_hash: Option<Hash>,
+    /// Per-transaction results.
+    pub txs: Vec<TxResult>,
+    /// Block-level events.
+    pub events: Vec<Event>,
+    /// The commit certificate, hex.
+    pub certificate: String,
+}
+
+/// A signed transaction as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTxView {
+    /// The signed body.
+    pub body: TxBody,
+    /// The signature, hex.
+    pub signature: String,
+}
+
+/// A committed transaction with its result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxView {
+    /// Its hash.
+    pub hash: Hash,
+    /// The block that included it.
+    pub height: u64,
+    /// Its index in the block.
+    pub index: u32,
+    /// Its result.
+    pub result: Option<TxResult>,
+    /// The decoded transaction.
+    pub tx: Option<SignedTxView>,
+}
+
+/// Where the chain is.
+pub fn chain_status(state: &State) -> ChainStatus {
+    let epoch = &state.params().epoch;
+    let height = state.height();
+    ChainStatus {
+        chain_id: state.meta.chain_id.clone(),
+        height,
+        app_hash: state.meta.app_hash,
+        last_block_hash: state.meta.last_block_hash,
+        time_ms: state.meta.time_ms,
+        epoch: epoch.poc_epoch_at(height),
+        effective_epoch: epoch.effective_epoch_at(height),
+        phase: epoch.phase_at(height).name().to_string(),
+    }
+}
+
+/// The host at `address`, with its fees and counts.
+pub fn host(state: &State, address: &Address) -> Option<HostView> {
+    let participant = state.hosts.participant(address)?.clone();
+    let stats = state.inference.host_stats(address);
+    Some(HostView {
+        address: *address,
+        participant,
+        owed: state.bank.held(&Hold::Owed(*address)),
+        inferences: stats.finished,
+        missed: stats.missed,
+    })
+}
+
+/// Every host.
+pub fn hosts(state: &State) -> HostsView {
+    HostsView { participants: state.hosts.participants().keys().filter_map(|a| host(state, a)).collect() }
+}
+
+/// The account at `address` (empty if it never received funds).
+pub fn account(state: &State, address: &Address) -> AccountView {
+    let account = state.bank.account(address);
+    AccountView {
+        address: *address,
+        balance: account.balance,
+        sequence: account.sequence,
+        developer: state.inference.is_developer(address),
+        host: host(state, address),
+    }
+}
+
+/// The validator set deciding the next height.
+pub fn validators(state: &State) -> ValidatorsView {
+    let validators = state
+        .validator_set()
+        .into_iter()
+        .map(|(validator_key, voting_power)| ValidatorView { validator_key, voting_power })
+        .collect();
+    ValidatorsView { height: state.height() + 1, validators }
+}
+
+/// The epoch clock.
+pub fn epoch(state: &State) -> EpochView {
+    let params = &state.params().epoch;
+    let height = state.height();
+    let index = params.poc_epoch_at(height);
+    EpochView {
+        height,
+        epoch: index,
+        effective_epoch: params.effective_epoch_at(height),
+        phase: params.phase_at(height).name().to_string(),
+        stages: params.stages(index),
+        next_stages: params.stages(index + 1),
+    }
+}
+
+/// The inference `id`, while its record is kept.
+pub fn inference(state: &State, id: &Hash) -> Option<InferenceView> {
+    let record = state.inference.record(id)?.clone();
+    Some(InferenceView { id: *id, record, escrow: state.bank.held(&Hold::Escrow(*id)) })
+}
+
+/// The running PoC stage.
+pub fn poc(state: &State) -> PocView {
+    let weights = state
+        .hosts
+        .participants()
+        .iter()
+        .map(|(address, p)| PocWeightView {
+            participant: *address,
+            poc_weight: p.poc_weight,
+            next_power: p.next_weight,
+            power: p.weight,
+        })
+        .collect();
+    let Some(stage) = state.poc.stage() else {
+        return PocView { stage: None, stages: None, claims: Vec::new(), weights };
+    };
+    let claims = state
+        .poc
+        .stage_claims(stage.start_height)
+        .map(|(key, claim)| PocClaimView {
+            participant: key.participant,
+            nonces: claim.nonce_count,
+            seed_committed: claim.seed_commitment.is_some(),
+            votes: state
+                .poc
+                .votes_on(key.stage, key.participant)
+                .map(|(vote_key, vote)| PocVoteView {
+                    validator: vote_key.validator,
+                    sampled: vote.sampled,
+                    mismatches: vote.mismatches,
+                    fraud: vote.fraud,
+                    sample_seed: vote.sample_seed,
+                })
+                .collect(),
+        })
+        .collect();
+    PocView { stage: Some(stage), stages: state.params().epoch.stages(stage.epoch), claims, weights }
+}
+
+/// `participant`'s claimed nonces in the running stage.
+pub fn poc_nonces(state: &State, participant: &Address) -> PocNoncesView {
+    let stage = state.poc.stage().map(|s| s.start_height);
+    let nonces = stage
+        .map(|s| state.poc.claimed_nonces(s, *participant))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(nonce, distance)| NonceView { nonce, distance })
+        .collect();
+    PocNoncesView { stage, participant: *participant, nonces }
+}
+
+/// The supply and where it is.
+pub fn supply(state: &State) -> SupplyView {
+    let (mut escrowed, mut owed) = (0u128, 0u128);
+    for (hold, amount) in state.bank.holds().iter() {
+        match hold {
+            Hold::Escrow(_) => escrowed += amount.0,
+            Hold::Owed(_) => owed += amount.0,
+        }
+    }
+    SupplyView { supply: state.bank.supply(), escrowed: Amount(escrowed), owed: Amount(owed) }
+}

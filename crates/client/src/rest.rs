@@ -1,0 +1,144 @@
+//! A typed client of a node's REST API: each call returns the view the node serves
+//! (`gonka_chain::views`, `gonka_node::rest`), and an error answer becomes an error carrying the
+//! node's message.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use gonka_chain::views::{AccountView, BlockView, EpochView, HostsView, TxView, ValidatorsView};
+use gonka_chain::{Params, Tx};
+use gonka_node::host::PocProgress;
+use gonka_node::rest::{NodeStatus, SubmitResult};
+use gonka_primitives::codec::Encode;
+use gonka_primitives::{Address, Hash};
+use serde::de::DeserializeOwned;
+
+/// A node's REST API.
+#[derive(Debug, Clone)]
+pub struct NodeClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl NodeClient {
+    /// A client of the node at `base` (its REST base URL).
+    pub fn new(base: &str) -> NodeClient {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap_or_default();
+        NodeClient { http, base: base.trim_end_matches('/').to_string() }
+    }
+
+    /// The base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// GET `path` as JSON; an error body becomes an error with its message.
+    pub async fn get_json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        self.get(path).await
+    }
+
+    /// GET `path` as `T`; an error body becomes an error with its message.
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        let url = format!("{}{path}", self.base);
+        let response = self.http.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value =
+            response.json().await.with_context(|| format!("{url} did not return JSON"))?;
+        if !status.is_success() {
+            let message = body["error"]["message"].as_str().unwrap_or("request failed");
+            bail!("{url}: {status}: {message}");
+        }
+        serde_json::from_value(body).with_context(|| format!("{url} answered an unexpected shape"))
+    }
+
+    /// The node's and the chain's status.
+    pub async fn status(&self) -> anyhow::Result<NodeStatus> {
+        self.get("/status").await
+    }
+
+    /// An account.
+    pub async fn account(&self, address: &Address) -> anyhow::Result<AccountView> {
+        self.get(&format!("/accounts/{address}")).await
+    }
+
+    /// A block (the latest when `height` is None).
+    pub async fn block(&self, height: Option<u64>) -> anyhow::Result<BlockView> {
+        match height {
+            Some(height) => self.get(&format!("/blocks/{height}")).await,
+            None => self.get("/blocks/latest").await,
+        }
+    }
+
+    /// A committed transaction, or None while it is not in a block.
+    pub async fn tx(&self, hash: &Hash) -> anyhow::Result<Option<TxView>> {
+        let url = format!("{}/txs/{hash}", self.base);
+        let response = self.http.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
+        if response.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let status = response.status();
+        let body: serde_json::Value =
+            response.json().await.with_context(|| format!("{url} did not return JSON"))?;
+        if !status.is_success() {
+            bail!("{url}: {status}: {}", body["error"]["message"].as_str().unwrap_or("request failed"));
+        }
+        Ok(Some(serde_json::from_value(body)?))
+    }
+
+    /// Every host.
+    pub async fn participants(&self) -> anyhow::Result<HostsView> {
+        self.get("/participants").await
+    }
+
+    /// The validator set of the next height.
+    pub async fn validators(&self) -> anyhow::Result<ValidatorsView> {
+        self.get("/validators").await
+    }
+
+    /// The parameters.
+    pub async fn params(&self) -> anyhow::Result<Params> {
+        self.get("/params").await
+    }
+
+    /// The epoch clock.
+    pub async fn epoch(&self) -> anyhow::Result<EpochView> {
+        self.get("/epoch").await
+    }
+
+    /// What the node's host is doing in PoC.
+    pub async fn poc_progress(&self) -> anyhow::Result<PocProgress> {
+        self.get("/poc/progress").await
+    }
+
+    /// Submits a signed transaction; the result says whether the mempool admitted it.
+    pub async fn submit(&self, tx: &Tx) -> anyhow::Result<SubmitResult> {
+        let url = format!("{}/txs", self.base);
+        let body = serde_json::json!({"tx": hex::encode(tx.to_bytes())});
+        let response =
+            self.http.post(&url).json(&body).send().await.with_context(|| format!("cannot reach {url}"))?;
+        let body: serde_json::Value =
+            response.json().await.with_context(|| format!("{url} did not return JSON"))?;
+        if let Some(message) = body["error"]["message"].as_str() {
+            return Ok(SubmitResult {
+                hash: Some(tx.hash()),
+                accepted: false,
+                error: Some(message.to_string()),
+            });
+        }
+        serde_json::from_value(body).with_context(|| format!("{url} answered an unexpected shape"))
+    }
+
+    /// POSTs `body` as JSON to `path` and returns the status and the JSON answer.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let url = format!("{}{path}", self.base);
+        let response =
+            self.http.post(&url).json(body).send().await.with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let body = response.json().await.with_context(|| format!("{url} did not return JSON"))?;
+        Ok((status, body))
+    }
+}

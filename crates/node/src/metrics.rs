@@ -1,0 +1,108 @@
+//! The node's one Prometheus registry: chain and mempool gauges, the host's PoC counters, and the
+//! inference API's request, latency and token metrics that the transfer agent and executor record.
+//! `GET /metrics` encodes it whole.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use gonka_engine::Generator;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use crate::chain::Chain;
+
+/// Every metric of the process, registered in one registry.
+#[derive(Debug)]
+pub struct NodeMetrics {
+    registry: Registry,
+    /// The inference API's metrics (recorded by the TA and executor handlers).
+    pub api: Arc<gonka_api::Metrics>,
+    chain_height: Gauge,
+    chain_validators: Gauge,
+    mempool_txs: Gauge,
+    /// PoC nonces computed.
+    pub poc_nonces: Counter,
+    /// Valid PoC nonces found.
+    pub poc_valid: Counter,
+    /// Valid PoC nonces submitted.
+    pub poc_submitted: Counter,
+    /// PoC samples recomputed (one per verdict).
+    pub poc_validations: Counter,
+    poc_sprint_rate: Gauge<f64, AtomicU64>,
+    /// 1 while a sprint runs.
+    pub poc_sprinting: Gauge,
+}
+
+impl NodeMetrics {
+    /// Every metric at zero.
+    pub fn new() -> NodeMetrics {
+        let mut registry = Registry::default();
+        let api = Arc::new(gonka_api::Metrics::register(&mut registry));
+        let gauge = |registry: &mut Registry, name: &str, help: &str| {
+            let gauge = Gauge::default();
+            registry.register(name, help, gauge.clone());
+            gauge
+        };
+        let counter = |registry: &mut Registry, name: &str, help: &str| {
+            let counter = Counter::default();
+            registry.register(name, help, counter.clone());
+            counter
+        };
+        let chain_height = gauge(&mut registry, "gonka_chain_height", "Height of the last committed block");
+        let chain_validators =
+            gauge(&mut registry, "gonka_chain_validators", "Validators deciding the next height");
+        let mempool_txs = gauge(&mut registry, "gonka_mempool_txs", "Transactions waiting in the mempool");
+        let poc_nonces = counter(&mut registry, "gonka_poc_nonces", "PoC nonces computed");
+        let poc_valid = counter(&mut registry, "gonka_poc_valid_nonces", "Valid PoC nonces found");
+        let poc_submitted =
+            counter(&mut registry, "gonka_poc_submitted_nonces", "Valid PoC nonces submitted in batches");
+        let poc_validations =
+            counter(&mut registry, "gonka_poc_validations", "PoC samples recomputed for verdicts");
+        let poc_sprint_rate = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "gonka_poc_sprint_nonces_per_second",
+            "Rate of the running or last sprint",
+            poc_sprint_rate.clone(),
+        );
+        let poc_sprinting = gauge(&mut registry, "gonka_poc_sprinting", "1 while a sprint runs");
+        NodeMetrics {
+            registry,
+            api,
+            chain_height,
+            chain_validators,
+            mempool_txs,
+            poc_nonces,
+            poc_valid,
+            poc_submitted,
+            poc_validations,
+            poc_sprint_rate,
+            poc_sprinting,
+        }
+    }
+
+    /// Records the rate of the running sprint.
+    pub fn set_sprint_rate(&self, nonces_per_second: f64) {
+        self.poc_sprint_rate.set(nonces_per_second);
+    }
+
+    /// The OpenMetrics text of every metric, with the gauges read now.
+    pub fn encode(&self, chain: &Chain, engine: Option<&dyn Generator>) -> Result<String, std::fmt::Error> {
+        let (height, validators) = chain.with_state(|s| (s.height(), s.validator_set().len()));
+        self.chain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
+        self.chain_validators.set(i64::try_from(validators).unwrap_or(i64::MAX));
+        self.mempool_txs.set(i64::try_from(chain.mempool_len()).unwrap_or(i64::MAX));
+        if let Some(engine) = engine {
+            self.api.set_engine_load(engine.queue_depth(), engine.active_sequences());
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+impl Default for NodeMetrics {
+    fn default() -> Self {
+        NodeMetrics::new()
+    }
+}
