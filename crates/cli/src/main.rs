@@ -7,6 +7,7 @@ mod gateway;
 mod keys;
 mod poc;
 mod serve;
+mod sim;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,9 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Send one signed chat request to the network and print the answer.
     Chat(gateway::ChatArgs),
+    /// Run a deterministic simulated network (honest and Byzantine hosts, faults) and check its
+    /// invariants after every block.
+    Sim(sim::SimArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -156,6 +160,7 @@ fn main() -> ExitCode {
         Command::Poc(command) => poc::run(command),
         Command::Gateway(args) => gateway::gateway(&args),
         Command::Chat(args) => gateway::chat(&args),
+        Command::Sim(args) => sim::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,9 +11,11 @@
 //! - [`poc`]: the PoC duties — seed commitment, sprint start and stop, nonce batches, validation votes.
 //! - [`admission`]: the checks a transfer agent and an executor run on a signed request (one function
 //!   for both roles), and the replay guard they keep.
+//! - [`receipts`]: the outbox of Start and Finish receipts, resubmitted until the chain holds them.
 //! - [`protocol`]: the off-chain messages hosts and developers sign and the HTTP headers carrying them.
 #![deny(missing_docs)]
 
 pub mod admission;
 pub mod poc;
 pub mod protocol;
+pub mod receipts;

@@ -26,6 +26,10 @@ use crate::mempool::{Mempool, MempoolError, MempoolLimits};
 const MAX_CLOCK_DRIFT_MS: u64 = 10_000;
 /// Block events buffered for slow subscribers before they start missing some.
 const EVENT_BUFFER: usize = 1024;
+/// Blocks a transaction waits before it is offered to peers again.
+pub const REBROADCAST_AFTER_BLOCKS: u64 = 3;
+/// Most transactions offered again per block.
+const REBROADCAST_MAX: usize = 2_000;
 
 /// What a committed block did, as published to subscribers.
 #[derive(Debug, Clone, Serialize)]
@@ -199,6 +203,16 @@ impl Chain {
     pub fn next_sequence(&self, account: &Address) -> u64 {
         let state = self.read_state();
         self.lock_mempool().next_sequence(account).unwrap_or_else(|| state.account(account).sequence)
+    }
+
+    /// Waiting transactions to offer to peers again (they have waited [`REBROADCAST_AFTER_BLOCKS`]).
+    pub fn rebroadcast(&self) -> Vec<Vec<u8>> {
+        let height = self.with_state(State::height);
+        self.lock_mempool()
+            .due_for_rebroadcast(height, REBROADCAST_AFTER_BLOCKS, REBROADCAST_MAX)
+            .into_iter()
+            .map(|b| b.0)
+            .collect()
     }
 
     /// Checks a transaction against the current state and admits it to the mempool.

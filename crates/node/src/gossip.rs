@@ -1,7 +1,8 @@
 //! Transaction gossip: transactions admitted from clients are forwarded in batches to every peer's
 //! REST API, so whichever validator proposes next has them. Peers admit gossiped transactions
 //! without forwarding them again (every node knows every peer), so each transaction crosses each
-//! link once.
+//! link once — and again, from every node holding it, if it is still waiting a few blocks later
+//! ([`rebroadcast`]), so a lost batch delays a transaction instead of losing it.
 
 use std::time::Duration;
 
@@ -20,6 +21,19 @@ pub const GOSSIP_QUEUE: usize = 100_000;
 pub struct TxBatch {
     /// Hex-encoded transactions.
     pub txs: Vec<String>,
+}
+
+/// After every committed block, queues the mempool's long-waiting transactions for gossip again.
+pub async fn rebroadcast(chain: std::sync::Arc<crate::chain::Chain>, queue: mpsc::Sender<Vec<u8>>) {
+    let mut blocks = chain.subscribe();
+    while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) = blocks.recv().await {
+        for tx in chain.rebroadcast() {
+            // A full queue drops the offer; the next block offers it again.
+            if queue.try_send(tx).is_err() {
+                break;
+            }
+        }
+    }
 }
 
 /// Forwards queued transactions to `peers` until the queue closes.

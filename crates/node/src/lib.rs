@@ -48,6 +48,7 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     let keys = host_keys(home);
     let host_address = keys.as_ref().ok().map(|k| k.account);
     let gossip_for_rest = gossip_tx.clone();
+    let gossip_for_rebroadcast = gossip_tx.clone();
     let signer = match keys {
         Ok(keys) => Some(Arc::new(signer::HostSigner::new(chain.clone(), gossip_tx, keys))),
         Err(error) => {
@@ -98,6 +99,7 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
             .await
     });
     let gossip = tokio::spawn(gossip::run(config.gossip_peers.clone(), gossip_rx));
+    let rebroadcast = tokio::spawn(gossip::rebroadcast(chain.clone(), gossip_for_rebroadcast));
 
     let consensus_config = ConsensusConfig {
         home: home.data_dir().join("consensus"),
@@ -117,14 +119,15 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     // Consensus ended (shutdown or failure): stop the rest too.
     api.abort();
     gossip.abort();
+    rebroadcast.abort();
     if let Some(task) = host_task {
         task.abort();
     }
     result
 }
 
-/// Loads the embedded model and starts serving inference as TA and executor; payloads are pruned as
-/// blocks commit.
+/// Loads the embedded model and starts serving inference as TA and executor; on every committed block
+/// receipts that did not land are resubmitted, and payloads are pruned.
 fn start_inference(
     home: &Home,
     signer: Arc<signer::HostSigner>,
@@ -161,8 +164,13 @@ fn start_inference(
         loop {
             tokio::select! {
                 block = blocks.recv() => match block {
-                    Ok(block) if block.height % 32 == 0 => pruning.prune_payloads(block.height),
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Ok(block) => {
+                        pruning.resubmit_receipts();
+                        if block.height % 32 == 0 {
+                            pruning.prune_payloads(block.height);
+                        }
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                 },
                 _ = shutdown.changed() => break,

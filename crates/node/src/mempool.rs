@@ -1,5 +1,10 @@
 //! The mempool: checked transactions waiting for a block, bounded in count and bytes, ordered by
 //! arrival, with per-account sequences tracked so an account may queue several transactions.
+//!
+//! Gossip is one hop and a lost message is not resent, and a peer that missed one transaction of an
+//! account refuses the account's later ones (their sequence is ahead). So the node offers waiting
+//! transactions again ([`Mempool::due_for_rebroadcast`]) once they have waited a few blocks: a peer
+//! that has them answers "duplicate", one that missed them fills the gap.
 
 use std::collections::BTreeMap;
 
@@ -43,6 +48,8 @@ struct Entry {
     bytes: Bytes,
     account: Address,
     sequence: u64,
+    /// Height of the state when it was last offered to peers.
+    offered_height: u64,
 }
 
 /// The pool of pending transactions.
@@ -116,7 +123,8 @@ impl Mempool {
         self.next_arrival += 1;
         self.bytes += bytes.len();
         self.by_hash.insert(hash, arrival);
-        self.entries.insert(arrival, Entry { hash, bytes: Bytes(bytes), account, sequence });
+        let offered_height = state.height();
+        self.entries.insert(arrival, Entry { hash, bytes: Bytes(bytes), account, sequence, offered_height });
         Ok(hash)
     }
 
@@ -136,8 +144,28 @@ impl Mempool {
         out
     }
 
-    /// After a block: drops included transactions and any whose sequence the new state made stale,
-    /// and recomputes each account's expected next sequence.
+    /// Waiting transactions last offered to peers at least `after_blocks` before `height`, oldest
+    /// first, at most `max`; they count as offered now.
+    pub fn due_for_rebroadcast(&mut self, height: u64, after_blocks: u64, max: usize) -> Vec<Bytes> {
+        let mut due = Vec::new();
+        for entry in self.entries.values_mut() {
+            if due.len() >= max {
+                break;
+            }
+            if height >= entry.offered_height + after_blocks {
+                entry.offered_height = height;
+                due.push(entry.bytes.clone());
+            }
+        }
+        due
+    }
+
+    /// After a block: drops included transactions, then checks every waiting one again against the new
+    /// state (a PoC batch whose window closed, a receipt the block already holds) and drops those that
+    /// fail, with every later transaction of the same account (their sequence now has a gap). Like
+    /// CometBFT's recheck: a transaction that can no longer apply must not sit in front of its account's
+    /// next ones, which peers would refuse as out of sequence. Signatures are not verified again in
+    /// effect (the check is memoized by the primitives), so this costs a decode and the message checks.
     pub fn on_block_committed(&mut self, state: &State, included: &[Hash]) {
         for hash in included {
             if let Some(entry) = self.by_hash.remove(hash).and_then(|arrival| self.entries.remove(&arrival)) {
@@ -145,17 +173,17 @@ impl Mempool {
             }
         }
         let mut expected: BTreeMap<Address, u64> = BTreeMap::new();
-        let mut stale = Vec::new();
+        let mut dropped = Vec::new();
         for (arrival, entry) in &self.entries {
             let next =
                 expected.entry(entry.account).or_insert_with(|| state.account(&entry.account).sequence);
-            if entry.sequence == *next {
+            if entry.sequence == *next && state.check_tx(&entry.bytes.0, Some(*next)).is_ok() {
                 *next += 1;
             } else {
-                stale.push(*arrival);
+                dropped.push(*arrival);
             }
         }
-        for arrival in stale {
+        for arrival in dropped {
             if let Some(entry) = self.entries.remove(&arrival) {
                 self.by_hash.remove(&entry.hash);
                 self.bytes -= entry.bytes.0.len();
@@ -251,6 +279,17 @@ mod tests {
         pool.on_block_committed(&state, &[first]);
         assert!(pool.is_empty(), "sequence 1 became stale");
         pool.insert(&state, send(2)).expect("the account's next sequence is accepted again");
+    }
+
+    #[test]
+    fn waiting_transactions_are_offered_again_after_a_few_blocks() {
+        let state = state();
+        let mut pool = Mempool::new(MempoolLimits::default());
+        pool.insert(&state, send(0)).expect("seq 0");
+        assert!(pool.due_for_rebroadcast(2, 3, 10).is_empty(), "too early");
+        assert_eq!(pool.due_for_rebroadcast(3, 3, 10).len(), 1);
+        assert!(pool.due_for_rebroadcast(4, 3, 10).is_empty(), "offered again only after another wait");
+        assert_eq!(pool.due_for_rebroadcast(6, 3, 10).len(), 1);
     }
 
     #[test]

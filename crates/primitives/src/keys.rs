@@ -105,6 +105,18 @@ impl RecoverableSignature {
     /// The public key that signed SHA-256(`message`). High-s signatures are refused, so each signed
     /// message has one valid encoding.
     pub fn recover(&self, message: &[u8]) -> Result<AccountPublicKey, KeyError> {
+        let key = crate::hash::Hash::digest_parts(&[b"gonka/memo/recover", &self.0, message]);
+        match crate::memo::remembered(key, || match self.recover_uncached(message) {
+            Ok(key) => crate::memo::Outcome::Recovered(key.0),
+            Err(error) => crate::memo::Outcome::Invalid(error),
+        }) {
+            crate::memo::Outcome::Recovered(key) => Ok(AccountPublicKey(key)),
+            crate::memo::Outcome::Invalid(error) => Err(error),
+            crate::memo::Outcome::Valid => Err(KeyError::InvalidSignature),
+        }
+    }
+
+    fn recover_uncached(&self, message: &[u8]) -> Result<AccountPublicKey, KeyError> {
         let signature = Signature::from_slice(&self.0[..64]).map_err(|_| KeyError::InvalidSignature)?;
         if signature.normalize_s().is_some() {
             return Err(KeyError::InvalidSignature);
@@ -153,6 +165,19 @@ impl AccountPublicKey {
     /// Verifies a signature over SHA-256(`message`). High-s signatures are refused, so every
     /// signed message has exactly one valid signature encoding per nonce.
     pub fn verify(&self, message: &[u8], signature: &AccountSignature) -> Result<(), KeyError> {
+        let memo_key =
+            crate::hash::Hash::digest_parts(&[b"gonka/memo/verify", &self.0, &signature.0, message]);
+        match crate::memo::remembered(memo_key, || match self.verify_uncached(message, signature) {
+            Ok(()) => crate::memo::Outcome::Valid,
+            Err(error) => crate::memo::Outcome::Invalid(error),
+        }) {
+            crate::memo::Outcome::Valid => Ok(()),
+            crate::memo::Outcome::Invalid(error) => Err(error),
+            crate::memo::Outcome::Recovered(_) => Err(KeyError::InvalidSignature),
+        }
+    }
+
+    fn verify_uncached(&self, message: &[u8], signature: &AccountSignature) -> Result<(), KeyError> {
         let key = VerifyingKey::from_sec1_bytes(&self.0).map_err(|_| KeyError::InvalidPublicKey)?;
         let signature = Signature::from_slice(&signature.0).map_err(|_| KeyError::InvalidSignature)?;
         if signature.normalize_s().is_some() {

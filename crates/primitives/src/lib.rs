@@ -10,6 +10,7 @@ pub mod codec;
 pub mod decimal;
 pub mod hash;
 pub mod keys;
+mod memo;
 
 pub use address::{Address, AddressError};
 pub use amount::Amount;

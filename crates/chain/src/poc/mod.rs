@@ -193,7 +193,7 @@ impl Module for Poc {
 
     fn check_invariants(state: &State) -> Result<(), InvariantViolation> {
         for (key, claim) in state.poc.claims.iter() {
-            let stored = state.poc.claimed_nonces(key.stage, key.participant).len() as u64;
+            let stored = state.poc.nonce_count(key.stage, key.participant);
             if stored != claim.nonce_count {
                 return Err(InvariantViolation::new(
                     "poc_claims_count_their_nonces",

@@ -143,6 +143,14 @@ impl Poc {
         self.nonces.contains_key(&NonceKey { stage, participant, nonce })
     }
 
+    /// How many nonces `participant` has stored for the stage starting at `stage`.
+    pub fn nonce_count(&self, stage: u64, participant: Address) -> u64 {
+        self.nonces
+            .range(NonceKey { stage, participant, nonce: 0 }..)
+            .take_while(|(key, _)| key.stage == stage && key.participant == participant)
+            .count() as u64
+    }
+
     /// The claimed nonces of `participant` in the stage starting at `stage`, in nonce order.
     pub fn claimed_nonces(&self, stage: u64, participant: Address) -> Vec<(u64, Distance)> {
         self.nonces

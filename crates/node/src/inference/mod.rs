@@ -20,9 +20,11 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use gonka_api::{ApiLimits, Metrics};
+use gonka_chain::InferenceMsg;
 use gonka_chain::State;
 use gonka_engine::Generator;
 use gonka_host::admission::ReplayGuard;
+use gonka_host::receipts::Outbox;
 use gonka_primitives::Address;
 use tokio::sync::Semaphore;
 
@@ -66,6 +68,7 @@ pub struct InferenceService {
     ta_seen: Mutex<ReplayGuard>,
     executor_seen: Mutex<ReplayGuard>,
     payloads: PayloadStore,
+    outbox: Mutex<Outbox>,
 }
 
 impl InferenceService {
@@ -82,6 +85,7 @@ impl InferenceService {
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(Duration::from_millis(config.executor_timeout_ms))
             .build()?;
+        let outbox = Mutex::new(payloads.outbox()?);
         Ok(InferenceService {
             signer,
             engine,
@@ -92,6 +96,7 @@ impl InferenceService {
             executor_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
             http,
             payloads,
+            outbox,
         })
     }
 
@@ -109,6 +114,43 @@ impl InferenceService {
 
     fn lock_executor_seen(&self) -> MutexGuard<'_, ReplayGuard> {
         self.executor_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Submits `receipt` and keeps it in the outbox, which resubmits it until the chain holds it. A
+    /// Finish is kept even when the mempool refuses it now (the answer is out: it must be paid); a
+    /// Start the mempool refuses is not (the request is refused). Errors: the mempool refused it.
+    fn submit_receipt(&self, receipt: InferenceMsg) -> anyhow::Result<gonka_primitives::Hash> {
+        let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+        let submitted = self.signer.submit(vec![receipt.clone().into()]);
+        let keep = submitted.is_ok() || matches!(receipt, InferenceMsg::Finish { .. });
+        if let Some(key) = keep.then(|| outbox.add(receipt)).flatten() {
+            if submitted.is_ok() {
+                outbox.submitted(key, self.with_state(State::height));
+            }
+            let pending = outbox.entries().find(|(k, _)| **k == key).map(|(_, p)| p.clone());
+            if let Some(pending) = pending
+                && let Err(error) = self.payloads.put_receipt(key, &pending)
+            {
+                tracing::warn!(%error, "could not keep a receipt");
+            }
+        }
+        submitted
+    }
+
+    /// On a committed block: resubmits the receipts that did not land and forgets those done.
+    pub fn resubmit_receipts(&self) {
+        let (due, done) = {
+            let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
+            self.with_state(|s| outbox.plan(s))
+        };
+        for receipt in due {
+            if let Err(error) = self.signer.submit(vec![receipt]) {
+                tracing::debug!(%error, "resubmitting a receipt failed; retried later");
+            }
+        }
+        if let Err(error) = self.payloads.remove_receipts(&done) {
+            tracing::warn!(%error, "could not forget settled receipts");
+        }
     }
 
     /// The engine this host serves from.

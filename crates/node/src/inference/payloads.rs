@@ -1,6 +1,7 @@
 //! Payload custody (DESIGN.md §4.1): prompts and answers stay off chain. The executor keeps each
 //! request body, the answer it sent and the logprobs it reported for the validation window, serves
-//! them only to a current host that signs its request, and prunes them afterwards.
+//! them only to a current host that signs its request, and prunes them afterwards. The same store
+//! keeps the host's receipt outbox (`gonka_host::receipts`), so a receipt survives a restart.
 //!
 //! `GET /v1/inferences/{id}/payload` with `X-Host-Address`, `X-Timestamp` (ns) and `Authorization`
 //! (the host's recoverable signature over [`super::payload_request_message`]): `401` for a bad or
@@ -19,12 +20,16 @@ use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use gonka_host::protocol::{HEADER_HOST, HEADER_TIMESTAMP, decode_signature, payload_request_message};
+use gonka_host::receipts::{Outbox, Pending};
+use gonka_primitives::codec::Encode;
 
 use super::InferenceService;
 use super::auth::check_timestamp;
 
 const PAYLOADS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("payloads");
 const BY_HEIGHT: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("payloads_by_height");
+/// Receipts not yet on chain, by (inference id, is a Finish): the outbox, kept across restarts.
+const RECEIPTS: TableDefinition<'_, (&[u8; 32], bool), &[u8]> = TableDefinition::new("receipts");
 
 /// What the executor keeps of one inference.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +64,7 @@ impl PayloadStore {
         let txn = db.begin_write()?;
         txn.open_table(PAYLOADS)?;
         txn.open_table(BY_HEIGHT)?;
+        txn.open_table(RECEIPTS)?;
         txn.commit()?;
         Ok(PayloadStore { db })
     }
@@ -80,6 +86,41 @@ impl PayloadStore {
         let table = txn.open_table(PAYLOADS)?;
         let Some(bytes) = table.get(&id.0)? else { return Ok(None) };
         Ok(Some(serde_json::from_slice(bytes.value())?))
+    }
+
+    /// Keeps a receipt until it is on chain.
+    pub fn put_receipt(&self, key: (Hash, bool), pending: &Pending) -> anyhow::Result<()> {
+        let txn = self.db.begin_write()?;
+        txn.open_table(RECEIPTS)?.insert((&key.0.0, key.1), pending.to_bytes().as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Forgets receipts that are done.
+    pub fn remove_receipts(&self, keys: &[(Hash, bool)]) -> anyhow::Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(RECEIPTS)?;
+            for (id, finish) in keys {
+                table.remove((&id.0, *finish))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every receipt kept, as an outbox.
+    pub fn outbox(&self) -> anyhow::Result<Outbox> {
+        let txn = self.db.begin_read()?;
+        let mut outbox = Outbox::new();
+        for row in txn.open_table(RECEIPTS)?.iter()? {
+            let (_, value) = row?;
+            outbox.restore(gonka_primitives::codec::decode_exact(value.value(), 1 << 20)?);
+        }
+        Ok(outbox)
     }
 
     /// Drops every payload stored below `height`.

@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use gonka_api::ApiError;
-use gonka_chain::{BankError, InferenceError, InferenceMsg, Msg, TxError};
+use gonka_chain::{BankError, InferenceError, InferenceMsg, TxError};
 use gonka_host::admission::{Admission, RequestClaim, Role, admit};
 use gonka_host::protocol::{
     HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE,
@@ -107,7 +107,7 @@ async fn transfer(
         executor: admission.executor,
         prompt_tokens: claim.prompt_tokens,
     };
-    service.signer.submit(vec![Msg::Inference(start)]).map_err(|e| start_refused(&e))?;
+    service.submit_receipt(start).map_err(|e| start_refused(&e))?;
     tracing::debug!(id = %admission.id, executor = %admission.executor, "inference started");
     let mut response = if admission.executor == own {
         let response = executor::execute(service, admission.request, &headers, body).await?;

@@ -1,0 +1,226 @@
+//! The host planners on a real chain state: what a host does at each stage of a PoC, and how its
+//! receipts are resubmitted until the chain holds them.
+
+use gonka_chain::{
+    Block, EpochParams, Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, Msg, Params, PocMsg,
+    SignedRequest, State, Tx, inference, request_message,
+};
+use gonka_host::poc::{HostKey, PocAction, PocHost, PocInput, RESUBMIT_AFTER_BLOCKS};
+use gonka_host::receipts::Outbox;
+use gonka_poc::Distance;
+use gonka_primitives::codec::{Bytes, Encode};
+use gonka_primitives::{AccountKey, Amount, Hash, ValidatorKey};
+
+const CHAIN: &str = "planners";
+
+fn host(i: usize) -> AccountKey {
+    AccountKey::from_seed(format!("planner-host-{i}").as_bytes())
+}
+
+fn genesis() -> Genesis {
+    let mut params = Params::devnet(host(0).address());
+    params.epoch = EpochParams {
+        epoch_length: 40,
+        epoch_shift: 35,
+        poc_stage_duration: 8,
+        poc_exchange_duration: 2,
+        poc_validation_delay: 2,
+        poc_validation_duration: 6,
+        set_new_validators_delay: 2,
+        inference_validation_cutoff: 2,
+    };
+    params.inference.models.push(gonka_chain::ModelPrice {
+        name: "m".into(),
+        content_hash: Hash::digest(b"m"),
+        price_per_token: Amount(1),
+    });
+    Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 1_000_000,
+        params,
+        accounts: (0..3)
+            .map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000_000) })
+            .collect(),
+        participants: (0..3)
+            .map(|i| GenesisParticipant {
+                address: host(i).address(),
+                account_key: host(i).public_key(),
+                api_url: format!("http://h{i}"),
+                validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
+                operational_key: host(i).public_key(),
+                weight: 100,
+            })
+            .collect(),
+        developers: vec![],
+    }
+}
+
+fn apply(state: &mut State, txs: &[Tx]) {
+    let txs: Vec<Bytes> = txs.iter().map(|t| Bytes(t.to_bytes())).collect();
+    let header = state.next_header(
+        ValidatorKey::from_secret_bytes([1; 32]).public_key(),
+        state.meta.time_ms + 1000,
+        &txs,
+    );
+    let outcome = state.apply_block(&Block { header, txs }, &|_| false).expect("applies");
+    assert!(outcome.results.iter().all(|r| r.ok), "{:?}", outcome.results);
+}
+
+fn advance_to(state: &mut State, height: u64) {
+    while state.height() < height {
+        apply(state, &[]);
+    }
+}
+
+fn key(i: usize) -> HostKey {
+    HostKey { account: host(i).address(), operational: host(i) }
+}
+
+fn submitted(actions: &[PocAction]) -> Vec<&'static str> {
+    actions
+        .iter()
+        .filter_map(|a| if let PocAction::Submit(m) = a { Some(m[0].name()) } else { None })
+        .collect()
+}
+
+#[test]
+fn at_the_stage_start_a_host_commits_its_seed_and_sprints_once() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let mut planner = PocHost::new(true);
+    advance_to(&mut state, 4);
+    assert!(planner.plan(&state, &key(0), PocInput::Block).is_empty(), "no stage yet");
+    advance_to(&mut state, 5);
+    let actions = planner.plan(&state, &key(0), PocInput::Block);
+    assert_eq!(submitted(&actions), ["submit_seed_commit"]);
+    assert!(actions.iter().any(|a| matches!(a, PocAction::StartSprint { .. })));
+    let again = planner.plan(&state, &key(0), PocInput::Block);
+    assert!(again.is_empty(), "nothing twice: {again:?}");
+    // The commitment never landed: it is submitted again after a few blocks.
+    advance_to(&mut state, 5 + RESUBMIT_AFTER_BLOCKS);
+    assert_eq!(submitted(&planner.plan(&state, &key(0), PocInput::Block)), ["submit_seed_commit"]);
+}
+
+#[test]
+fn found_nonces_are_batched_in_the_window_and_the_sprint_stops_at_the_end_of_generation() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let mut planner = PocHost::new(true);
+    advance_to(&mut state, 5);
+    planner.plan(&state, &key(0), PocInput::Block);
+    let found = vec![(3, Distance(1_200_000_000)), (9, Distance(1_300_000_000))];
+    let actions = planner.plan(&state, &key(0), PocInput::Found(found));
+    assert!(
+        matches!(&actions[..], [PocAction::Submit(m)] if matches!(&m[0], Msg::Poc(PocMsg::Batch { nonces, .. }) if nonces.len() == 2))
+    );
+    advance_to(&mut state, 13);
+    let actions = planner.plan(&state, &key(0), PocInput::Block);
+    assert!(actions.contains(&PocAction::StopSprint), "{actions:?}");
+    advance_to(&mut state, 16);
+    let late = planner.plan(&state, &key(0), PocInput::Found(vec![(11, Distance(1_200_000_000))]));
+    assert!(submitted(&late).is_empty(), "after the exchange deadline nothing is submitted: {late:?}");
+}
+
+#[test]
+fn a_validator_samples_each_claimant_and_votes_on_what_it_recomputed() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    advance_to(&mut state, 5);
+    let stage = state.poc.stage().expect("stage");
+    // Host 1 claims three nonces.
+    let nonces: Vec<gonka_chain::PocNonce> =
+        (0..3).map(|n| gonka_chain::PocNonce { nonce: n, distance: Distance(1_200_000_000) }).collect();
+    let claim = Tx::new(
+        CHAIN,
+        &host(1),
+        0,
+        vec![
+            PocMsg::SeedCommit { epoch: 1, commitment: Hash::digest(b"s") }.into(),
+            PocMsg::Batch { poc_start: stage.start_height, nonces }.into(),
+        ],
+    );
+    apply(&mut state, &[claim]);
+    advance_to(&mut state, 15);
+    let mut planner = PocHost::new(true);
+    let actions = planner.plan(&state, &key(0), PocInput::Block);
+    let asked: Vec<_> = actions
+        .iter()
+        .filter_map(|a| {
+            if let PocAction::Recompute { participant, nonces, .. } = a {
+                Some((*participant, nonces.clone()))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(asked, [(host(1).address(), vec![0, 1, 2])], "the sample is all of a small claim");
+    // Nonce 2 recomputes elsewhere: one mismatch.
+    let distances =
+        vec![Some(Distance(1_200_000_000)), Some(Distance(1_200_000_000)), Some(Distance(1_000_000))];
+    let actions =
+        planner.plan(&state, &key(0), PocInput::Recomputed { participant: host(1).address(), distances });
+    let Some(PocAction::Submit(messages)) = actions.first() else { panic!("a vote: {actions:?}") };
+    assert!(matches!(&messages[0], Msg::Poc(PocMsg::Validation { sampled: 3, mismatches: 1, .. })));
+    // The vote lands and verifies on chain.
+    let vote = Tx::new(CHAIN, &host(0), state.account(&host(0).address()).sequence, messages.clone());
+    apply(&mut state, &[vote]);
+    assert!(state.poc.vote(stage.start_height, host(1).address(), host(0).address()).is_some());
+}
+
+fn request(state: &State) -> SignedRequest {
+    let developer = host(2);
+    let timestamp_ns = state.meta.time_ms * 1_000_000;
+    let body_hash = Hash::digest(b"body");
+    let signature =
+        developer.sign_recoverable(&request_message(&body_hash, timestamp_ns, &host(0).address()));
+    SignedRequest {
+        requester: developer.address(),
+        transfer_agent: host(0).address(),
+        body_hash,
+        timestamp_ns,
+        signature,
+        model: Hash::digest(b"m"),
+        max_tokens: 8,
+    }
+}
+
+#[test]
+fn a_receipt_is_resubmitted_until_the_chain_holds_it() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    apply(&mut state, &[]);
+    let request = request(&state);
+    let executor = inference::executor_for(&state, &request.id()).expect("drawn");
+    let index = (0..3).find(|&i| host(i).address() == executor).expect("a host");
+    let finish = InferenceMsg::Finish {
+        request,
+        prompt_tokens: 4,
+        completion_tokens: 2,
+        response_hash: Hash::digest(b"a"),
+    };
+    let mut outbox = Outbox::new();
+    let key = outbox.add(finish.clone()).expect("a receipt");
+    outbox.submitted(key, state.height());
+    assert!(outbox.plan(&state).0.is_empty(), "just submitted");
+    advance_to(&mut state, 1 + RESUBMIT_AFTER_BLOCKS);
+    let (due, done) = outbox.plan(&state);
+    assert_eq!((due.len(), done.len()), (1, 0), "lost: submitted again");
+    apply(&mut state, &[Tx::new(CHAIN, &host(index), 0, due)]);
+    let (due, done) = outbox.plan(&state);
+    assert_eq!((due.len(), done), (0, vec![key]), "on chain: done");
+    assert!(outbox.is_empty());
+}
+
+#[test]
+fn a_receipt_the_chain_can_no_longer_take_is_forgotten() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    apply(&mut state, &[]);
+    let mut outbox = Outbox::new();
+    outbox.add(InferenceMsg::Finish {
+        request: request(&state),
+        prompt_tokens: 1,
+        completion_tokens: 1,
+        response_hash: Hash::ZERO,
+    });
+    // 61 blocks of 1 s: the request is older than the accepted window and never reached the chain.
+    advance_to(&mut state, 62);
+    let (due, done) = outbox.plan(&state);
+    assert!(due.is_empty());
+    assert_eq!(done.len(), 1);
+}

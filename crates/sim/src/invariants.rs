@@ -1,0 +1,222 @@
+//! The invariants checked after every simulated block (`docs/spec/sim.md` §3). Each is a function of
+//! plain inputs — states, app hashes, the ledger — so the checker itself is tested on hand-made inputs
+//! that break each rule.
+
+use gonka_chain::{Hold, State};
+use gonka_poc::capping::effective_max_share;
+use gonka_primitives::{Address, Amount, Hash};
+use serde::Serialize;
+
+use crate::ledger::Ledger;
+
+/// Every live node has the same app hash as every other node at the same height.
+pub const APP_HASH_AGREEMENT: &str = "app_hash_agreement";
+/// `supply = Σ balances + Σ holds`, recounted from the rows, equals the genesis supply (nothing mints
+/// yet), and every module invariant holds.
+pub const SUPPLY_CONSERVED: &str = "supply_conserved";
+/// No inference is charged more than once.
+pub const NO_DOUBLE_CHARGE: &str = "no_double_charge";
+/// No inference is charged more than what was served (tokens × the served model's price), and nothing
+/// is charged for an answer never served.
+pub const NO_OVERCHARGE: &str = "no_overcharge";
+/// Every delivered answer is paid in full by its settlement deadline.
+pub const DELIVERED_ANSWERS_PAID: &str = "delivered_answers_paid";
+/// After a settlement no host holds more than the capped share of the settled power.
+pub const WEIGHTS_CAPPED: &str = "weights_capped";
+/// A host that cheated at PoC has no voting power once the stage's weights apply.
+pub const CHEATER_WEIGHT_ZERO: &str = "cheater_weight_zero";
+/// In a stage without faults, every honest host is accepted and its share of the honest weight is
+/// within [`COMPUTE_SHARE_TOLERANCE`] (relative) of its share of the honest compute.
+pub const HONEST_WEIGHT_TRACKS_COMPUTE: &str = "honest_weight_tracks_compute";
+
+/// Every invariant, in report order.
+pub const ALL: [&str; 8] = [
+    APP_HASH_AGREEMENT,
+    SUPPLY_CONSERVED,
+    NO_DOUBLE_CHARGE,
+    NO_OVERCHARGE,
+    DELIVERED_ANSWERS_PAID,
+    WEIGHTS_CAPPED,
+    CHEATER_WEIGHT_ZERO,
+    HONEST_WEIGHT_TRACKS_COMPUTE,
+];
+
+/// Largest relative gap between an honest host's weight share and its compute share: about five
+/// standard deviations of the binomial noise of ~150 valid nonces per host.
+pub const COMPUTE_SHARE_TOLERANCE: f64 = 0.25;
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Violation {
+    /// Which rule.
+    pub invariant: &'static str,
+    /// The height at which it was found.
+    pub height: u64,
+    /// What was found.
+    pub detail: String,
+}
+
+fn violation(invariant: &'static str, height: u64, detail: String) -> Violation {
+    Violation { invariant, height, detail }
+}
+
+/// Each node's `(name, height, app hash)` against the first app hash recorded at that height
+/// (`canonical[h - 1]`).
+pub fn app_hashes(nodes: &[(usize, u64, Hash)], canonical: &[Hash]) -> Vec<Violation> {
+    nodes
+        .iter()
+        .filter_map(|&(node, height, app_hash)| {
+            let expected = height.checked_sub(1).and_then(|i| canonical.get(i as usize))?;
+            (*expected != app_hash).then(|| {
+                violation(
+                    APP_HASH_AGREEMENT,
+                    height,
+                    format!("host {node} has {app_hash}, others {expected}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The supply rule and every module invariant of one node's state.
+pub fn supply(state: &State, genesis_supply: Amount) -> Vec<Violation> {
+    let height = state.height();
+    let mut found = Vec::new();
+    if let Err(broken) = state.check_invariants() {
+        found.push(violation(SUPPLY_CONSERVED, height, broken.to_string()));
+    }
+    let total = state.bank.supply().total;
+    if total != genesis_supply {
+        found.push(violation(
+            SUPPLY_CONSERVED,
+            height,
+            format!("supply {total}, genesis supply {genesis_supply}"),
+        ));
+    }
+    found
+}
+
+/// The money rules over the ledger at `height`: double charges, overcharges, and delivered answers
+/// unpaid past their deadline or paid less than they are worth.
+pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for (id, charges) in &ledger.charges {
+        if charges.len() > 1 {
+            found.push(violation(NO_DOUBLE_CHARGE, height, format!("{id} charged {} times", charges.len())));
+        }
+        let charged: u128 = charges.iter().map(|c| c.cost.0).sum();
+        match ledger.served.get(id) {
+            Some(served) if charged > served.cost().0 => found.push(violation(
+                NO_OVERCHARGE,
+                height,
+                format!("{id} charged {charged} for {} tokens worth {}", served.tokens, served.cost()),
+            )),
+            None if charged > 0 => {
+                found.push(violation(
+                    NO_OVERCHARGE,
+                    height,
+                    format!("{id} charged {charged} but never served"),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for (id, served) in ledger.served.iter().filter(|(_, s)| s.delivered) {
+        let charged: Option<u128> = ledger.charges.get(id).map(|c| c.iter().map(|c| c.cost.0).sum());
+        match charged {
+            Some(charged) if charged < served.cost().0 => found.push(violation(
+                DELIVERED_ANSWERS_PAID,
+                height,
+                format!("{id} delivered {} tokens worth {}, paid {charged}", served.tokens, served.cost()),
+            )),
+            None if height > served.settle_by && !served.excused => found.push(violation(
+                DELIVERED_ANSWERS_PAID,
+                height,
+                format!(
+                    "{id} delivered at {} worth {}, unpaid by {}",
+                    served.height,
+                    served.cost(),
+                    served.settle_by
+                ),
+            )),
+            _ => {}
+        }
+    }
+    found
+}
+
+/// Right after a settlement: the settled powers respect the cap.
+pub fn weights_capped(state: &State) -> Vec<Violation> {
+    let powers: Vec<u64> =
+        state.hosts.participants().values().filter_map(|p| p.next_weight).filter(|w| *w > 0).collect();
+    let total: u128 = powers.iter().map(|w| u128::from(*w)).sum();
+    let Some(max) = powers.iter().max() else { return Vec::new() };
+    let share = effective_max_share(powers.len(), state.params().poc.max_individual_power);
+    let limit = share.raw().unsigned_abs();
+    if u128::from(*max) * 1_000_000_000_000_000_000 > limit * total {
+        return vec![violation(
+            WEIGHTS_CAPPED,
+            state.height(),
+            format!("power {max} of {total} exceeds the share {share} among {} hosts", powers.len()),
+        )];
+    }
+    Vec::new()
+}
+
+/// Right after a settlement: every cheater is settled no power for the next epoch (its `next_weight`,
+/// which becomes its voting power at SetNewValidators).
+pub fn cheaters_settled_no_power(state: &State, cheaters: &[Address]) -> Vec<Violation> {
+    cheaters
+        .iter()
+        .filter_map(|cheater| {
+            let power = state.hosts.participant(cheater).and_then(|p| p.next_weight).unwrap_or(0);
+            (power > 0).then(|| {
+                violation(
+                    CHEATER_WEIGHT_ZERO,
+                    state.height(),
+                    format!("cheater {cheater} was settled power {power}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Right after a fault-free stage's settlement: every honest host `(address, compute speed)` is
+/// accepted, and its share of the honest PoC weight is within the tolerance of its compute share.
+pub fn compute_share(state: &State, honest: &[(Address, u64)]) -> Vec<Violation> {
+    let weights: Vec<(Address, u64, u64)> = honest
+        .iter()
+        .map(|(a, speed)| (*a, *speed, state.hosts.participant(a).map_or(0, |p| p.poc_weight)))
+        .collect();
+    let total_weight: u64 = weights.iter().map(|(_, _, w)| w).sum();
+    let total_speed: u64 = weights.iter().map(|(_, s, _)| s).sum();
+    let mut found = Vec::new();
+    for (address, speed, weight) in &weights {
+        if *weight == 0 {
+            found.push(violation(
+                HONEST_WEIGHT_TRACKS_COMPUTE,
+                state.height(),
+                format!("honest host {address} (speed {speed}) was given no weight"),
+            ));
+            continue;
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let (weight_share, compute_share) =
+            (*weight as f64 / total_weight as f64, *speed as f64 / total_speed.max(1) as f64);
+        if (weight_share - compute_share).abs() > COMPUTE_SHARE_TOLERANCE * compute_share {
+            found.push(violation(
+                HONEST_WEIGHT_TRACKS_COMPUTE,
+                state.height(),
+                format!(
+                    "honest host {address}: weight share {weight_share:.3}, compute share {compute_share:.3}"
+                ),
+            ));
+        }
+    }
+    found
+}
+
+/// Σ of every escrow hold (for reports).
+pub fn escrowed(state: &State) -> Amount {
+    Amount(state.bank.holds().iter().filter(|(h, _)| matches!(h, Hold::Escrow(_))).map(|(_, a)| a.0).sum())
+}
