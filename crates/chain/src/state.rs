@@ -377,7 +377,22 @@ impl State {
     /// next for the account (its pending transactions counted); None means the account's state
     /// sequence. Cheap checks run first, the signature last.
     pub fn check_tx(&self, bytes: &[u8], expected_sequence: Option<u64>) -> Result<CheckedTx, TxError> {
-        let tx = self.authenticate(bytes, expected_sequence, false)?;
+        self.check_tx_with(bytes, expected_sequence, false)
+    }
+
+    /// [`State::check_tx`] for a transaction whose signature this node already verified (the mempool
+    /// checking its waiting transactions again after a block): everything but the signature.
+    pub fn recheck_tx(&self, bytes: &[u8], expected_sequence: Option<u64>) -> Result<CheckedTx, TxError> {
+        self.check_tx_with(bytes, expected_sequence, true)
+    }
+
+    fn check_tx_with(
+        &self,
+        bytes: &[u8],
+        expected: Option<u64>,
+        verified: bool,
+    ) -> Result<CheckedTx, TxError> {
+        let tx = self.authenticate(bytes, expected, verified)?;
         let context =
             TxContext { sender: tx.body.account, signer: tx.body.signer, height: self.meta.height + 1 };
         for msg in &tx.body.messages {

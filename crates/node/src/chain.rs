@@ -215,10 +215,23 @@ impl Chain {
             .collect()
     }
 
-    /// Checks a transaction against the current state and admits it to the mempool.
+    /// Checks a transaction this node originates (its host's, or a client's) against the current state
+    /// and admits it to the mempool; it is offered to peers again while it waits.
     pub fn submit(&self, bytes: Vec<u8>) -> Result<Hash, MempoolError> {
         let state = self.read_state();
-        self.lock_mempool().insert(&state, bytes)
+        self.lock_mempool().insert(&state, bytes, true)
+    }
+
+    /// Admits a transaction a peer gossiped; its origin offers it again, not this node.
+    pub fn submit_from_peer(&self, bytes: Vec<u8>) -> Result<Hash, MempoolError> {
+        let state = self.read_state();
+        self.lock_mempool().insert(&state, bytes, false)
+    }
+
+    /// The encoded messages of `account`'s transactions waiting in the mempool (a planner resubmits
+    /// nothing that still waits).
+    pub fn pending_messages(&self, account: &Address) -> std::collections::BTreeSet<Vec<u8>> {
+        self.lock_mempool().pending_messages(account)
     }
 
     /// The validator set that decides `height`, as consensus asks for it.
@@ -286,16 +299,19 @@ impl Chain {
             Err(error) => return Err(error.into()),
         };
         self.store.commit_block(height, bytes, certificate, &outcome)?;
-        let included: Vec<Hash> = outcome.results.iter().map(|r| r.hash).collect();
-        self.lock_mempool().on_block_committed(&state, &included);
         if outcome.validator_set_changed {
             let set = to_validator_infos(state.validator_set());
             self.lock_history().insert(height + 1, set);
         }
+        let app_hash = state.meta.app_hash;
+        // Readers may proceed while the mempool is rechecked against the new state.
+        drop(state);
+        let included: Vec<Hash> = outcome.results.iter().map(|r| r.hash).collect();
+        self.lock_mempool().on_block_committed(&self.read_state(), &included);
         let event = BlockEvent {
             height,
             hash: block.hash(),
-            app_hash: state.meta.app_hash,
+            app_hash,
             time_ms: block.header.time_ms,
             proposer: block.header.proposer,
             txs: outcome.results,

@@ -50,6 +50,8 @@ struct Entry {
     sequence: u64,
     /// Height of the state when it was last offered to peers.
     offered_height: u64,
+    /// Whether this node originated it (only the origin offers it again).
+    local: bool,
 }
 
 /// The pool of pending transactions.
@@ -97,8 +99,8 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
-    /// Checks `bytes` against `state` and admits them.
-    pub fn insert(&mut self, state: &State, bytes: Vec<u8>) -> Result<Hash, MempoolError> {
+    /// Checks `bytes` against `state` and admits them; `local` when this node originated them.
+    pub fn insert(&mut self, state: &State, bytes: Vec<u8>, local: bool) -> Result<Hash, MempoolError> {
         let hash = Hash::digest(&bytes);
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
@@ -124,7 +126,8 @@ impl Mempool {
         self.bytes += bytes.len();
         self.by_hash.insert(hash, arrival);
         let offered_height = state.height();
-        self.entries.insert(arrival, Entry { hash, bytes: Bytes(bytes), account, sequence, offered_height });
+        self.entries
+            .insert(arrival, Entry { hash, bytes: Bytes(bytes), account, sequence, offered_height, local });
         Ok(hash)
     }
 
@@ -144,15 +147,15 @@ impl Mempool {
         out
     }
 
-    /// Waiting transactions last offered to peers at least `after_blocks` before `height`, oldest
-    /// first, at most `max`; they count as offered now.
+    /// Waiting transactions this node originated, last offered to peers at least `after_blocks` before
+    /// `height`, oldest first, at most `max`; they count as offered now.
     pub fn due_for_rebroadcast(&mut self, height: u64, after_blocks: u64, max: usize) -> Vec<Bytes> {
         let mut due = Vec::new();
         for entry in self.entries.values_mut() {
             if due.len() >= max {
                 break;
             }
-            if height >= entry.offered_height + after_blocks {
+            if entry.local && height >= entry.offered_height + after_blocks {
                 entry.offered_height = height;
                 due.push(entry.bytes.clone());
             }
@@ -160,12 +163,26 @@ impl Mempool {
         due
     }
 
+    /// The encoded messages of `account`'s waiting transactions.
+    pub fn pending_messages(&self, account: &Address) -> std::collections::BTreeSet<Vec<u8>> {
+        use gonka_primitives::codec::Encode;
+        self.entries
+            .values()
+            .filter(|e| e.account == *account)
+            .filter_map(|e| {
+                gonka_primitives::codec::decode_exact::<gonka_chain::Tx>(&e.bytes.0, usize::MAX).ok()
+            })
+            .flat_map(|tx| tx.body.messages.into_iter().map(|m| m.to_bytes()))
+            .collect()
+    }
+
     /// After a block: drops included transactions, then checks every waiting one again against the new
     /// state (a PoC batch whose window closed, a receipt the block already holds) and drops those that
     /// fail, with every later transaction of the same account (their sequence now has a gap). Like
     /// CometBFT's recheck: a transaction that can no longer apply must not sit in front of its account's
-    /// next ones, which peers would refuse as out of sequence. Signatures are not verified again in
-    /// effect (the check is memoized by the primitives), so this costs a decode and the message checks.
+    /// next ones, which peers would refuse as out of sequence. The transaction signature is not checked
+    /// again (it was at admission); message-level signatures hit the primitives' memo. Cost: a decode
+    /// and the message checks per waiting transaction.
     pub fn on_block_committed(&mut self, state: &State, included: &[Hash]) {
         for hash in included {
             if let Some(entry) = self.by_hash.remove(hash).and_then(|arrival| self.entries.remove(&arrival)) {
@@ -177,7 +194,7 @@ impl Mempool {
         for (arrival, entry) in &self.entries {
             let next =
                 expected.entry(entry.account).or_insert_with(|| state.account(&entry.account).sequence);
-            if entry.sequence == *next && state.check_tx(&entry.bytes.0, Some(*next)).is_ok() {
+            if entry.sequence == *next && state.recheck_tx(&entry.bytes.0, Some(*next)).is_ok() {
                 *next += 1;
             } else {
                 dropped.push(*arrival);
@@ -252,11 +269,11 @@ mod tests {
     fn queues_consecutive_sequences_and_refuses_gaps_and_duplicates() {
         let state = state();
         let mut pool = Mempool::new(MempoolLimits::default());
-        pool.insert(&state, send(0)).expect("seq 0");
-        pool.insert(&state, send(1)).expect("seq 1 queues behind 0");
-        assert_eq!(pool.insert(&state, send(1)), Err(MempoolError::Duplicate));
+        pool.insert(&state, send(0), true).expect("seq 0");
+        pool.insert(&state, send(1), true).expect("seq 1 queues behind 0");
+        assert_eq!(pool.insert(&state, send(1), true), Err(MempoolError::Duplicate));
         assert!(matches!(
-            pool.insert(&state, send(3)),
+            pool.insert(&state, send(3), true),
             Err(MempoolError::Check(TxError::WrongSequence { expected: 2, .. }))
         ));
         assert_eq!(pool.reap(10, 1 << 20).len(), 2);
@@ -267,8 +284,8 @@ mod tests {
     fn committed_and_stale_transactions_leave_after_a_block() {
         let mut state = state();
         let mut pool = Mempool::new(MempoolLimits::default());
-        let first = pool.insert(&state, send(0)).expect("seq 0");
-        pool.insert(&state, send(1)).expect("seq 1");
+        let first = pool.insert(&state, send(0), true).expect("seq 0");
+        pool.insert(&state, send(1), true).expect("seq 1");
         // Another node's block included a different tx with sequence 0 and one with sequence 1.
         let txs = vec![Bytes(send_amount(0, 2)), Bytes(send_amount(1, 3))];
         let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
@@ -278,14 +295,14 @@ mod tests {
         assert_eq!(state.account(&AccountKey::from_seed(b"alice").address()).sequence, 2);
         pool.on_block_committed(&state, &[first]);
         assert!(pool.is_empty(), "sequence 1 became stale");
-        pool.insert(&state, send(2)).expect("the account's next sequence is accepted again");
+        pool.insert(&state, send(2), true).expect("the account's next sequence is accepted again");
     }
 
     #[test]
     fn waiting_transactions_are_offered_again_after_a_few_blocks() {
         let state = state();
         let mut pool = Mempool::new(MempoolLimits::default());
-        pool.insert(&state, send(0)).expect("seq 0");
+        pool.insert(&state, send(0), true).expect("seq 0");
         assert!(pool.due_for_rebroadcast(2, 3, 10).is_empty(), "too early");
         assert_eq!(pool.due_for_rebroadcast(3, 3, 10).len(), 1);
         assert!(pool.due_for_rebroadcast(4, 3, 10).is_empty(), "offered again only after another wait");
@@ -296,14 +313,14 @@ mod tests {
     fn limits_hold() {
         let state = state();
         let mut pool = Mempool::new(MempoolLimits { max_txs: 2, max_bytes: 1 << 20, max_per_account: 10 });
-        pool.insert(&state, send(0)).expect("0");
-        pool.insert(&state, send(1)).expect("1");
-        assert_eq!(pool.insert(&state, send(2)), Err(MempoolError::Full("too many transactions")));
+        pool.insert(&state, send(0), true).expect("0");
+        pool.insert(&state, send(1), true).expect("1");
+        assert_eq!(pool.insert(&state, send(2), true), Err(MempoolError::Full("too many transactions")));
         let mut per_account =
             Mempool::new(MempoolLimits { max_txs: 100, max_bytes: 1 << 20, max_per_account: 1 });
-        per_account.insert(&state, send(0)).expect("0");
-        assert!(matches!(per_account.insert(&state, send(1)), Err(MempoolError::Full(_))));
+        per_account.insert(&state, send(0), true).expect("0");
+        assert!(matches!(per_account.insert(&state, send(1), true), Err(MempoolError::Full(_))));
         let mut bytes = Mempool::new(MempoolLimits { max_txs: 100, max_bytes: 10, max_per_account: 10 });
-        assert!(matches!(bytes.insert(&state, send(0)), Err(MempoolError::Full(_))));
+        assert!(matches!(bytes.insert(&state, send(0), true), Err(MempoolError::Full(_))));
     }
 }

@@ -223,7 +223,10 @@ fn submit_one(ctx: &RestContext, hex_tx: &str, gossip: bool) -> (StatusCode, Sub
         );
     };
     let hash = Some(Hash::digest(&bytes));
-    match ctx.chain.submit(bytes.clone()) {
+    // Transactions from clients are this node's to gossip (and offer again); gossiped ones are not.
+    let admitted =
+        if gossip { ctx.chain.submit(bytes.clone()) } else { ctx.chain.submit_from_peer(bytes.clone()) };
+    match admitted {
         Ok(_) => {
             if gossip {
                 // A full gossip queue only delays the tx until this node proposes.

@@ -72,7 +72,20 @@ pub(super) fn check(
                 Some(existing) if !same_request(existing, request, *executor) => {
                     Err(InferenceError::Mismatch(id))
                 }
-                _ => Ok(id),
+                Some(_) => Ok(id),
+                None => {
+                    // Start first escrows the worst case: a requester who cannot cover it is refused
+                    // here, before the receipt takes block space.
+                    let escrow = tokens_cost(
+                        u64::from(*prompt_tokens) + u64::from(request.max_tokens),
+                        price(state, &request.model)?,
+                    )?;
+                    let balance = state.bank.balance(&request.requester);
+                    if balance < escrow {
+                        return Err(InferenceError::CannotPay { balance, needed: escrow });
+                    }
+                    Ok(id)
+                }
             }
         }
         Receipt::Finish { request, prompt_tokens, completion_tokens, .. } => {

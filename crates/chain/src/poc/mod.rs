@@ -15,6 +15,7 @@ mod params;
 mod settle;
 mod state;
 
+use std::collections::BTreeSet;
 use std::ops::RangeInclusive;
 
 use gonka_poc::Distance;
@@ -68,10 +69,21 @@ fn check_batch(state: &State, tx: &TxContext, poc_start: u64, nonces: &[PocNonce
         return Err(PocError::BatchSize { found: nonces.len(), limit: poc.max_nonces_per_batch });
     }
     let r_target = Distance::from_decimal(poc.r_target);
-    match nonces.iter().find(|n| n.distance >= r_target) {
-        Some(n) => Err(PocError::DistanceNotBelowTarget { nonce: n.nonce, distance: n.distance, r_target }),
-        None => Ok(()),
+    if let Some(n) = nonces.iter().find(|n| n.distance >= r_target) {
+        return Err(PocError::DistanceNotBelowTarget { nonce: n.nonce, distance: n.distance, r_target });
     }
+    // The same count `add_batch` makes, so a batch over the stage's limit never takes block space.
+    let before = state.poc.claim(poc_start, tx.sender).map_or(0, |c| c.nonce_count);
+    let fresh: BTreeSet<u64> = nonces
+        .iter()
+        .map(|n| n.nonce)
+        .filter(|&nonce| !state.poc.has_nonce(poc_start, tx.sender, nonce))
+        .collect();
+    let (count, limit) = (before + fresh.len() as u64, poc.max_nonces_per_stage);
+    if count > limit {
+        return Err(PocError::TooManyNonces { count, limit });
+    }
+    Ok(())
 }
 
 fn check_validation(
