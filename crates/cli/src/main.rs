@@ -145,6 +145,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if matches!(
+        cli.command,
+        Command::Keys(_) | Command::Query(_) | Command::Sim(_) | Command::Chat(_) | Command::Model(_)
+    ) {
+        stop_quietly_on_closed_pipe();
+    }
     let result = match cli.command {
         Command::Model(command) => run_model(&command),
         Command::Serve(args) => serve::run(&args),
@@ -190,6 +196,19 @@ pub(crate) async fn wait_for_termination() {
     tokio::select! {
         () = ctrl_c => {}
         () = term => {}
+    }
+}
+
+/// For the commands that print their answer and exit: `gonka sim … | head` ends quietly when the
+/// reader goes away, as a Unix filter does, instead of panicking in `println!`. Servers keep Rust's
+/// ignored SIGPIPE, so a closed socket or pipe is an error they handle.
+#[allow(unsafe_code)]
+fn stop_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition before any thread exists; no handler runs Rust code.
+    unsafe {
+        let _ =
+            nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
     }
 }
 

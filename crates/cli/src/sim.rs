@@ -62,6 +62,9 @@ fn parse_seeds(range: &str) -> anyhow::Result<(u64, u64)> {
     Ok((first, last))
 }
 
+/// Failing seeds listed per invariant after a `--seeds` run.
+const SEEDS_SHOWN: usize = 20;
+
 #[allow(clippy::print_stdout)]
 pub(crate) fn run(args: &SimArgs) -> anyhow::Result<()> {
     let config = SimConfig {
@@ -94,12 +97,12 @@ pub(crate) fn run(args: &SimArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let reports = run_seeds(&config, first, last, jobs)?;
     let seconds = started.elapsed().as_secs_f64();
-    let mut broken: std::collections::BTreeMap<&'static str, u64> = Default::default();
+    let mut broken: std::collections::BTreeMap<&'static str, Vec<u64>> = Default::default();
     let mut blocks = 0u64;
     for report in &reports {
         blocks += report.blocks;
         for name in report.broken() {
-            *broken.entry(name).or_default() += 1;
+            broken.entry(name).or_default().push(report.seed);
         }
         if args.output == OutputFormat::Json {
             println!(
@@ -119,7 +122,14 @@ pub(crate) fn run(args: &SimArgs) -> anyhow::Result<()> {
         println!("invariants: all held in every seed");
     }
     for (name, seeds) in &broken {
-        println!("VIOLATED {name} in {seeds} of {} seeds", reports.len());
+        let shown: Vec<String> = seeds.iter().take(SEEDS_SHOWN).map(u64::to_string).collect();
+        let more = if seeds.len() > SEEDS_SHOWN { ", …" } else { "" };
+        println!(
+            "VIOLATED {name} in {} of {} seeds: {}{more} (replay one with --seed)",
+            seeds.len(),
+            reports.len(),
+            shown.join(", ")
+        );
     }
     Ok(())
 }

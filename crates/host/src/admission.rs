@@ -103,11 +103,19 @@ pub enum AdmissionError {
     /// The model is not served on this chain (404).
     #[error("model `{0}` is not served on this network")]
     ModelNotFound(String),
-    /// `max_tokens` above the chain's cap (400).
-    #[error("max_tokens is at most {cap} on this network")]
+    /// `max_tokens` zero or above the chain's cap (400).
+    #[error("max_tokens must be between 1 and {cap} on this network")]
     MaxTokens {
         /// The cap.
         cap: u32,
+    },
+    /// The prompt is longer than the chain accepts in a receipt (400).
+    #[error("the prompt is {tokens} tokens; this network accepts at most {max}")]
+    PromptTooLong {
+        /// The prompt's tokens.
+        tokens: u32,
+        /// The chain's limit.
+        max: u32,
     },
     /// The balance does not cover the escrow (402).
     #[error("balance {balance} ngonka cannot cover escrow {needed} ngonka")]
@@ -188,8 +196,14 @@ pub fn admit(
     })?;
     let model =
         params.model_named(&claim.model).ok_or_else(|| AdmissionError::ModelNotFound(claim.model.clone()))?;
-    if claim.max_tokens > params.max_tokens_cap {
+    if claim.max_tokens == 0 || claim.max_tokens > params.max_tokens_cap {
         return Err(AdmissionError::MaxTokens { cap: params.max_tokens_cap });
+    }
+    if claim.prompt_tokens > params.max_prompt_tokens {
+        return Err(AdmissionError::PromptTooLong {
+            tokens: claim.prompt_tokens,
+            max: params.max_prompt_tokens,
+        });
     }
     let tokens = u128::from(claim.prompt_tokens) + u128::from(claim.max_tokens);
     let escrow = model.price_per_token.0.saturating_mul(tokens);
@@ -197,7 +211,10 @@ pub fn admit(
         return Err(AdmissionError::InsufficientBalance { balance: balance.0, needed: escrow });
     }
     let executor = inference::executor_for(chain, &id).ok_or(AdmissionError::NoExecutor)?;
-    if matches!(role, Role::Executor { .. }) && executor != me {
+    // The executor judges the draw as the chain will in the next block: the current draw, or the
+    // previous one during the grace period after a change of power (a TA may have drawn on a state
+    // one block older).
+    if matches!(role, Role::Executor { .. }) && !inference::is_assigned(chain, &id, me, chain.height() + 1) {
         return Err(AdmissionError::NotDrawn);
     }
     let executor_url = chain.hosts.participant(&executor).map(|p| p.api_url.clone()).unwrap_or_default();
@@ -282,6 +299,14 @@ impl ReplayGuard {
         self.by_time.insert((timestamp_ms, id));
         Ok(())
     }
+
+    /// Forgets `id`, admitted but then not acted on (its Start was refused), so the developer may send
+    /// the same signed request again.
+    pub fn forget(&mut self, id: &Hash) {
+        if let Some(time) = self.by_id.remove(id) {
+            self.by_time.remove(&(time, *id));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -297,5 +322,7 @@ mod tests {
         assert!(guard.admit(b, 200, 0).is_ok());
         assert_eq!(guard.admit(c, 300, 0), Err(ReplayError::Full));
         assert!(guard.admit(c, 300, 150).is_ok(), "a's slot is free once it is too old to replay");
+        guard.forget(&c);
+        assert!(guard.admit(c, 300, 150).is_ok(), "a forgotten request may come again");
     }
 }

@@ -11,7 +11,10 @@
 //! - after validation: release the stage's model.
 //!
 //! Everything it submitted is checked against the chain on later blocks and submitted again if it did
-//! not land within [`RESUBMIT_AFTER_BLOCKS`], so a dropped transaction costs a few blocks, not weight.
+//! not land within [`RESUBMIT_AFTER_BLOCKS`] and no longer waits in the host's mempool (`waiting`: a
+//! second copy of a waiting seed commitment or vote would fail once the first lands, and the mempool
+//! would drop the host's later transactions with it), so a dropped transaction costs a few blocks, not
+//! weight.
 //! Its memory is only what is in flight: a restarted host starts with a fresh [`PocHost`] and picks up
 //! where the chain says it is.
 
@@ -50,6 +53,14 @@ pub enum PocInput {
         participant: Address,
         /// One per sampled nonce.
         distances: Vec<Option<Distance>>,
+    },
+    /// The engine could not recompute `participant`'s sample (its own failure, not the claimant's):
+    /// no verdict is given, and the claimant is sampled again on a later block.
+    RecomputeFailed {
+        /// The participant.
+        participant: Address,
+        /// What failed.
+        error: String,
     },
     /// The sprint could not start or died.
     SprintFailed(String),
@@ -130,6 +141,8 @@ pub struct PocHost {
     seed_sent_at: Option<u64>,
     /// Valid nonces found this stage, and when each was last submitted.
     found: BTreeMap<u64, (Distance, Option<u64>)>,
+    /// Batches submitted and maybe still waiting in the mempool.
+    batches: Vec<Msg>,
     checks: BTreeMap<Address, Check>,
     model_released: bool,
     summary: PocSummary,
@@ -151,8 +164,15 @@ impl PocHost {
         self.sprint_running
     }
 
-    /// Decides what to do after `input`, on the committed `chain`.
-    pub fn plan(&mut self, chain: &State, me: &HostKey, input: PocInput) -> Vec<PocAction> {
+    /// Decides what to do after `input`, on the committed `chain`; `waiting(msg)` tells whether a
+    /// message this host submitted still waits in its mempool.
+    pub fn plan(
+        &mut self,
+        chain: &State,
+        me: &HostKey,
+        waiting: &dyn Fn(&Msg) -> bool,
+        input: PocInput,
+    ) -> Vec<PocAction> {
         let mut actions = Vec::new();
         let Some(stage) = chain.poc.stage() else { return actions };
         let Some(stages) = chain.params().epoch.stages(stage.epoch) else { return actions };
@@ -177,7 +197,7 @@ impl PocHost {
         // A transaction submitted now lands in the next block at the earliest.
         let next = height + 1;
         if next <= stages.exchange_deadline && height < stages.end_of_generation {
-            self.commit_seed(chain, me, stage, height, &mut actions);
+            self.commit_seed(chain, me, stage, height, waiting, &mut actions);
             if !self.sprint_running {
                 self.sprint_running = true;
                 self.summary.activity = "sprinting";
@@ -194,10 +214,10 @@ impl PocHost {
             actions.push(PocAction::StopSprint);
         }
         if stages.batch_window().contains(&next) {
-            self.submit_batches(chain, me, stage, height, &mut actions);
+            self.submit_batches(chain, me, stage, height, waiting, &mut actions);
         }
         if host.weight > 0 && stages.validation_window().contains(&next) {
-            self.sample_claims(chain, me, stage, height, &mut actions);
+            self.sample_claims(chain, me, stage, height, waiting, &mut actions);
             self.submit_verdicts(chain, me, stage, height, &mut actions);
         }
         if height >= stages.end_of_validation && !self.model_released {
@@ -242,6 +262,12 @@ impl PocHost {
                 });
                 self.checks.insert(participant, Check::Ready(msg));
             }
+            PocInput::RecomputeFailed { participant, error } => {
+                if matches!(self.checks.get(&participant), Some(Check::Recomputing { .. })) {
+                    self.checks.remove(&participant);
+                }
+                self.summary.last_error = Some(error);
+            }
             PocInput::SprintFailed(error) => {
                 self.sprint_running = false;
                 self.summary.last_error = Some(error);
@@ -255,6 +281,7 @@ impl PocHost {
         me: &HostKey,
         stage: PocStage,
         height: u64,
+        waiting: &dyn Fn(&Msg) -> bool,
         actions: &mut Vec<PocAction>,
     ) {
         let committed =
@@ -263,9 +290,12 @@ impl PocHost {
             return;
         }
         let commitment = Hash::digest(&epoch_seed(&me.operational, &chain.meta.chain_id, stage.epoch));
+        let msg = Msg::Poc(PocMsg::SeedCommit { epoch: stage.epoch, commitment });
+        if self.seed_sent_at.is_some() && waiting(&msg) {
+            return;
+        }
         self.seed_sent_at = Some(height);
-        actions
-            .push(PocAction::Submit(vec![Msg::Poc(PocMsg::SeedCommit { epoch: stage.epoch, commitment })]));
+        actions.push(PocAction::Submit(vec![msg]));
     }
 
     fn submit_batches(
@@ -274,14 +304,26 @@ impl PocHost {
         me: &HostKey,
         stage: PocStage,
         height: u64,
+        waiting: &dyn Fn(&Msg) -> bool,
         actions: &mut Vec<PocAction>,
     ) {
         let limit = chain.params().poc.max_nonces_per_batch.max(1) as usize;
+        self.batches.retain(|batch| waiting(batch));
+        let in_flight: std::collections::BTreeSet<u64> = self
+            .batches
+            .iter()
+            .filter_map(|batch| match batch {
+                Msg::Poc(PocMsg::Batch { nonces, .. }) => Some(nonces.iter().map(|n| n.nonce)),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         let due: Vec<PocNonce> = self
             .found
             .iter()
             .filter(|(nonce, (_, sent))| {
                 sent.is_none_or(|at| height >= at + RESUBMIT_AFTER_BLOCKS)
+                    && !in_flight.contains(nonce)
                     && !chain.poc.has_nonce(stage.start_height, me.account, **nonce)
             })
             .map(|(nonce, (distance, _))| PocNonce { nonce: *nonce, distance: *distance })
@@ -295,10 +337,9 @@ impl PocHost {
                     entry.1 = Some(height);
                 }
             }
-            actions.push(PocAction::Submit(vec![Msg::Poc(PocMsg::Batch {
-                poc_start: stage.start_height,
-                nonces: chunk.to_vec(),
-            })]));
+            let batch = Msg::Poc(PocMsg::Batch { poc_start: stage.start_height, nonces: chunk.to_vec() });
+            self.batches.push(batch.clone());
+            actions.push(PocAction::Submit(vec![batch]));
         }
     }
 
@@ -309,6 +350,7 @@ impl PocHost {
         me: &HostKey,
         stage: PocStage,
         height: u64,
+        waiting: &dyn Fn(&Msg) -> bool,
         actions: &mut Vec<PocAction>,
     ) {
         let sample_size = chain.params().poc.validation_sample_size as usize;
@@ -323,7 +365,9 @@ impl PocHost {
             .collect();
         for participant in claimants {
             match self.checks.get(&participant) {
-                Some(Check::Submitted { at, msg }) if height >= at + RESUBMIT_AFTER_BLOCKS => {
+                Some(Check::Submitted { at, msg })
+                    if height >= at + RESUBMIT_AFTER_BLOCKS && !waiting(msg) =>
+                {
                     let msg = msg.clone();
                     self.checks.insert(participant, Check::Ready(msg));
                     continue;

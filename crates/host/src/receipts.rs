@@ -84,9 +84,10 @@ impl Outbox {
     }
 
     /// On the committed `chain`: the receipts to submit now (first submissions, and those that did not
-    /// land within [`RESUBMIT_AFTER_BLOCKS`]), and the keys of those done — on chain, or refused for
-    /// good (the inference expired, or the request left the accepted time window unrecorded).
-    pub fn plan(&mut self, chain: &State) -> (Vec<Msg>, Vec<(Hash, bool)>) {
+    /// land within [`RESUBMIT_AFTER_BLOCKS`] and no longer wait in the host's mempool — `waiting` — since
+    /// a second copy would fail once the first lands), and the keys of those done — on chain, or refused
+    /// for good (the inference expired, or the request left the accepted time window unrecorded).
+    pub fn plan(&mut self, chain: &State, waiting: &dyn Fn(&Msg) -> bool) -> (Vec<Msg>, Vec<(Hash, bool)>) {
         let height = chain.height();
         let params = &chain.params().inference;
         let mut due = Vec::new();
@@ -106,9 +107,12 @@ impl Outbox {
                 done.push(*key);
                 continue;
             }
-            if pending.submitted_at == 0 || height >= pending.submitted_at + RESUBMIT_AFTER_BLOCKS {
+            let msg = Msg::Inference(pending.receipt.clone());
+            let due_again =
+                pending.submitted_at == 0 || height >= pending.submitted_at + RESUBMIT_AFTER_BLOCKS;
+            if due_again && !waiting(&msg) {
                 pending.submitted_at = height.max(1);
-                due.push(Msg::Inference(pending.receipt.clone()));
+                due.push(msg);
             }
         }
         for key in &done {

@@ -88,16 +88,19 @@ fn at_the_stage_start_a_host_commits_its_seed_and_sprints_once() {
     let mut state = State::from_genesis(&genesis()).expect("genesis");
     let mut planner = PocHost::new(true);
     advance_to(&mut state, 4);
-    assert!(planner.plan(&state, &key(0), PocInput::Block).is_empty(), "no stage yet");
+    assert!(planner.plan(&state, &key(0), &|_| false, PocInput::Block).is_empty(), "no stage yet");
     advance_to(&mut state, 5);
-    let actions = planner.plan(&state, &key(0), PocInput::Block);
+    let actions = planner.plan(&state, &key(0), &|_| false, PocInput::Block);
     assert_eq!(submitted(&actions), ["submit_seed_commit"]);
     assert!(actions.iter().any(|a| matches!(a, PocAction::StartSprint { .. })));
-    let again = planner.plan(&state, &key(0), PocInput::Block);
+    let again = planner.plan(&state, &key(0), &|_| false, PocInput::Block);
     assert!(again.is_empty(), "nothing twice: {again:?}");
     // The commitment never landed: it is submitted again after a few blocks.
     advance_to(&mut state, 5 + RESUBMIT_AFTER_BLOCKS);
-    assert_eq!(submitted(&planner.plan(&state, &key(0), PocInput::Block)), ["submit_seed_commit"]);
+    assert_eq!(
+        submitted(&planner.plan(&state, &key(0), &|_| false, PocInput::Block)),
+        ["submit_seed_commit"]
+    );
 }
 
 #[test]
@@ -105,17 +108,18 @@ fn found_nonces_are_batched_in_the_window_and_the_sprint_stops_at_the_end_of_gen
     let mut state = State::from_genesis(&genesis()).expect("genesis");
     let mut planner = PocHost::new(true);
     advance_to(&mut state, 5);
-    planner.plan(&state, &key(0), PocInput::Block);
+    planner.plan(&state, &key(0), &|_| false, PocInput::Block);
     let found = vec![(3, Distance(1_200_000_000)), (9, Distance(1_300_000_000))];
-    let actions = planner.plan(&state, &key(0), PocInput::Found(found));
+    let actions = planner.plan(&state, &key(0), &|_| false, PocInput::Found(found));
     assert!(
         matches!(&actions[..], [PocAction::Submit(m)] if matches!(&m[0], Msg::Poc(PocMsg::Batch { nonces, .. }) if nonces.len() == 2))
     );
     advance_to(&mut state, 13);
-    let actions = planner.plan(&state, &key(0), PocInput::Block);
+    let actions = planner.plan(&state, &key(0), &|_| false, PocInput::Block);
     assert!(actions.contains(&PocAction::StopSprint), "{actions:?}");
     advance_to(&mut state, 16);
-    let late = planner.plan(&state, &key(0), PocInput::Found(vec![(11, Distance(1_200_000_000))]));
+    let late =
+        planner.plan(&state, &key(0), &|_| false, PocInput::Found(vec![(11, Distance(1_200_000_000))]));
     assert!(submitted(&late).is_empty(), "after the exchange deadline nothing is submitted: {late:?}");
 }
 
@@ -139,7 +143,7 @@ fn a_validator_samples_each_claimant_and_votes_on_what_it_recomputed() {
     apply(&mut state, &[claim]);
     advance_to(&mut state, 15);
     let mut planner = PocHost::new(true);
-    let actions = planner.plan(&state, &key(0), PocInput::Block);
+    let actions = planner.plan(&state, &key(0), &|_| false, PocInput::Block);
     let asked: Vec<_> = actions
         .iter()
         .filter_map(|a| {
@@ -154,8 +158,12 @@ fn a_validator_samples_each_claimant_and_votes_on_what_it_recomputed() {
     // Nonce 2 recomputes elsewhere: one mismatch.
     let distances =
         vec![Some(Distance(1_200_000_000)), Some(Distance(1_200_000_000)), Some(Distance(1_000_000))];
-    let actions =
-        planner.plan(&state, &key(0), PocInput::Recomputed { participant: host(1).address(), distances });
+    let actions = planner.plan(
+        &state,
+        &key(0),
+        &|_| false,
+        PocInput::Recomputed { participant: host(1).address(), distances },
+    );
     let Some(PocAction::Submit(messages)) = actions.first() else { panic!("a vote: {actions:?}") };
     assert!(matches!(&messages[0], Msg::Poc(PocMsg::Validation { sampled: 3, mismatches: 1, .. })));
     // The vote lands and verifies on chain.
@@ -197,12 +205,12 @@ fn a_receipt_is_resubmitted_until_the_chain_holds_it() {
     let mut outbox = Outbox::new();
     let key = outbox.add(finish.clone()).expect("a receipt");
     outbox.submitted(key, state.height());
-    assert!(outbox.plan(&state).0.is_empty(), "just submitted");
+    assert!(outbox.plan(&state, &|_| false).0.is_empty(), "just submitted");
     advance_to(&mut state, 1 + RESUBMIT_AFTER_BLOCKS);
-    let (due, done) = outbox.plan(&state);
+    let (due, done) = outbox.plan(&state, &|_| false);
     assert_eq!((due.len(), done.len()), (1, 0), "lost: submitted again");
     apply(&mut state, &[Tx::new(CHAIN, &host(index), 0, due)]);
-    let (due, done) = outbox.plan(&state);
+    let (due, done) = outbox.plan(&state, &|_| false);
     assert_eq!((due.len(), done), (0, vec![key]), "on chain: done");
     assert!(outbox.is_empty());
 }
@@ -220,7 +228,7 @@ fn a_receipt_the_chain_can_no_longer_take_is_forgotten() {
     });
     // 61 blocks of 1 s: the request is older than the accepted window and never reached the chain.
     advance_to(&mut state, 62);
-    let (due, done) = outbox.plan(&state);
+    let (due, done) = outbox.plan(&state, &|_| false);
     assert!(due.is_empty());
     assert_eq!(done.len(), 1);
 }

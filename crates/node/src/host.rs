@@ -160,7 +160,10 @@ impl Host {
                 inputs.push(PocInput::Found(found));
             }
             for input in inputs {
-                let actions = self.chain.with_state(|s| planner.plan(s, &self.key, input));
+                let pending = self.chain.pending_messages(&self.key.account);
+                let waiting =
+                    |m: &gonka_chain::Msg| pending.contains(&gonka_primitives::codec::Encode::to_bytes(m));
+                let actions = self.chain.with_state(|s| planner.plan(s, &self.key, &waiting, input));
                 for action in actions {
                     if let Err(error) = self.perform(action, &mut work, &jobs, &mut planner).await {
                         tracing::warn!(%error, "poc host action failed");
@@ -213,7 +216,7 @@ impl Host {
             PocAction::StartSprint { stage, public_key, r_target } => {
                 if let Err(error) = self.start_sprint(work, stage, public_key, r_target).await {
                     let _ = self.chain.with_state(|s| {
-                        planner.plan(s, &self.key, PocInput::SprintFailed(error.to_string()))
+                        planner.plan(s, &self.key, &|_| false, PocInput::SprintFailed(error.to_string()))
                     });
                     return Err(error);
                 }
@@ -244,8 +247,16 @@ impl Host {
                 self.metrics.poc_submitted.inc_by(count);
             }
             PocAction::Recompute { stage, participant, public_key, nonces } => {
-                let model = self.model(work, stage).await?;
-                let _ = jobs.send(RecomputeJob { model, participant, public_key, nonces });
+                match self.model(work, stage).await {
+                    Ok(model) => {
+                        let _ = jobs.send(RecomputeJob { model, participant, public_key, nonces });
+                    }
+                    Err(error) => {
+                        let failed = PocInput::RecomputeFailed { participant, error: error.to_string() };
+                        let _ = self.chain.with_state(|s| planner.plan(s, &self.key, &|_| false, failed));
+                        return Err(error);
+                    }
+                }
             }
             PocAction::ReleaseModel => {
                 if let Some(work) = work.as_mut() {

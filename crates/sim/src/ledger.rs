@@ -24,7 +24,8 @@ pub struct Served {
     pub settle_by: u64,
     /// Whether the developer received it (the transfer agent relayed it).
     pub delivered: bool,
-    /// Whether its executor or transfer agent was down or cut off before `settle_by`: its receipts may
+    /// Whether its executor or transfer agent was down or cut off after serving it and before it was
+    /// settled (judged as rounds pass, see `Sim::excuse_isolated`): its receipts may
     /// reach the chain after the expiry deadline, when the chain refunds instead (the executor's
     /// loss). Such an answer is still never charged more, nor paid less if charged.
     pub excused: bool,

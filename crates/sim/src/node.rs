@@ -85,6 +85,9 @@ pub struct SimNode {
     pub rng: SimRng,
     /// Receipts it still owes the chain; kept on its disk, so they survive a crash.
     pub outbox: Outbox,
+    /// Its chain halted on a broken invariant: like the real node, it stops for good (an operator
+    /// must look), so it is never restarted.
+    pub halted: bool,
 }
 
 /// Why a simulated node could not start.

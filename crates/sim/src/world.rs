@@ -101,6 +101,10 @@ pub struct Sim {
     /// Every decided height's block and the app hash after it (index = height − 1).
     canonical: Vec<(Vec<u8>, Hash)>,
     ledger: Ledger,
+    /// Delivered answers not yet settled nor excused: `(executor, transfer agent, round served)`. An
+    /// answer is excused once either host is down or cut off between serving it and now — judged at
+    /// check time, since heights fall behind rounds when faults stall the chain.
+    unsettled: BTreeMap<Hash, (usize, usize, u64)>,
     faults: FaultPlan,
     consensus_rng: SimRng,
     net_rng: SimRng,
@@ -141,6 +145,7 @@ impl Sim {
                 byzantine: kinds[i].and_then(|k| host_module(k, seed, i)),
                 rng: SimRng::new(seed, &format!("host-{i}")),
                 outbox: Outbox::new(),
+                halted: false,
             })
             .collect();
         let developers: Vec<Developer> =
@@ -172,6 +177,7 @@ impl Sim {
             link_last_ms: BTreeMap::new(),
             canonical: Vec::new(),
             ledger: Ledger::default(),
+            unsettled: BTreeMap::new(),
             faults,
             consensus_rng: SimRng::new(seed, "consensus"),
             net_rng: SimRng::new(seed, "network"),
@@ -245,7 +251,7 @@ impl Sim {
             let node = &mut self.nodes[index];
             if down && node.up() {
                 node.crash();
-            } else if !down && !node.up() {
+            } else if !down && !node.up() && !node.halted {
                 node.start(&self.genesis, self.clock.clone())
                     .expect("a crashed node restarts from its store");
             }
@@ -294,7 +300,7 @@ impl Sim {
                         .is_some_and(|b| running.chain.with_state(|s| b.refuses_gossip(s)));
                     if !refuses {
                         // Refusals (duplicates, stale sequences, a full pool) are the mempool's business.
-                        let _ = running.chain.submit(tx);
+                        let _ = running.chain.submit_from_peer(tx);
                     }
                 }
             }
@@ -386,6 +392,11 @@ impl Sim {
                 Some(_) => invariants::SUPPLY_CONSERVED,
                 None => invariants::APP_HASH_AGREEMENT,
             };
+            if invariant == invariants::SUPPLY_CONSERVED {
+                let node = &mut self.nodes[index];
+                node.halted = true;
+                node.crash();
+            }
             self.violations.record(vec![invariants::Violation {
                 invariant,
                 height,
@@ -480,7 +491,10 @@ impl Sim {
             assert!(passes <= PLAN_PASSES_MAX, "host {index}'s planner keeps asking for work");
             let node = &mut self.nodes[index];
             let running = node.running.as_mut().expect("acting hosts are up");
-            let mut actions = running.chain.with_state(|s| running.poc.plan(s, &host_key, input));
+            let pending = running.chain.pending_messages(&host_key.account);
+            let waiting =
+                |m: &gonka_chain::Msg| pending.contains(&gonka_primitives::codec::Encode::to_bytes(m));
+            let mut actions = running.chain.with_state(|s| running.poc.plan(s, &host_key, &waiting, input));
             if let Some(byzantine) = node.byzantine.as_mut() {
                 actions = byzantine.poc_actions(actions);
             }
@@ -494,7 +508,9 @@ impl Sim {
     fn receipts(&mut self, index: usize) {
         let node = &mut self.nodes[index];
         let Some(running) = node.running.as_ref() else { return };
-        let (due, _) = running.chain.with_state(|s| node.outbox.plan(s));
+        let pending = running.chain.pending_messages(&node.account.address());
+        let waiting = |m: &gonka_chain::Msg| pending.contains(&gonka_primitives::codec::Encode::to_bytes(m));
+        let (due, _) = running.chain.with_state(|s| node.outbox.plan(s, &waiting));
         for receipt in due {
             // A refusal is retried on a later block.
             let _ = running.signer.submit(vec![receipt]);
@@ -578,7 +594,7 @@ impl Sim {
         {
             if let Some(running) = &self.nodes[to].running {
                 for tx in &flood {
-                    let _ = running.chain.submit(tx.clone());
+                    let _ = running.chain.submit_from_peer(tx.clone());
                 }
             }
         }
@@ -655,7 +671,11 @@ impl Sim {
                 executor: admission.executor,
                 prompt_tokens: claim.prompt_tokens,
             };
-            if seen.is_err() || running.signer.submit(vec![start.clone().into()]).is_err() {
+            if seen.is_err() {
+                return;
+            }
+            if running.signer.submit(vec![start.clone().into()]).is_err() {
+                running.ta_seen.forget(&admission.id);
                 return;
             }
             let height = running.chain.with_state(State::height);
@@ -801,11 +821,12 @@ impl Sim {
         let params = &self.genesis.params.inference;
         let settle_by = params.deadline(height + 1, generation.request.max_tokens) + SETTLE_MARGIN_BLOCKS;
         let price = params.model(&generation.request.model).map_or(Amount::ZERO, |m| m.price_per_token);
-        let until = self.round + (settle_by - height);
-        let excused =
-            self.faults.isolated(executor, self.round, until) || self.faults.isolated(ta, self.round, until);
+        let id = inference_id(&generation.request.signature);
+        if delivered {
+            self.unsettled.insert(id, (executor, ta, self.round));
+        }
         self.ledger.serve(
-            inference_id(&generation.request.signature),
+            id,
             Served {
                 developer: generation.request.requester,
                 executor: self.nodes[executor].address(),
@@ -814,12 +835,29 @@ impl Sim {
                 height,
                 settle_by,
                 delivered,
-                excused,
+                excused: false,
             },
         );
     }
 
     // ---------------------------------------------------------------------------------- invariants
+
+    /// Marks excused every unsettled delivered answer whose executor or transfer agent has been down or
+    /// cut off since it was served, and forgets the ones charged.
+    fn excuse_isolated(&mut self) {
+        let (faults, round, ledger) = (&self.faults, self.round, &mut self.ledger);
+        self.unsettled.retain(|id, (executor, ta, served_in)| {
+            if ledger.charges.contains_key(id) {
+                return false;
+            }
+            let isolated =
+                faults.isolated(*executor, *served_in, round) || faults.isolated(*ta, *served_in, round);
+            if isolated && let Some(served) = ledger.served.get_mut(id) {
+                served.excused = true;
+            }
+            !isolated
+        });
+    }
 
     /// Every invariant, after the block just decided. The state rules are checked on one up-to-date
     /// node: every other node with the same app hash has the same state, and one without is reported.
@@ -834,6 +872,7 @@ impl Sim {
             })
             .collect();
         let mut found = invariants::app_hashes(&nodes, &canonical);
+        self.excuse_isolated();
         found.extend(invariants::charges(&self.ledger, height));
         let reference = self.nodes.iter().position(|n| n.height() == Some(height));
         if let Some(chain) = reference.and_then(|i| self.nodes[i].running.as_ref().map(|r| r.chain.clone())) {
@@ -855,6 +894,8 @@ impl Sim {
             return Vec::new();
         }
         let mut found = invariants::weights_capped(state);
+        // When no host was accepted the chain keeps the current set (`poc_weights_kept`): no stage
+        // weights apply, so there is nothing a cheater could have gained (docs/spec/sim.md §3).
         let settled = state.hosts.participants().values().any(|p| p.next_weight.is_some());
         if settled {
             let cheaters: Vec<Address> = self

@@ -63,6 +63,7 @@ pub(crate) fn refused(error: AdmissionError) -> ApiError {
         AdmissionError::StaleTimestamp { .. } => ApiError::invalid("X-Timestamp", message),
         AdmissionError::ModelNotFound(model) => ApiError::ModelNotFound { model, param: Some("model") },
         AdmissionError::MaxTokens { .. } => ApiError::invalid("max_tokens", message),
+        AdmissionError::PromptTooLong { .. } => ApiError::invalid("messages", message),
         AdmissionError::InsufficientBalance { balance, needed } => {
             ApiError::InsufficientBalance { balance, needed }
         }

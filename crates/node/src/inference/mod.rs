@@ -139,9 +139,11 @@ impl InferenceService {
 
     /// On a committed block: resubmits the receipts that did not land and forgets those done.
     pub fn resubmit_receipts(&self) {
+        let pending = self.signer.chain().pending_messages(&self.account());
+        let waiting = |m: &gonka_chain::Msg| pending.contains(&gonka_primitives::codec::Encode::to_bytes(m));
         let (due, done) = {
             let mut outbox = self.outbox.lock().unwrap_or_else(|p| p.into_inner());
-            self.with_state(|s| outbox.plan(s))
+            self.with_state(|s| outbox.plan(s, &waiting))
         };
         for receipt in due {
             if let Err(error) = self.signer.submit(vec![receipt]) {

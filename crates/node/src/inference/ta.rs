@@ -93,21 +93,26 @@ async fn transfer(
         max_tokens: u32::try_from(summary.max_tokens).unwrap_or(u32::MAX),
     };
     let admission = service.with_state(|s| admit(s, own, &Role::TransferAgent, &claim)).map_err(refused)?;
-    service
-        .lock_ta_seen()
-        .admit(admission.id, claim.timestamp_ns / 1_000_000, admission.replay_forget_before_ms)
-        .map_err(replayed)?;
+    // A slot first: a busy host's 429 must not leave the request marked as seen.
     let permit = service
         .ta_slots
         .clone()
         .try_acquire_owned()
         .map_err(|_| ApiError::CapacityReached("every forwarding slot of this host is busy".into()))?;
+    service
+        .lock_ta_seen()
+        .admit(admission.id, claim.timestamp_ns / 1_000_000, admission.replay_forget_before_ms)
+        .map_err(replayed)?;
     let start = InferenceMsg::Start {
         request: admission.request,
         executor: admission.executor,
         prompt_tokens: claim.prompt_tokens,
     };
-    service.submit_receipt(start).map_err(|e| start_refused(&e))?;
+    if let Err(error) = service.submit_receipt(start) {
+        // Nothing reached the chain: the same signed request may be sent again.
+        service.lock_ta_seen().forget(&admission.id);
+        return Err(start_refused(&error));
+    }
     tracing::debug!(id = %admission.id, executor = %admission.executor, "inference started");
     let mut response = if admission.executor == own {
         let response = executor::execute(service, admission.request, &headers, body).await?;
