@@ -7,12 +7,15 @@
 //! - `chain`: 4 validators on loopback — finalized transfers/s, block interval, commit latency.
 //! - `poc`: nonces/s against the dense f32 matmul rate of the same shapes; scaling over workers.
 //! - `inference`: the paid path (gateway → TA → executor) against the engine direct.
+//! - `sim`: simulated blocks per second of a 16-host network with 3 Byzantine hosts against the same
+//!   network honest; seconds per seed of the test suite's short runs.
 #![deny(missing_docs)]
 
 mod chain;
 mod engine;
 mod inference;
 mod poc;
+mod sim;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -32,6 +35,8 @@ pub enum BenchCommand {
     Poc(poc::PocArgs),
     /// The paid path (gateway → TA → executor) against the engine direct: added TTFT, throughput, receipts.
     Inference(inference::InferenceArgs),
+    /// The simulator: blocks/s of 16 hosts with 3 Byzantine against the same network honest; s per seed.
+    Sim(sim::SimArgs),
 }
 
 /// Where the benchmarks find what they start.
@@ -49,6 +54,7 @@ pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> 
         BenchCommand::ScoringGap(args) => runtime.block_on(engine::scoring_gap(args)),
         BenchCommand::Chain(args) => runtime.block_on(chain::chain_bench(args, &context.exe)),
         BenchCommand::Poc(args) => poc::poc_bench(&args),
+        BenchCommand::Sim(args) => sim::sim_bench(&args),
         BenchCommand::Inference(args) => {
             tokio::runtime::Runtime::new()?.block_on(inference::inference_bench(args, &context.exe))
         }
