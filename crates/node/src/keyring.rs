@@ -74,17 +74,29 @@ pub struct Keyring {
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600 (the file is never readable by others, even
-/// briefly).
+/// briefly). A stale temporary file (a crash mid-write, or one planted with wider permissions or as a
+/// symlink) is removed first and the temporary is created exclusively, so the mode always applies and
+/// the secret never goes through a file someone else chose (issue 12, item 13).
 pub fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
+    match fs::remove_file(&temporary) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
     let mut options = fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
     let mut file = options.open(&temporary)?;
+    #[cfg(unix)]
+    {
+        // The process umask can only narrow 0600; say it anyway, so the rule does not rest on it.
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(fs::Permissions::from_mode(0o600))?;
+    }
     file.write_all(bytes)?;
     file.sync_all()?;
     fs::rename(&temporary, path)
@@ -249,5 +261,28 @@ mod tests {
             let mode = fs::metadata(dir.path().join("keys/plain.json")).expect("meta").permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_stale_temporary_file_cannot_widen_a_key_files_mode_or_capture_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("key.json");
+        let temporary = dir.path().join("key.tmp");
+        fs::write(&temporary, b"stale").expect("plant");
+        fs::set_permissions(&temporary, fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_private_file(&path, b"secret").expect("write");
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&path).expect("read"), b"secret");
+
+        // A temporary planted as a symlink is replaced, not written through.
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"").expect("target");
+        std::os::unix::fs::symlink(&elsewhere, &temporary).expect("symlink");
+        write_private_file(&path, b"secret 2").expect("write");
+        assert_eq!(fs::read(&elsewhere).expect("read"), b"", "the secret never went through the link");
+        assert_eq!(fs::read(&path).expect("read"), b"secret 2");
+        assert_eq!(fs::metadata(&path).expect("meta").permissions().mode() & 0o777, 0o600);
     }
 }
