@@ -191,6 +191,14 @@ pub enum EpochParamsError {
     /// The cutoff is longer than the epoch.
     #[error("inference_validation_cutoff must not exceed epoch_length")]
     CutoffTooLong,
+    /// Batches would still be accepted after validators sampled the nonces.
+    #[error(
+        "poc_exchange_duration must not exceed poc_validation_delay: batches close before validation samples"
+    )]
+    ExchangeAfterValidation,
+    /// A stage without a single height: no sprint, or no block to vote in.
+    #[error("poc_stage_duration and poc_validation_duration must be at least one block")]
+    EmptyStage,
 }
 
 impl EpochParams {
@@ -222,14 +230,21 @@ impl EpochParams {
         }
     }
 
-    /// Checks that every stage fits inside one epoch.
+    /// Checks that every stage fits inside one epoch, in order: the exchange of batches closes before
+    /// validation samples them (a later batch would go unvalidated), and every window has a height.
     pub fn validate(&self) -> Result<(), EpochParamsError> {
         if self.epoch_length == 0 || self.epoch_shift >= self.epoch_length {
             return Err(EpochParamsError::BadLength);
         }
+        if self.poc_stage_duration == 0 || self.poc_validation_duration == 0 {
+            return Err(EpochParamsError::EmptyStage);
+        }
+        if self.poc_exchange_duration > self.poc_validation_delay {
+            return Err(EpochParamsError::ExchangeAfterValidation);
+        }
         let span = [
             self.poc_stage_duration,
-            self.poc_validation_delay.max(self.poc_exchange_duration),
+            self.poc_validation_delay,
             self.poc_validation_duration,
             self.set_new_validators_delay,
             1,
@@ -265,28 +280,29 @@ impl EpochParams {
         }
     }
 
-    /// All stage heights of epoch `index`; None for epoch 0.
+    /// All stage heights of epoch `index`; None for epoch 0 and for an epoch whose heights would not
+    /// fit in a `u64` (every stage lies before the next PoC start, so checking that one bounds them all
+    /// for validated parameters; each sum is checked anyway).
     pub fn stages(&self, index: u64) -> Option<EpochStages> {
         let s = self.poc_start(index)?;
-        let generation_wind_down = s + self.poc_stage_duration * 4 / 5;
-        let end_of_generation = s + self.poc_stage_duration;
-        let start_of_validation = end_of_generation + self.poc_validation_delay;
-        let end_of_validation = start_of_validation + self.poc_validation_duration;
-        let set_new_validators = end_of_validation + self.set_new_validators_delay;
-        let next_poc_start = s + self.epoch_length;
+        let next_poc_start = s.checked_add(self.epoch_length)?;
+        let end_of_generation = s.checked_add(self.poc_stage_duration)?;
+        let start_of_validation = end_of_generation.checked_add(self.poc_validation_delay)?;
+        let end_of_validation = start_of_validation.checked_add(self.poc_validation_duration)?;
+        let set_new_validators = end_of_validation.checked_add(self.set_new_validators_delay)?;
         Some(EpochStages {
             epoch_index: index,
             poc_start: s,
-            generation_wind_down,
+            generation_wind_down: s + self.poc_stage_duration * 4 / 5,
             end_of_generation,
-            exchange_deadline: end_of_generation + self.poc_exchange_duration,
+            exchange_deadline: end_of_generation.checked_add(self.poc_exchange_duration)?,
             start_of_validation,
             validation_wind_down: start_of_validation + self.poc_validation_duration * 4 / 5,
             end_of_validation,
             set_new_validators,
-            claim_money: set_new_validators + 1,
+            claim_money: set_new_validators.checked_add(1)?,
             next_poc_start,
-            inference_validation_cutoff: next_poc_start - self.inference_validation_cutoff,
+            inference_validation_cutoff: next_poc_start.saturating_sub(self.inference_validation_cutoff),
         })
     }
 
@@ -423,5 +439,29 @@ mod tests {
         let mut p = EpochParams::devnet();
         p.poc_stage_duration = u64::MAX;
         assert!(matches!(p.validate(), Err(EpochParamsError::StagesTooLong(_))));
+    }
+
+    #[test]
+    fn batches_close_before_validation_samples_and_every_stage_has_a_height() {
+        let late_exchange = EpochParams { poc_exchange_duration: 4, ..EpochParams::devnet() };
+        assert_eq!(late_exchange.validate(), Err(EpochParamsError::ExchangeAfterValidation));
+        let no_votes = EpochParams { poc_validation_duration: 0, ..EpochParams::devnet() };
+        assert_eq!(no_votes.validate(), Err(EpochParamsError::EmptyStage));
+        let no_sprint = EpochParams { poc_stage_duration: 0, ..EpochParams::devnet() };
+        assert_eq!(no_sprint.validate(), Err(EpochParamsError::EmptyStage));
+        assert_eq!(EpochParams::devnet().validate(), Ok(()));
+        assert_eq!(EpochParams::mainnet().validate(), Ok(()));
+    }
+
+    #[test]
+    fn stage_arithmetic_never_overflows() {
+        let p = EpochParams::mainnet();
+        let last = u64::MAX / p.epoch_length;
+        assert_eq!(p.stages(last + 1), None, "beyond u64: no stages, no wrap");
+        assert!(p.stages(last - 1).is_some());
+        assert_eq!(p.phase_at(u64::MAX), p.phase_at(u64::MAX), "answers without panicking");
+        let huge = EpochParams { set_new_validators_delay: u64::MAX, ..p };
+        assert!(huge.validate().is_err());
+        assert_eq!(huge.stages(1), None);
     }
 }

@@ -67,6 +67,11 @@ impl Default for InferenceParams {
     }
 }
 
+/// The widest request-time window either side of block time.
+const MAX_WINDOW_MS: u64 = 86_400_000;
+/// The longest expiry base or executor grace, in blocks.
+const MAX_BLOCKS: u64 = 1_000_000;
+
 impl InferenceParams {
     /// The model with this content hash.
     pub fn model(&self, content_hash: &Hash) -> Option<&ModelPrice> {
@@ -80,7 +85,9 @@ impl InferenceParams {
 
     /// The deadline of an inference started at `height` reserving `max_tokens`.
     pub fn deadline(&self, height: u64, max_tokens: u32) -> u64 {
-        height + self.expiry_base_blocks + u64::from(max_tokens).div_ceil(self.expiry_tokens_per_block.max(1))
+        height
+            .saturating_add(self.expiry_base_blocks)
+            .saturating_add(u64::from(max_tokens).div_ceil(self.expiry_tokens_per_block.max(1)))
     }
 
     /// Request times (ms) accepted when the last block's time is `now_ms`: the one window the chain,
@@ -107,7 +114,7 @@ impl InferenceParams {
     /// How long a record is kept after its request time: well beyond the accepted window, so a
     /// replay of the same signed request always meets its record or a stale-time refusal.
     pub fn record_retention_ms(&self) -> u64 {
-        2 * (self.timestamp_expiration_ms + self.timestamp_advance_ms)
+        self.timestamp_expiration_ms.saturating_add(self.timestamp_advance_ms).saturating_mul(2)
     }
 
     /// Checks the inference parameters are in range.
@@ -115,9 +122,38 @@ impl InferenceParams {
         if self.expiry_base_blocks == 0 || self.expiry_tokens_per_block == 0 || self.max_tokens_cap == 0 {
             return Err(ParamsError::Limit("inference expiry and max_tokens_cap"));
         }
+        // Bounds that keep every deadline, window and prune time far from overflow (a day of request
+        // time either side; a million blocks of expiry or grace).
+        if self.timestamp_expiration_ms > MAX_WINDOW_MS || self.timestamp_advance_ms > MAX_WINDOW_MS {
+            return Err(ParamsError::Limit("inference request-time window (at most a day each side)"));
+        }
+        if self.expiry_base_blocks > MAX_BLOCKS || self.executor_grace_blocks > MAX_BLOCKS {
+            return Err(ParamsError::Limit("inference expiry and grace blocks (at most 1,000,000)"));
+        }
         if self.models.len() > 64 || self.models.iter().any(|m| m.name.is_empty() || m.name.len() > 128) {
             return Err(ParamsError::Limit("inference.models"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_and_expiries_are_bounded_so_deadlines_and_prunes_cannot_overflow() {
+        assert_eq!(InferenceParams::default().validate(), Ok(()));
+        let wide = InferenceParams { timestamp_expiration_ms: u64::MAX, ..InferenceParams::default() };
+        assert!(wide.validate().is_err());
+        let ahead = InferenceParams { timestamp_advance_ms: MAX_WINDOW_MS + 1, ..InferenceParams::default() };
+        assert!(ahead.validate().is_err());
+        let long = InferenceParams { expiry_base_blocks: MAX_BLOCKS + 1, ..InferenceParams::default() };
+        assert!(long.validate().is_err());
+        let grace = InferenceParams { executor_grace_blocks: u64::MAX, ..InferenceParams::default() };
+        assert!(grace.validate().is_err());
+        // Even unvalidated, the arithmetic saturates instead of wrapping.
+        assert_eq!(wide.record_retention_ms(), u64::MAX);
+        assert_eq!(long.deadline(u64::MAX - 1, u32::MAX), u64::MAX);
     }
 }
