@@ -202,6 +202,19 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     assert!(response.headers().contains_key("retry-after"));
     expect_error(response, 429, Some("transfer_agent_capacity")).await;
     drop(open);
+    // The same request retried once a slot is free is served: the 429 did not mark it as seen (no 409).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let retried = loop {
+        let response = post(&http, &ta_url, &third).await;
+        if response.status().as_u16() != 429 {
+            break response;
+        }
+        assert!(Instant::now() < deadline, "the slots never freed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(retried.status().as_u16(), 200, "a retry after 429 is served, not refused as a replay");
+    retried.bytes().await.expect("the answer");
+    started.push(third.id);
 
     // An executor killed mid-stream: the client sees an error, the Start expires, full refund.
     let to_victim = |tag: &str, max_tokens: u32| signed_where(tag, max_tokens, &|a| a == victim);
