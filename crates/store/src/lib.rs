@@ -169,9 +169,19 @@ impl Store {
                 BlockResults { txs: outcome.results.clone(), events: outcome.events.clone(), app_hash };
             txn.open_table(RESULTS)?.insert(height, results.to_bytes().as_slice())?;
             let mut index = txn.open_table(TX_INDEX)?;
+            let stored = txn.open_table(RESULTS)?;
             for (position, result) in outcome.results.iter().enumerate() {
-                // The first inclusion wins: a byte-identical replay later fails and is not indexed.
-                if index.get(&result.hash.0)?.is_none() {
+                // The first successful inclusion wins, else the first: a failed attempt does not hide
+                // the later inclusion of the same bytes that applied, and a failed replay after a
+                // success is not indexed (issue 12, item 13).
+                let earlier = index.get(&result.hash.0)?.map(|at| at.value());
+                let replace = match earlier {
+                    None => true,
+                    Some((at_height, at_position)) => {
+                        result.ok && !included_ok(&stored, at_height, at_position, height, outcome)?
+                    }
+                };
+                if replace {
                     index.insert(&result.hash.0, (height, position as u32))?;
                 }
             }
@@ -197,7 +207,8 @@ impl Store {
         results.map(|bytes| decode("results", bytes.value())).transpose()
     }
 
-    /// Where a transaction was included: (height, index in block).
+    /// Where a transaction was included: (height, index in block) — its first inclusion that applied,
+    /// else its first inclusion.
     pub fn tx_location(&self, hash: &Hash) -> Result<Option<(u64, u32)>, StoreError> {
         let txn = self.db.begin_read()?;
         Ok(txn.open_table(TX_INDEX)?.get(&hash.0)?.map(|v| v.value()))
@@ -226,4 +237,21 @@ fn write_state(txn: &redb::WriteTransaction, writes: &StateWrites, meta: &Meta) 
     }
     txn.open_table(META)?.insert("meta", meta.to_bytes().as_slice())?;
     Ok(())
+}
+
+/// Whether the transaction at (`at_height`, `at_position`) applied: from this block's `outcome` when it
+/// is the block being committed, else from the stored results.
+fn included_ok(
+    stored: &redb::Table<'_, u64, &[u8]>,
+    at_height: u64,
+    at_position: u32,
+    height: u64,
+    outcome: &BlockOutcome,
+) -> Result<bool, StoreError> {
+    if at_height == height {
+        return Ok(outcome.results.get(at_position as usize).is_some_and(|r| r.ok));
+    }
+    let Some(bytes) = stored.get(at_height)? else { return Ok(false) };
+    let results: BlockResults = decode("results", bytes.value())?;
+    Ok(results.txs.get(at_position as usize).is_some_and(|r| r.ok))
 }

@@ -93,3 +93,34 @@ fn rows_of_an_unknown_table_are_refused_on_load() {
     let error = Store::open(&path).expect("reopen").load_state().expect_err("refused");
     assert!(error.to_string().contains("unknown table"), "{error}");
 }
+
+/// Applies a block of one transfer (sequence `seq`) and commits it with its one result rewritten to
+/// stand for the transaction `hash` included again, applying or failing as `applied` says.
+fn commit_as(store: &Store, state: &mut State, seq: u64, hash: gonka_primitives::Hash, applied: bool) {
+    let alice = AccountKey::from_seed(b"alice");
+    let to = AccountKey::from_seed(b"bob").address();
+    let tx = Tx::new("store-test", &alice, seq, vec![Msg::Bank(BankMsg::Send { to, amount: Amount(5) })]);
+    let txs = vec![Bytes(tx.to_bytes())];
+    let header = state.next_header(ValidatorKey::from_secret_bytes([3; 32]).public_key(), seq * 1000, &txs);
+    let block = Block { header, txs };
+    let mut outcome = state.apply_block(&block, &|_| false).expect("applies");
+    outcome.results[0].hash = hash;
+    outcome.results[0].ok = applied;
+    store.commit_block(state.height(), &block.to_bytes(), b"cert", &outcome).expect("commit");
+}
+
+#[test]
+fn the_index_keeps_the_inclusion_that_applied_over_failed_ones() {
+    let store = Store::in_memory().expect("memory store");
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    store.init_genesis(&state).expect("genesis");
+    let hash = gonka_primitives::Hash::digest(b"the same bytes, included four times");
+    commit_as(&store, &mut state, 0, hash, false);
+    assert_eq!(store.tx_location(&hash).expect("index"), Some((1, 0)), "a failure is indexed while alone");
+    commit_as(&store, &mut state, 1, hash, false);
+    assert_eq!(store.tx_location(&hash).expect("index"), Some((1, 0)), "the first failure stays");
+    commit_as(&store, &mut state, 2, hash, true);
+    assert_eq!(store.tx_location(&hash).expect("index"), Some((3, 0)), "the inclusion that applied wins");
+    commit_as(&store, &mut state, 3, hash, false);
+    assert_eq!(store.tx_location(&hash).expect("index"), Some((3, 0)), "a failed replay after it does not");
+}
