@@ -30,6 +30,9 @@ const EVENT_BUFFER: usize = 1024;
 pub const REBROADCAST_AFTER_BLOCKS: u64 = 3;
 /// Most transactions offered again per block.
 const REBROADCAST_MAX: usize = 2_000;
+/// Heights behind the next one for which the validator set stays known (consensus asks for the height
+/// it decides; sets older than this are dropped so the history stays bounded).
+const VALIDATOR_HISTORY_BLOCKS: u64 = 10_000;
 
 /// What a committed block did, as published to subscribers.
 #[derive(Debug, Clone, Serialize)]
@@ -301,7 +304,9 @@ impl Chain {
         self.store.commit_block(height, bytes, certificate, &outcome)?;
         if outcome.validator_set_changed {
             let set = to_validator_infos(state.validator_set());
-            self.lock_history().insert(height + 1, set);
+            let mut history = self.lock_history();
+            history.insert(height + 1, set);
+            prune_history(&mut history, (height + 1).saturating_sub(VALIDATOR_HISTORY_BLOCKS));
         }
         let app_hash = state.meta.app_hash;
         // Readers may proceed while the mempool is rechecked against the new state.
@@ -380,5 +385,29 @@ impl Application for ChainApp {
 
     fn history_min_height(&self) -> u64 {
         1
+    }
+}
+
+/// Drops the validator sets no height at or after `floor` uses: every set before the one in force at
+/// `floor` (issue 12, item 13: the history was never pruned).
+fn prune_history<V>(history: &mut BTreeMap<u64, V>, floor: u64) {
+    if let Some(&in_force) = history.range(..=floor).next_back().map(|(from, _)| from) {
+        *history = history.split_off(&in_force);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validator_history_keeps_only_the_sets_heights_from_the_floor_use() {
+        let mut history: BTreeMap<u64, &str> = BTreeMap::from([(1, "a"), (50, "b"), (90, "c"), (200, "d")]);
+        prune_history(&mut history, 60);
+        assert_eq!(history, BTreeMap::from([(50, "b"), (90, "c"), (200, "d")]), "b is in force at 60");
+        prune_history(&mut history, 10);
+        assert_eq!(history.len(), 3, "nothing before the floor to drop");
+        prune_history(&mut history, 500);
+        assert_eq!(history, BTreeMap::from([(200, "d")]));
     }
 }
