@@ -167,9 +167,9 @@ impl Store {
             let app_hash = outcome.meta.app_hash;
             let results =
                 BlockResults { txs: outcome.results.clone(), events: outcome.events.clone(), app_hash };
-            txn.open_table(RESULTS)?.insert(height, results.to_bytes().as_slice())?;
+            let mut stored = txn.open_table(RESULTS)?;
+            stored.insert(height, results.to_bytes().as_slice())?;
             let mut index = txn.open_table(TX_INDEX)?;
-            let stored = txn.open_table(RESULTS)?;
             for (position, result) in outcome.results.iter().enumerate() {
                 // The first successful inclusion wins, else the first: a failed attempt does not hide
                 // the later inclusion of the same bytes that applied, and a failed replay after a
@@ -178,7 +178,7 @@ impl Store {
                 let replace = match earlier {
                     None => true,
                     Some((at_height, at_position)) => {
-                        result.ok && !included_ok(&stored, at_height, at_position, height, outcome)?
+                        result.ok && !included_ok(&stored, at_height, at_position)?
                     }
                 };
                 if replace {
@@ -239,18 +239,13 @@ fn write_state(txn: &redb::WriteTransaction, writes: &StateWrites, meta: &Meta) 
     Ok(())
 }
 
-/// Whether the transaction at (`at_height`, `at_position`) applied: from this block's `outcome` when it
-/// is the block being committed, else from the stored results.
+/// Whether the transaction at (`at_height`, `at_position`) applied, from the stored results (this
+/// block's among them: they are written first in the same transaction).
 fn included_ok(
     stored: &redb::Table<'_, u64, &[u8]>,
     at_height: u64,
     at_position: u32,
-    height: u64,
-    outcome: &BlockOutcome,
 ) -> Result<bool, StoreError> {
-    if at_height == height {
-        return Ok(outcome.results.get(at_position as usize).is_some_and(|r| r.ok));
-    }
     let Some(bytes) = stored.get(at_height)? else { return Ok(false) };
     let results: BlockResults = decode("results", bytes.value())?;
     Ok(results.txs.get(at_position as usize).is_some_and(|r| r.ok))
