@@ -293,11 +293,12 @@ impl EpochParams {
         Some(EpochStages {
             epoch_index: index,
             poc_start: s,
-            generation_wind_down: s + self.poc_stage_duration * 4 / 5,
+            // ⌊0.8 d⌋ = d − ⌈d / 5⌉, without the overflow of `d * 4`.
+            generation_wind_down: end_of_generation - self.poc_stage_duration.div_ceil(5),
             end_of_generation,
             exchange_deadline: end_of_generation.checked_add(self.poc_exchange_duration)?,
             start_of_validation,
-            validation_wind_down: start_of_validation + self.poc_validation_duration * 4 / 5,
+            validation_wind_down: end_of_validation - self.poc_validation_duration.div_ceil(5),
             end_of_validation,
             set_new_validators,
             claim_money: set_new_validators.checked_add(1)?,
