@@ -46,8 +46,9 @@ pub(crate) fn sim_bench(args: &SimArgs) -> anyhow::Result<()> {
             .with_byzantine(ByzantineKind::WithholdVotes, 1)
     };
     // Alternate the two networks so that a noisy neighbour slows both alike; report the medians.
+    let repeats = args.repeats.max(1);
     let (mut honest, mut cheating) = (Vec::new(), Vec::new());
-    for _ in 0..args.repeats.max(1) {
+    for _ in 0..repeats {
         honest.push(blocks_per_second(SimConfig::new(1, args.hosts, args.blocks))?.0);
         let (rate, report) = blocks_per_second(byzantine())?;
         anyhow::ensure!(
@@ -67,15 +68,16 @@ pub(crate) fn sim_bench(args: &SimArgs) -> anyhow::Result<()> {
     }
     let per_seed_s = started.elapsed().as_secs_f64() / args.seeds.max(1) as f64;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let soak_min = per_seed_s * 10_000.0 / threads / 60.0;
     let figures = json!({
         "hosts": args.hosts,
         "blocks": args.blocks,
-        "repeats": args.repeats.max(1),
+        "repeats": repeats,
         "byzantine_blocks_per_s": byzantine_rate,
         "honest_blocks_per_s": honest_rate,
         "byzantine_over_honest": byzantine_rate / honest_rate,
         "short_run_s_per_seed": per_seed_s,
-        "soak_10000_seeds_min_on_all_cores": per_seed_s * 10_000.0 / threads / 60.0,
+        "soak_10000_seeds_min_on_all_cores": soak_min,
     });
     if args.json {
         println!("{figures}");
@@ -83,18 +85,15 @@ pub(crate) fn sim_bench(args: &SimArgs) -> anyhow::Result<()> {
     }
     println!(
         "{} hosts, 3 Byzantine (fabricate-poc, copy-poc, withhold-votes), {} blocks: {byzantine_rate:.1} simulated blocks/s (median of {})",
-        args.hosts,
-        args.blocks,
-        args.repeats.max(1)
+        args.hosts, args.blocks, repeats
     );
     println!(
         "  baseline, the same network all honest, same run: {honest_rate:.1} blocks/s (ratio {:.2})",
         byzantine_rate / honest_rate
     );
     println!(
-        "short runs (4–7 hosts, 50 blocks, every fault): {:.0} ms per seed on one thread; a 10,000-seed soak ≈ {:.0} min on {threads} threads",
-        per_seed_s * 1000.0,
-        per_seed_s * 10_000.0 / threads / 60.0
+        "short runs (4–7 hosts, 50 blocks, every fault): {:.0} ms per seed on one thread; a 10,000-seed soak ≈ {soak_min:.0} min on {threads} threads",
+        per_seed_s * 1000.0
     );
     Ok(())
 }
