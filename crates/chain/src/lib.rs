@@ -40,7 +40,7 @@ pub use genesis::{Genesis, GenesisAccount, GenesisParticipant};
 pub use hosts::{HostsError, HostsMsg, Participant};
 pub use inference::{
     Developer, HostStats, Inference, InferenceError, InferenceMsg, InferenceParams, InferenceStatus,
-    ModelPrice, SignedRequest, inference_id, request_message,
+    ModelPrice, RequestTerms, SignedRequest, inference_id, request_message,
 };
 pub use module::{InvariantViolation, Module};
 pub use params::{Limits, Params};

@@ -130,6 +130,7 @@ fn every_message_has_a_pinned_module_and_message_tag() {
         requester: Address([1; 20]),
         transfer_agent: Address([2; 20]),
         body_hash: gonka_primitives::Hash([3; 32]),
+        body_len: 3,
         timestamp_ns: 4,
         signature: gonka_primitives::RecoverableSignature([5; 65]),
         model: gonka_primitives::Hash([6; 32]),

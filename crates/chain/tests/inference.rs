@@ -7,8 +7,8 @@ mod common;
 use common::{host, participant};
 
 use gonka_chain::{
-    Genesis, GenesisAccount, Hold, InferenceMsg, InferenceStatus, ModelPrice, Msg, Params, SignedRequest,
-    State, Tx, TxResult, inference, inference_id, request_message,
+    Genesis, GenesisAccount, Hold, InferenceMsg, InferenceStatus, ModelPrice, Msg, Params, RequestTerms,
+    SignedRequest, State, Tx, TxResult, inference, inference_id,
 };
 use gonka_primitives::{AccountKey, Address, Amount, Hash};
 use proptest::prelude::*;
@@ -86,19 +86,16 @@ impl Net {
     fn request(&self, body: &[u8], ta: usize, max_tokens: u32) -> (SignedRequest, usize) {
         let timestamp_ns = self.state.meta.time_ms * 1_000_000;
         let transfer_agent = host(ta).address();
-        let body_hash = Hash::digest(body);
-        let signature =
-            developer().sign_recoverable(&request_message(&body_hash, timestamp_ns, &transfer_agent));
-        let request = SignedRequest {
-            requester: developer().address(),
+        let terms = RequestTerms {
             transfer_agent,
-            body_hash,
+            body_hash: Hash::digest(body),
+            body_len: body.len() as u32,
             timestamp_ns,
-            signature,
             model: model(),
             max_tokens,
         };
-        let executor = inference::executor_for(&self.state, &inference_id(&signature)).unwrap();
+        let request = SignedRequest::sign(&developer(), &self.state.meta.chain_id, terms);
+        let executor = inference::executor_for(&self.state, &request.id()).unwrap();
         (request, self.index_of(executor))
     }
 
@@ -320,4 +317,44 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn receipts_are_bounded_by_what_the_developer_signed() {
+    // Issue 12, items 3 and 4: the model, max_tokens, body length and chain id are signed, so a
+    // Finish that lands first cannot charge another model, more tokens, or a request from elsewhere.
+    let mut net = Net::new();
+    net.block(&[]);
+    let (request, executor) = net.request(b"hello", 1, 50);
+    let mut more_tokens = request;
+    more_tokens.max_tokens = 5_000;
+    assert!(
+        net.deliver(executor, finish(more_tokens, 20, 4_000)).unwrap_err().contains("developer signature")
+    );
+    let mut other_model = request;
+    other_model.model = Hash::digest(b"a pricier model");
+    assert!(net.deliver(executor, finish(other_model, 20, 12)).unwrap_err().contains("developer signature"));
+    let mut longer_body = request;
+    longer_body.body_len = 30_000;
+    assert!(
+        net.deliver(executor, finish(longer_body, 20_000, 12)).unwrap_err().contains("developer signature")
+    );
+    let prompt_max = net.state.params().inference.prompt_tokens_max(request.body_len);
+    assert!(
+        net.deliver(executor, finish(request, prompt_max + 1, 12)).unwrap_err().contains("prompt_tokens")
+    );
+    let elsewhere = SignedRequest::sign(&developer(), "another-chain", request.terms());
+    let elsewhere_executor = net.index_of(inference::executor_for(&net.state, &elsewhere.id()).unwrap());
+    assert!(
+        net.deliver(elsewhere_executor, finish(elsewhere, 20, 12))
+            .unwrap_err()
+            .contains("developer signature")
+    );
+    assert_eq!(net.balance(), DEVELOPER_FUNDS, "nothing moved");
+    net.deliver(executor, finish(request, prompt_max, 12)).unwrap();
+    assert_eq!(
+        net.balance(),
+        DEVELOPER_FUNDS - u128::from(prompt_max + 12) * PRICE,
+        "the bound itself is paid"
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 use gonka_client::gateway::Gateway;
-use gonka_client::signing::{now_ns, signed_headers};
+use gonka_client::signing::{RequestChoice, now_ns, signed_headers};
 use serde_json::{Value, json};
 
 use crate::keys::KeyringArgs;
@@ -101,6 +101,9 @@ pub(crate) fn chat(args: &ChatArgs) -> anyhow::Result<()> {
         let ta = status.host_address.context("the node does not serve inference")?;
         let models: Value = http.get(format!("{node}/v1/models")).send().await?.json().await?;
         let model = models["data"][0]["id"].as_str().context("the network serves no model")?;
+        let model_hash: gonka_primitives::Hash =
+            serde_json::from_value(models["data"][0]["content_hash"].clone())
+                .context("the network lists its model without a content hash")?;
         let body = serde_json::to_vec(&json!({
             "model": model,
             "messages": [{"role": "user", "content": args.prompt}],
@@ -108,7 +111,14 @@ pub(crate) fn chat(args: &ChatArgs) -> anyhow::Result<()> {
         }))?;
         let mut request =
             http.post(format!("{node}/v1/chat/completions")).header("content-type", "application/json");
-        for (name, value) in signed_headers(&key, &body, &ta, now_ns()) {
+        let choice = RequestChoice {
+            chain_id: &status.chain.chain_id,
+            transfer_agent: ta,
+            model: model_hash,
+            max_tokens: args.max_tokens,
+            timestamp_ns: now_ns(),
+        };
+        for (name, value) in signed_headers(&key, &body, &choice) {
             request = request.header(name, value);
         }
         let response = request.body(body).send().await.with_context(|| format!("cannot reach {node}"))?;

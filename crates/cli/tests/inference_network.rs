@@ -12,12 +12,12 @@ use std::time::{Duration, Instant};
 
 use common::Network;
 use futures::StreamExt;
-use gonka_chain::{Msg, State, Tx, inference_id, request_message};
-use gonka_client::signing::{now_ns, signed_headers};
+use gonka_chain::{Genesis, Msg, RequestTerms, SignedRequest, State, Tx};
+use gonka_client::signing::{RequestChoice, body_choice, now_ns, signed_headers};
 use gonka_host::protocol::{HEADER_HOST, encode_signature, payload_request_message};
 use gonka_node::home::Home;
 use gonka_node::keyring::Keyring;
-use gonka_primitives::{AccountKey, Address, Amount, Hash};
+use gonka_primitives::{AccountKey, Address, Amount, Hash, RecoverableSignature};
 use serde_json::{Value, json};
 
 const MODEL: &str = "SmolLM2-135M-Instruct";
@@ -38,10 +38,22 @@ struct Signed {
     id: Hash,
 }
 
-fn sign(key: &AccountKey, body: Vec<u8>, ta: &Address, timestamp_ns: u64) -> Signed {
-    let headers = signed_headers(key, &body, ta, timestamp_ns);
-    let signature = key.sign_recoverable(&request_message(&Hash::digest(&body), timestamp_ns, ta));
-    Signed { id: inference_id(&signature), body, headers }
+fn sign(genesis: &Genesis, key: &AccountKey, body: Vec<u8>, ta: &Address, timestamp_ns: u64) -> Signed {
+    let (model, max_tokens) = body_choice(&body).unwrap();
+    let model = genesis.params.inference.model_named(&model).unwrap().content_hash;
+    let choice =
+        RequestChoice { chain_id: &genesis.chain_id, transfer_agent: *ta, model, max_tokens, timestamp_ns };
+    let headers = signed_headers(key, &body, &choice);
+    let terms = RequestTerms {
+        transfer_agent: *ta,
+        body_hash: Hash::digest(&body),
+        body_len: body.len() as u32,
+        timestamp_ns,
+        model,
+        max_tokens,
+    };
+    let id = SignedRequest::sign(key, &genesis.chain_id, terms).id();
+    Signed { id, body, headers }
 }
 
 async fn post(http: &reqwest::Client, url: &str, request: &Signed) -> reqwest::Response {
@@ -114,35 +126,42 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         .await
         .unwrap();
     expect_error(unsigned, 401, Some("invalid_signature")).await;
-    let mut forged = sign(&AccountKey::from_seed(b"mallory"), body("hi", 2, false), &ta, now_ns());
+    let mut forged = sign(&genesis, &AccountKey::from_seed(b"mallory"), body("hi", 2, false), &ta, now_ns());
     forged.headers[1].1 = developer.address().to_string();
     expect_error(post(&http, &ta_url, &forged).await, 401, Some("invalid_signature")).await;
+    // The developer signs the chain id and max_tokens: a request signed for another network, or one
+    // whose X-Max-Tokens was raised after signing, is not the developer's (issue 12, items 3 and 4).
+    let elsewhere = Genesis { chain_id: "another-chain".into(), ..genesis.clone() };
+    let replayed_elsewhere = sign(&elsewhere, &developer, body("hi", 2, false), &ta, now_ns());
+    expect_error(post(&http, &ta_url, &replayed_elsewhere).await, 401, Some("invalid_signature")).await;
+    let mut raised = sign(&genesis, &developer, body("hi", 2, false), &ta, now_ns());
+    let max_tokens = raised.headers.iter().position(|(name, _)| *name == "x-max-tokens").unwrap();
+    raised.headers[max_tokens].1 = "64".into();
+    expect_error(post(&http, &ta_url, &raised).await, 401, Some("invalid_signature")).await;
 
     // 404: a key that was never funded.
-    let stranger = sign(&AccountKey::from_seed(b"stranger"), body("hi", 2, false), &ta, now_ns());
+    let stranger = sign(&genesis, &AccountKey::from_seed(b"stranger"), body("hi", 2, false), &ta, now_ns());
     expect_error(post(&http, &ta_url, &stranger).await, 404, Some("account_not_found")).await;
 
     // 400: stale and future timestamps.
-    let stale = sign(&developer, body("hi", 2, false), &ta, now_ns() - 120_000_000_000);
+    let stale = sign(&genesis, &developer, body("hi", 2, false), &ta, now_ns() - 120_000_000_000);
     let error = expect_error(post(&http, &ta_url, &stale).await, 400, None).await;
     assert_eq!(error["error"]["param"], json!("X-Timestamp"));
-    let future = sign(&developer, body("hi", 2, false), &ta, now_ns() + 120_000_000_000);
+    let future = sign(&genesis, &developer, body("hi", 2, false), &ta, now_ns() + 120_000_000_000);
     expect_error(post(&http, &ta_url, &future).await, 400, None).await;
 
     // 409: the same signed request twice.
-    let once = sign(&developer, body("replay me", 2, false), &ta, now_ns());
+    let once = sign(&genesis, &developer, body("replay me", 2, false), &ta, now_ns());
     assert_eq!(post(&http, &ta_url, &once).await.status().as_u16(), 200);
     started.push(once.id);
     expect_error(post(&http, &ta_url, &once).await, 409, Some("replayed_request")).await;
 
     // Payload custody: the executor serves the payload to a host with voting power, and to no one else.
     let record = settled(&net, &once.id, "finished", Duration::from_secs(30)).await;
-    let executor =
-        net.plan.nodes.iter().find(|n| json!(n.address) == record["executor"]).unwrap().api_url.clone();
-    let fetch = |key: &AccountKey, as_host: Address| {
+    let executor_node = net.plan.nodes.iter().find(|n| json!(n.address) == record["executor"]).unwrap();
+    let (executor, executor_address) = (executor_node.api_url.clone(), executor_node.address);
+    let fetch_signed = |as_host: Address, timestamp_ns: u64, signature: RecoverableSignature| {
         let (http, url) = (http.clone(), format!("{executor}/v1/inferences/{}/payload", once.id));
-        let timestamp_ns = now_ns();
-        let signature = key.sign_recoverable(&payload_request_message(&once.id, timestamp_ns));
         async move {
             http.get(url)
                 .header(HEADER_HOST, as_host.to_string())
@@ -153,6 +172,17 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
                 .unwrap()
         }
     };
+    let payload_signature = |key: &AccountKey, chain_id: &str, serving: &Address, timestamp_ns: u64| {
+        key.sign_recoverable(&payload_request_message(chain_id, &once.id, serving, timestamp_ns))
+    };
+    let fetch = |key: &AccountKey, as_host: Address| {
+        let timestamp_ns = now_ns();
+        fetch_signed(
+            as_host,
+            timestamp_ns,
+            payload_signature(key, &genesis.chain_id, &executor_address, timestamp_ns),
+        )
+    };
     let host_1 = Keyring::new(net.plan.nodes[1].home.join("keys")).load("host", None).unwrap();
     let payload: Value = fetch(&host_1, host_1.address()).await.json().await.unwrap();
     assert_eq!(payload["response_hash"], record["response_hash"]);
@@ -161,6 +191,18 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     assert_eq!(refused.status().as_u16(), 401, "a developer is not a host");
     let impostor = fetch(&developer, host_1.address()).await;
     assert_eq!(impostor.status().as_u16(), 401, "a host's address with someone else's signature");
+    // A signed payload request is good once, at the host it names, on the chain it names.
+    let timestamp_ns = now_ns();
+    let signature = payload_signature(&host_1, &genesis.chain_id, &executor_address, timestamp_ns);
+    assert_eq!(fetch_signed(host_1.address(), timestamp_ns, signature).await.status().as_u16(), 200);
+    let replayed = fetch_signed(host_1.address(), timestamp_ns, signature).await;
+    assert_eq!(replayed.status().as_u16(), 409, "a payload request replayed");
+    let elsewhere = payload_signature(&host_1, &genesis.chain_id, &host_1.address(), timestamp_ns + 1);
+    let refused = fetch_signed(host_1.address(), timestamp_ns + 1, elsewhere).await;
+    assert_eq!(refused.status().as_u16(), 401, "a payload request signed for another serving host");
+    let other_chain = payload_signature(&host_1, "another-chain", &executor_address, timestamp_ns + 2);
+    let refused = fetch_signed(host_1.address(), timestamp_ns + 2, other_chain).await;
+    assert_eq!(refused.status().as_u16(), 401, "a payload request signed for another chain");
 
     // 402: an account holding less than (prompt + max_tokens) × price.
     let poor = AccountKey::from_seed(b"poor");
@@ -176,7 +218,7 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         assert!(Instant::now() < deadline, "funding never landed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let costly = sign(&poor, body("hi", 100, false), &ta, now_ns());
+    let costly = sign(&genesis, &poor, body("hi", 100, false), &ta, now_ns());
     expect_error(post(&http, &ta_url, &costly).await, 402, Some("insufficient_balance")).await;
     assert_eq!(balance(&net, &poor.address()).await, 1_000);
 
@@ -185,7 +227,7 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     let victim = net.plan.nodes[3].address;
     let signed_where = |tag: &str, max_tokens: u32, wanted: &dyn Fn(Address) -> bool| {
         (0..)
-            .map(|i| sign(&developer, body(&format!("{tag} {i}"), max_tokens, true), &ta, now_ns()))
+            .map(|i| sign(&genesis, &developer, body(&format!("{tag} {i}"), max_tokens, true), &ta, now_ns()))
             .find(|r| gonka_chain::inference::executor_for(&draws, &r.id).is_some_and(wanted))
             .unwrap()
     };
@@ -197,7 +239,7 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         assert_eq!(response.status().as_u16(), 200);
         open.push(response);
     }
-    let third = sign(&developer, body("one more", 2, false), &ta, now_ns());
+    let third = sign(&genesis, &developer, body("one more", 2, false), &ta, now_ns());
     let response = post(&http, &ta_url, &third).await;
     assert!(response.headers().contains_key("retry-after"));
     expect_error(response, 429, Some("transfer_agent_capacity")).await;

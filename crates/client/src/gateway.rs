@@ -2,7 +2,8 @@
 //! and sends it to a host (its transfer agent), so unmodified OpenAI SDKs — any `api_key`, `base_url`
 //! pointed here — use the network. The answer comes back unchanged, streamed or not.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,10 +16,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use gonka_api::ApiError;
 use gonka_host::protocol::{HEADER_EXECUTOR, HEADER_INFERENCE_ID};
-use gonka_primitives::{AccountKey, Address};
+use gonka_primitives::{AccountKey, Address, Hash};
 
 use crate::rest::NodeClient;
-use crate::signing::{now_ns, signed_headers};
+use crate::signing::{RequestChoice, body_choice, now_ns, signed_headers};
 
 /// Largest request body the gateway forwards.
 const BODY_BYTES_MAX: usize = 4 << 20;
@@ -27,7 +28,10 @@ const BODY_BYTES_MAX: usize = 4 << 20;
 pub struct Gateway {
     key: AccountKey,
     node: String,
+    chain_id: String,
     transfer_agent: Address,
+    /// Model names to content hashes, as the network last listed them.
+    models: Mutex<BTreeMap<String, Hash>>,
     http: reqwest::Client,
 }
 
@@ -39,7 +43,35 @@ impl Gateway {
         let status = NodeClient::new(&node).status().await?;
         let transfer_agent =
             status.host_address.context("the node has no host address (it does not serve inference)")?;
-        Ok(Gateway { key, node, transfer_agent, http })
+        let gateway = Gateway {
+            key,
+            node,
+            chain_id: status.chain.chain_id,
+            transfer_agent,
+            models: Mutex::new(BTreeMap::new()),
+            http,
+        };
+        gateway.refresh_models().await?;
+        Ok(gateway)
+    }
+
+    /// Reloads the served models and their content hashes from the node's `/params`.
+    async fn refresh_models(&self) -> anyhow::Result<()> {
+        let params = NodeClient::new(&self.node).params().await?;
+        let models = params.inference.models.into_iter().map(|m| (m.name, m.content_hash)).collect();
+        *self.models.lock().unwrap_or_else(|p| p.into_inner()) = models;
+        Ok(())
+    }
+
+    /// The content hash of the model called `name`, reloading the list once if it is not known.
+    async fn model_hash(&self, name: &str) -> Option<Hash> {
+        let known =
+            |gateway: &Gateway| gateway.models.lock().unwrap_or_else(|p| p.into_inner()).get(name).copied();
+        if let Some(hash) = known(self) {
+            return Some(hash);
+        }
+        self.refresh_models().await.ok()?;
+        known(self)
     }
 
     /// The developer account paying for requests.
@@ -55,7 +87,20 @@ impl Gateway {
     /// Signs `body` now and posts it to the transfer agent.
     pub async fn send(&self, headers: &HeaderMap, body: Bytes) -> Result<reqwest::Response, ApiError> {
         let mut request = self.http.post(format!("{}/v1/chat/completions", self.node));
-        for (name, value) in signed_headers(&self.key, &body, &self.transfer_agent, now_ns()) {
+        // The developer signs the model and max_tokens the body asks for; a body that names no model
+        // (or an unknown one) is signed for the zero hash and the TA answers it with the API's error.
+        let (model, max_tokens) = match body_choice(&body) {
+            Some((name, max_tokens)) => (self.model_hash(&name).await.unwrap_or(Hash::ZERO), max_tokens),
+            None => (Hash::ZERO, crate::signing::MAX_TOKENS_DEFAULT),
+        };
+        let choice = RequestChoice {
+            chain_id: &self.chain_id,
+            transfer_agent: self.transfer_agent,
+            model,
+            max_tokens,
+            timestamp_ns: now_ns(),
+        };
+        for (name, value) in signed_headers(&self.key, &body, &choice) {
             request = request.header(name, value);
         }
         let content_type = headers

@@ -1,25 +1,66 @@
-//! The developer's side of a signed request (`docs/spec/inference.md` §1).
+//! The developer's side of a signed request (`docs/spec/inference.md` §2).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use gonka_chain::request_message;
-use gonka_host::protocol::{HEADER_REQUESTER, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature};
+use gonka_chain::{RequestTerms, request_message};
+use gonka_host::protocol::{
+    HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature,
+};
 use gonka_primitives::{AccountKey, Address, Hash};
+
+/// Completion tokens a request reserves when its body names none (the API's own default).
+pub const MAX_TOKENS_DEFAULT: u32 = 256;
+
+/// What a developer decides about one request besides its body.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestChoice<'a> {
+    /// The network's chain id.
+    pub chain_id: &'a str,
+    /// The host the request goes to.
+    pub transfer_agent: Address,
+    /// Content hash of the model the body names.
+    pub model: Hash,
+    /// Completion tokens reserved (and paid for at most).
+    pub max_tokens: u32,
+    /// Request time, Unix nanoseconds.
+    pub timestamp_ns: u64,
+}
 
 /// The headers of a signed request: what a developer (or the gateway for it) sends to a TA.
 pub fn signed_headers(
     key: &AccountKey,
     body: &[u8],
-    transfer_agent: &Address,
-    timestamp_ns: u64,
+    choice: &RequestChoice<'_>,
 ) -> Vec<(&'static str, String)> {
-    let message = request_message(&Hash::digest(body), timestamp_ns, transfer_agent);
+    let terms = RequestTerms {
+        transfer_agent: choice.transfer_agent,
+        body_hash: Hash::digest(body),
+        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+        timestamp_ns: choice.timestamp_ns,
+        model: choice.model,
+        max_tokens: choice.max_tokens,
+    };
+    let message = request_message(choice.chain_id, &terms);
     vec![
         ("authorization", encode_signature(&key.sign_recoverable(&message))),
         (HEADER_REQUESTER, key.address().to_string()),
-        (HEADER_TIMESTAMP, timestamp_ns.to_string()),
-        (HEADER_TRANSFER_ADDRESS, transfer_agent.to_string()),
+        (HEADER_TIMESTAMP, choice.timestamp_ns.to_string()),
+        (HEADER_TRANSFER_ADDRESS, choice.transfer_agent.to_string()),
+        (HEADER_MAX_TOKENS, choice.max_tokens.to_string()),
     ]
+}
+
+/// The `model` and the completion tokens a chat body asks for (`max_completion_tokens`, else
+/// `max_tokens`, else [`MAX_TOKENS_DEFAULT`]); `None` for a body that is not a JSON object naming a
+/// model (the TA answers it with the API's own 400).
+pub fn body_choice(body: &[u8]) -> Option<(String, u32)> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let model = value.get("model")?.as_str()?.to_string();
+    let asked = ["max_completion_tokens", "max_tokens"]
+        .iter()
+        .find_map(|field| value.get(*field).and_then(serde_json::Value::as_u64));
+    let max_tokens = asked.map_or(MAX_TOKENS_DEFAULT, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    Some((model, max_tokens))
 }
 
 /// Nanoseconds since the Unix epoch.

@@ -2,15 +2,16 @@
 //! one pure function, [`admit`], for both roles a host plays — the transfer agent (TA) that received
 //! the request and the executor it forwards it to — and the [`ReplayGuard`] both keep.
 //!
-//! Checks, cheapest-to-refuse first: the developer's signature, the TA's forward signature (executor),
-//! the requester's account, the request time (the chain's own window,
-//! [`gonka_chain::InferenceParams::check_request_time`]), the model, `max_tokens`, the balance against
-//! the escrow (TA), and the executor draw. What passes is exactly what the chain will accept in the
+//! Checks, cheapest-to-refuse first: the model, the developer's signature (over the request's terms on
+//! this chain, [`gonka_chain::RequestTerms`]), the TA's forward signature (executor), the requester's
+//! account, the request time (the chain's own window,
+//! [`gonka_chain::InferenceParams::check_request_time`]), `max_tokens`, the prompt against the signed
+//! body length, the balance against the escrow (TA), and the executor draw. What passes is exactly what the chain will accept in the
 //! Start or Finish receipt, judged on the same committed state.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use gonka_chain::{InferenceError, SignedRequest, State, inference, inference_id, request_message};
+use gonka_chain::{InferenceError, RequestTerms, SignedRequest, State, inference, inference_id};
 use gonka_primitives::{AccountPublicKey, Address, Amount, Hash, RecoverableSignature};
 
 use crate::protocol::forward_message;
@@ -26,13 +27,15 @@ pub struct RequestClaim {
     pub timestamp_ns: u64,
     /// SHA-256 of the body bytes.
     pub body_hash: Hash,
+    /// Length of the body in bytes.
+    pub body_len: u32,
     /// The TA the developer signed for.
     pub transfer_agent: Address,
     /// The body's `model`.
     pub model: String,
     /// The prompt's token count (chat template applied).
     pub prompt_tokens: u32,
-    /// Completion tokens reserved: the body's at the TA, the TA-signed `X-Max-Tokens` at the executor.
+    /// Completion tokens reserved, as the developer signed them (`X-Max-Tokens`, or the body's).
     pub max_tokens: u32,
 }
 
@@ -154,14 +157,21 @@ pub fn admit(
     role: &Role,
     claim: &RequestClaim,
 ) -> Result<Admission, AdmissionError> {
-    let message = request_message(&claim.body_hash, claim.timestamp_ns, &claim.transfer_agent);
-    let signer = claim
-        .signature
-        .recover(&message)
-        .map_err(|_| AdmissionError::BadSignature("The signature is malformed."))?;
-    if signer.address() != claim.requester {
+    let params = &chain.params().inference;
+    let model =
+        params.model_named(&claim.model).ok_or_else(|| AdmissionError::ModelNotFound(claim.model.clone()))?;
+    let terms = RequestTerms {
+        transfer_agent: claim.transfer_agent,
+        body_hash: claim.body_hash,
+        body_len: claim.body_len,
+        timestamp_ns: claim.timestamp_ns,
+        model: model.content_hash,
+        max_tokens: claim.max_tokens,
+    };
+    let request = SignedRequest::new(claim.requester, terms, claim.signature);
+    if !request.verify(&chain.meta.chain_id) {
         return Err(AdmissionError::BadSignature(
-            "The signature does not match X-Requester-Address for this body, timestamp and transfer agent.",
+            "The signature does not match X-Requester-Address for this body, timestamp, transfer agent, model, max_tokens and chain.",
         ));
     }
     let id = inference_id(&claim.signature);
@@ -184,7 +194,6 @@ pub fn admit(
         ),
         Role::Executor { .. } => None,
     };
-    let params = &chain.params().inference;
     params.check_request_time(chain.meta.time_ms, claim.timestamp_ns).map_err(|e| match e {
         InferenceError::StaleTimestamp { timestamp_ms, .. } => AdmissionError::StaleTimestamp {
             timestamp_ms,
@@ -194,16 +203,12 @@ pub fn admit(
         },
         _ => AdmissionError::NotDrawn,
     })?;
-    let model =
-        params.model_named(&claim.model).ok_or_else(|| AdmissionError::ModelNotFound(claim.model.clone()))?;
     if claim.max_tokens == 0 || claim.max_tokens > params.max_tokens_cap {
         return Err(AdmissionError::MaxTokens { cap: params.max_tokens_cap });
     }
-    if claim.prompt_tokens > params.max_prompt_tokens {
-        return Err(AdmissionError::PromptTooLong {
-            tokens: claim.prompt_tokens,
-            max: params.max_prompt_tokens,
-        });
+    let prompt_max = params.prompt_tokens_max(claim.body_len);
+    if claim.prompt_tokens > prompt_max {
+        return Err(AdmissionError::PromptTooLong { tokens: claim.prompt_tokens, max: prompt_max });
     }
     let tokens = u128::from(claim.prompt_tokens) + u128::from(claim.max_tokens);
     let escrow = model.price_per_token.0.saturating_mul(tokens);
@@ -218,15 +223,6 @@ pub fn admit(
         return Err(AdmissionError::NotDrawn);
     }
     let executor_url = chain.hosts.participant(&executor).map(|p| p.api_url.clone()).unwrap_or_default();
-    let request = SignedRequest {
-        requester: claim.requester,
-        transfer_agent: claim.transfer_agent,
-        body_hash: claim.body_hash,
-        timestamp_ns: claim.timestamp_ns,
-        signature: claim.signature,
-        model: model.content_hash,
-        max_tokens: claim.max_tokens,
-    };
     let replay_forget_before_ms = chain.meta.time_ms.saturating_sub(params.timestamp_expiration_ms);
     Ok(Admission { id, request, executor, executor_url, escrow: Amount(escrow), replay_forget_before_ms })
 }
@@ -240,7 +236,7 @@ fn check_forward(
     ta_signature: &RecoverableSignature,
 ) -> Result<(), AdmissionError> {
     let ta_key: AccountPublicKey = ta_signature
-        .recover(&forward_message(id, &me, claim.max_tokens))
+        .recover(&forward_message(&chain.meta.chain_id, id, &me, claim.max_tokens))
         .map_err(|_| AdmissionError::ForeignTaSignature)?;
     let ta = chain
         .hosts

@@ -8,6 +8,7 @@
 //! when it forwards.
 
 use base64::Engine as _;
+use gonka_chain::inference::push_chain_id;
 use gonka_primitives::{AccountKey, Address, Hash, RecoverableSignature};
 
 /// The paying account.
@@ -18,7 +19,7 @@ pub const HEADER_TIMESTAMP: &str = "x-timestamp";
 pub const HEADER_TRANSFER_ADDRESS: &str = "x-transfer-address";
 /// The TA's signature over the forwarded request.
 pub const HEADER_TA_SIGNATURE: &str = "x-ta-signature";
-/// `max_tokens` the TA escrowed for (covered by its signature).
+/// `max_tokens` the developer signed for (and the TA escrowed for, covered by its signature).
 pub const HEADER_MAX_TOKENS: &str = "x-max-tokens";
 /// Response header: the inference id (SHA-256 of the developer's signature).
 pub const HEADER_INFERENCE_ID: &str = "x-inference-id";
@@ -27,8 +28,8 @@ pub const HEADER_EXECUTOR: &str = "x-executor-address";
 /// The host asking for a payload.
 pub const HEADER_HOST: &str = "x-host-address";
 
-const FORWARD_DOMAIN: &[u8] = b"gonka/ta-forward/v1\0";
-const PAYLOAD_DOMAIN: &[u8] = b"gonka/payload-request/v1\0";
+const FORWARD_DOMAIN: &[u8] = b"gonka/ta-forward/v2\0";
+const PAYLOAD_DOMAIN: &[u8] = b"gonka/payload-request/v2\0";
 /// Domain of the message whose signature is a host's secret seed for an epoch.
 const SEED_DOMAIN: &[u8] = b"gonka/epoch-seed/v1\0";
 
@@ -45,19 +46,31 @@ pub fn decode_signature(text: &str) -> Option<RecoverableSignature> {
     Some(RecoverableSignature(bytes.try_into().ok()?))
 }
 
-/// What the TA signs when it forwards a request: domain ‖ inference id ‖ executor ‖ max_tokens.
-pub fn forward_message(id: &Hash, executor: &Address, max_tokens: u32) -> Vec<u8> {
+/// What the TA signs when it forwards a request: domain ‖ chain id ‖ inference id ‖ executor ‖
+/// max_tokens.
+pub fn forward_message(chain_id: &str, id: &Hash, executor: &Address, max_tokens: u32) -> Vec<u8> {
     let mut message = FORWARD_DOMAIN.to_vec();
+    push_chain_id(&mut message, chain_id);
     message.extend_from_slice(&id.0);
     message.extend_from_slice(&executor.0);
     message.extend_from_slice(&max_tokens.to_be_bytes());
     message
 }
 
-/// What a host signs to fetch a payload: domain ‖ inference id ‖ timestamp (ns, big-endian).
-pub fn payload_request_message(id: &Hash, timestamp_ns: u64) -> Vec<u8> {
+/// What a host signs to fetch a payload: domain ‖ chain id ‖ inference id ‖ the host asked (the
+/// executor that serves it) ‖ timestamp (ns, big-endian). Naming the serving host and the chain keeps a
+/// captured request from being replayed at another host or on another network; the serving host keeps
+/// a replay cache for the rest.
+pub fn payload_request_message(
+    chain_id: &str,
+    id: &Hash,
+    serving_host: &Address,
+    timestamp_ns: u64,
+) -> Vec<u8> {
     let mut message = PAYLOAD_DOMAIN.to_vec();
+    push_chain_id(&mut message, chain_id);
     message.extend_from_slice(&id.0);
+    message.extend_from_slice(&serving_host.0);
     message.extend_from_slice(&timestamp_ns.to_be_bytes());
     message
 }

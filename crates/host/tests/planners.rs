@@ -3,7 +3,7 @@
 
 use gonka_chain::{
     Block, EpochParams, Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, Msg, Params, PocMsg,
-    SignedRequest, State, Tx, inference, request_message,
+    RequestTerms, SignedRequest, State, Tx, inference,
 };
 use gonka_host::poc::{HostKey, PocAction, PocHost, PocInput, RESUBMIT_AFTER_BLOCKS};
 use gonka_host::receipts::Outbox;
@@ -175,18 +175,15 @@ fn a_validator_samples_each_claimant_and_votes_on_what_it_recomputed() {
 fn request(state: &State) -> SignedRequest {
     let developer = host(2);
     let timestamp_ns = state.meta.time_ms * 1_000_000;
-    let body_hash = Hash::digest(b"body");
-    let signature =
-        developer.sign_recoverable(&request_message(&body_hash, timestamp_ns, &host(0).address()));
-    SignedRequest {
-        requester: developer.address(),
+    let terms = RequestTerms {
         transfer_agent: host(0).address(),
-        body_hash,
+        body_hash: Hash::digest(b"body"),
+        body_len: 4,
         timestamp_ns,
-        signature,
         model: Hash::digest(b"m"),
         max_tokens: 8,
-    }
+    };
+    SignedRequest::sign(&developer, &state.meta.chain_id, terms)
 }
 
 #[test]

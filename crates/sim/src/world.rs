@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gonka_chain::{
-    Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, SignedRequest, State, inference_id,
-    request_message,
+    Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, RequestTerms, SignedRequest, State,
+    inference_id,
 };
 use gonka_consensus::{Application, ValidatorInfo};
 use gonka_engine_api::fake::{FakeEngine, answer};
@@ -644,13 +644,17 @@ impl Sim {
         self.traffic.requests += 1;
         let transfer_agent = self.nodes[ta].address();
         let timestamp_ns = self.clock.now_ms() * 1_000_000;
-        let body_hash = Hash::digest(content.as_bytes());
-        let signature = key.sign_recoverable(&request_message(&body_hash, timestamp_ns, &transfer_agent));
+        let request = SignedRequest::sign(
+            key,
+            &self.genesis.chain_id,
+            request_terms(transfer_agent, content, timestamp_ns),
+        );
         let claim = RequestClaim {
             requester: key.address(),
-            signature,
+            signature: request.signature,
             timestamp_ns,
-            body_hash,
+            body_hash: request.body_hash,
+            body_len: request.body_len,
             transfer_agent,
             model: model().name,
             prompt_tokens: self.prompt_tokens(content),
@@ -687,6 +691,7 @@ impl Sim {
         };
         self.traffic.admitted += 1;
         let ta_signature = self.nodes[ta].operational.sign_recoverable(&forward_message(
+            &self.genesis.chain_id,
             &admission.id,
             &admission.executor,
             MAX_TOKENS,
@@ -728,9 +733,9 @@ impl Sim {
     /// A forging host sends a request signed by an unfunded key straight to its executor.
     fn forward_forged(&mut self, index: usize, forged: crate::byzantine::Forged) {
         let me = self.nodes[index].address();
-        let body_hash = Hash::digest(forged.content.as_bytes());
-        let signature = forged.key.sign_recoverable(&request_message(&body_hash, forged.timestamp_ns, &me));
-        let id = inference_id(&signature);
+        let terms = request_terms(me, &forged.content, forged.timestamp_ns);
+        let request = SignedRequest::sign(&forged.key, &self.genesis.chain_id, terms);
+        let id = request.id();
         let Some(running) = &self.nodes[index].running else { return };
         let Some(executor) = running.chain.with_state(|s| gonka_chain::inference::executor_for(s, &id))
         else {
@@ -739,17 +744,22 @@ impl Sim {
         let Some(to) = self.nodes.iter().position(|n| n.address() == executor) else { return };
         let claim = RequestClaim {
             requester: forged.key.address(),
-            signature,
+            signature: request.signature,
             timestamp_ns: forged.timestamp_ns,
-            body_hash,
+            body_hash: request.body_hash,
+            body_len: request.body_len,
             transfer_agent: me,
             model: model().name,
             prompt_tokens: self.prompt_tokens(&forged.content),
             max_tokens: MAX_TOKENS,
         };
         self.traffic.requests += 1;
-        let ta_signature =
-            self.nodes[index].operational.sign_recoverable(&forward_message(&id, &executor, MAX_TOKENS));
+        let ta_signature = self.nodes[index].operational.sign_recoverable(&forward_message(
+            &self.genesis.chain_id,
+            &id,
+            &executor,
+            MAX_TOKENS,
+        ));
         let forward = Forward { claim, ta_signature, content: forged.content };
         self.send(index, to, Message::Forward { from: index, to, forward }, false);
     }
@@ -1059,5 +1069,17 @@ fn genesis(config: &SimConfig, nodes: &[SimNode], developers: &[Developer], drai
         accounts,
         participants,
         developers: developers.iter().map(|d| d.key.address()).collect(),
+    }
+}
+
+/// The terms a simulated developer signs for `content` sent to `transfer_agent`.
+pub(crate) fn request_terms(transfer_agent: Address, content: &str, timestamp_ns: u64) -> RequestTerms {
+    RequestTerms {
+        transfer_agent,
+        body_hash: Hash::digest(content.as_bytes()),
+        body_len: content.len() as u32,
+        timestamp_ns,
+        model: model().content_hash,
+        max_tokens: MAX_TOKENS,
     }
 }

@@ -1,7 +1,8 @@
 //! Paid inference on chain (reference §4.6–§4.8, DESIGN.md §4.1–§4.2; `docs/spec/inference.md`).
 //!
-//! A developer signs `(SHA-256 of the request body, timestamp, transfer agent)`; the inference id is the
-//! SHA-256 of that signature. The transfer agent (TA) records a `StartInference`, the executor a
+//! A developer signs the request's terms — chain id, SHA-256 and length of the body, timestamp, transfer
+//! agent, model and `max_tokens` ([`RequestTerms`]) — so every receipt's cost is bounded by what it
+//! signed; the inference id is the SHA-256 of that signature. The transfer agent (TA) records a `StartInference`, the executor a
 //! `FinishInference`; either may come first, and both carry the signed request so each verifies on its
 //! own. Payloads stay off chain: only hashes and token counts are recorded.
 //!
@@ -27,7 +28,10 @@ mod receipt;
 mod state;
 
 pub use draw::{draw_executor, executor_for, is_assigned, previous_executor_for};
-pub use msg::{InferenceError, InferenceMsg, REQUEST_DOMAIN, SignedRequest, inference_id, request_message};
+pub use msg::{
+    InferenceError, InferenceMsg, REQUEST_DOMAIN, RequestTerms, SignedRequest, inference_id, push_chain_id,
+    request_message,
+};
 pub use params::{InferenceParams, ModelPrice};
 pub use state::{Developer, HostStats, Inference, InferenceStatus, Inferences};
 

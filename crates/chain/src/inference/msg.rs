@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::bank::BankError;
 
 /// Domain of the message a developer signs for a request.
-pub const REQUEST_DOMAIN: &[u8] = b"gonka/inference-request/v1\0";
+pub const REQUEST_DOMAIN: &[u8] = b"gonka/inference-request/v2\0";
 
 messages! {
     /// Messages of paid inference.
@@ -38,6 +38,47 @@ messages! {
     }
 }
 
+/// What a developer signs for one request (`docs/spec/inference.md` §2): everything that bounds what
+/// it can be charged, so the chain can check every receipt against it without seeing the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestTerms {
+    /// The host whose API receives the request.
+    pub transfer_agent: Address,
+    /// SHA-256 of the request body as sent.
+    pub body_hash: Hash,
+    /// Length of the body in bytes: with the chat template's overhead, it bounds the prompt's tokens.
+    pub body_len: u32,
+    /// Request time, nanoseconds since the Unix epoch.
+    pub timestamp_ns: u64,
+    /// Content hash of the model asked for (its price is the chain's for that model).
+    pub model: Hash,
+    /// Completion tokens reserved: the most the executor may generate and charge for.
+    pub max_tokens: u32,
+}
+
+/// The bytes a developer signs: domain ‖ chain id (length-prefixed) ‖ SHA-256(body) ‖ body length ‖
+/// timestamp (ns) ‖ TA address ‖ model content hash ‖ max_tokens, integers big-endian. The chain id makes
+/// a request signed for one network useless on another.
+pub fn request_message(chain_id: &str, terms: &RequestTerms) -> Vec<u8> {
+    let mut message = REQUEST_DOMAIN.to_vec();
+    push_chain_id(&mut message, chain_id);
+    message.extend_from_slice(&terms.body_hash.0);
+    message.extend_from_slice(&terms.body_len.to_be_bytes());
+    message.extend_from_slice(&terms.timestamp_ns.to_be_bytes());
+    message.extend_from_slice(&terms.transfer_agent.0);
+    message.extend_from_slice(&terms.model.0);
+    message.extend_from_slice(&terms.max_tokens.to_be_bytes());
+    message
+}
+
+/// Appends a chain id to a signed message as one length byte then its bytes (genesis accepts ids of 1
+/// to 64 bytes; anything past 255 would be cut).
+pub fn push_chain_id(message: &mut Vec<u8>, chain_id: &str) {
+    let bytes = &chain_id.as_bytes()[..chain_id.len().min(255)];
+    message.push(bytes.len() as u8);
+    message.extend_from_slice(bytes);
+}
+
 /// What the developer signed, and the context both receipts carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedRequest {
@@ -47,9 +88,11 @@ pub struct SignedRequest {
     pub transfer_agent: Address,
     /// SHA-256 of the request body as sent.
     pub body_hash: Hash,
+    /// Length of the body in bytes.
+    pub body_len: u32,
     /// Request time, nanoseconds since the Unix epoch.
     pub timestamp_ns: u64,
-    /// The developer's recoverable signature over [`request_message`].
+    /// The developer's recoverable signature over [`request_message`] of [`SignedRequest::terms`].
     pub signature: RecoverableSignature,
     /// Content hash of the requested model.
     pub model: Hash,
@@ -60,6 +103,7 @@ codec_struct!(SignedRequest {
     requester,
     transfer_agent,
     body_hash,
+    body_len,
     timestamp_ns,
     signature,
     model,
@@ -67,19 +111,49 @@ codec_struct!(SignedRequest {
 });
 
 impl SignedRequest {
+    /// `key`'s request on `chain_id` under `terms`.
+    pub fn sign(key: &gonka_primitives::AccountKey, chain_id: &str, terms: RequestTerms) -> SignedRequest {
+        let signature = key.sign_recoverable(&request_message(chain_id, &terms));
+        SignedRequest::new(key.address(), terms, signature)
+    }
+
+    /// The request of `requester` with `terms` and its `signature` (not checked here).
+    pub fn new(requester: Address, terms: RequestTerms, signature: RecoverableSignature) -> SignedRequest {
+        SignedRequest {
+            requester,
+            transfer_agent: terms.transfer_agent,
+            body_hash: terms.body_hash,
+            body_len: terms.body_len,
+            timestamp_ns: terms.timestamp_ns,
+            signature,
+            model: terms.model,
+            max_tokens: terms.max_tokens,
+        }
+    }
+
+    /// What the developer signed.
+    pub fn terms(&self) -> RequestTerms {
+        RequestTerms {
+            transfer_agent: self.transfer_agent,
+            body_hash: self.body_hash,
+            body_len: self.body_len,
+            timestamp_ns: self.timestamp_ns,
+            model: self.model,
+            max_tokens: self.max_tokens,
+        }
+    }
+
+    /// Whether the signature recovers to the requester for these terms on `chain_id`.
+    pub fn verify(&self, chain_id: &str) -> bool {
+        self.signature
+            .recover(&request_message(chain_id, &self.terms()))
+            .is_ok_and(|signer| signer.address() == self.requester)
+    }
+
     /// The inference id: SHA-256 of the developer's signature.
     pub fn id(&self) -> Hash {
         inference_id(&self.signature)
     }
-}
-
-/// The bytes a developer signs: domain ‖ SHA-256(body) ‖ timestamp (ns, big-endian) ‖ TA address.
-pub fn request_message(body_hash: &Hash, timestamp_ns: u64, transfer_agent: &Address) -> Vec<u8> {
-    let mut message = REQUEST_DOMAIN.to_vec();
-    message.extend_from_slice(&body_hash.0);
-    message.extend_from_slice(&timestamp_ns.to_be_bytes());
-    message.extend_from_slice(&transfer_agent.0);
-    message
 }
 
 /// The inference id: SHA-256 of the developer's signature.

@@ -38,6 +38,10 @@ pub struct InferenceParams {
     pub max_tokens_cap: u32,
     /// Largest prompt a request may claim, in tokens.
     pub max_prompt_tokens: u32,
+    /// Tokens the chat template may add to a body's text (role markers, a default system prompt): a
+    /// receipt's prompt count is at most the signed body length in bytes plus this, since every text
+    /// token covers at least one byte of the body.
+    pub prompt_overhead_tokens: u32,
     /// Blocks after a voting-power change in which the previous set's executor is still accepted.
     pub executor_grace_blocks: u64,
 }
@@ -49,6 +53,7 @@ codec_struct!(InferenceParams {
     timestamp_advance_ms,
     max_tokens_cap,
     max_prompt_tokens,
+    prompt_overhead_tokens,
     executor_grace_blocks,
 });
 
@@ -62,6 +67,7 @@ impl Default for InferenceParams {
             timestamp_advance_ms: 30_000,
             max_tokens_cap: 8192,
             max_prompt_tokens: 32_768,
+            prompt_overhead_tokens: 256,
             executor_grace_blocks: 20,
         }
     }
@@ -81,6 +87,11 @@ impl InferenceParams {
     /// The model clients call `name`.
     pub fn model_named(&self, name: &str) -> Option<&ModelPrice> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// The most prompt tokens a receipt may claim for a request whose signed body is `body_len` bytes.
+    pub fn prompt_tokens_max(&self, body_len: u32) -> u32 {
+        body_len.saturating_add(self.prompt_overhead_tokens).min(self.max_prompt_tokens)
     }
 
     /// The deadline of an inference started at `height` reserving `max_tokens`.

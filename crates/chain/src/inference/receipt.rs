@@ -4,7 +4,7 @@
 use gonka_primitives::{Address, Amount, Hash};
 
 use super::draw::{executor_for, is_assigned};
-use super::msg::{InferenceError, SignedRequest, inference_id, request_message};
+use super::msg::{InferenceError, SignedRequest, inference_id};
 use super::state::{Inference, InferenceStatus};
 use crate::bank::{BankError, Hold};
 use crate::event::Event;
@@ -16,19 +16,26 @@ pub(super) enum Receipt<'a> {
     Finish { request: &'a SignedRequest, prompt_tokens: u32, completion_tokens: u32, response_hash: Hash },
 }
 
-/// Checks a request's signature, time, model, size and executor; returns its id.
+/// Checks a request's signature (over its terms and this chain's id), time, model, size, the receipt's
+/// prompt count against what the signed body length allows, and the executor; returns its id.
 fn check_request(
     state: &State,
     request: &SignedRequest,
     executor: Address,
+    prompt_tokens: u32,
     height: u64,
 ) -> Result<Hash, InferenceError> {
-    let message = request_message(&request.body_hash, request.timestamp_ns, &request.transfer_agent);
-    let signer = request.signature.recover(&message).map_err(|_| InferenceError::BadRequestSignature)?;
-    if signer.address() != request.requester {
+    if !request.verify(&state.meta.chain_id) {
         return Err(InferenceError::BadRequestSignature);
     }
     let params = &state.params().inference;
+    let prompt_max = params.prompt_tokens_max(request.body_len);
+    if prompt_tokens > prompt_max {
+        return Err(InferenceError::Tokens(format!(
+            "prompt_tokens {prompt_tokens} above {prompt_max} for a {}-byte body",
+            request.body_len
+        )));
+    }
     params.check_request_time(state.meta.time_ms, request.timestamp_ns)?;
     if params.model(&request.model).is_none() {
         return Err(InferenceError::UnknownModel(request.model));
@@ -66,7 +73,7 @@ pub(super) fn check(
                     "prompt_tokens {prompt_tokens} above {max_prompt}"
                 )));
             }
-            let id = check_request(state, request, *executor, height)?;
+            let id = check_request(state, request, *executor, *prompt_tokens, height)?;
             match state.inference.record(&id) {
                 Some(existing) if existing.transfer_agent.is_some() => Err(InferenceError::Duplicate(id)),
                 Some(existing) if !same_request(existing, request, *executor) => {
@@ -98,7 +105,7 @@ pub(super) fn check(
                     request.max_tokens
                 )));
             }
-            let id = check_request(state, request, sender, height)?;
+            let id = check_request(state, request, sender, *prompt_tokens, height)?;
             match state.inference.record(&id) {
                 Some(existing) if existing.status == InferenceStatus::Expired => {
                     Err(InferenceError::Expired(id))

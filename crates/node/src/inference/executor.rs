@@ -79,6 +79,7 @@ async fn verify_and_execute(
         signature: signed.signature,
         timestamp_ns: signed.timestamp_ns,
         body_hash: Hash::digest(&body),
+        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
         transfer_agent,
         model: peek_model(&body)?,
         prompt_tokens: 0,

@@ -67,6 +67,7 @@ pub struct InferenceService {
     ta_slots: Arc<Semaphore>,
     ta_seen: Mutex<ReplayGuard>,
     executor_seen: Mutex<ReplayGuard>,
+    payload_seen: Mutex<ReplayGuard>,
     payloads: PayloadStore,
     outbox: Mutex<Outbox>,
 }
@@ -94,6 +95,7 @@ impl InferenceService {
             ta_slots: Arc::new(Semaphore::new(config.ta_concurrent_max.max(1))),
             ta_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
             executor_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
+            payload_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
             http,
             payloads,
             outbox,
@@ -114,6 +116,10 @@ impl InferenceService {
 
     fn lock_executor_seen(&self) -> MutexGuard<'_, ReplayGuard> {
         self.executor_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_payload_seen(&self) -> MutexGuard<'_, ReplayGuard> {
+        self.payload_seen.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Submits `receipt` and keeps it in the outbox, which resubmits it until the chain holds it. A

@@ -4,8 +4,9 @@
 //! keeps the host's receipt outbox (`gonka_host::receipts`), so a receipt survives a restart.
 //!
 //! `GET /v1/inferences/{id}/payload` with `X-Host-Address`, `X-Timestamp` (ns) and `Authorization`
-//! (the host's recoverable signature over [`super::payload_request_message`]): `401` for a bad or
-//! foreign signature, `403` for a host without voting power, `404` for an unknown or pruned id.
+//! (the host's recoverable signature over [`super::payload_request_message`], which names this chain
+//! and this serving host): `401` for a bad or foreign signature, `403` for a host without voting power,
+//! `409` for a signed request seen before, `404` for an unknown or pruned id.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -174,11 +175,13 @@ fn payload_for_host(
     let timestamp_ns: u64 = text(HEADER_TIMESTAMP)
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| unauthorized("missing X-Timestamp"))?;
-    let key = text("authorization")
+    let signature = text("authorization")
         .and_then(decode_signature)
-        .and_then(|s| s.recover(&payload_request_message(&id, timestamp_ns)).ok())
         .ok_or_else(|| unauthorized("missing or malformed Authorization"))?;
-    service.with_state(|s| {
+    let me = service.account();
+    let forget_before_ms = service.with_state(|s| {
+        let message = payload_request_message(&s.meta.chain_id, &id, &me, timestamp_ns);
+        let key = signature.recover(&message).map_err(|_| unauthorized("malformed Authorization"))?;
         check_timestamp(s, timestamp_ns).map_err(|e| (StatusCode::BAD_REQUEST, e))?;
         let participant = s.hosts.participant(&host).ok_or_else(|| unauthorized("not a host"))?;
         if key != participant.account_key && key != participant.operational_key {
@@ -190,8 +193,19 @@ fn payload_for_host(
                 ApiError::Unauthorized("only hosts with voting power may read payloads".into()),
             ));
         }
-        Ok(())
+        Ok(s.meta.time_ms.saturating_sub(s.params().inference.timestamp_expiration_ms))
     })?;
+    // A signed payload request is good once: a captured one cannot be replayed while its time is in
+    // the window (after that the time check refuses it).
+    service
+        .lock_payload_seen()
+        .admit(Hash::digest(&signature.0), timestamp_ns / 1_000_000, forget_before_ms)
+        .map_err(|e| match e {
+            gonka_host::admission::ReplayError::Replay => (StatusCode::CONFLICT, ApiError::Replay),
+            gonka_host::admission::ReplayError::Full => {
+                (StatusCode::TOO_MANY_REQUESTS, ApiError::CapacityReached("the replay table is full".into()))
+            }
+        })?;
     match service.payloads.get(&id) {
         Ok(Some(payload)) => Ok(payload),
         Ok(None) => {

@@ -80,17 +80,38 @@ async fn transfer(
             .map_err(|e| ApiError::invalid("X-Transfer-Address", format!("not a gonka address: {e}")))?,
         None => own,
     };
-    let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &service.limits)?;
     let signed = SignedHeaders::parse(&headers)?;
+    // The developer signs the max_tokens it reserves (`X-Max-Tokens`): the body is judged with it as
+    // the cap and default, exactly as the executor will generate.
+    let signed_max_tokens = match headers.get(HEADER_MAX_TOKENS) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .ok_or_else(|| ApiError::invalid("X-Max-Tokens", "must be a positive integer"))?,
+        ),
+    };
+    let limits = match signed_max_tokens {
+        Some(max) => gonka_api::ApiLimits {
+            max_tokens_default: max as usize,
+            max_tokens_cap: (max as usize).min(service.limits.max_tokens_cap),
+            ..service.limits.clone()
+        },
+        None => service.limits.clone(),
+    };
+    let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &limits)?;
     let claim = RequestClaim {
         requester: signed.requester,
         signature: signed.signature,
         timestamp_ns: signed.timestamp_ns,
         body_hash: Hash::digest(&body),
+        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
         transfer_agent,
         model: summary.model.clone(),
         prompt_tokens: u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX),
-        max_tokens: u32::try_from(summary.max_tokens).unwrap_or(u32::MAX),
+        max_tokens: signed_max_tokens.unwrap_or(u32::try_from(summary.max_tokens).unwrap_or(u32::MAX)),
     };
     let admission = service.with_state(|s| admit(s, own, &Role::TransferAgent, &claim)).map_err(refused)?;
     // A slot first: a busy host's 429 must not leave the request marked as seen.
@@ -140,7 +161,8 @@ async fn forward(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
     let request = &admission.request;
-    let message = forward_message(&admission.id, &admission.executor, request.max_tokens);
+    let chain_id = service.with_state(|s| s.meta.chain_id.clone());
+    let message = forward_message(&chain_id, &admission.id, &admission.executor, request.max_tokens);
     let signature = service.signer.key().sign_recoverable(&message);
     let mut outgoing = service
         .http

@@ -4,8 +4,8 @@
 //! the time and the draw — not that anyone will pay — and serves: answers for free, a known
 //! violation (issue 12 makes executors serve only paid-for requests).
 
-use gonka_chain::{inference, inference_id, request_message};
-use gonka_primitives::{AccountKey, Hash};
+use gonka_chain::{SignedRequest, inference};
+use gonka_primitives::AccountKey;
 
 use super::{Byzantine, Forged, HostView};
 use crate::config::ByzantineKind;
@@ -41,12 +41,12 @@ impl Byzantine for Forger {
                 format!("sim-{}-forged-{}-{}", self.seed, self.index, self.counter).as_bytes(),
             );
             let content = format!("forged question {}", self.counter);
-            let body_hash = Hash::digest(content.as_bytes());
             // Grind the timestamp until the draw names someone else.
             for grind in 0..64u64 {
                 let timestamp_ns = now_ns + grind;
-                let signature = key.sign_recoverable(&request_message(&body_hash, timestamp_ns, &view.me));
-                let executor = inference::executor_for(view.state, &inference_id(&signature));
+                let terms = crate::world::request_terms(view.me, &content, timestamp_ns);
+                let request = SignedRequest::sign(&key, &view.state.meta.chain_id, terms);
+                let executor = inference::executor_for(view.state, &request.id());
                 if executor.is_some_and(|e| e != view.me) {
                     forged.push(Forged { key: key.clone(), timestamp_ns, content: content.clone() });
                     break;
