@@ -95,6 +95,9 @@ pub enum ApiError {
     /// The transfer agent is at its capacity.
     #[error("Transfer agent capacity reached; retry, or send the request to another host ({0}).")]
     CapacityReached(String),
+    /// The forwarding transfer agent has no collateral vouching for its requests at this executor.
+    #[error("{0}")]
+    Unvouched(String),
     /// The executor failed or could not be reached.
     #[error("The executor failed: {0}")]
     Upstream(String),
@@ -207,6 +210,9 @@ impl ApiError {
             ),
             Self::CapacityReached(_) => {
                 (StatusCode::TOO_MANY_REQUESTS, "rate_limit_exceeded", None, Some("transfer_agent_capacity"))
+            }
+            Self::Unvouched(_) => {
+                (StatusCode::FORBIDDEN, INVALID_REQUEST, None, Some("transfer_agent_not_vouched"))
             }
             Self::Upstream(_) => (StatusCode::BAD_GATEWAY, SERVER_ERROR, None, Some("executor_failed")),
             Self::Unavailable(_) => {

@@ -61,6 +61,7 @@ fn store_bytes_for(accounts: usize) -> anyhow::Result<u64> {
             validator_key: gonka_primitives::ValidatorKey::from_secret_bytes([1; 32]).public_key(),
             operational_key: authority.public_key(),
             weight: 1,
+            collateral: gonka_primitives::Amount::ZERO,
         }],
         developers: Vec::new(),
     };

@@ -29,6 +29,9 @@ pub struct GenesisParticipant {
     pub operational_key: AccountPublicKey,
     /// Voting power until the first PoC sets weights.
     pub weight: u64,
+    /// Collateral locked from the host's genesis balance (`docs/spec/inference.md` §4.1).
+    #[serde(default)]
+    pub collateral: Amount,
 }
 
 /// The genesis document every node starts from (`genesis.json`).

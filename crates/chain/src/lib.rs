@@ -7,7 +7,7 @@
 //! enter the mempool ([`State::check_tx`]), and persists the writes each block returns.
 //!
 //! Each mechanism is one [`module::Module`] in its own folder — [`authority`], [`bank`], [`hosts`],
-//! [`inference`], [`poc`], [`epoch`] — owning its messages, tables, params, errors, checks, effects and
+//! [`inference`], [`poc`], [`collateral`], [`epoch`] — owning its messages, tables, params, errors, checks, effects and
 //! end-block hook; [`state`] registers them with one line each and is the only place that knows them
 //! all. The protocol as built is described in `docs/spec/chain.md`.
 #![deny(missing_docs)]
@@ -18,6 +18,7 @@ mod macros;
 pub mod authority;
 pub mod bank;
 pub mod block;
+pub mod collateral;
 pub mod epoch;
 pub mod event;
 pub mod genesis;
@@ -34,6 +35,7 @@ pub mod views;
 pub use authority::{AuthorityError, AuthorityMsg};
 pub use bank::{Account, BankError, BankMsg, Hold, Supply};
 pub use block::{Block, Header};
+pub use collateral::{CollateralError, CollateralMsg, CollateralParams};
 pub use epoch::{EpochParams, EpochPhase, EpochStages};
 pub use event::Event;
 pub use genesis::{Genesis, GenesisAccount, GenesisParticipant};

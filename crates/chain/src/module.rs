@@ -11,7 +11,7 @@
 use std::fmt::Debug;
 
 use gonka_primitives::codec::{Decode, Encode};
-use gonka_primitives::{AccountPublicKey, Address, Hash};
+use gonka_primitives::{AccountPublicKey, Address, Amount, Hash};
 
 use crate::event::Event;
 use crate::genesis::Genesis;
@@ -98,6 +98,14 @@ pub trait Module: Tables + Default {
 
     /// Read-only checks of `msg` from `tx.sender`.
     fn check(state: &State, tx: &TxContext, msg: &Self::Msg) -> Result<(), Self::Error>;
+
+    /// What `msg` would take from spendable balances if it applied now: (account, amount) pairs. The
+    /// mempool adds up the debits of the transactions waiting and admits one only if every account it
+    /// debits still covers them (`docs/spec/inference.md` §4.1): a developer cannot promise the same
+    /// balance to two escrows, or to an escrow and a transfer, within one mempool.
+    fn debits(_state: &State, _tx: &TxContext, _msg: &Self::Msg) -> Vec<(Address, Amount)> {
+        Vec::new()
+    }
 
     /// Applies a checked `msg`; returns what it did.
     fn apply(state: &mut State, tx: &TxContext, msg: &Self::Msg) -> Result<Vec<Event>, Self::Error>;

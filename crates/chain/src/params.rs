@@ -4,6 +4,7 @@
 use gonka_primitives::{Address, codec_struct};
 use serde::{Deserialize, Serialize};
 
+use crate::collateral::CollateralParams;
 use crate::epoch::{EpochParams, EpochParamsError};
 use crate::inference::InferenceParams;
 use crate::poc::PocParams;
@@ -48,10 +49,13 @@ pub struct Params {
     pub poc: PocParams,
     /// Paid inference.
     pub inference: InferenceParams,
+    /// Host collateral.
+    #[serde(default)]
+    pub collateral: CollateralParams,
     /// The genesis authority: the only account allowed to send `UpdateParams` until governance exists.
     pub authority: Address,
 }
-codec_struct!(Params { epoch, limits, poc, inference, authority });
+codec_struct!(Params { epoch, limits, poc, inference, collateral, authority });
 
 /// Why parameters are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -72,6 +76,7 @@ impl Params {
             limits: Limits::default(),
             poc: PocParams::devnet(),
             inference: InferenceParams::default(),
+            collateral: CollateralParams::default(),
             authority,
         }
     }
@@ -83,6 +88,7 @@ impl Params {
             limits: Limits::default(),
             poc: PocParams::mainnet(),
             inference: InferenceParams::default(),
+            collateral: CollateralParams::default(),
             authority,
         }
     }
@@ -107,6 +113,13 @@ impl Params {
         }
         if l.max_url_bytes < 16 || l.max_url_bytes > 2048 {
             return Err(ParamsError::Limit("max_url_bytes"));
+        }
+        // Withdrawn collateral must stay answerable for every request it vouched for: past the whole
+        // request window, and at most a week.
+        let window =
+            self.inference.timestamp_expiration_ms.saturating_add(self.inference.timestamp_advance_ms);
+        if self.collateral.unbonding_ms <= window || self.collateral.unbonding_ms > 7 * 24 * 3_600_000 {
+            return Err(ParamsError::Limit("collateral.unbonding_ms"));
         }
         Ok(())
     }

@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use gonka_primitives::codec::{Bytes, Decode, DecodeError, Encode, Reader, decode_exact};
-use gonka_primitives::{Address, Hash, ValidatorPublicKey, codec_struct};
+use gonka_primitives::{Address, Amount, Hash, ValidatorPublicKey, codec_struct};
 use serde::Serialize;
 
 use crate::block::{Block, Header};
@@ -116,6 +116,10 @@ macro_rules! chain_modules {
                 match msg { $( Msg::$variant(msg) => <$module as Module>::check(self, tx, msg).map_err(Into::into), )* }
             }
 
+            fn message_debits(&self, tx: &TxContext, msg: &Msg) -> Vec<(Address, Amount)> {
+                match msg { $( Msg::$variant(msg) => <$module as Module>::debits(self, tx, msg), )* }
+            }
+
             fn apply_message(&mut self, tx: &TxContext, msg: &Msg) -> Result<Vec<Event>, TxError> {
                 match msg { $( Msg::$variant(msg) => <$module as Module>::apply(self, tx, msg).map_err(Into::into), )* }
             }
@@ -167,6 +171,8 @@ chain_modules! {
     Inference => inference: crate::inference::Inferences,
     /// Proof of Compute stages, claims, verdicts and weights.
     Poc => poc: crate::poc::Poc,
+    /// Host collateral and its unbonding.
+    Collateral => collateral: crate::collateral::Collateral,
     /// Epoch phases.
     Epoch => epoch: crate::epoch::Epoch,
 }
@@ -239,6 +245,9 @@ pub struct CheckedTx {
     pub tx: Tx,
     /// Its hash.
     pub hash: Hash,
+    /// What its messages would take from spendable balances, summed per account
+    /// ([`crate::module::Module::debits`]).
+    pub debits: BTreeMap<Address, Amount>,
 }
 
 /// Why a block cannot be applied at all (consensus must never decide one; the node stops if it does).
@@ -395,10 +404,15 @@ impl State {
         let tx = self.authenticate(bytes, expected, verified)?;
         let context =
             TxContext { sender: tx.body.account, signer: tx.body.signer, height: self.meta.height + 1 };
+        let mut debits: BTreeMap<Address, Amount> = BTreeMap::new();
         for msg in &tx.body.messages {
             self.check_message(&context, msg)?;
+            for (account, amount) in self.message_debits(&context, msg) {
+                let total = debits.entry(account).or_insert(Amount::ZERO);
+                *total = Amount(total.0.saturating_add(amount.0));
+            }
         }
-        Ok(CheckedTx { hash: Hash::digest(bytes), tx })
+        Ok(CheckedTx { hash: Hash::digest(bytes), tx, debits })
     }
 
     /// Decodes a transaction and checks everything that decides whether it may touch its account:

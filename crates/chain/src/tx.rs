@@ -107,6 +107,9 @@ pub enum TxError {
     /// An inference receipt was refused.
     #[error(transparent)]
     Inference(#[from] InferenceError),
+    /// A collateral message was refused.
+    #[error(transparent)]
+    Collateral(#[from] crate::collateral::CollateralError),
 }
 
 impl TxError {
@@ -115,7 +118,10 @@ impl TxError {
     pub fn invariant(&self) -> Option<&InvariantViolation> {
         match self {
             TxError::Bank(BankError::Invariant(v))
-            | TxError::Inference(InferenceError::Bank(BankError::Invariant(v))) => Some(v),
+            | TxError::Inference(InferenceError::Bank(BankError::Invariant(v)))
+            | TxError::Collateral(crate::collateral::CollateralError::Bank(BankError::Invariant(v))) => {
+                Some(v)
+            }
             _ => None,
         }
     }

@@ -47,6 +47,12 @@ pub struct HostView {
     pub participant: Participant,
     /// Fees earned as executor and held for it.
     pub owed: Amount,
+    /// Collateral vouching for the requests it forwards as a TA.
+    #[serde(default)]
+    pub collateral: Amount,
+    /// Withdrawn collateral still unbonding (answerable for what it vouched for).
+    #[serde(default)]
+    pub unbonding: Amount,
     /// Inferences finished as executor.
     pub inferences: u64,
     /// Inferences it was drawn for that expired unfinished.
@@ -206,6 +212,10 @@ pub struct SupplyView {
     pub escrowed: Amount,
     /// Σ fees owed to hosts.
     pub owed: Amount,
+    /// Σ host collateral.
+    pub collateral: Amount,
+    /// Σ withdrawn collateral still unbonding.
+    pub unbonding: Amount,
 }
 
 /// A committed block with its results.
@@ -275,6 +285,8 @@ pub fn host(state: &State, address: &Address) -> Option<HostView> {
         address: *address,
         participant,
         owed: state.bank.held(&Hold::Owed(*address)),
+        collateral: state.bank.held(&Hold::Collateral(*address)),
+        unbonding: state.bank.held(&Hold::Unbonding(*address)),
         inferences: stats.finished,
         missed: stats.missed,
     })
@@ -381,12 +393,20 @@ pub fn poc_nonces(state: &State, participant: &Address) -> PocNoncesView {
 
 /// The supply and where it is.
 pub fn supply(state: &State) -> SupplyView {
-    let (mut escrowed, mut owed) = (0u128, 0u128);
+    let (mut escrowed, mut owed, mut collateral, mut unbonding) = (0u128, 0u128, 0u128, 0u128);
     for (hold, amount) in state.bank.holds().iter() {
         match hold {
             Hold::Escrow(_) => escrowed += amount.0,
             Hold::Owed(_) => owed += amount.0,
+            Hold::Collateral(_) => collateral += amount.0,
+            Hold::Unbonding(_) => unbonding += amount.0,
         }
     }
-    SupplyView { supply: state.bank.supply(), escrowed: Amount(escrowed), owed: Amount(owed) }
+    SupplyView {
+        supply: state.bank.supply(),
+        escrowed: Amount(escrowed),
+        owed: Amount(owed),
+        collateral: Amount(collateral),
+        unbonding: Amount(unbonding),
+    }
 }

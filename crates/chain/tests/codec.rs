@@ -49,6 +49,7 @@ fn state() -> State {
             validator_key: ValidatorKey::from_secret_bytes([5; 32]).public_key(),
             operational_key: key.public_key(),
             weight: 1,
+            collateral: gonka_primitives::Amount::ZERO,
         }],
         developers: vec![],
     })
@@ -190,6 +191,7 @@ fn every_message_has_a_pinned_module_and_message_tag() {
         (
             InferenceMsg::Finish {
                 request,
+                ta_signature: gonka_primitives::RecoverableSignature([3; 65]),
                 prompt_tokens: 1,
                 completion_tokens: 1,
                 response_hash: gonka_primitives::Hash([0; 32]),

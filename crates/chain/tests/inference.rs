@@ -123,9 +123,14 @@ fn start(request: SignedRequest, executor: usize, prompt_tokens: u32) -> Msg {
     Msg::Inference(InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens })
 }
 
-fn finish(request: SignedRequest, prompt_tokens: u32, completion_tokens: u32) -> Msg {
+/// The Finish of `executor`, carrying the forward signature of the request's TA (its account key).
+fn finish(executor: usize, request: SignedRequest, prompt_tokens: u32, completion_tokens: u32) -> Msg {
+    let ta = (0..3).find(|&i| host(i).address() == request.transfer_agent).unwrap();
+    let message =
+        inference::forward_message(CHAIN, &request.id(), &host(executor).address(), request.max_tokens);
     Msg::Inference(InferenceMsg::Finish {
         request,
+        ta_signature: host(ta).sign_recoverable(&message),
         prompt_tokens,
         completion_tokens,
         response_hash: Hash::digest(b"answer"),
@@ -161,7 +166,7 @@ fn start_then_finish_charges_exactly_the_tokens_used_and_credits_the_executor() 
     let (request, executor) = net.request(b"hello", 0, 50);
     net.deliver(0, start(request, executor, 20)).unwrap();
     assert_eq!(net.balance(), DEVELOPER_FUNDS - 70 * PRICE, "escrow (prompt + max_tokens) × price");
-    net.deliver(executor, finish(request, 20, 12)).unwrap();
+    net.deliver(executor, finish(executor, request, 20, 12)).unwrap();
     assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE);
     assert_eq!(net.owed(executor), 32 * PRICE);
     let id = inference_id(&request.signature);
@@ -175,7 +180,7 @@ fn finish_before_start_settles_the_same_way() {
     let mut net = Net::new();
     net.block(&[]);
     let (request, executor) = net.request(b"hello", 1, 50);
-    net.deliver(executor, finish(request, 20, 12)).unwrap();
+    net.deliver(executor, finish(executor, request, 20, 12)).unwrap();
     assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE);
     net.deliver(1, start(request, executor, 20)).unwrap();
     assert_eq!(net.balance(), DEVELOPER_FUNDS - 32 * PRICE, "the late Start moves no money");
@@ -202,7 +207,7 @@ fn an_unfinished_start_expires_with_a_full_refund_and_a_late_finish_is_refused()
         net.state.inference.records()[&inference_id(&request.signature)].status,
         InferenceStatus::Expired
     );
-    assert!(net.deliver(executor, finish(request, 5, 3)).unwrap_err().contains("expired"));
+    assert!(net.deliver(executor, finish(executor, request, 5, 3)).unwrap_err().contains("expired"));
     assert_eq!(net.accounted(), net.state.bank.supply().total.0);
 }
 
@@ -213,7 +218,11 @@ fn receipts_naming_the_wrong_executor_or_role_are_rejected() {
     let (request, executor) = net.request(b"steer", 0, 10);
     let other = (executor + 1) % 3;
     assert!(net.deliver(0, start(request, other, 5)).unwrap_err().contains("is not the assigned executor"));
-    assert!(net.deliver(other, finish(request, 5, 5)).unwrap_err().contains("is not the assigned executor"));
+    assert!(
+        net.deliver(other, finish(other, request, 5, 5))
+            .unwrap_err()
+            .contains("is not the assigned executor")
+    );
     assert!(net.deliver(1, start(request, executor, 5)).unwrap_err().contains("transfer agent named"));
     let mut forged = request;
     forged.body_hash = Hash::digest(b"another body");
@@ -228,8 +237,12 @@ fn replays_and_stale_requests_are_rejected_on_chain() {
     let (request, executor) = net.request(b"once", 0, 10);
     net.deliver(0, start(request, executor, 5)).unwrap();
     assert!(net.deliver(0, start(request, executor, 5)).unwrap_err().contains("already has this receipt"));
-    net.deliver(executor, finish(request, 5, 5)).unwrap();
-    assert!(net.deliver(executor, finish(request, 5, 5)).unwrap_err().contains("already has this receipt"));
+    net.deliver(executor, finish(executor, request, 5, 5)).unwrap();
+    assert!(
+        net.deliver(executor, finish(executor, request, 5, 5))
+            .unwrap_err()
+            .contains("already has this receipt")
+    );
     assert_eq!(net.balance(), DEVELOPER_FUNDS - 10 * PRICE, "charged once");
     // A request older than the window is refused.
     let (old, old_executor) = net.request(b"old", 0, 10);
@@ -292,7 +305,7 @@ proptest! {
                 }
                 Step::Finish(i, completion) => {
                     let (request, executor) = requests[i];
-                    let _ = net.deliver(executor, finish(request, prompts[i], completion));
+                    let _ = net.deliver(executor, finish(executor, request, prompts[i], completion));
                 }
                 Step::Blocks(n) => {
                     for _ in 0..n {
@@ -329,32 +342,178 @@ fn receipts_are_bounded_by_what_the_developer_signed() {
     let mut more_tokens = request;
     more_tokens.max_tokens = 5_000;
     assert!(
-        net.deliver(executor, finish(more_tokens, 20, 4_000)).unwrap_err().contains("developer signature")
+        net.deliver(executor, finish(executor, more_tokens, 20, 4_000))
+            .unwrap_err()
+            .contains("developer signature")
     );
     let mut other_model = request;
     other_model.model = Hash::digest(b"a pricier model");
-    assert!(net.deliver(executor, finish(other_model, 20, 12)).unwrap_err().contains("developer signature"));
+    assert!(
+        net.deliver(executor, finish(executor, other_model, 20, 12))
+            .unwrap_err()
+            .contains("developer signature")
+    );
     let mut longer_body = request;
     longer_body.body_len = 30_000;
     assert!(
-        net.deliver(executor, finish(longer_body, 20_000, 12)).unwrap_err().contains("developer signature")
+        net.deliver(executor, finish(executor, longer_body, 20_000, 12))
+            .unwrap_err()
+            .contains("developer signature")
     );
     let prompt_max = net.state.params().inference.prompt_tokens_max(request.body_len);
     assert!(
-        net.deliver(executor, finish(request, prompt_max + 1, 12)).unwrap_err().contains("prompt_tokens")
+        net.deliver(executor, finish(executor, request, prompt_max + 1, 12))
+            .unwrap_err()
+            .contains("prompt_tokens")
     );
     let elsewhere = SignedRequest::sign(&developer(), "another-chain", request.terms());
     let elsewhere_executor = net.index_of(inference::executor_for(&net.state, &elsewhere.id()).unwrap());
     assert!(
-        net.deliver(elsewhere_executor, finish(elsewhere, 20, 12))
+        net.deliver(elsewhere_executor, finish(elsewhere_executor, elsewhere, 20, 12))
             .unwrap_err()
             .contains("developer signature")
     );
     assert_eq!(net.balance(), DEVELOPER_FUNDS, "nothing moved");
-    net.deliver(executor, finish(request, prompt_max, 12)).unwrap();
+    net.deliver(executor, finish(executor, request, prompt_max, 12)).unwrap();
     assert_eq!(
         net.balance(),
         DEVELOPER_FUNDS - u128::from(prompt_max + 12) * PRICE,
         "the bound itself is paid"
     );
+}
+
+/// Issue 12, items 1–2: a genesis where each host locks `collateral` and the developer holds `funds`.
+fn vouched(collateral: u128, funds: u128) -> Net {
+    let mut genesis = genesis();
+    for host in &mut genesis.participants {
+        host.collateral = Amount(collateral);
+    }
+    for account in &mut genesis.accounts {
+        if account.address == developer().address() {
+            account.balance = Amount(funds);
+        }
+    }
+    let mut net = Net::from(&genesis);
+    net.block(&[]);
+    net
+}
+
+fn collateral(net: &Net, i: usize) -> (u128, u128) {
+    let address = host(i).address();
+    (net.state.bank.held(&Hold::Collateral(address)).0, net.state.bank.held(&Hold::Unbonding(address)).0)
+}
+
+/// Delivers `msg` from host `from` and returns its `inference_finished` event's attributes.
+fn finished(net: &mut Net, from: usize, msg: Msg) -> (u128, u128, u128) {
+    let tx = net.tx(from, msg);
+    let result = net.block(&[tx]).remove(0);
+    assert!(result.ok, "{:?}", result.error);
+    let event = result.events.iter().find(|e| e.kind == "inference_finished").expect("finished");
+    let get = |key| event.get(key).unwrap().parse::<u128>().unwrap();
+    (get("cost"), get("requester_paid"), get("transfer_agent_paid"))
+}
+
+#[test]
+fn a_finish_the_requester_cannot_pay_is_charged_to_the_vouching_transfer_agent() {
+    // 32 tokens at 10: the developer holds 100 of the 320, the TA's collateral pays the other 220.
+    let mut net = vouched(1_000, 100);
+    let (request, executor) = net.request(b"hello", 1, 50);
+    let ta = 1;
+    let owed = net.owed(executor);
+    let collateral_before = collateral(&net, ta).0;
+    assert_eq!(finished(&mut net, executor, finish(executor, request, 20, 12)), (320, 100, 220));
+    assert_eq!(net.balance(), 0);
+    assert_eq!(net.owed(executor) - owed, 320, "the executor is paid in full");
+    assert_eq!(collateral(&net, ta).0, collateral_before - 220);
+    // The late Start of the same request moves nothing and cannot refund the TA twice.
+    net.deliver(ta, start(request, executor, 20)).unwrap();
+    assert_eq!((net.balance(), collateral(&net, ta).0), (0, collateral_before - 220));
+    assert_eq!(net.state.check_invariants(), Ok(()));
+}
+
+#[test]
+fn a_ta_without_collateral_leaves_the_shortfall_unpaid_so_executors_refuse_it() {
+    // The chain takes what there is; serving beyond it is what the executor's exposure book refuses.
+    let mut net = vouched(0, 100);
+    let (request, executor) = net.request(b"hello", 2, 50);
+    assert_eq!(finished(&mut net, executor, finish(executor, request, 20, 12)), (100, 100, 0));
+}
+
+#[test]
+fn a_finish_needs_the_transfer_agents_forward_signature_for_this_executor() {
+    let mut net = vouched(1_000, DEVELOPER_FUNDS);
+    let (request, executor) = net.request(b"hello", 1, 50);
+    let message = |to: usize| inference::forward_message(CHAIN, &request.id(), &host(to).address(), 50);
+    let with = |ta_signature| {
+        Msg::Inference(InferenceMsg::Finish {
+            request,
+            ta_signature,
+            prompt_tokens: 20,
+            completion_tokens: 12,
+            response_hash: Hash::digest(b"answer"),
+        })
+    };
+    let other = (executor + 1) % 3;
+    // Not the TA, another executor, another chain, another max_tokens.
+    let refusals = [
+        developer().sign_recoverable(&message(executor)),
+        host(0).sign_recoverable(&message(executor)),
+        host(1).sign_recoverable(&message(other)),
+        host(1).sign_recoverable(&inference::forward_message(
+            "elsewhere",
+            &request.id(),
+            &host(executor).address(),
+            50,
+        )),
+        host(1).sign_recoverable(&inference::forward_message(
+            CHAIN,
+            &request.id(),
+            &host(executor).address(),
+            51,
+        )),
+    ];
+    for (n, signature) in refusals.into_iter().enumerate() {
+        let error = net.deliver(executor, with(signature)).unwrap_err();
+        assert!(error.contains("forward signature"), "{n}: {error}");
+    }
+    assert_eq!(net.balance(), DEVELOPER_FUNDS, "nothing moved");
+    // The TA's operational key may sign for it.
+    let operational = AccountKey::from_seed(b"ops-1");
+    net.deliver(executor, with(operational.sign_recoverable(&message(executor)))).unwrap();
+    assert_eq!(net.balance(), DEVELOPER_FUNDS - 320);
+}
+
+#[test]
+fn withdrawn_collateral_still_vouches_while_it_unbonds_then_returns() {
+    let mut net = vouched(600, 0);
+    let ta = 1;
+    let deposit = |amount| Msg::Collateral(gonka_chain::CollateralMsg::Deposit { amount: Amount(amount) });
+    let withdraw = |amount| Msg::Collateral(gonka_chain::CollateralMsg::Withdraw { amount: Amount(amount) });
+    assert!(net.deliver(ta, deposit(0)).unwrap_err().contains("positive"));
+    assert!(net.deliver(ta, deposit(401)).is_err(), "more than the 400 left in the balance");
+    net.deliver(ta, deposit(400)).unwrap();
+    assert_eq!((net.state.account(&host(ta).address()).balance.0, collateral(&net, ta)), (0, (1_000, 0)));
+    assert!(net.deliver(ta, withdraw(1_001)).unwrap_err().contains("cannot cover"));
+    net.deliver(ta, withdraw(1_000)).unwrap();
+    assert_eq!(collateral(&net, ta), (0, 1_000), "unbonding, not spendable");
+    // A request the TA vouched for still gets paid from the unbonding collateral.
+    let (request, executor) = net.request(b"hello", ta, 50);
+    assert_eq!(finished(&mut net, executor, finish(executor, request, 20, 12)), (320, 0, 320));
+    assert_eq!(collateral(&net, ta), (0, 680));
+    let unbonding_ms = net.state.params().collateral.unbonding_ms;
+    let release_at = net.state.meta.time_ms + unbonding_ms;
+    while net.state.meta.time_ms + 1_000 < release_at - 2_000 {
+        net.block(&[]);
+    }
+    assert_eq!(collateral(&net, ta), (0, 680), "not before its time");
+    for _ in 0..4 {
+        net.block(&[]);
+    }
+    assert_eq!(collateral(&net, ta), (0, 0));
+    assert_eq!(net.state.account(&host(ta).address()).balance.0, 680, "what was left comes back");
+    // Only hosts hold collateral.
+    let stranger = Tx::new(CHAIN, &developer(), 0, vec![deposit(1)]);
+    let result = net.block(&[stranger]).remove(0);
+    assert!(result.error.unwrap_or_default().contains("not a registered host"));
+    assert_eq!(net.state.check_invariants(), Ok(()));
 }

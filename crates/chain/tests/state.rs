@@ -31,6 +31,7 @@ fn genesis() -> Genesis {
             validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
             operational_key: key("host-ops").public_key(),
             weight: 10,
+            collateral: gonka_primitives::Amount::ZERO,
         }],
         developers: vec![],
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gonka_chain::{BankMsg, GenesisAccount, InferenceMsg, Msg, Params, Tx};
+use gonka_chain::{BankMsg, CollateralMsg, GenesisAccount, InferenceMsg, Msg, Params, Tx};
 use gonka_client::devnet::{HOST_BALANCE, genesis_for, init_home};
 use gonka_client::rest::NodeClient;
 use gonka_node::home::{Home, NodeConfig};
@@ -156,6 +156,9 @@ pub(crate) enum TxCommand {
     /// Bank transactions.
     #[command(subcommand)]
     Bank(BankCommand),
+    /// Host collateral: what vouches for the requests a host forwards as a transfer agent.
+    #[command(subcommand)]
+    Collateral(CollateralCommand),
     /// Register the key's account as a developer.
     RegisterDeveloper {
         /// Key name.
@@ -190,6 +193,35 @@ pub(crate) enum BankCommand {
         #[command(flatten)]
         submit: SubmitArgs,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum CollateralCommand {
+    /// Lock part of a host's balance as collateral: `gonka tx collateral deposit HOST_KEY AMOUNT`.
+    Deposit {
+        /// Key name of the host account.
+        from: String,
+        /// Amount: `1000` (ngonka), `1000ngonka` or `2.5gnk`.
+        amount: String,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Start unbonding collateral; it returns to the balance after the chain's unbonding time.
+    Withdraw {
+        /// Key name of the host account.
+        from: String,
+        /// Amount: `1000` (ngonka), `1000ngonka` or `2.5gnk`.
+        amount: String,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+}
+
+fn positive_amount(amount: &str) -> anyhow::Result<Amount> {
+    let parsed = Amount::parse(amount)
+        .with_context(|| format!("amount {amount:?}: use ngonka (e.g. 1000) or GNK (e.g. 1.5gnk)"))?;
+    anyhow::ensure!(parsed.0 > 0, "amount must be positive");
+    Ok(parsed)
 }
 
 #[allow(clippy::print_stdout)]
@@ -243,11 +275,18 @@ pub(crate) fn tx(command: TxCommand) -> anyhow::Result<()> {
         match command {
             TxCommand::Bank(BankCommand::Send { from, to, amount, submit }) => {
                 let to: Address = to.parse().with_context(|| format!("recipient {to:?}"))?;
-                let amount = Amount::parse(&amount).with_context(|| {
-                    format!("amount {amount:?}: use ngonka (e.g. 1000) or GNK (e.g. 1.5gnk)")
-                })?;
-                anyhow::ensure!(amount.0 > 0, "amount must be positive");
+                let amount = positive_amount(&amount)?;
                 sign_and_send(&submit, &from, vec![Msg::Bank(BankMsg::Send { to, amount })]).await
+            }
+            TxCommand::Collateral(CollateralCommand::Deposit { from, amount, submit }) => {
+                let amount = positive_amount(&amount)?;
+                let msg = Msg::Collateral(CollateralMsg::Deposit { amount });
+                sign_and_send(&submit, &from, vec![msg]).await
+            }
+            TxCommand::Collateral(CollateralCommand::Withdraw { from, amount, submit }) => {
+                let amount = positive_amount(&amount)?;
+                let msg = Msg::Collateral(CollateralMsg::Withdraw { amount });
+                sign_and_send(&submit, &from, vec![msg]).await
             }
             TxCommand::RegisterDeveloper { from, submit } => {
                 sign_and_send(&submit, &from, vec![Msg::Inference(InferenceMsg::RegisterDeveloper)]).await

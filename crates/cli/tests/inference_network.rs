@@ -2,8 +2,9 @@
 //! and never costing the developer anything: 401 (missing or foreign signature), 404 (unknown
 //! account), 400 (stale or future timestamp), 409 (replay), 402 (balance below the escrow), 429 (TA
 //! at capacity), an executor killed mid-stream (the client gets an error event; the Start expires and
-//! is refunded in full), and 502 (executor down; refunded at expiry too). Payloads are served to hosts
-//! with voting power only.
+//! is refunded in full), and 502 (executor down; refunded at expiry too); a developer who double-spends
+//! its balance across TAs still pays, or its TAs pay, for every answer delivered. Payloads are served
+//! to hosts with voting power only.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
@@ -197,7 +198,8 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     assert_eq!(fetch_signed(host_1.address(), timestamp_ns, signature).await.status().as_u16(), 200);
     let replayed = fetch_signed(host_1.address(), timestamp_ns, signature).await;
     assert_eq!(replayed.status().as_u16(), 409, "a payload request replayed");
-    let elsewhere = payload_signature(&host_1, &genesis.chain_id, &host_1.address(), timestamp_ns + 1);
+    let other_host = net.plan.nodes.iter().map(|n| n.address).find(|a| *a != executor_address).unwrap();
+    let elsewhere = payload_signature(&host_1, &genesis.chain_id, &other_host, timestamp_ns + 1);
     let refused = fetch_signed(host_1.address(), timestamp_ns + 1, elsewhere).await;
     assert_eq!(refused.status().as_u16(), 401, "a payload request signed for another serving host");
     let other_chain = payload_signature(&host_1, "another-chain", &executor_address, timestamp_ns + 2);
@@ -221,6 +223,76 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     let costly = sign(&genesis, &poor, body("hi", 100, false), &ta, now_ns());
     expect_error(post(&http, &ta_url, &costly).await, 402, Some("insufficient_balance")).await;
     assert_eq!(balance(&net, &poor.address()).await, 1_000);
+
+    // Issue 12, item 1: a developer funded for one escrow fires eight requests at four TAs at once and
+    // sends its whole balance away meanwhile. Every answer it receives is paid in full — by its escrow
+    // or, where a Start lost the race, by the forwarding TA's collateral.
+    let drainer = AccountKey::from_seed(b"drainer");
+    let fund = |amount: u128, sequence: u64| {
+        let send = gonka_chain::BankMsg::Send { to: drainer.address(), amount: Amount(amount) };
+        Tx::new(&net.plan.chain_id, &developer, sequence, vec![Msg::Bank(send)])
+    };
+    let drain_body = |i: usize| body(&format!("Count to ten, attempt {i}"), 24, false);
+    assert_eq!(net.submit(0, &fund(1, 1)).await["accepted"], json!(true));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while net
+        .get(0, &format!("/accounts/{}", drainer.address()))
+        .await
+        .is_none_or(|a| a["balance"] != json!("1"))
+    {
+        assert!(Instant::now() < deadline, "funding never landed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The TA names the escrow in its 402; the drainer is then funded for exactly one.
+    let probe = sign(&genesis, &drainer, drain_body(0), &ta, now_ns());
+    let refusal = expect_error(post(&http, &ta_url, &probe).await, 402, Some("insufficient_balance")).await;
+    let message = refusal["error"]["message"].as_str().unwrap().to_string();
+    let escrow: u128 = message.split(", ").nth(1).and_then(|m| m.split(' ').next()).unwrap().parse().unwrap();
+    assert_eq!(net.submit(0, &fund(escrow - 1, 2)).await["accepted"], json!(true));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while balance(&net, &drainer.address()).await != escrow {
+        assert!(Instant::now() < deadline, "funding never landed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sink = AccountKey::from_seed(b"sink").address();
+    let drain = Tx::new(
+        &net.plan.chain_id,
+        &drainer,
+        0,
+        vec![Msg::Bank(gonka_chain::BankMsg::Send { to: sink, amount: Amount(escrow) })],
+    );
+    let burst = (0..8usize).map(|i| {
+        let node = &net.plan.nodes[i % 4];
+        let request = sign(&genesis, &drainer, drain_body(i + 1), &node.address, now_ns());
+        let (http, url) = (http.clone(), node.api_url.clone());
+        async move {
+            let response = post(&http, &url, &request).await;
+            let status = response.status().as_u16();
+            let delivered = status == 200 && response.bytes().await.is_ok();
+            (request.id, status, delivered)
+        }
+    });
+    let (outcomes, drained) = tokio::join!(futures::future::join_all(burst), net.submit(2, &drain));
+    println!("burst: {outcomes:?}; drain accepted: {}", drained["accepted"]);
+    let delivered: Vec<Hash> = outcomes.iter().filter(|(_, _, d)| *d).map(|(id, _, _)| *id).collect();
+    assert!(!delivered.is_empty(), "one request is funded: {outcomes:?}");
+    assert!(outcomes.iter().all(|(_, status, _)| [200, 402].contains(status)), "{outcomes:?}");
+    for id in &delivered {
+        // Finished, never expired: no delivered answer ends unpaid.
+        let record = settled(&net, id, "finished", Duration::from_secs(60)).await;
+        let field = |name: &str| {
+            record[name]
+                .as_str()
+                .map_or_else(|| u128::from(record[name].as_u64().unwrap()), |v| v.parse().unwrap())
+        };
+        let worth = (field("prompt_tokens") + field("completion_tokens")) * field("price_per_token");
+        assert_eq!(field("cost"), worth, "delivered answer {id} paid in full: {record}");
+    }
+    println!(
+        "{} of 8 answers delivered, each paid in full; the drainer was funded {escrow}",
+        delivered.len()
+    );
+    assert!(balance(&net, &drainer.address()).await <= escrow);
 
     // 429: two long streams hold both forwarding slots of TA 0; a third request is turned away. (Their
     // executors are not host 3, which is killed below.)
@@ -267,7 +339,7 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         paid += record["cost"].as_str().unwrap().parse::<u128>().unwrap();
     }
     let before_kill = balance(&net, &developer.address()).await;
-    assert_eq!(before_kill, start_balance - 1_000 - paid, "exactly the finished requests' cost");
+    assert_eq!(before_kill, start_balance - 1_000 - escrow - paid, "exactly the finished requests' cost");
     let doomed = to_victim("Tell me everything about", 600);
     let response = post(&http, &ta_url, &doomed).await;
     assert_eq!(response.status().as_u16(), 200);

@@ -29,6 +29,9 @@ pub const AUTHORITY_KEY: &str = "authority";
 pub const DEVELOPER_BALANCE: Amount = Amount(1_000_000 * gonka_primitives::amount::NGONKA_PER_GNK);
 /// Balance of each devnet host account: 10,000 GNK.
 pub const HOST_BALANCE: Amount = Amount(10_000 * gonka_primitives::amount::NGONKA_PER_GNK);
+/// Collateral each genesis host locks from its balance: it vouches for the requests the host forwards
+/// as transfer agent (`docs/spec/inference.md` §4.1).
+pub const HOST_COLLATERAL: Amount = Amount(1_000 * gonka_primitives::amount::NGONKA_PER_GNK);
 /// Interval between block starts in the devnet profile (DESIGN.md §6: ~1 s blocks). Consensus paces
 /// heights to this interval; it sits below 1 s so the jitter of a loaded 2-core machine stays within 1 s.
 pub const DEVNET_BLOCK_INTERVAL_MS: u64 = 900;
@@ -88,6 +91,7 @@ pub fn genesis_for(
             validator_key: identity.validator_key,
             operational_key: identity.operational_key,
             weight: GENESIS_WEIGHT,
+            collateral: HOST_COLLATERAL,
         })
         .collect();
     Genesis {

@@ -120,6 +120,17 @@ pub enum AdmissionError {
         /// The chain's limit.
         max: u32,
     },
+    /// The body is larger than its paid tokens may store (413): an executor keeps every body for
+    /// validators, so a body may carry at most [`BODY_BYTES_PER_TOKEN_MAX`] bytes per reserved token.
+    #[error(
+        "a {body_len}-byte body reserves {tokens} tokens; at most {BODY_BYTES_PER_TOKEN_MAX} bytes per token are stored"
+    )]
+    BodyTooLarge {
+        /// The body's length.
+        body_len: u32,
+        /// Prompt plus max_tokens.
+        tokens: u64,
+    },
     /// The balance does not cover the escrow (402).
     #[error("balance {balance} ngonka cannot cover escrow {needed} ngonka")]
     InsufficientBalance {
@@ -149,6 +160,11 @@ fn stale_message(timestamp_ms: u64, now_ms: u64, expiration_ms: u64, advance_ms:
         )
     }
 }
+
+/// Most body bytes stored per reserved (prompt + max_tokens) token: a chat body spends a few bytes per
+/// token of text plus its JSON, so honest requests sit far below; padding beyond it would make the
+/// executor keep for two epochs bytes nobody paid for (issue 12, item 2).
+pub const BODY_BYTES_PER_TOKEN_MAX: u64 = 64;
 
 /// Whether the host `me`, acting as `role`, takes `claim` on the committed `chain` state.
 pub fn admit(
@@ -182,7 +198,8 @@ pub fn admit(
         Role::TransferAgent => {}
         Role::Executor { ta_signature } => check_forward(chain, me, claim, &id, ta_signature)?,
     }
-    // The executor trusts the TA to have checked the account and balance (`docs/spec/inference.md` §2).
+    // The executor does not need the requester's balance: the TA's collateral vouches for the request
+    // (`crate::exposure`, `docs/spec/inference.md` §4.1).
     let balance = match role {
         Role::TransferAgent => Some(
             chain
@@ -211,6 +228,10 @@ pub fn admit(
         return Err(AdmissionError::PromptTooLong { tokens: claim.prompt_tokens, max: prompt_max });
     }
     let tokens = u128::from(claim.prompt_tokens) + u128::from(claim.max_tokens);
+    if matches!(role, Role::TransferAgent) {
+        // The executor counts the prompt only after the signatures (it checks this then).
+        check_body_size(claim.body_len, claim.prompt_tokens, claim.max_tokens)?;
+    }
     let escrow = model.price_per_token.0.saturating_mul(tokens);
     if let Some(balance) = balance.filter(|b| b.0 < escrow) {
         return Err(AdmissionError::InsufficientBalance { balance: balance.0, needed: escrow });
@@ -225,6 +246,16 @@ pub fn admit(
     let executor_url = chain.hosts.participant(&executor).map(|p| p.api_url.clone()).unwrap_or_default();
     let replay_forget_before_ms = chain.meta.time_ms.saturating_sub(params.timestamp_expiration_ms);
     Ok(Admission { id, request, executor, executor_url, escrow: Amount(escrow), replay_forget_before_ms })
+}
+
+/// Whether a body of `body_len` bytes may be stored for a request reserving `prompt_tokens +
+/// max_tokens` tokens ([`BODY_BYTES_PER_TOKEN_MAX`]).
+pub fn check_body_size(body_len: u32, prompt_tokens: u32, max_tokens: u32) -> Result<(), AdmissionError> {
+    let reserved = u64::from(prompt_tokens) + u64::from(max_tokens);
+    if u64::from(body_len) > reserved.saturating_mul(BODY_BYTES_PER_TOKEN_MAX) {
+        return Err(AdmissionError::BodyTooLarge { body_len, tokens: reserved });
+    }
+    Ok(())
 }
 
 /// The executor's check of the TA: a host, whose account or operational key signed the forward.

@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 pub mod admission;
+pub mod exposure;
 pub mod poc;
 pub mod protocol;
 pub mod receipts;

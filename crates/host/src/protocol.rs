@@ -8,6 +8,7 @@
 //! when it forwards.
 
 use base64::Engine as _;
+pub use gonka_chain::inference::forward_message;
 use gonka_chain::inference::push_chain_id;
 use gonka_primitives::{AccountKey, Address, Hash, RecoverableSignature};
 
@@ -28,7 +29,6 @@ pub const HEADER_EXECUTOR: &str = "x-executor-address";
 /// The host asking for a payload.
 pub const HEADER_HOST: &str = "x-host-address";
 
-const FORWARD_DOMAIN: &[u8] = b"gonka/ta-forward/v2\0";
 const PAYLOAD_DOMAIN: &[u8] = b"gonka/payload-request/v2\0";
 /// Domain of the message whose signature is a host's secret seed for an epoch.
 const SEED_DOMAIN: &[u8] = b"gonka/epoch-seed/v1\0";
@@ -44,17 +44,6 @@ pub fn decode_signature(text: &str) -> Option<RecoverableSignature> {
     let text = text.strip_prefix("Bearer ").unwrap_or(text).trim();
     let bytes = base64::engine::general_purpose::STANDARD.decode(text).ok()?;
     Some(RecoverableSignature(bytes.try_into().ok()?))
-}
-
-/// What the TA signs when it forwards a request: domain ‖ chain id ‖ inference id ‖ executor ‖
-/// max_tokens.
-pub fn forward_message(chain_id: &str, id: &Hash, executor: &Address, max_tokens: u32) -> Vec<u8> {
-    let mut message = FORWARD_DOMAIN.to_vec();
-    push_chain_id(&mut message, chain_id);
-    message.extend_from_slice(&id.0);
-    message.extend_from_slice(&executor.0);
-    message.extend_from_slice(&max_tokens.to_be_bytes());
-    message
 }
 
 /// What a host signs to fetch a payload: domain ‖ chain id ‖ inference id ‖ the host asked (the

@@ -1,5 +1,5 @@
-//! The host planners on a real chain state: what a host does at each stage of a PoC, and how its
-//! receipts are resubmitted until the chain holds them.
+//! The host planners on a real chain state: what a host does at each stage of a PoC, how its
+//! receipts are resubmitted until the chain holds them, and what an executor risks per TA.
 
 use gonka_chain::{
     Block, EpochParams, Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, Msg, Params, PocMsg,
@@ -49,6 +49,7 @@ fn genesis() -> Genesis {
                 validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
                 operational_key: host(i).public_key(),
                 weight: 100,
+                collateral: Amount(500_000),
             })
             .collect(),
         developers: vec![],
@@ -193,8 +194,10 @@ fn a_receipt_is_resubmitted_until_the_chain_holds_it() {
     let request = request(&state);
     let executor = inference::executor_for(&state, &request.id()).expect("drawn");
     let index = (0..3).find(|&i| host(i).address() == executor).expect("a host");
+    let forward = inference::forward_message(CHAIN, &request.id(), &executor, request.max_tokens);
     let finish = InferenceMsg::Finish {
         request,
+        ta_signature: host(0).sign_recoverable(&forward),
         prompt_tokens: 4,
         completion_tokens: 2,
         response_hash: Hash::digest(b"a"),
@@ -219,6 +222,7 @@ fn a_receipt_the_chain_can_no_longer_take_is_forgotten() {
     let mut outbox = Outbox::new();
     outbox.add(InferenceMsg::Finish {
         request: request(&state),
+        ta_signature: gonka_primitives::RecoverableSignature([0; 65]),
         prompt_tokens: 1,
         completion_tokens: 1,
         response_hash: Hash::ZERO,
@@ -228,4 +232,68 @@ fn a_receipt_the_chain_can_no_longer_take_is_forgotten() {
     let (due, done) = outbox.plan(&state, &|_| false);
     assert!(due.is_empty());
     assert_eq!(done.len(), 1);
+}
+
+#[test]
+fn an_executor_serves_a_transfer_agent_only_within_its_share_of_the_collateral() {
+    use gonka_host::exposure::{ExposureBook, ExposureError, allowance};
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    apply(&mut state, &[]);
+    let (ta, me, other) = (host(0).address(), host(1).address(), host(2).address());
+    // 500,000 of collateral, three hosts of equal power: a third each.
+    assert_eq!(allowance(&state, &ta, &me), 166_666);
+    let now_ms = state.meta.time_ms;
+    let id = |n: u8| Hash::digest(&[n]);
+    let mut book = ExposureBook::new(3);
+    book.reserve(&state, &me, ta, id(1), Amount(100_000), now_ms).expect("within the share");
+    book.reserve(&state, &me, ta, id(2), Amount(66_666), now_ms).expect("the rest of it");
+    assert_eq!(
+        book.reserve(&state, &me, ta, id(3), Amount(1), now_ms),
+        Err(ExposureError::Exceeded { ta, allowance: 166_666, outstanding: 166_666, needed: 1 })
+    );
+    // Another executor's share is its own.
+    let mut elsewhere = ExposureBook::new(3);
+    elsewhere.reserve(&state, &other, ta, id(3), Amount(166_666), now_ms).expect("its own third");
+    // A TA with no collateral (here: an account that is not a host) is served nothing.
+    let stranger = AccountKey::from_seed(b"stranger").address();
+    assert_eq!(
+        book.reserve(&state, &me, stranger, id(4), Amount(1), now_ms),
+        Err(ExposureError::NoCollateral(stranger))
+    );
+    // A reservation given back (the request was not served) frees its part.
+    book.release(&id(2));
+    assert_eq!(book.outstanding(&ta), 100_000);
+    book.reserve(&state, &me, ta, id(5), Amount(10), now_ms).expect("room again");
+    book.reserve(&state, &me, ta, id(6), Amount(10), now_ms).expect("a third entry");
+    assert_eq!(book.reserve(&state, &me, ta, id(7), Amount(10), now_ms), Err(ExposureError::Full(3)));
+    // Once the request time has left the window no receipt can land: the exposure ends.
+    advance_to(&mut state, 70);
+    book.settle(&state);
+    assert!(book.is_empty());
+}
+
+#[test]
+fn the_exposure_of_a_request_ends_once_the_chain_holds_its_payment() {
+    use gonka_host::exposure::ExposureBook;
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    apply(&mut state, &[]);
+    let request = request(&state);
+    let executor = inference::executor_for(&state, &request.id()).expect("drawn");
+    let index = (0..3).find(|&i| host(i).address() == executor).expect("a host");
+    let mut book = ExposureBook::new(10);
+    book.reserve(&state, &executor, host(0).address(), request.id(), Amount(12), state.meta.time_ms)
+        .expect("reserved");
+    let forward = inference::forward_message(CHAIN, &request.id(), &executor, request.max_tokens);
+    let finish = InferenceMsg::Finish {
+        request,
+        ta_signature: host(0).sign_recoverable(&forward),
+        prompt_tokens: 4,
+        completion_tokens: 2,
+        response_hash: Hash::digest(b"a"),
+    };
+    book.settle(&state);
+    assert_eq!(book.len(), 1, "not on chain yet");
+    apply(&mut state, &[Tx::new(CHAIN, &host(index), 0, vec![finish.into()])]);
+    book.settle(&state);
+    assert!(book.is_empty(), "paid on chain");
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use gonka_chain::{State, TxError};
 use gonka_primitives::codec::Bytes;
-use gonka_primitives::{Address, Hash};
+use gonka_primitives::{Address, Amount, Hash};
 
 /// Mempool bounds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -42,6 +42,20 @@ pub enum MempoolError {
     /// The mempool (or the account's share of it) is full.
     #[error("mempool full: {0}")]
     Full(&'static str),
+    /// An account it debits cannot cover it on top of what waiting transactions already take from it.
+    #[error(
+        "account {account} has {balance} ngonka, {pending} of it promised to waiting transactions; this one needs {needed}"
+    )]
+    Overdrawn {
+        /// The debited account.
+        account: Address,
+        /// Its committed spendable balance.
+        balance: Amount,
+        /// What waiting transactions take from it.
+        pending: Amount,
+        /// What this one takes.
+        needed: Amount,
+    },
 }
 
 struct Entry {
@@ -49,6 +63,8 @@ struct Entry {
     bytes: Bytes,
     account: Address,
     sequence: u64,
+    /// What it takes from spendable balances (`Module::debits`).
+    debits: BTreeMap<Address, Amount>,
     /// Height of the state when it was last offered to peers.
     offered_height: u64,
     /// Whether this node originated it (only the origin offers it again).
@@ -63,6 +79,9 @@ pub struct Mempool {
     by_hash: BTreeMap<Hash, u64>,
     /// Per account: the next sequence expected and how many of its transactions wait.
     accounts: BTreeMap<Address, (u64, usize)>,
+    /// Per account: what waiting transactions take from its balance. A transaction is admitted only if
+    /// every account it debits covers this plus its own debit (`docs/spec/inference.md` §4.1).
+    pending_debits: BTreeMap<Address, Amount>,
     bytes: usize,
 }
 
@@ -75,6 +94,7 @@ impl Mempool {
             entries: BTreeMap::new(),
             by_hash: BTreeMap::new(),
             accounts: BTreeMap::new(),
+            pending_debits: BTreeMap::new(),
             bytes: 0,
         }
     }
@@ -118,6 +138,8 @@ impl Mempool {
             return Err(MempoolError::Full("too many transactions from this account"));
         }
         let checked = state.check_tx(&bytes, pending.map(|(next, _)| next))?;
+        covered(state, &self.pending_debits, &checked.debits)?;
+        add_debits(&mut self.pending_debits, &checked.debits);
         let account = checked.tx.body.account;
         let sequence = checked.tx.body.sequence;
         let slot = self.accounts.entry(account).or_insert((sequence, 0));
@@ -127,8 +149,11 @@ impl Mempool {
         self.bytes += bytes.len();
         self.by_hash.insert(hash, arrival);
         let offered_height = state.height();
-        self.entries
-            .insert(arrival, Entry { hash, bytes: Bytes(bytes), account, sequence, offered_height, local });
+        let debits = checked.debits;
+        self.entries.insert(
+            arrival,
+            Entry { hash, bytes: Bytes(bytes), account, sequence, debits, offered_height, local },
+        );
         Ok(hash)
     }
 
@@ -186,8 +211,9 @@ impl Mempool {
     }
 
     /// After a block: drops included transactions, then checks every waiting one again against the new
-    /// state (a PoC batch whose window closed, a receipt the block already holds) and drops those that
-    /// fail, with every later transaction of the same account (their sequence now has a gap). Like
+    /// state (a PoC batch whose window closed, a receipt the block already holds, a debit the new
+    /// balances no longer cover, oldest first) and drops those that fail, with every later transaction
+    /// of the same account (their sequence now has a gap). Like
     /// CometBFT's recheck: a transaction that can no longer apply must not sit in front of its account's
     /// next ones, which peers would refuse as out of sequence. The transaction signature is not checked
     /// again (it was at admission); message-level signatures hit the primitives' memo. Cost: a decode
@@ -200,13 +226,22 @@ impl Mempool {
         }
         let mut expected: BTreeMap<Address, u64> = BTreeMap::new();
         let mut dropped = Vec::new();
+        let mut debits: BTreeMap<Address, Amount> = BTreeMap::new();
+        let mut rechecked: Vec<(u64, BTreeMap<Address, Amount>)> = Vec::new();
         for (arrival, entry) in &self.entries {
             let next =
                 expected.entry(entry.account).or_insert_with(|| state.account(&entry.account).sequence);
-            if entry.sequence == *next && state.recheck_tx(&entry.bytes.0, Some(*next)).is_ok() {
-                *next += 1;
-            } else {
-                dropped.push(*arrival);
+            let checked = (entry.sequence == *next)
+                .then(|| state.recheck_tx(&entry.bytes.0, Some(*next)).ok())
+                .flatten()
+                .filter(|checked| covered(state, &debits, &checked.debits).is_ok());
+            match checked {
+                Some(checked) => {
+                    *next += 1;
+                    add_debits(&mut debits, &checked.debits);
+                    rechecked.push((*arrival, checked.debits));
+                }
+                None => dropped.push(*arrival),
             }
         }
         for arrival in dropped {
@@ -215,11 +250,45 @@ impl Mempool {
                 self.bytes -= entry.bytes.0.len();
             }
         }
+        for (arrival, fresh) in rechecked {
+            if let Some(entry) = self.entries.get_mut(&arrival) {
+                entry.debits = fresh;
+            }
+        }
+        self.pending_debits = debits;
         self.accounts.clear();
         for entry in self.entries.values() {
             let slot = self.accounts.entry(entry.account).or_insert((entry.sequence, 0));
             *slot = (entry.sequence + 1, slot.1 + 1);
         }
+    }
+}
+
+/// Whether every account in `debits` covers its debit on top of `pending`.
+fn covered(
+    state: &State,
+    pending: &BTreeMap<Address, Amount>,
+    debits: &BTreeMap<Address, Amount>,
+) -> Result<(), MempoolError> {
+    for (account, needed) in debits {
+        let balance = state.bank.balance(account);
+        let promised = pending.get(account).copied().unwrap_or(Amount::ZERO);
+        if promised.0.saturating_add(needed.0) > balance.0 {
+            return Err(MempoolError::Overdrawn {
+                account: *account,
+                balance,
+                pending: promised,
+                needed: *needed,
+            });
+        }
+    }
+    Ok(())
+}
+
+fn add_debits(pending: &mut BTreeMap<Address, Amount>, debits: &BTreeMap<Address, Amount>) {
+    for (account, amount) in debits {
+        let total = pending.entry(*account).or_insert(Amount::ZERO);
+        *total = Amount(total.0.saturating_add(amount.0));
     }
 }
 
@@ -253,6 +322,7 @@ mod tests {
                 validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
                 operational_key: alice.public_key(),
                 weight: 1,
+                collateral: gonka_primitives::Amount::ZERO,
             }],
             developers: vec![],
         })
@@ -333,6 +403,121 @@ mod tests {
             "seq 0 is due; a peer that missed it refused seq 1, so seq 1 goes along"
         );
         assert!(pool.due_for_rebroadcast(5, 3, 10).is_empty(), "both count as offered at 3");
+    }
+
+    /// A TA's Starts for developer `dev` (funded 1,000) of a model at 10 per token: each escrows
+    /// `(prompt + max_tokens) × 10`.
+    fn start(state: &State, dev: &AccountKey, n: u64, prompt_tokens: u32, max_tokens: u32) -> Vec<u8> {
+        let alice = AccountKey::from_seed(b"alice");
+        let terms = gonka_chain::RequestTerms {
+            transfer_agent: alice.address(),
+            body_hash: Hash::digest(&n.to_be_bytes()),
+            body_len: 100,
+            timestamp_ns: state.meta.time_ms * 1_000_000,
+            model: Hash::digest(b"m"),
+            max_tokens,
+        };
+        let request = gonka_chain::SignedRequest::sign(dev, "mempool", terms);
+        let start = gonka_chain::InferenceMsg::Start { request, executor: alice.address(), prompt_tokens };
+        Tx::new("mempool", &alice, n, vec![start.into()]).to_bytes()
+    }
+
+    #[test]
+    fn pending_debits_cannot_overdraw_an_account() {
+        // Issue 12, item 1: a developer funded for one escrow gets one Start admitted, not two, and
+        // cannot send the same balance away meanwhile (docs/spec/inference.md §4.1).
+        let dev = AccountKey::from_seed(b"dev");
+        let mut genesis_state = state();
+        let mut params = genesis_state.params().clone();
+        params.inference.models.push(gonka_chain::ModelPrice {
+            name: "m".into(),
+            content_hash: Hash::digest(b"m"),
+            price_per_token: Amount(10),
+        });
+        let alice = AccountKey::from_seed(b"alice");
+        genesis_state = State::from_genesis(&Genesis {
+            chain_id: "mempool".into(),
+            genesis_time_ms: 1_000_000,
+            params,
+            accounts: vec![
+                GenesisAccount { address: alice.address(), balance: Amount(1_000) },
+                GenesisAccount { address: dev.address(), balance: Amount(1_000) },
+            ],
+            participants: vec![GenesisParticipant {
+                address: alice.address(),
+                account_key: alice.public_key(),
+                api_url: "http://a".into(),
+                validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
+                operational_key: alice.public_key(),
+                weight: 1,
+                collateral: Amount(500),
+            }],
+            developers: vec![dev.address()],
+        })
+        .expect("genesis");
+        let state = genesis_state;
+        let mut pool = Mempool::new(MempoolLimits::default());
+        pool.insert(&state, start(&state, &dev, 0, 20, 40), true).expect("escrow 600 of 1,000");
+        assert_eq!(
+            pool.insert(&state, start(&state, &dev, 1, 20, 40), true),
+            Err(MempoolError::Overdrawn {
+                account: dev.address(),
+                balance: Amount(1_000),
+                pending: Amount(600),
+                needed: Amount(600),
+            })
+        );
+        let send = |amount| {
+            Tx::new(
+                "mempool",
+                &dev,
+                0,
+                vec![Msg::Bank(BankMsg::Send { to: alice.address(), amount: Amount(amount) })],
+            )
+            .to_bytes()
+        };
+        assert!(matches!(pool.insert(&state, send(401), true), Err(MempoolError::Overdrawn { .. })));
+        pool.insert(&state, send(400), true).expect("what the escrow leaves");
+        // A smaller second request fits nothing either: the whole balance is promised.
+        assert!(matches!(
+            pool.insert(&state, start(&state, &dev, 1, 1, 1), true),
+            Err(MempoolError::Overdrawn { .. })
+        ));
+        // The collateral module's deposit is a debit too: alice has 500 spendable, 300 then 201 is
+        // refused though each alone would pass the module's own check.
+        let deposit = |sequence, amount| {
+            Tx::new(
+                "mempool",
+                &alice,
+                sequence,
+                vec![Msg::Collateral(gonka_chain::CollateralMsg::Deposit { amount: Amount(amount) })],
+            )
+            .to_bytes()
+        };
+        pool.insert(&state, deposit(1, 300), true).expect("300 of 500");
+        let refused = pool.insert(&state, deposit(2, 201), true);
+        assert!(matches!(refused, Err(MempoolError::Overdrawn { .. })), "{refused:?}");
+        pool.insert(&state, deposit(2, 200), true).expect("the rest");
+    }
+
+    #[test]
+    fn after_a_block_what_no_longer_fits_leaves_oldest_first() {
+        let bob = AccountKey::from_seed(b"bob");
+        let mut state = state();
+        let mut pool = Mempool::new(MempoolLimits::default());
+        // Alice has 700 then 300 waiting; a block the pool never saw holds another sequence-0 send of
+        // 900, so the waiting 0 goes stale and the waiting 1 no longer fits in the 100 left.
+        pool.insert(&state, send_amount(0, 700), true).expect("700 of 1,000");
+        pool.insert(&state, send_amount(1, 300), true).expect("300 more");
+        assert!(matches!(pool.insert(&state, send_amount(2, 1), true), Err(MempoolError::Overdrawn { .. })));
+        let txs = vec![Bytes(send_amount(0, 900))];
+        let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
+        let header = state.next_header(proposer, 1_000, &txs);
+        state.apply_block(&gonka_chain::Block { header, txs }, &|_| false).expect("applies");
+        assert_eq!(state.account(&bob.address()).balance, Amount(900));
+        pool.on_block_committed(&state, &[]);
+        assert!(pool.is_empty(), "sequence 0 went stale and 300 no longer fits in the 100 left");
+        pool.insert(&state, send_amount(1, 100), true).expect("what is left");
     }
 
     #[test]

@@ -75,11 +75,14 @@ impl ByzantineKind {
         };
         match self {
             ByzantineKind::TinyClaims => &[CHEATER_WEIGHT_ZERO],
-            ByzantineKind::DrainBalance | ByzantineKind::ForgeTa => &[DELIVERED_ANSWERS_PAID],
             ByzantineKind::Overcharge => &[NO_OVERCHARGE],
             // Receipts are censored too, so delivered answers can go unpaid.
             ByzantineKind::Censor => &[HONEST_WEIGHT_TRACKS_COMPUTE, DELIVERED_ANSWERS_PAID],
-            ByzantineKind::FabricatePoc | ByzantineKind::CopyPoc | ByzantineKind::WithholdVotes => &[],
+            ByzantineKind::FabricatePoc
+            | ByzantineKind::CopyPoc
+            | ByzantineKind::WithholdVotes
+            | ByzantineKind::DrainBalance
+            | ByzantineKind::ForgeTa => &[],
         }
     }
 }

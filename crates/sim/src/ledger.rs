@@ -71,14 +71,23 @@ impl Ledger {
         }
     }
 
-    /// Σ over delivered answers of what they are worth, and of what was charged for them.
-    pub fn delivered_totals(&self) -> (u128, u128) {
-        let mut worth = 0u128;
-        let mut charged = 0u128;
+    /// Σ over delivered answers of what they are worth, and of what was charged for them, leaving out
+    /// the ones still in flight at `height` (uncharged, with their settlement deadline ahead); and how
+    /// many those are.
+    pub fn delivered_totals(&self, height: u64) -> (u128, u128, u64) {
+        let (mut worth, mut charged, mut in_flight) = (0u128, 0u128, 0u64);
         for (id, served) in self.served.iter().filter(|(_, s)| s.delivered) {
+            let Some(charges) = self.charges.get(id) else {
+                if height <= served.settle_by {
+                    in_flight += 1;
+                    continue;
+                }
+                worth += served.cost().0;
+                continue;
+            };
             worth += served.cost().0;
-            charged += self.charges.get(id).map_or(0, |c| c.iter().map(|c| c.cost.0).sum());
+            charged += charges.iter().map(|c| c.cost.0).sum::<u128>();
         }
-        (worth, charged)
+        (worth, charged, in_flight)
     }
 }

@@ -61,6 +61,8 @@ pub struct Running {
     pub ta_seen: ReplayGuard,
     /// Requests seen as executor.
     pub executor_seen: ReplayGuard,
+    /// What it risks, per TA, on answers whose payment is not on chain yet.
+    pub exposure: gonka_host::exposure::ExposureBook,
 }
 
 /// One host of the simulated network.
@@ -134,6 +136,7 @@ impl SimNode {
             sprint: None,
             ta_seen: ReplayGuard::new(100_000),
             executor_seen: ReplayGuard::new(100_000),
+            exposure: gonka_host::exposure::ExposureBook::new(100_000),
         });
         Ok(())
     }

@@ -41,10 +41,12 @@ pub struct TrafficSummary {
     pub delivered: u64,
     /// Inferences charged on chain.
     pub charged: u64,
-    /// Σ worth of delivered answers, ngonka.
+    /// Σ worth of delivered answers, ngonka, but those still in flight.
     pub delivered_worth: u128,
     /// Σ charged for them, ngonka.
     pub delivered_charged: u128,
+    /// Delivered answers not charged yet whose settlement deadline is still ahead at the end.
+    pub delivered_in_flight: u64,
 }
 
 /// The result of one run.
@@ -97,8 +99,15 @@ impl Report {
         out.push_str(&format!("faults: {}\n", self.faults));
         let t = &self.traffic;
         out.push_str(&format!(
-            "traffic: {} requests, {} admitted, {} served, {} delivered (worth {}, charged {}), {} charged on chain\n",
-            t.requests, t.admitted, t.served, t.delivered, t.delivered_worth, t.delivered_charged, t.charged
+            "traffic: {} requests, {} admitted, {} served, {} delivered (worth {}, charged {}, {} in flight), {} charged on chain\n",
+            t.requests,
+            t.admitted,
+            t.served,
+            t.delivered,
+            t.delivered_worth,
+            t.delivered_charged,
+            t.delivered_in_flight,
+            t.charged
         ));
         for host in &self.host_summaries {
             out.push_str(&format!(

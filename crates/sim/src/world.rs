@@ -18,7 +18,7 @@ use gonka_chain::{
 use gonka_consensus::{Application, ValidatorInfo};
 use gonka_engine_api::fake::{FakeEngine, answer};
 use gonka_engine_api::{ChatMessage, Generator};
-use gonka_host::admission::{RequestClaim, Role, admit};
+use gonka_host::admission::{RequestClaim, Role, admit, check_body_size};
 use gonka_host::poc::{PocAction, PocInput};
 use gonka_host::protocol::forward_message;
 use gonka_host::receipts::Outbox;
@@ -50,6 +50,10 @@ const MS_PER_TOKEN: u64 = 2;
 /// Heights after an answer's expiry deadline by which it must be settled.
 const SETTLE_MARGIN_BLOCKS: u64 = 3;
 
+/// Collateral each host locks at genesis to vouch for the requests it forwards as a transfer agent
+/// (`docs/spec/inference.md` §4.1), out of its genesis balance.
+pub const HOST_COLLATERAL: Amount = Amount(100_000_000_000);
+
 /// A forwarded request on its way to the executor.
 #[derive(Debug, Clone)]
 struct Forward {
@@ -62,6 +66,7 @@ struct Forward {
 #[derive(Debug, Clone)]
 struct Generation {
     request: SignedRequest,
+    ta_signature: RecoverableSignature,
     prompt_tokens: u32,
     completion_tokens: u32,
     response_hash: Hash,
@@ -770,22 +775,38 @@ impl Sim {
         let Some(running) = self.nodes[executor].running.as_mut() else { return };
         let role = Role::Executor { ta_signature: forward.ta_signature };
         let Ok(admission) = running.chain.with_state(|s| admit(s, me, &role, &forward.claim)) else { return };
-        if running
-            .executor_seen
-            .admit(admission.id, forward.claim.timestamp_ns / 1_000_000, admission.replay_forget_before_ms)
-            .is_err()
-        {
-            return;
-        }
         let prompt: Vec<u32> = self
             .engine
             .render_chat(&[ChatMessage { role: "user".into(), content: forward.content.clone() }])
             .unwrap_or_default();
+        let claim = &forward.claim;
+        if check_body_size(claim.body_len, prompt.len() as u32, claim.max_tokens).is_err() {
+            return;
+        }
+        // Served only within this executor's share of the TA's collateral, as the node does
+        // (crates/node/src/inference/executor.rs).
+        let timestamp_ms = claim.timestamp_ns / 1_000_000;
+        let reserved = running.chain.with_state(|s| {
+            let params = &s.params().inference;
+            let price = params.model(&admission.request.model).map_or(0, |m| m.price_per_token.0);
+            let tokens = u128::from(params.prompt_tokens_max(claim.body_len)) + u128::from(claim.max_tokens);
+            let worst_case = Amount(price.saturating_mul(tokens));
+            running.exposure.reserve(s, &me, claim.transfer_agent, admission.id, worst_case, timestamp_ms)
+        });
+        if reserved.is_err() {
+            return;
+        }
+        if running.executor_seen.admit(admission.id, timestamp_ms, admission.replay_forget_before_ms).is_err()
+        {
+            running.exposure.release(&admission.id);
+            return;
+        }
         let seed = u64::from_be_bytes(admission.id.0[..8].try_into().expect("8 bytes"));
         let tokens = answer(&prompt, MAX_TOKENS as usize, 1.0, seed);
         let ids: Vec<u8> = tokens.iter().flat_map(|t| t.id.to_be_bytes()).collect();
         let generation = Generation {
             request: admission.request,
+            ta_signature: forward.ta_signature,
             prompt_tokens: prompt.len() as u32,
             completion_tokens: tokens.len() as u32,
             response_hash: Hash::digest(&ids),
@@ -811,6 +832,7 @@ impl Sim {
         }
         let finish = InferenceMsg::Finish {
             request: generation.request,
+            ta_signature: generation.ta_signature,
             prompt_tokens: report.prompt_tokens,
             completion_tokens: report.completion_tokens,
             response_hash: generation.response_hash,
@@ -968,11 +990,13 @@ impl Sim {
             digest_parts.extend_from_slice(&violation.height.to_be_bytes());
             digest_parts.extend_from_slice(violation.detail.as_bytes());
         }
-        let (worth, charged) = self.ledger.delivered_totals();
+        let end = self.canonical.len() as u64;
+        let (worth, charged, in_flight) = self.ledger.delivered_totals(end);
         let traffic = TrafficSummary {
             charged: self.ledger.charges.len() as u64,
             delivered_worth: worth,
             delivered_charged: charged,
+            delivered_in_flight: in_flight,
             ..self.traffic
         };
         Report {
@@ -1060,6 +1084,7 @@ fn genesis(config: &SimConfig, nodes: &[SimNode], developers: &[Developer], drai
             validator_key: n.validator.public_key(),
             operational_key: n.operational.public_key(),
             weight: 100,
+            collateral: HOST_COLLATERAL,
         })
         .collect();
     Genesis {

@@ -30,6 +30,7 @@ fn genesis_state() -> State {
                 validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
                 operational_key: host(i).public_key(),
                 weight: 100,
+                collateral: gonka_primitives::Amount::ZERO,
             })
             .collect(),
         developers: vec![],

@@ -56,13 +56,13 @@ fn tiny_claims_are_detected() {
 }
 
 #[test]
-fn drained_balances_are_detected() {
+fn drained_balances_leave_no_answer_unpaid() {
     let faults = Faults { delay: true, ..Faults::default() };
     run_mix(&config(4).with_byzantine(ByzantineKind::DrainBalance, 1).with_faults(faults), 6_000..6_080);
 }
 
 #[test]
-fn forged_transfer_agents_are_detected() {
+fn forged_transfer_agents_pay_for_their_answers() {
     run_mix(&config(5).with_byzantine(ByzantineKind::ForgeTa, 1), 7_000..7_060);
 }
 

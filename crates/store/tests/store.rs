@@ -19,6 +19,7 @@ fn genesis() -> Genesis {
             validator_key: ValidatorKey::from_secret_bytes([3; 32]).public_key(),
             operational_key: alice.public_key(),
             weight: 1,
+            collateral: gonka_primitives::Amount::ZERO,
         }],
         developers: vec![],
     }

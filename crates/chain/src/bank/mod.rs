@@ -48,6 +48,11 @@ pub enum Hold {
     Escrow(Hash),
     /// Fees a host earned as executor and has not been paid out yet.
     Owed(Address),
+    /// A host's collateral: what vouches for the requests it forwards as transfer agent
+    /// (`docs/spec/inference.md` §4.1) and, later, what slashing takes.
+    Collateral(Address),
+    /// Collateral a host withdrew, still answerable for what it vouched for until released.
+    Unbonding(Address),
 }
 
 impl gonka_primitives::codec::Encode for Hold {
@@ -61,6 +66,14 @@ impl gonka_primitives::codec::Encode for Hold {
                 out.push(1);
                 host.encode(out);
             }
+            Hold::Collateral(host) => {
+                out.push(2);
+                host.encode(out);
+            }
+            Hold::Unbonding(host) => {
+                out.push(3);
+                host.encode(out);
+            }
         }
     }
 }
@@ -72,6 +85,8 @@ impl gonka_primitives::codec::Decode for Hold {
         match <u8 as gonka_primitives::codec::Decode>::decode(reader)? {
             0 => Ok(Hold::Escrow(gonka_primitives::codec::Decode::decode(reader)?)),
             1 => Ok(Hold::Owed(gonka_primitives::codec::Decode::decode(reader)?)),
+            2 => Ok(Hold::Collateral(gonka_primitives::codec::Decode::decode(reader)?)),
+            3 => Ok(Hold::Unbonding(gonka_primitives::codec::Decode::decode(reader)?)),
             tag => Err(gonka_primitives::codec::DecodeError::InvalidTag { what: "hold", tag }),
         }
     }
@@ -313,6 +328,12 @@ impl Module for Bank {
                 }
                 Ok(())
             }
+        }
+    }
+
+    fn debits(_state: &State, tx: &TxContext, msg: &BankMsg) -> Vec<(Address, Amount)> {
+        match msg {
+            BankMsg::Send { amount, .. } => vec![(tx.sender, *amount)],
         }
     }
 

@@ -11,8 +11,9 @@
 //!   `Escrow(id)`.
 //! - Finish after Start: cost `(prompt + completion) × price`; `min(cost, escrow)` moves to the
 //!   executor's hold `Owed(executor)`, the rest back to the requester.
-//! - Finish first: the requester pays `min(cost, balance)` straight into `Owed(executor)`; a later Start
-//!   only records the TA.
+//! - Finish first: the requester pays `min(cost, balance)` straight into `Owed(executor)` and the TA that
+//!   vouched for the request (its forward signature, carried by the Finish) pays the rest from its
+//!   collateral ([`crate::collateral::charge_vouched`]); a later Start only records the TA.
 //! - A Start not finished by its deadline (`start + expiry_base_blocks + ⌈max_tokens /
 //!   expiry_tokens_per_block⌉`) expires: full refund, the executor's missed count +1; a later Finish
 //!   is refused.
@@ -29,13 +30,15 @@ mod state;
 
 pub use draw::{draw_executor, executor_for, is_assigned, previous_executor_for};
 pub use msg::{
-    InferenceError, InferenceMsg, REQUEST_DOMAIN, RequestTerms, SignedRequest, inference_id, push_chain_id,
-    request_message,
+    FORWARD_DOMAIN, InferenceError, InferenceMsg, REQUEST_DOMAIN, RequestTerms, SignedRequest,
+    forward_message, inference_id, push_chain_id, request_message,
 };
 pub use params::{InferenceParams, ModelPrice};
 pub use state::{Developer, HostStats, Inference, InferenceStatus, Inferences};
 
 use receipt::Receipt;
+
+use gonka_primitives::{Address, Amount};
 
 use crate::bank::Hold;
 use crate::event::Event;
@@ -49,9 +52,10 @@ fn receipt_of(msg: &InferenceMsg) -> Option<Receipt<'_>> {
         InferenceMsg::Start { request, executor, prompt_tokens } => {
             Some(Receipt::Start { request, executor: *executor, prompt_tokens: *prompt_tokens })
         }
-        InferenceMsg::Finish { request, prompt_tokens, completion_tokens, response_hash } => {
+        InferenceMsg::Finish { request, ta_signature, prompt_tokens, completion_tokens, response_hash } => {
             Some(Receipt::Finish {
                 request,
+                ta_signature,
                 prompt_tokens: *prompt_tokens,
                 completion_tokens: *completion_tokens,
                 response_hash: *response_hash,
@@ -96,6 +100,19 @@ impl Module for Inferences {
             }
         };
         Ok(vec![receipt::apply(state, tx.sender, &receipt, id, tx.height)?])
+    }
+
+    /// A Start that would escrow debits the requester (the mempool reserves it). A Finish-first
+    /// charge is not reserved: what the requester cannot pay, the vouching TA's collateral does.
+    fn debits(state: &State, _tx: &TxContext, msg: &InferenceMsg) -> Vec<(Address, Amount)> {
+        match msg {
+            InferenceMsg::Start { request, prompt_tokens, .. } => {
+                receipt::start_escrow(state, request, *prompt_tokens).map_or(Vec::new(), |escrow| {
+                    if escrow == Amount::ZERO { Vec::new() } else { vec![(request.requester, escrow)] }
+                })
+            }
+            _ => Vec::new(),
+        }
     }
 
     fn end_block(state: &mut State, block: &BlockContext) -> Result<Vec<Event>, InvariantViolation> {

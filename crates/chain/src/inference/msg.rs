@@ -24,10 +24,14 @@ messages! {
             /// Prompt tokens (chat template applied).
             prompt_tokens: u32,
         },
-        /// The executor's receipt: token counts and the SHA-256 of the completion text.
+        /// The executor's receipt: token counts, the SHA-256 of the completion text, and the TA's
+        /// forward signature, by which the TA vouches for the request: if the developer cannot pay,
+        /// the TA's collateral does (`docs/spec/inference.md` §4.1).
         2 => Finish("finish_inference", routine) {
             /// The signed request.
             request: SignedRequest,
+            /// The TA's recoverable signature over [`forward_message`] for this executor.
+            ta_signature: RecoverableSignature,
             /// Prompt tokens.
             prompt_tokens: u32,
             /// Completion tokens.
@@ -68,6 +72,20 @@ pub fn request_message(chain_id: &str, terms: &RequestTerms) -> Vec<u8> {
     message.extend_from_slice(&terms.transfer_agent.0);
     message.extend_from_slice(&terms.model.0);
     message.extend_from_slice(&terms.max_tokens.to_be_bytes());
+    message
+}
+
+/// Domain of the transfer agent's forward signature.
+pub const FORWARD_DOMAIN: &[u8] = b"gonka/ta-forward/v2\0";
+
+/// What the TA signs when it forwards a request, vouching for its payment: domain ‖ chain id ‖
+/// inference id ‖ executor ‖ max_tokens. The executor's Finish carries it to the chain.
+pub fn forward_message(chain_id: &str, id: &Hash, executor: &Address, max_tokens: u32) -> Vec<u8> {
+    let mut message = FORWARD_DOMAIN.to_vec();
+    push_chain_id(&mut message, chain_id);
+    message.extend_from_slice(&id.0);
+    message.extend_from_slice(&executor.0);
+    message.extend_from_slice(&max_tokens.to_be_bytes());
     message
 }
 
@@ -170,6 +188,10 @@ pub enum InferenceError {
     /// The developer's signature does not recover to the requester.
     #[error("the developer signature does not match the requester")]
     BadRequestSignature,
+    /// The Finish's forward signature is not the request's TA's (account or operational key) for
+    /// this executor: no TA vouched for it.
+    #[error("the transfer agent's forward signature does not match the request's transfer agent")]
+    BadTaSignature,
     /// The receipt's sender is not the role it claims (TA for Start, executor for Finish).
     #[error("{0}")]
     WrongRole(&'static str),

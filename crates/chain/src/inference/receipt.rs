@@ -1,10 +1,10 @@
 //! Checking and applying the two receipts of an inference (`docs/spec/inference.md` §4): the
 //! transfer agent's Start and the executor's Finish, in either order.
 
-use gonka_primitives::{Address, Amount, Hash};
+use gonka_primitives::{Address, Amount, Hash, RecoverableSignature};
 
 use super::draw::{executor_for, is_assigned};
-use super::msg::{InferenceError, SignedRequest, inference_id};
+use super::msg::{InferenceError, SignedRequest, forward_message, inference_id};
 use super::state::{Inference, InferenceStatus};
 use crate::bank::{BankError, Hold};
 use crate::event::Event;
@@ -12,8 +12,18 @@ use crate::state::State;
 
 /// A Start or a Finish, as the checks see them.
 pub(super) enum Receipt<'a> {
-    Start { request: &'a SignedRequest, executor: Address, prompt_tokens: u32 },
-    Finish { request: &'a SignedRequest, prompt_tokens: u32, completion_tokens: u32, response_hash: Hash },
+    Start {
+        request: &'a SignedRequest,
+        executor: Address,
+        prompt_tokens: u32,
+    },
+    Finish {
+        request: &'a SignedRequest,
+        ta_signature: &'a RecoverableSignature,
+        prompt_tokens: u32,
+        completion_tokens: u32,
+        response_hash: Hash,
+    },
 }
 
 /// Checks a request's signature (over its terms and this chain's id), time, model, size, the receipt's
@@ -83,10 +93,7 @@ pub(super) fn check(
                 None => {
                     // Start first escrows the worst case: a requester who cannot cover it is refused
                     // here, before the receipt takes block space.
-                    let escrow = tokens_cost(
-                        u64::from(*prompt_tokens) + u64::from(request.max_tokens),
-                        price(state, &request.model)?,
-                    )?;
+                    let escrow = start_escrow(state, request, *prompt_tokens)?;
                     let balance = state.bank.balance(&request.requester);
                     if balance < escrow {
                         return Err(InferenceError::CannotPay { balance, needed: escrow });
@@ -95,9 +102,21 @@ pub(super) fn check(
                 }
             }
         }
-        Receipt::Finish { request, prompt_tokens, completion_tokens, .. } => {
-            if !state.hosts.is_host(&request.transfer_agent) {
+        Receipt::Finish { request, ta_signature, prompt_tokens, completion_tokens, .. } => {
+            let Some(ta) = state.hosts.participant(&request.transfer_agent) else {
                 return Err(InferenceError::WrongRole("the request's transfer agent is not a host"));
+            };
+            let message = forward_message(
+                &state.meta.chain_id,
+                &inference_id(&request.signature),
+                &sender,
+                request.max_tokens,
+            );
+            let vouched = ta_signature
+                .recover(&message)
+                .is_ok_and(|key| key == ta.account_key || key == ta.operational_key);
+            if !vouched {
+                return Err(InferenceError::BadTaSignature);
             }
             if *completion_tokens > request.max_tokens || *prompt_tokens > max_prompt {
                 return Err(InferenceError::Tokens(format!(
@@ -132,7 +151,7 @@ pub(super) fn apply(
         Receipt::Start { request, executor, prompt_tokens } => {
             start(state, sender, request, *executor, *prompt_tokens, id, height)
         }
-        Receipt::Finish { request, prompt_tokens, completion_tokens, response_hash } => {
+        Receipt::Finish { request, prompt_tokens, completion_tokens, response_hash, .. } => {
             let event = match state.inference.record(&id).cloned() {
                 Some(started) => finish_started(
                     state,
@@ -246,7 +265,23 @@ fn finish_started(
     Ok(Event::new("inference_finished").with("refund", refund.0).with("cost", cost.0))
 }
 
-/// Finish first: the requester pays `min(cost, balance)` straight into the executor's owed hold.
+/// What a Start of `request` would escrow now: `(prompt + max_tokens) × price`, or nothing when a
+/// receipt of it is already recorded (a Start after the Finish moves no money).
+pub(super) fn start_escrow(
+    state: &State,
+    request: &SignedRequest,
+    prompt_tokens: u32,
+) -> Result<Amount, InferenceError> {
+    if state.inference.record(&inference_id(&request.signature)).is_some() {
+        return Ok(Amount::ZERO);
+    }
+    tokens_cost(u64::from(prompt_tokens) + u64::from(request.max_tokens), price(state, &request.model)?)
+}
+
+/// Finish first: the requester pays `min(cost, balance)` straight into the executor's owed hold and
+/// the TA that vouched for the request (its forward signature was checked) pays the rest from its
+/// collateral, then its unbonding collateral (`docs/spec/inference.md` §4.1). Executors keep what they
+/// serve for a TA within their share of its collateral, so the rest is always there.
 #[allow(clippy::too_many_arguments)]
 fn finish_first(
     state: &mut State,
@@ -260,8 +295,13 @@ fn finish_first(
 ) -> Result<Event, InferenceError> {
     let tokens = u64::from(prompt_tokens) + u64::from(completion_tokens);
     let price = price(state, &request.model)?;
-    let cost = tokens_cost(tokens, price)?.min(state.bank.balance(&request.requester));
-    state.bank.escrow(request.requester, Hold::Owed(sender), cost)?;
+    let full = tokens_cost(tokens, price)?;
+    let from_requester = full.min(state.bank.balance(&request.requester));
+    state.bank.escrow(request.requester, Hold::Owed(sender), from_requester)?;
+    let shortfall = Amount(full.0 - from_requester.0);
+    let from_ta =
+        crate::collateral::charge_vouched(state, request.transfer_agent, Hold::Owed(sender), shortfall)?;
+    let cost = Amount(from_requester.0 + from_ta.0);
     state.inference.host_stats.upsert(sender, |s| s.finished += 1);
     state.inference.records.insert(
         id,
@@ -284,7 +324,11 @@ fn finish_first(
         },
     );
     schedule_prune(state, id, request.timestamp_ns / 1_000_000);
-    Ok(Event::new("inference_finished").with("refund", 0).with("cost", cost.0))
+    Ok(Event::new("inference_finished")
+        .with("refund", 0)
+        .with("cost", cost.0)
+        .with("requester_paid", from_requester.0)
+        .with("transfer_agent_paid", from_ta.0))
 }
 
 fn price(state: &State, model: &Hash) -> Result<Amount, InferenceError> {

@@ -21,6 +21,7 @@ pub fn participant(i: usize, weight: u64) -> GenesisParticipant {
             .public_key(),
         operational_key: AccountKey::from_seed(format!("ops-{i}").as_bytes()).public_key(),
         weight,
+        collateral: gonka_primitives::Amount::ZERO,
     }
 }
 

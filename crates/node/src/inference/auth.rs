@@ -6,6 +6,7 @@ use axum::http::HeaderMap;
 use gonka_api::ApiError;
 use gonka_chain::State;
 use gonka_host::admission::{AdmissionError, ReplayError};
+use gonka_host::exposure::ExposureError;
 use gonka_host::protocol::{HEADER_REQUESTER, HEADER_TIMESTAMP, decode_signature};
 use gonka_primitives::{Address, RecoverableSignature};
 
@@ -63,12 +64,25 @@ pub(crate) fn refused(error: AdmissionError) -> ApiError {
         AdmissionError::StaleTimestamp { .. } => ApiError::invalid("X-Timestamp", message),
         AdmissionError::ModelNotFound(model) => ApiError::ModelNotFound { model, param: Some("model") },
         AdmissionError::MaxTokens { .. } => ApiError::invalid("max_tokens", message),
-        AdmissionError::PromptTooLong { .. } => ApiError::invalid("messages", message),
+        AdmissionError::PromptTooLong { .. } | AdmissionError::BodyTooLarge { .. } => {
+            ApiError::invalid("messages", message)
+        }
         AdmissionError::InsufficientBalance { balance, needed } => {
             ApiError::InsufficientBalance { balance, needed }
         }
         AdmissionError::NoExecutor => ApiError::Unavailable(message),
         AdmissionError::NotDrawn => ApiError::invalid("Authorization", message),
+    }
+}
+
+/// A refusal of the executor's exposure book, as the TA sees it: 403 without collateral, 429 while its
+/// share is taken by requests not yet on chain.
+pub(crate) fn unvouched(error: ExposureError) -> ApiError {
+    match error {
+        ExposureError::NoCollateral(_) => ApiError::Unvouched(error.to_string()),
+        ExposureError::Exceeded { .. } | ExposureError::Full(_) => {
+            ApiError::CapacityReached(error.to_string())
+        }
     }
 }
 

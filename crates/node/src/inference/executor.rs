@@ -3,7 +3,11 @@
 //! It checks the TA's signature over (inference id, this executor, max_tokens), the developer's
 //! signature, the time window, replay and that the chain draws this host for the id; then it answers
 //! through the same OpenAI handler a direct client gets, with a generator that records what it sends.
-//! When the generation ends it keeps the payload and records `FinishInference`. A generation that
+//! Before generating it takes the request's worst-case cost from the TA's collateral share
+//! ([`gonka_host::exposure`]), so the chain can pay the answer whatever the developer does; after the
+//! signatures it counts the prompt and refuses bodies larger than their tokens pay to store.
+//! When the generation ends it keeps the payload and records `FinishInference` with the TA's
+//! forward signature. A generation that
 //! fails inside the engine records nothing: the Start expires and the developer is refunded in full.
 
 use std::sync::{Arc, Mutex};
@@ -14,21 +18,21 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, Request, header};
 use axum::response::{IntoResponse, Response};
 use gonka_api::{ApiError, ApiLimits, AppState};
-use gonka_chain::{InferenceMsg, Msg, SignedRequest};
+use gonka_chain::{InferenceMsg, SignedRequest};
 use gonka_engine::{
     ChatMessage, EngineError, GenerationEvent, GenerationRequest, GenerationStream, Generator, ModelInfo,
     PositionLogprobs,
 };
-use gonka_host::admission::{RequestClaim, Role, admit};
+use gonka_host::admission::{RequestClaim, Role, admit, check_body_size};
 use gonka_host::protocol::{
     HEADER_MAX_TOKENS, HEADER_TA_SIGNATURE, HEADER_TRANSFER_ADDRESS, decode_signature,
 };
-use gonka_primitives::{Address, Hash};
+use gonka_primitives::{Address, Amount, Hash, RecoverableSignature};
 use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 
 use super::InferenceService;
-use super::auth::{SignedHeaders, refused, replayed};
+use super::auth::{SignedHeaders, refused, replayed, unvouched};
 use super::payloads::Payload;
 use super::ta::body_or_error;
 
@@ -88,17 +92,50 @@ async fn verify_and_execute(
     let own = service.account();
     let admission =
         service.with_state(|s| admit(s, own, &Role::Executor { ta_signature }, &claim)).map_err(refused)?;
+    // Everything before this was signatures and chain lookups; now the prompt is counted once.
+    let limits = ApiLimits {
+        max_tokens_default: max_tokens as usize,
+        max_tokens_cap: max_tokens as usize,
+        ..service.limits.clone()
+    };
+    let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &limits)?;
+    let prompt_tokens = u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX);
+    check_body_size(claim.body_len, prompt_tokens, max_tokens).map_err(refused)?;
+    // The most the Finish may charge: what the chain allows for this signed body.
+    let worst_case = service.with_state(|s| {
+        let params = &s.params().inference;
+        let price = params.model(&admission.request.model).map_or(0, |m| m.price_per_token.0);
+        let tokens = u128::from(params.prompt_tokens_max(claim.body_len)) + u128::from(max_tokens);
+        Amount(price.saturating_mul(tokens))
+    });
     service
-        .lock_executor_seen()
-        .admit(admission.id, claim.timestamp_ns / 1_000_000, admission.replay_forget_before_ms)
-        .map_err(replayed)?;
-    execute(service, admission.request, &headers, body).await
+        .with_state(|s| {
+            service.lock_exposure().reserve(
+                s,
+                &own,
+                transfer_agent,
+                admission.id,
+                worst_case,
+                claim.timestamp_ns / 1_000_000,
+            )
+        })
+        .map_err(unvouched)?;
+    if let Err(error) = service.lock_executor_seen().admit(
+        admission.id,
+        claim.timestamp_ns / 1_000_000,
+        admission.replay_forget_before_ms,
+    ) {
+        service.lock_exposure().release(&admission.id);
+        return Err(replayed(error));
+    }
+    execute(service, admission.request, ta_signature, &headers, body).await
 }
 
 /// Answers `body` for the verified `request` through the OpenAI handler, then records the receipt.
 pub(crate) async fn execute(
     service: Arc<InferenceService>,
     request: SignedRequest,
+    ta_signature: RecoverableSignature,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -118,14 +155,20 @@ pub(crate) async fn execute(
     let response = gonka_api::app(state).oneshot(inner).await.unwrap_or_else(|never| match never {});
     tokio::spawn(async move {
         if let Ok(record) = record_rx.await {
-            finish(&service, request, &body, record);
+            finish(&service, request, ta_signature, &body, record);
         }
     });
     Ok(response)
 }
 
 /// Keeps the payload and records the FinishInference of a generation that produced an answer.
-fn finish(service: &InferenceService, request: SignedRequest, body: &[u8], record: Record) {
+fn finish(
+    service: &InferenceService,
+    request: SignedRequest,
+    ta_signature: RecoverableSignature,
+    body: &[u8],
+    record: Record,
+) {
     let id = gonka_chain::inference_id(&request.signature);
     if record.failed {
         tracing::warn!(%id, "generation failed; no FinishInference (the Start expires and is refunded)");
@@ -149,8 +192,8 @@ fn finish(service: &InferenceService, request: SignedRequest, body: &[u8], recor
         tracing::warn!(%id, %error, "could not keep the payload");
     }
     let message =
-        Msg::Inference(InferenceMsg::Finish { request, prompt_tokens, completion_tokens, response_hash });
-    match service.signer.submit(vec![message]) {
+        InferenceMsg::Finish { request, ta_signature, prompt_tokens, completion_tokens, response_hash };
+    match service.submit_receipt(message) {
         Ok(hash) => tracing::debug!(%id, tx = %hash, completion_tokens, "inference finished"),
         Err(error) => tracing::warn!(%id, %error, "FinishInference refused"),
     }

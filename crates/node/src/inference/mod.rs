@@ -24,6 +24,7 @@ use gonka_chain::InferenceMsg;
 use gonka_chain::State;
 use gonka_engine::Generator;
 use gonka_host::admission::ReplayGuard;
+use gonka_host::exposure::ExposureBook;
 use gonka_host::receipts::Outbox;
 use gonka_primitives::Address;
 use tokio::sync::Semaphore;
@@ -31,6 +32,10 @@ use tokio::sync::Semaphore;
 pub use payloads::{Payload, PayloadStore};
 
 use crate::signer::HostSigner;
+
+/// Most served requests whose payment is not yet on chain (each an exposure entry): far above what one
+/// host generates within a block or two.
+const EXPOSURE_ENTRIES_MAX: usize = 65_536;
 
 /// Bounds of the inference service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -68,6 +73,7 @@ pub struct InferenceService {
     ta_seen: Mutex<ReplayGuard>,
     executor_seen: Mutex<ReplayGuard>,
     payload_seen: Mutex<ReplayGuard>,
+    exposure: Mutex<ExposureBook>,
     payloads: PayloadStore,
     outbox: Mutex<Outbox>,
 }
@@ -96,6 +102,7 @@ impl InferenceService {
             ta_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
             executor_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
             payload_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
+            exposure: Mutex::new(ExposureBook::new(EXPOSURE_ENTRIES_MAX)),
             http,
             payloads,
             outbox,
@@ -116,6 +123,10 @@ impl InferenceService {
 
     fn lock_executor_seen(&self) -> MutexGuard<'_, ReplayGuard> {
         self.executor_seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_exposure(&self) -> MutexGuard<'_, ExposureBook> {
+        self.exposure.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock_payload_seen(&self) -> MutexGuard<'_, ReplayGuard> {

@@ -136,7 +136,11 @@ async fn transfer(
     }
     tracing::debug!(id = %admission.id, executor = %admission.executor, "inference started");
     let mut response = if admission.executor == own {
-        let response = executor::execute(service, admission.request, &headers, body).await?;
+        // Its own executor: it vouches to itself (a shortfall comes out of its own collateral).
+        let chain_id = service.with_state(|s| s.meta.chain_id.clone());
+        let message = forward_message(&chain_id, &admission.id, &own, admission.request.max_tokens);
+        let ta_signature = service.signer.key().sign_recoverable(&message);
+        let response = executor::execute(service, admission.request, ta_signature, &headers, body).await?;
         hold_until_done(response, permit)
     } else {
         forward(&service, &admission, &headers, body, summary.stream, permit).await?
@@ -191,6 +195,10 @@ fn start_refused(error: &anyhow::Error) -> ApiError {
         Some(MempoolError::Check(TxError::Inference(InferenceError::CannotPay { balance, needed })))
         | Some(MempoolError::Check(TxError::Bank(BankError::InsufficientFunds { balance, needed }))) => {
             ApiError::InsufficientBalance { balance: balance.0, needed: needed.0 }
+        }
+        // Another request of the same developer waiting in the mempool already holds that balance.
+        Some(MempoolError::Overdrawn { balance, pending, needed, .. }) => {
+            ApiError::InsufficientBalance { balance: balance.0.saturating_sub(pending.0), needed: needed.0 }
         }
         Some(MempoolError::Check(TxError::Inference(InferenceError::Duplicate(_)))) => ApiError::Replay,
         Some(MempoolError::Check(TxError::Inference(InferenceError::StaleTimestamp { .. }))) => {

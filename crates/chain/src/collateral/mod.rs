@@ -1,0 +1,185 @@
+//! Host collateral (`docs/spec/inference.md` §4.1): money a host locks so that what it vouches for
+//! is paid. A transfer agent's forward signature vouches for the request it forwards: when the
+//! developer cannot pay a delivered answer (its escrow never landed and its balance is short), the
+//! shortfall is taken from the TA's collateral, then from its unbonding collateral
+//! ([`charge_vouched`]). Executors serve a TA's requests only within their share of its collateral
+//! (`gonka_host::exposure`), so every delivered answer is paid.
+//!
+//! Withdrawing is not instant: withdrawn collateral sits in `Unbonding(host)` for `unbonding_ms` of
+//! block time, longer than any vouched request can still be settled (the request window), so a TA cannot
+//! vouch, withdraw and leave executors unpaid. The tokenomics issue will slash it too.
+
+mod msg;
+
+use gonka_primitives::{Address, Amount, codec_struct};
+use serde::{Deserialize, Serialize};
+
+pub use msg::{CollateralError, CollateralMsg};
+
+use crate::bank::{BankError, Hold};
+use crate::event::Event;
+use crate::genesis::Genesis;
+use crate::module::{BlockContext, InvariantViolation, Module, TxContext};
+use crate::state::{GenesisError, State};
+use crate::table::Table;
+
+/// Most withdrawals one host may have unbonding at once (each is a row until released).
+pub const MAX_UNBONDING_PER_HOST: usize = 16;
+
+/// Collateral parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollateralParams {
+    /// Block time a withdrawal waits before it returns to the balance.
+    pub unbonding_ms: u64,
+}
+codec_struct!(CollateralParams { unbonding_ms });
+
+impl Default for CollateralParams {
+    fn default() -> CollateralParams {
+        // Five minutes: past the 90 s request window and the 180 s record retention with room for
+        // slow blocks.
+        CollateralParams { unbonding_ms: 300_000 }
+    }
+}
+
+tables! {
+    /// The collateral module's state (the amounts themselves are bank holds).
+    pub struct Collateral {
+        /// Withdrawals waiting: (release time ms, host) → amount.
+        unbonding: Table<(u64, Address), Amount> = 1,
+    }
+}
+
+impl Collateral {
+    /// Withdrawals waiting, by release time.
+    pub fn unbonding(&self) -> &Table<(u64, Address), Amount> {
+        &self.unbonding
+    }
+}
+
+/// `host`'s collateral that vouches for new requests.
+pub fn collateral_of(state: &State, host: &Address) -> Amount {
+    state.bank.held(&Hold::Collateral(*host))
+}
+
+/// Takes up to `amount` for a vouched request from `ta`'s collateral, then from its unbonding
+/// collateral, into `to`; returns what it took.
+pub fn charge_vouched(state: &mut State, ta: Address, to: Hold, amount: Amount) -> Result<Amount, BankError> {
+    let mut taken = Amount::ZERO;
+    for from in [Hold::Collateral(ta), Hold::Unbonding(ta)] {
+        let left = Amount(amount.0 - taken.0);
+        let part = left.min(state.bank.held(&from));
+        state.bank.transfer_held(from, to, part)?;
+        taken = Amount(taken.0 + part.0);
+    }
+    Ok(taken)
+}
+
+impl Module for Collateral {
+    const ID: u8 = 7;
+    const NAME: &'static str = "collateral";
+    type Msg = CollateralMsg;
+    type Error = CollateralError;
+
+    fn init_genesis(state: &mut State, genesis: &Genesis) -> Result<(), GenesisError> {
+        for host in &genesis.participants {
+            if host.collateral == Amount::ZERO {
+                continue;
+            }
+            state.bank.escrow(host.address, Hold::Collateral(host.address), host.collateral).map_err(
+                |_| {
+                    GenesisError::Invalid(format!(
+                        "host {} locks collateral {} above its genesis balance",
+                        host.address, host.collateral
+                    ))
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    fn check(state: &State, tx: &TxContext, msg: &CollateralMsg) -> Result<(), CollateralError> {
+        if !state.hosts.is_host(&tx.sender) {
+            return Err(CollateralError::NotAHost(tx.sender));
+        }
+        match msg {
+            CollateralMsg::Deposit { amount } | CollateralMsg::Withdraw { amount }
+                if *amount == Amount::ZERO =>
+            {
+                Err(CollateralError::ZeroAmount)
+            }
+            CollateralMsg::Deposit { amount } => {
+                let balance = state.bank.balance(&tx.sender);
+                if balance < *amount {
+                    return Err(BankError::InsufficientFunds { balance, needed: *amount }.into());
+                }
+                Ok(())
+            }
+            CollateralMsg::Withdraw { amount } => {
+                let held = collateral_of(state, &tx.sender);
+                if held < *amount {
+                    return Err(CollateralError::NotEnoughCollateral { held, needed: *amount });
+                }
+                let waiting =
+                    state.collateral.unbonding.keys().filter(|(_, host)| *host == tx.sender).count();
+                if waiting >= MAX_UNBONDING_PER_HOST {
+                    return Err(CollateralError::TooManyUnbonding(waiting));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn apply(state: &mut State, tx: &TxContext, msg: &CollateralMsg) -> Result<Vec<Event>, CollateralError> {
+        match msg {
+            CollateralMsg::Deposit { amount } => {
+                state.bank.escrow(tx.sender, Hold::Collateral(tx.sender), *amount)?;
+                Ok(vec![Event::new("collateral_deposited").with("host", tx.sender).with("amount", amount.0)])
+            }
+            CollateralMsg::Withdraw { amount } => {
+                state.bank.transfer_held(Hold::Collateral(tx.sender), Hold::Unbonding(tx.sender), *amount)?;
+                let release_ms = state.meta.time_ms.saturating_add(state.params().collateral.unbonding_ms);
+                let key = (release_ms, tx.sender);
+                let total = state.collateral.unbonding.get(&key).copied().unwrap_or(Amount::ZERO);
+                state.collateral.unbonding.insert(key, Amount(total.0.saturating_add(amount.0)));
+                Ok(vec![
+                    Event::new("collateral_unbonding")
+                        .with("host", tx.sender)
+                        .with("amount", amount.0)
+                        .with("release_ms", release_ms),
+                ])
+            }
+        }
+    }
+
+    fn debits(_state: &State, tx: &TxContext, msg: &CollateralMsg) -> Vec<(Address, Amount)> {
+        match msg {
+            CollateralMsg::Deposit { amount } => vec![(tx.sender, *amount)],
+            CollateralMsg::Withdraw { .. } => Vec::new(),
+        }
+    }
+
+    /// Releases every withdrawal whose time has come, in (time, host) order. What vouched requests
+    /// took from the unbonding hold meanwhile is gone; the release pays out what is left, up to the
+    /// entry's amount.
+    fn end_block(state: &mut State, block: &BlockContext) -> Result<Vec<Event>, InvariantViolation> {
+        let due: Vec<((u64, Address), Amount)> = state
+            .collateral
+            .unbonding
+            .iter()
+            .take_while(|((release_ms, _), _)| *release_ms <= block.time_ms)
+            .map(|(key, amount)| (*key, *amount))
+            .collect();
+        let mut events = Vec::new();
+        for ((release_ms, host), amount) in due {
+            state.collateral.unbonding.remove(&(release_ms, host));
+            let paid = amount.min(state.bank.held(&Hold::Unbonding(host)));
+            state.bank.release(Hold::Unbonding(host), host, paid).map_err(|e| match e {
+                BankError::Invariant(v) => v,
+                other => InvariantViolation::new("holds_cover_their_releases", other.to_string()),
+            })?;
+            events.push(Event::new("collateral_released").with("host", host).with("amount", paid.0));
+        }
+        Ok(events)
+    }
+}
