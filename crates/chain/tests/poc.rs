@@ -8,8 +8,8 @@ mod common;
 use common::{host, participant};
 
 use gonka_chain::{
-    EpochParams, EpochStages, Genesis, GenesisAccount, Msg, Params, PocError, PocMsg, PocNonce, PocParams,
-    State, Tx, TxError, TxResult, poc,
+    EpochParams, EpochStages, Genesis, GenesisAccount, GenesisParticipant, Msg, Params, PocError, PocMsg,
+    PocNonce, PocParams, State, Tx, TxError, TxResult, poc,
 };
 use gonka_poc::{
     Distance, MismatchRule, ModelSpec, check_claims, nonce_distance, sample_seed_message, target, weights,
@@ -49,11 +49,15 @@ fn epoch_params() -> EpochParams {
 /// The tiny model's median distance: half of all nonces are valid, so honest claims are cheap.
 const R_TARGET: &str = "1.41";
 
+/// Collateral each host must hold to enter PoC here, and what each test host locks at genesis.
+const ENTRY: u128 = 500;
+
 fn genesis(time_ms: u64) -> Genesis {
     let mut params = Params::devnet(host(0).address());
     params.epoch = epoch_params();
     params.poc.model = tiny_model();
     params.poc.r_target = R_TARGET.parse().unwrap();
+    params.poc.entry_collateral = Amount(ENTRY);
     Genesis {
         chain_id: CHAIN.into(),
         genesis_time_ms: time_ms,
@@ -61,7 +65,9 @@ fn genesis(time_ms: u64) -> Genesis {
         accounts: (0..HOSTS)
             .map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) })
             .collect(),
-        participants: (0..HOSTS).map(|i| participant(i, 100)).collect(),
+        participants: (0..HOSTS)
+            .map(|i| GenesisParticipant { collateral: Amount(ENTRY), ..participant(i, 100) })
+            .collect(),
         developers: vec![],
     }
 }
@@ -130,7 +136,7 @@ fn batches_are_accepted_only_from_s_plus_one_to_the_exchange_deadline() {
         let mut net = Net::new(1);
         net.advance_to(height_of_block - 1);
         let s = net.stages().poc_start;
-        let tx = net.tx(1, vec![batch(s, &[(1, BELOW)])]);
+        let tx = net.tx(1, vec![commit(1), batch(s, &[(1, BELOW)])]);
         let result = net.deliver(tx);
         assert_eq!(result.is_ok(), accepted, "block {height_of_block}: {result:?}");
     }
@@ -148,6 +154,8 @@ fn batches_are_accepted_only_from_s_plus_one_to_the_exchange_deadline() {
 fn claims_must_be_below_r_target_and_batches_bounded() {
     let mut net = Net::new(1);
     net.advance_to(5);
+    let committed = net.tx(1, vec![commit(1)]);
+    net.deliver(committed).unwrap();
     let r_target = Distance::from_decimal(net.state.params().poc.r_target);
     let at_target = net.tx(1, vec![batch(5, &[(1, BELOW), (2, r_target.0)])]);
     assert_eq!(
@@ -160,14 +168,17 @@ fn claims_must_be_below_r_target_and_batches_bounded() {
     let too_many: Vec<(u64, u32)> = (0..1001).map(|n| (n, BELOW)).collect();
     let big = net.tx(1, vec![batch(5, &too_many)]);
     assert!(net.deliver(big).is_err());
-    assert!(net.state.poc.claims().is_empty(), "failed batches leave nothing behind");
+    assert!(
+        net.state.poc.claims().values().all(|c| c.nonce_count == 0),
+        "failed batches leave nothing behind"
+    );
 }
 
 #[test]
 fn duplicate_nonces_count_once() {
     let mut net = Net::new(1);
     net.advance_to(5);
-    let first = net.tx(2, vec![batch(5, &[(7, BELOW), (7, BELOW), (8, BELOW)])]);
+    let first = net.tx(2, vec![commit(1), batch(5, &[(7, BELOW), (7, BELOW), (8, BELOW)])]);
     net.deliver(first).unwrap();
     let second = net.tx(2, vec![batch(5, &[(8, BELOW), (9, BELOW)])]);
     net.deliver(second).unwrap();
@@ -298,20 +309,23 @@ fn silence_and_missing_seed_commitments_cost_a_host_its_power() {
     let st = net.stages();
     net.advance_to(st.poc_start);
     let claims: Vec<Vec<(u64, u32)>> = (0..HOSTS).map(|i| honest_claims(&net, i, 0, 5)).collect();
-    // Host 3 submits a batch but never commits a seed; host 2 submits nothing.
+    // Host 3 submits a batch but never commits a seed: the chain does not store it. Host 2 submits
+    // nothing.
     let mut txs = Vec::new();
     for (i, pairs) in claims.iter().enumerate().take(2) {
         txs.push(net.tx(i, vec![commit(1), batch(st.poc_start, pairs)]));
     }
     txs.push(net.tx(3, vec![batch(st.poc_start, &claims[3])]));
-    assert!(net.block(&txs).iter().all(|r| r.ok));
+    let results = net.block(&txs);
+    assert!(results[..2].iter().all(|r| r.ok));
+    assert!(results[2].error.as_deref().unwrap_or_default().contains("commit the epoch seed"));
     net.advance_to(st.start_of_validation);
     // Only host 0 (25 % of the weight) votes on host 1: silence from the others counts as no.
-    let votes = vec![verdict(&net, 0, 0), verdict(&net, 0, 3)];
+    let votes = vec![verdict(&net, 0, 0)];
     let tx0 = net.tx(0, votes);
-    let votes1 = vec![verdict(&net, 1, 0), verdict(&net, 1, 3)];
+    let votes1 = vec![verdict(&net, 1, 0)];
     let tx1 = net.tx(1, votes1);
-    let votes2 = vec![verdict(&net, 2, 0), verdict(&net, 2, 3), verdict(&net, 2, 1)];
+    let votes2 = vec![verdict(&net, 2, 0), verdict(&net, 2, 1)];
     let tx2 = net.tx(2, votes2);
     assert!(net.block(&[tx0, tx1, tx2]).iter().all(|r| r.ok));
     net.advance_to(st.set_new_validators);
@@ -458,4 +472,79 @@ fn a_mismatch_rule_counts_unrecomputable_nonces() {
         "a value missing from the recomputation mismatches"
     );
     assert!(Decimal::parse(R_TARGET).is_ok());
+}
+
+#[test]
+fn a_fully_fabricated_claim_is_rejected_at_every_size_and_entering_poc_needs_collateral() {
+    // Issue 12, item 5. The devnet minimum claim is 2 (10^-6 · 10^-6 < 10^-7), mainnet's 3.
+    assert_eq!(PocParams::devnet().min_claim(), Some(2));
+    assert_eq!(PocParams::mainnet().min_claim(), Some(3));
+    let mut net = Net::new(11);
+    let st = net.stages();
+    net.advance_to(st.poc_start);
+    let r_target = poc::mismatch_rule(net.state.params()).r_target.0;
+    let fake = |from: u64, count: u64| -> Vec<(u64, u32)> {
+        (from..from + count).map(|n| (n, r_target - 1_000)).collect()
+    };
+    // Host 0 is honest with 10 nonces; host 1 fabricates one nonce (below the minimum: not validated,
+    // no weight); host 2 fabricates exactly the minimum; host 3 fabricates 50.
+    let claims = [honest_claims(&net, 0, 0, 10), fake(100, 1), fake(200, 2), fake(300, 50)];
+    let mut txs = Vec::new();
+    for (i, pairs) in claims.iter().enumerate() {
+        txs.push(net.tx(i, vec![commit(1), batch(st.poc_start, pairs)]));
+    }
+    assert!(net.block(&txs).iter().all(|r| r.ok));
+    net.advance_to(st.start_of_validation);
+    // No one may vote on the one-nonce claim; the others are sampled whole and fail.
+    let on_tiny = net.tx(0, vec![verdict(&net, 0, 1)]);
+    assert!(net.deliver(on_tiny).unwrap_err().contains("earn nothing"));
+    let mut txs = Vec::new();
+    for validator in 0..HOSTS {
+        let votes = [0, 2, 3].iter().map(|&p| verdict(&net, validator, p)).collect();
+        txs.push(net.tx(validator, votes));
+    }
+    assert!(net.block(&txs).iter().all(|r| r.ok));
+    for (participant, mismatches) in [(2usize, 2u32), (3, 50)] {
+        let vote = net.state.poc.vote(st.poc_start, host(participant).address(), host(0).address()).unwrap();
+        assert!(vote.fraud && vote.mismatches == mismatches, "host {participant}: {vote:?}");
+    }
+    net.advance_to(st.set_new_validators);
+    let power = |i: usize| net.state.hosts.participants()[&host(i).address()].weight;
+    assert_eq!([power(0), power(1), power(2), power(3)], [10, 0, 0, 0]);
+
+    // A host without the entry collateral cannot commit a seed, so it cannot store nonces either.
+    let mut poor = genesis(12);
+    poor.participants[1].collateral = Amount(ENTRY - 1);
+    let mut net = Net::from(&poor);
+    net.advance_to(net.stages().poc_start);
+    let s = net.stages().poc_start;
+    let tx = net.tx(1, vec![commit(1)]);
+    assert!(net.deliver(tx).unwrap_err().contains("needs 500ngonka of collateral"));
+    let tx = net.tx(1, vec![batch(s, &[(1, BELOW)])]);
+    assert!(net.deliver(tx).unwrap_err().contains("commit the epoch seed"));
+}
+
+#[test]
+fn collateral_withdrawn_after_the_seed_commitment_forfeits_the_stage() {
+    let mut net = Net::new(13);
+    let st = net.stages();
+    net.advance_to(st.poc_start);
+    let claims: Vec<Vec<(u64, u32)>> = (0..HOSTS).map(|i| honest_claims(&net, i, 0, 5)).collect();
+    let mut txs = Vec::new();
+    for (i, pairs) in claims.iter().enumerate() {
+        txs.push(net.tx(i, vec![commit(1), batch(st.poc_start, pairs)]));
+    }
+    assert!(net.block(&txs).iter().all(|r| r.ok));
+    let withdraw = Msg::Collateral(gonka_chain::CollateralMsg::Withdraw { amount: Amount(1) });
+    let tx = net.tx(3, vec![withdraw]);
+    net.deliver(tx).unwrap();
+    net.advance_to(st.start_of_validation);
+    let mut txs = Vec::new();
+    for validator in 0..HOSTS {
+        txs.push(net.tx(validator, (0..3).map(|p| verdict(&net, validator, p)).collect()));
+    }
+    assert!(net.block(&txs).iter().all(|r| r.ok));
+    net.advance_to(st.set_new_validators);
+    let power = |i: usize| net.state.hosts.participants()[&host(i).address()].weight;
+    assert_eq!([power(0), power(1), power(2), power(3)], [5, 5, 5, 0]);
 }

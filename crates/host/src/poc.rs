@@ -289,6 +289,13 @@ impl PocHost {
         if committed || self.seed_sent_at.is_some_and(|at| height < at + RESUBMIT_AFTER_BLOCKS) {
             return;
         }
+        let (held, needed) =
+            (gonka_chain::collateral::collateral_of(chain, &me.account), chain.params().poc.entry_collateral);
+        if held < needed {
+            self.summary.last_error =
+                Some(format!("entering PoC needs {needed} of collateral; this host holds {held}"));
+            return;
+        }
         let commitment = Hash::digest(&epoch_seed(&me.operational, &chain.meta.chain_id, stage.epoch));
         let msg = Msg::Poc(PocMsg::SeedCommit { epoch: stage.epoch, commitment });
         if self.seed_sent_at.is_some() && waiting(&msg) {
@@ -307,6 +314,10 @@ impl PocHost {
         waiting: &dyn Fn(&Msg) -> bool,
         actions: &mut Vec<PocAction>,
     ) {
+        // The chain takes nonces only after the seed commitment; until it lands, they wait here.
+        if chain.poc.claim(stage.start_height, me.account).is_none_or(|c| c.seed_commitment.is_none()) {
+            return;
+        }
         let limit = chain.params().poc.max_nonces_per_batch.max(1) as usize;
         self.batches.retain(|batch| waiting(batch));
         let in_flight: std::collections::BTreeSet<u64> = self
@@ -357,8 +368,10 @@ impl PocHost {
         let claimants: Vec<Address> = chain
             .poc
             .stage_claims(stage.start_height)
-            .filter(|(key, claim)| {
-                claim.nonce_count > 0
+            .filter(|(key, _)| {
+                // Claims that cannot earn weight are not worth recomputing (and the chain refuses votes
+                // on them): no seed commitment, below the minimum claim, or no entry collateral.
+                gonka_chain::poc::eligible(chain, stage.start_height, &key.participant).is_ok()
                     && chain.poc.vote(stage.start_height, key.participant, me.account).is_none()
             })
             .map(|(key, _)| key.participant)

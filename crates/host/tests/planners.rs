@@ -29,6 +29,7 @@ fn genesis() -> Genesis {
         set_new_validators_delay: 2,
         inference_validation_cutoff: 2,
     };
+    params.poc.entry_collateral = Amount(100_000);
     params.inference.models.push(gonka_chain::ModelPrice {
         name: "m".into(),
         content_hash: Hash::digest(b"m"),
@@ -109,9 +110,14 @@ fn found_nonces_are_batched_in_the_window_and_the_sprint_stops_at_the_end_of_gen
     let mut state = State::from_genesis(&genesis()).expect("genesis");
     let mut planner = PocHost::new(true);
     advance_to(&mut state, 5);
-    planner.plan(&state, &key(0), &|_| false, PocInput::Block);
+    let actions = planner.plan(&state, &key(0), &|_| false, PocInput::Block);
+    let Some(PocAction::Submit(commit)) = actions.first() else { panic!("a commitment: {actions:?}") };
+    let commit = Tx::new(CHAIN, &host(0), 0, commit.clone());
     let found = vec![(3, Distance(1_200_000_000)), (9, Distance(1_300_000_000))];
     let actions = planner.plan(&state, &key(0), &|_| false, PocInput::Found(found));
+    assert!(submitted(&actions).is_empty(), "nonces wait for the seed commitment: {actions:?}");
+    apply(&mut state, &[commit]);
+    let actions = planner.plan(&state, &key(0), &|_| false, PocInput::Block);
     assert!(
         matches!(&actions[..], [PocAction::Submit(m)] if matches!(&m[0], Msg::Poc(PocMsg::Batch { nonces, .. }) if nonces.len() == 2))
     );

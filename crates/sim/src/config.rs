@@ -70,15 +70,13 @@ impl ByzantineKind {
     /// simulator must report the first of them every time, may report the others, and must report
     /// nothing else; the next issue fixes them.
     pub fn known_violations(self) -> &'static [&'static str] {
-        use crate::invariants::{
-            CHEATER_WEIGHT_ZERO, DELIVERED_ANSWERS_PAID, HONEST_WEIGHT_TRACKS_COMPUTE, NO_OVERCHARGE,
-        };
+        use crate::invariants::{DELIVERED_ANSWERS_PAID, HONEST_WEIGHT_TRACKS_COMPUTE, NO_OVERCHARGE};
         match self {
-            ByzantineKind::TinyClaims => &[CHEATER_WEIGHT_ZERO],
             ByzantineKind::Overcharge => &[NO_OVERCHARGE],
             // Receipts are censored too, so delivered answers can go unpaid.
             ByzantineKind::Censor => &[HONEST_WEIGHT_TRACKS_COMPUTE, DELIVERED_ANSWERS_PAID],
             ByzantineKind::FabricatePoc
+            | ByzantineKind::TinyClaims
             | ByzantineKind::CopyPoc
             | ByzantineKind::WithholdVotes
             | ByzantineKind::DrainBalance

@@ -51,7 +51,7 @@ fn withheld_votes_cost_honest_hosts_nothing_through_losses() {
 }
 
 #[test]
-fn tiny_claims_are_detected() {
+fn tiny_claims_are_rejected() {
     run_mix(&config(5).with_byzantine(ByzantineKind::TinyClaims, 1), 5_000..5_080);
 }
 

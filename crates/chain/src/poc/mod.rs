@@ -48,6 +48,33 @@ fn in_window(what: &'static str, window: RangeInclusive<u64>, height: u64) -> Re
     }
 }
 
+/// Whether `participant`'s claim in the stage at `poc_start` is one validators check and the chain may
+/// accept: a seed commitment, at least [`PocParams::min_claim`] distinct nonces, and the entry
+/// collateral still held (`docs/spec/poc.md` §7). Anything else earns nothing, so no one spends
+/// validation work on it. The one rule the chain, its settlement and the host planner share.
+pub fn eligible(state: &State, poc_start: u64, participant: &Address) -> Result<(), PocError> {
+    let params = &state.params().poc;
+    let claim = state.poc.claim(poc_start, *participant);
+    let claimed = claim.map_or(0, |c| c.nonce_count);
+    if claimed == 0 {
+        return Err(PocError::NoClaims(*participant));
+    }
+    let minimum = params.min_claim().unwrap_or(u64::MAX);
+    if claimed < minimum || claim.is_none_or(|c| c.seed_commitment.is_none()) {
+        return Err(PocError::NotValidated { participant: *participant, claimed, minimum });
+    }
+    check_entry_collateral(state, participant)
+}
+
+fn check_entry_collateral(state: &State, host: &Address) -> Result<(), PocError> {
+    let needed = state.params().poc.entry_collateral;
+    let held = crate::collateral::collateral_of(state, host);
+    if held < needed {
+        return Err(PocError::EntryCollateral { held, needed });
+    }
+    Ok(())
+}
+
 fn check_seed_commit(state: &State, tx: &TxContext, epoch: u64) -> Result<(), PocError> {
     let stage = state.poc.stage().ok_or(PocError::WrongStage(0))?;
     if stage.epoch != epoch {
@@ -58,12 +85,17 @@ fn check_seed_commit(state: &State, tx: &TxContext, epoch: u64) -> Result<(), Po
     if state.poc.claim(stage.start_height, tx.sender).is_some_and(|c| c.seed_commitment.is_some()) {
         return Err(PocError::SeedAlreadyCommitted);
     }
-    Ok(())
+    check_entry_collateral(state, &tx.sender)
 }
 
 fn check_batch(state: &State, tx: &TxContext, poc_start: u64, nonces: &[PocNonce]) -> Result<(), PocError> {
     let (_, stages) = stage_named(state, poc_start)?;
     in_window("a PoC batch", stages.batch_window(), tx.height)?;
+    // Nonces are stored only for a host that committed its seed, which needed the entry collateral:
+    // state per participant is bounded by what it locked.
+    if state.poc.claim(poc_start, tx.sender).is_none_or(|c| c.seed_commitment.is_none()) {
+        return Err(PocError::NoSeedCommitment);
+    }
     let poc = &state.params().poc;
     if nonces.is_empty() || nonces.len() > poc.max_nonces_per_batch as usize {
         return Err(PocError::BatchSize { found: nonces.len(), limit: poc.max_nonces_per_batch });
@@ -97,11 +129,8 @@ fn check_validation(
 ) -> Result<(), PocError> {
     let (stage, stages) = stage_named(state, poc_start)?;
     in_window("a PoC validation", stages.validation_window(), tx.height)?;
-    let claim = state
-        .poc
-        .claim(poc_start, participant)
-        .filter(|c| c.nonce_count > 0)
-        .ok_or(PocError::NoClaims(participant))?;
+    eligible(state, poc_start, &participant)?;
+    let claim = state.poc.claim(poc_start, participant).ok_or(PocError::NoClaims(participant))?;
     if state.poc.vote(poc_start, participant, tx.sender).is_some() {
         return Err(PocError::AlreadyValidated(participant));
     }

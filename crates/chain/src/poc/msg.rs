@@ -135,4 +135,28 @@ pub enum PocError {
     /// The binomial test could not be computed (bad parameters).
     #[error("binomial test: {0}")]
     Binomial(String),
+    /// The host's collateral is below what entering PoC requires (`docs/spec/poc.md` §7).
+    #[error("entering PoC needs {needed} of collateral; the host holds {held}")]
+    EntryCollateral {
+        /// Collateral held.
+        held: gonka_primitives::Amount,
+        /// Required.
+        needed: gonka_primitives::Amount,
+    },
+    /// Nonces before the seed commitment of this stage.
+    #[error("commit the epoch seed before submitting nonces")]
+    NoSeedCommitment,
+    /// The claim is below the smallest size the binomial test can reject when it is fabricated, or
+    /// its host did not commit a seed: no one validates it and it earns no weight.
+    #[error(
+        "{participant} claims {claimed} nonces; claims below {minimum} or without a seed commitment earn nothing and are not validated"
+    )]
+    NotValidated {
+        /// The claimant.
+        participant: Address,
+        /// Its distinct nonces.
+        claimed: u64,
+        /// The minimum claim.
+        minimum: u64,
+    },
 }

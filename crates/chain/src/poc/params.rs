@@ -2,7 +2,7 @@
 //! profiles.
 
 use gonka_poc::ModelSpec;
-use gonka_primitives::{Decimal, codec_struct};
+use gonka_primitives::{Amount, Decimal, codec_struct};
 use serde::{Deserialize, Serialize};
 
 use crate::params::ParamsError;
@@ -28,6 +28,10 @@ pub struct PocParams {
     pub max_nonces_per_stage: u64,
     /// Largest share of the total weight one participant may hold after capping, in `(0, 1]`.
     pub max_individual_power: Decimal,
+    /// Collateral a host must hold to commit a seed and to be accepted at settlement: entering PoC is
+    /// not free (`docs/spec/poc.md` §7).
+    #[serde(default)]
+    pub entry_collateral: Amount,
 }
 codec_struct!(PocParams {
     model,
@@ -39,6 +43,7 @@ codec_struct!(PocParams {
     max_nonces_per_batch,
     max_nonces_per_stage,
     max_individual_power,
+    entry_collateral,
 });
 
 /// `10^-exponent` as a decimal.
@@ -58,6 +63,7 @@ impl PocParams {
             r_target: DEVNET_R_TARGET,
             p_mismatch: decimal_e(1, 6),
             max_individual_power: decimal_e(5, 1),
+            entry_collateral: Amount(10 * gonka_primitives::amount::NGONKA_PER_GNK),
             ..PocParams::mainnet()
         }
     }
@@ -75,7 +81,19 @@ impl PocParams {
             max_nonces_per_batch: 1000,
             max_nonces_per_stage: 1_000_000,
             max_individual_power: decimal_e(25, 2),
+            entry_collateral: Amount(10_000 * gonka_primitives::amount::NGONKA_PER_GNK),
         }
+    }
+
+    /// The smallest claim the binomial test rejects when every sampled nonce mismatches: the least `n`
+    /// with `P[Binomial(n, p_mismatch) ≥ n] < fraud_threshold` (devnet 2, mainnet 3). A fully fabricated
+    /// claim of at least this size is fraud whatever its size, since its sample is at least this
+    /// large and all of it mismatches; smaller claims earn nothing (reference §12.2; issue 12, item 5).
+    /// `None` when no claim up to the sample size would be rejected (invalid parameters).
+    pub fn min_claim(&self) -> Option<u64> {
+        (1..=u64::from(self.validation_sample_size)).find(|&n| {
+            gonka_poc::fraud_detected(n, n, self.p_mismatch, self.fraud_threshold).unwrap_or(false)
+        })
     }
 
     /// The binomial verdict on a validator's count: whether `mismatches` of `sampled` is fraud.
@@ -117,6 +135,11 @@ impl PocParams {
         }
         if self.max_individual_power <= Decimal::ZERO || self.max_individual_power > Decimal::ONE {
             return Err(ParamsError::Limit("poc.max_individual_power"));
+        }
+        // A fabricated claim must be rejectable at some size, and a small one (≤ 16): above that the
+        // minimum would shut out small honest hosts.
+        if self.min_claim().is_none_or(|n| n > 16) {
+            return Err(ParamsError::Limit("poc.p_mismatch"));
         }
         Ok(())
     }

@@ -70,7 +70,8 @@ fn verdicts(state: &State, stage: u64) -> Vec<Verdict> {
                 participant: key.participant,
                 nonce_count: claim.nonce_count,
                 valid_weight,
-                accepted: majority && claim.nonce_count > 0 && claim.seed_commitment.is_some(),
+                // Also re-checked here: the entry collateral must still be held at settlement.
+                accepted: majority && super::eligible(state, stage, &key.participant).is_ok(),
             }
         })
         .collect()

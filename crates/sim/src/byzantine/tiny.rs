@@ -1,6 +1,7 @@
-//! `tiny-claims`: claims one fabricated nonce per stage. Its sample is that one nonce, and one
-//! mismatch in one is not enough for the devnet binomial test to call fraud (reference §12.2), so the
-//! chain gives it weight without compute — a known violation (issue 12 fixes it).
+//! `tiny-claims`: claims the smallest fabricated claim the chain still validates, once per stage
+//! (`PocParams::min_claim` nonces: 2 on the devnet). Before issue 12 it claimed one nonce, which the
+//! binomial test could not call fraud (reference §12.2), and got weight without compute; now a claim
+//! below the minimum earns nothing and one at it is all mismatches, which is fraud.
 
 use gonka_chain::poc;
 use gonka_poc::Distance;
@@ -31,6 +32,7 @@ impl Byzantine for TinyClaimer {
         }
         self.claimed_in = Some(stage.block_hash);
         let r_target = poc::mismatch_rule(view.state.params()).r_target;
-        vec![(7, Distance(r_target.0 - 1_000))]
+        let minimum = view.state.params().poc.min_claim().unwrap_or(1);
+        (0..minimum).map(|i| (7 + i, Distance(r_target.0 - 1_000))).collect()
     }
 }
