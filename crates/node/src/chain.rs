@@ -285,8 +285,9 @@ impl Chain {
             return Ok(());
         }
         let block: Block = decode_exact(bytes, usize::MAX)?;
-        // Applied in place: if persisting fails the node stops (the caller exits), and a restart
-        // reloads the last committed state from the store, so memory never runs ahead of disk.
+        // Applied in place: if persisting fails the chain halts (every later commit is refused and the
+        // node exits), and a restart reloads the last committed state from the store, so nothing ever
+        // runs on a state ahead of the disk.
         let applied = {
             let mempool = self.lock_mempool();
             state.apply_block(&block, &|hash| mempool.contains(hash))
@@ -301,7 +302,16 @@ impl Chain {
             }
             Err(error) => return Err(error.into()),
         };
-        self.store.commit_block(height, bytes, certificate, &outcome)?;
+        if let Err(error) = self.store.commit_block(height, bytes, certificate, &outcome) {
+            // The state in memory is now a block ahead of the disk. Serving it, or answering "already
+            // applied" when consensus decides this height again, would let this node diverge after a
+            // restart; so it halts here, loudly, and a restart reloads the last block the store holds
+            // (issue 12, item 10).
+            let reason = format!("block {height} could not be persisted: {error}");
+            tracing::error!(%reason, "CHAIN HALTED: the store refused a decided block; stopping");
+            self.halted.send_replace(Some(reason.clone()));
+            anyhow::bail!(reason);
+        }
         if outcome.validator_set_changed {
             let set = to_validator_infos(state.validator_set());
             let mut history = self.lock_history();
@@ -398,7 +408,127 @@ fn prune_history<V>(history: &mut BTreeMap<u64, V>, floor: u64) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::MutexGuard;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use gonka_chain::{GenesisAccount, GenesisParticipant, Params};
+    use gonka_primitives::{AccountKey, Amount, ValidatorKey};
+
     use super::*;
+
+    /// A disk in memory that fails every write and sync while `failing` is set, as a full disk does.
+    #[derive(Debug, Clone, Default)]
+    struct FlakyDisk {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        failing: Arc<AtomicBool>,
+    }
+
+    impl FlakyDisk {
+        fn check(&self) -> std::io::Result<()> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            Ok(())
+        }
+
+        fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+            self.bytes.lock().unwrap_or_else(|p| p.into_inner())
+        }
+    }
+
+    impl redb::StorageBackend for FlakyDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(self.lock().len() as u64)
+        }
+
+        fn read(&self, offset: u64, len: usize) -> std::io::Result<Vec<u8>> {
+            let bytes = self.lock();
+            let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+            bytes
+                .get(start..start + len)
+                .map(<[u8]>::to_vec)
+                .ok_or_else(|| std::io::Error::other("short read"))
+        }
+
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.lock().resize(usize::try_from(len).map_err(std::io::Error::other)?, 0);
+            Ok(())
+        }
+
+        fn sync_data(&self, _eventual: bool) -> std::io::Result<()> {
+            self.check()
+        }
+
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            let start = usize::try_from(offset).map_err(std::io::Error::other)?;
+            let mut bytes = self.lock();
+            if bytes.len() < start + data.len() {
+                bytes.resize(start + data.len(), 0);
+            }
+            bytes[start..start + data.len()].copy_from_slice(data);
+            Ok(())
+        }
+    }
+
+    fn genesis() -> Genesis {
+        let host = AccountKey::from_seed(b"store-host");
+        Genesis {
+            chain_id: "store-failure".into(),
+            genesis_time_ms: 0,
+            params: Params::devnet(host.address()),
+            accounts: vec![GenesisAccount { address: host.address(), balance: Amount(1_000) }],
+            participants: vec![GenesisParticipant {
+                address: host.address(),
+                account_key: host.public_key(),
+                api_url: "http://h".into(),
+                validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
+                operational_key: host.public_key(),
+                weight: 1,
+                collateral: Amount::ZERO,
+            }],
+            developers: vec![],
+        }
+    }
+
+    #[test]
+    fn a_block_the_store_cannot_persist_halts_the_chain_and_a_restart_recovers() {
+        // Issue 12, item 10: memory must never serve a state the disk does not hold.
+        let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key().0;
+        let disk = FlakyDisk::default();
+        let open = |disk: &FlakyDisk| {
+            Chain::open(
+                Store::with_backend(disk.clone()).expect("store"),
+                &genesis(),
+                ChainOptions::default(),
+            )
+            .expect("chain")
+        };
+        let chain = open(&disk);
+        let first = chain.build_block(proposer);
+        chain.commit_block(1, &first, b"certificate 1").expect("block 1 persists");
+        let second = chain.build_block(proposer);
+        disk.failing.store(true, Ordering::SeqCst);
+        let error = chain.commit_block(2, &second, b"certificate 2").unwrap_err().to_string();
+        assert!(error.contains("could not be persisted"), "{error}");
+        assert!(chain.halt_reason().is_some_and(|r| r.contains("block 2")));
+        // Consensus restarts the height and decides the block again: refused, not "already applied".
+        disk.failing.store(false, Ordering::SeqCst);
+        assert!(chain.commit_block(2, &second, b"certificate 2").is_err());
+        drop(chain);
+        // The restarted node reloads block 1 from the disk and applies block 2 as a node that never
+        // failed does.
+        let restarted = open(&disk);
+        assert_eq!(restarted.with_state(State::height), 1);
+        restarted.commit_block(2, &second, b"certificate 2").expect("block 2 persists after the restart");
+        let reference = Chain::open(Store::in_memory().expect("store"), &genesis(), ChainOptions::default())
+            .expect("chain");
+        reference.commit_block(1, &first, b"certificate 1").expect("1");
+        reference.commit_block(2, &second, b"certificate 2").expect("2");
+        assert_eq!(restarted.with_state(|s| s.meta.app_hash), reference.with_state(|s| s.meta.app_hash));
+        assert_eq!(restarted.store.block(2).expect("read").map(|b| b.0), Some(second));
+    }
 
     #[test]
     fn validator_history_keeps_only_the_sets_heights_from_the_floor_use() {

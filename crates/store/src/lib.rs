@@ -108,6 +108,11 @@ impl Store {
         Store::create_tables(db)
     }
 
+    /// A store over any redb storage backend: how tests give a node a disk that fails on demand.
+    pub fn with_backend(backend: impl redb::StorageBackend) -> Result<Store, StoreError> {
+        Store::create_tables(Database::builder().create_with_backend(backend)?)
+    }
+
     /// Every table is created here, so readers never meet a missing table on a fresh store.
     fn create_tables(db: Database) -> Result<Store, StoreError> {
         let txn = db.begin_write()?;
