@@ -1,7 +1,7 @@
 //! The application side of the engine: answers every `AppMsg` Malachite sends, calling into the
 //! [`Application`] for blocks, validator sets and commits.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -37,6 +37,13 @@ const PENDING_LOOKAHEAD: u64 = 2;
 const MAX_SYNC_BATCH: u64 = 64;
 
 /// Convert the application's validator list into a [`ValidatorSet`]; invalid keys are skipped.
+/// The libp2p peer id of the node whose p2p key is the ed25519 key `public_key`.
+pub(crate) fn peer_id_of(public_key: &[u8]) -> Option<PeerId> {
+    let key = libp2p_identity::ed25519::PublicKey::try_from_bytes(public_key).ok()?;
+    let peer = libp2p_identity::PublicKey::from(key).to_peer_id();
+    PeerId::from_bytes(&peer.to_bytes()).ok()
+}
+
 pub(crate) fn to_validator_set(infos: &[ValidatorInfo]) -> Option<ValidatorSet> {
     let validators = infos.iter().filter_map(|v| match PublicKey::from_bytes(v.public_key) {
         Ok(pk) => Some(Validator::new(pk, v.voting_power)),
@@ -68,6 +75,8 @@ pub(crate) struct Host<A> {
     nonce: u64,
     failed_commit: Option<Height>,
     valsets: BTreeMap<u64, ValidatorSet>,
+    /// The p2p identities of the validators of a height and the next (see `is_validator_peer`).
+    validator_peers: Option<(Height, BTreeSet<PeerId>)>,
     /// When the current height started, and the target time it was given.
     height_started: Option<(std::time::Instant, Duration)>,
 }
@@ -102,6 +111,7 @@ impl<A: Application> Host<A> {
             nonce: p.nonce,
             failed_commit: None,
             valsets: BTreeMap::new(),
+            validator_peers: None,
             height_started: None,
         }
     }
@@ -263,6 +273,8 @@ impl<A: Application> Host<A> {
             }
 
             AppMsg::ReceivedProposalPart { from, published_by, part, reply } => {
+                // gossipsub signs every message with its publisher's key (strict validation), so
+                // `published_by` is authenticated; `from` is the connection it came over.
                 let value = self.received_part(published_by.unwrap_or(from), part);
                 if reply.send(value).is_err() {
                     warn!("engine dropped the ReceivedProposalPart reply");
@@ -357,7 +369,8 @@ impl<A: Application> Host<A> {
         publisher: PeerId,
         part: StreamMessage<ProposalPart>,
     ) -> Option<ProposedValue<Ctx>> {
-        let completed = match self.streams.insert(publisher, part) {
+        let is_validator = self.is_validator_peer(&publisher);
+        let completed = match self.streams.insert(publisher, is_validator, part) {
             Ok(Some(c)) => c,
             Ok(None) => return None,
             Err(reason) => {
@@ -388,6 +401,20 @@ impl<A: Application> Host<A> {
         } else {
             self.accept_stream(completed)
         }
+    }
+
+    /// Whether `peer` is the p2p identity of a validator of the current or the next height (a
+    /// validator's p2p key is its consensus key, `node.rs`). Cached per height.
+    fn is_validator_peer(&mut self, peer: &PeerId) -> bool {
+        if self.validator_peers.as_ref().is_none_or(|(h, _)| *h != self.height) {
+            let mut peers = BTreeSet::new();
+            for height in [self.height, Height(self.height.0 + 1)] {
+                let Some(set) = self.validator_set(height) else { continue };
+                peers.extend(set.validators().iter().filter_map(|v| peer_id_of(v.public_key.as_bytes())));
+            }
+            self.validator_peers = Some((self.height, peers));
+        }
+        self.validator_peers.as_ref().is_some_and(|(_, peers)| peers.contains(peer))
     }
 
     /// Check that a complete stream comes from the expected proposer of its (height, round) and

@@ -14,9 +14,9 @@ use crate::context::{Height, ProposalInit, ProposalPart};
 
 /// Size of one data part.
 pub(crate) const PART_CHUNK: usize = 256 * 1024;
-/// Most in-flight streams kept at once; the oldest is evicted beyond this.
-const MAX_STREAMS: usize = 64;
-/// Most in-flight streams per publisher, so one peer cannot evict everyone else's streams.
+/// Most in-flight streams per validator (publishers are validators only): beyond it the validator's
+/// own oldest is evicted, never another's. So the buffer holds at most validators × this many
+/// streams, each at most a block.
 const MAX_STREAMS_PER_PEER: usize = 4;
 /// Highest sequence number accepted in a stream.
 const MAX_SEQUENCE: u64 = 1 << 16;
@@ -74,7 +74,10 @@ struct StreamState {
     end: Option<u64>,
 }
 
-/// Reassembles streams, keyed by publisher and stream id.
+/// Reassembles streams, keyed by publisher and stream id. Only streams published by a current
+/// validator are buffered (issue 12, item 9): gossipsub signs each message with its publisher's p2p
+/// key, which for a validator is its consensus key, so a peer cannot publish under a validator's
+/// identity, and made-up identities are not validators.
 pub(crate) struct PartStreams {
     streams: HashMap<(PeerId, StreamId), StreamState>,
     next_order: u64,
@@ -86,23 +89,23 @@ impl PartStreams {
         Self { streams: HashMap::new(), next_order: 0, max_block_bytes }
     }
 
-    /// Add one message. `Ok(Some)` when it completes a stream, `Err` when the stream breaks a
-    /// rule (it is then dropped).
+    /// Add one message from `publisher`, which `is_validator` says is (the p2p identity of) a
+    /// current validator. `Ok(Some)` when it completes a stream, `Err` when the stream breaks a rule
+    /// (it is then dropped) or its publisher is not a validator (nothing is kept).
     pub(crate) fn insert(
         &mut self,
         publisher: PeerId,
+        is_validator: bool,
         msg: StreamMessage<ProposalPart>,
     ) -> Result<Option<CompletedStream>, &'static str> {
         let key = (publisher, msg.stream_id.clone());
         if !self.streams.contains_key(&key) {
+            if !is_validator {
+                return Err("publisher is not a current validator");
+            }
             let own = self.streams.keys().filter(|(p, _)| *p == publisher).count();
-            let victim = if own >= MAX_STREAMS_PER_PEER {
-                self.oldest(|(p, _)| *p == publisher)
-            } else if self.streams.len() >= MAX_STREAMS {
-                self.oldest(|_| true)
-            } else {
-                None
-            };
+            let victim =
+                if own >= MAX_STREAMS_PER_PEER { self.oldest(|(p, _)| *p == publisher) } else { None };
             if let Some(victim) = victim {
                 self.streams.remove(&victim);
             }
@@ -258,7 +261,7 @@ mod tests {
         let peer = peer();
         let mut done = None;
         for m in msgs.into_iter().rev() {
-            if let Some(d) = streams.insert(peer, m).unwrap() {
+            if let Some(d) = streams.insert(peer, true, m).unwrap() {
                 done = Some(d);
             }
         }
@@ -276,7 +279,50 @@ mod tests {
         );
         let mut streams = PartStreams::new(50);
         let peer = peer();
-        assert!(msgs.into_iter().any(|m| streams.insert(peer, m).is_err()));
+        assert!(msgs.into_iter().any(|m| streams.insert(peer, true, m).is_err()));
+    }
+
+    #[test]
+    fn a_validators_peer_id_is_the_one_its_consensus_key_gives_its_node() {
+        let secret = [5u8; 32];
+        let node = Keypair::ed25519_from_bytes(secret).unwrap().public().to_peer_id();
+        let public = malachitebft_signing_ed25519::PrivateKey::from(secret).public_key();
+        assert_eq!(
+            crate::host::peer_id_of(public.as_bytes()),
+            Some(PeerId::from_bytes(&node.to_bytes()).unwrap())
+        );
+    }
+
+    #[test]
+    fn streams_of_publishers_that_are_not_validators_are_not_kept() {
+        // Issue 12, item 9: made-up identities flooding Init parts used to evict the proposer's stream.
+        let block = Bytes::from(vec![1u8; 10]);
+        let mut streams = PartStreams::new(1 << 20);
+        let honest = make_stream(
+            &stream_id(Height(3), Round::new(0), 1),
+            init(10),
+            &block,
+            Signature::from_bytes([0; 64]),
+        );
+        let (first, rest) = honest.split_first().unwrap();
+        assert!(streams.insert(peer(), true, first.clone()).unwrap().is_none());
+        for identity in 10..=255u8 {
+            for nonce in 0..4 {
+                let m = make_stream(
+                    &stream_id(Height(3), Round::new(0), nonce),
+                    init(10),
+                    &block,
+                    Signature::from_bytes([0; 64]),
+                );
+                assert!(streams.insert(peer_n(identity), false, m[0].clone()).is_err());
+            }
+        }
+        assert_eq!(streams.streams.len(), 1, "nothing of theirs is buffered");
+        let mut done = None;
+        for m in rest {
+            done = streams.insert(peer(), true, m.clone()).unwrap().or(done);
+        }
+        assert_eq!(done.unwrap().block, block);
     }
 
     #[test]
@@ -290,7 +336,7 @@ mod tests {
             Signature::from_bytes([0; 64]),
         );
         let (first, rest) = honest.split_first().unwrap();
-        assert!(streams.insert(peer(), first.clone()).unwrap().is_none());
+        assert!(streams.insert(peer(), true, first.clone()).unwrap().is_none());
         // A flood of half-open streams from another peer.
         for nonce in 0..1000 {
             let m = make_stream(
@@ -299,11 +345,11 @@ mod tests {
                 &block,
                 Signature::from_bytes([0; 64]),
             );
-            streams.insert(peer_n(9), m[0].clone()).unwrap();
+            streams.insert(peer_n(9), true, m[0].clone()).unwrap();
         }
         let mut done = None;
         for m in rest {
-            done = streams.insert(peer(), m.clone()).unwrap().or(done);
+            done = streams.insert(peer(), true, m.clone()).unwrap().or(done);
         }
         assert_eq!(done.unwrap().block, block);
         assert!(streams.streams.len() <= MAX_STREAMS_PER_PEER + 1);
