@@ -103,6 +103,8 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
         inference: gonka_node::inference::InferenceConfig {
             enabled: !args.no_inference,
             ta_concurrent_max: args.ta_concurrent_max,
+            // Devnet hosts listen on loopback.
+            allow_private_executors: true,
             ..Default::default()
         },
         models,

@@ -10,6 +10,7 @@
 
 mod auth;
 mod executor;
+mod outbound;
 mod payloads;
 mod ta;
 
@@ -49,6 +50,10 @@ pub struct InferenceConfig {
     pub replay_entries_max: usize,
     /// How long the TA waits for an executor to start answering.
     pub executor_timeout_ms: u64,
+    /// Whether the TA may call executors at loopback, private or link-local addresses (the devnet
+    /// profile, whose hosts all listen on loopback). Off by default: executor URLs come from the
+    /// chain, and anyone can register one (`docs/spec/inference.md` §9).
+    pub allow_private_executors: bool,
 }
 
 impl Default for InferenceConfig {
@@ -58,6 +63,7 @@ impl Default for InferenceConfig {
             ta_concurrent_max: 64,
             replay_entries_max: 1_000_000,
             executor_timeout_ms: 120_000,
+            allow_private_executors: false,
         }
     }
 }
@@ -76,6 +82,7 @@ pub struct InferenceService {
     exposure: Mutex<ExposureBook>,
     payloads: PayloadStore,
     outbox: Mutex<Outbox>,
+    allow_private_executors: bool,
 }
 
 impl InferenceService {
@@ -88,10 +95,10 @@ impl InferenceService {
         payloads: PayloadStore,
         metrics: Arc<Metrics>,
     ) -> anyhow::Result<InferenceService> {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .read_timeout(Duration::from_millis(config.executor_timeout_ms))
-            .build()?;
+        let http = outbound::client(
+            Duration::from_millis(config.executor_timeout_ms),
+            config.allow_private_executors,
+        )?;
         let outbox = Mutex::new(payloads.outbox()?);
         Ok(InferenceService {
             signer,
@@ -106,6 +113,7 @@ impl InferenceService {
             http,
             payloads,
             outbox,
+            allow_private_executors: config.allow_private_executors,
         })
     }
 

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use super::outbound::RELAY_BYTES_MAX;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -114,6 +115,11 @@ async fn transfer(
         max_tokens: signed_max_tokens.unwrap_or(u32::try_from(summary.max_tokens).unwrap_or(u32::MAX)),
     };
     let admission = service.with_state(|s| admit(s, own, &Role::TransferAgent, &claim)).map_err(refused)?;
+    // Before anything moves: an executor URL this TA must not call (issue 12, item 11).
+    if admission.executor != own {
+        super::outbound::check_url(&admission.executor_url, service.allow_private_executors)
+            .map_err(ApiError::Upstream)?;
+    }
     // A slot first: a busy host's 429 must not leave the request marked as seen.
     let permit = service
         .ta_slots
@@ -218,27 +224,49 @@ async fn relay(
     permit: tokio::sync::OwnedSemaphorePermit,
 ) -> Result<Response, ApiError> {
     let status = StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status.is_redirection() {
+        // Never followed (outbound.rs), never relayed: a redirect could point the client anywhere.
+        return Err(ApiError::Upstream(format!("the executor answered a redirect ({status})")));
+    }
     let content_type = upstream.headers().get(reqwest::header::CONTENT_TYPE).cloned();
     let mut response = if stream && status.is_success() {
         let chunks = upstream.bytes_stream();
-        let body = futures::stream::unfold((Some(chunks), Some(permit)), |(chunks, permit)| async move {
+        let state = (Some(chunks), Some(permit), 0usize);
+        let body = futures::stream::unfold(state, |(chunks, permit, relayed)| async move {
             let mut chunks = chunks?;
+            let broken = |message: String| {
+                let data = json!({"error": ApiError::Upstream(message).error_object()});
+                Some((Ok(Bytes::from(format!("data: {data}\n\n"))), (None, None, relayed)))
+            };
             match chunks.next().await {
-                Some(Ok(bytes)) => Some((Ok::<_, std::io::Error>(bytes), (Some(chunks), permit))),
-                Some(Err(error)) => {
-                    let event = ApiError::Upstream(format!("the executor's stream broke: {error}"));
-                    let data = json!({"error": event.error_object()});
-                    Some((Ok(Bytes::from(format!("data: {data}\n\n"))), (None, None)))
+                Some(Ok(bytes)) if relayed + bytes.len() > RELAY_BYTES_MAX => {
+                    broken(format!("the executor's stream passed {RELAY_BYTES_MAX} bytes"))
                 }
+                Some(Ok(bytes)) => {
+                    let relayed = relayed + bytes.len();
+                    Some((Ok::<_, std::io::Error>(bytes), (Some(chunks), permit, relayed)))
+                }
+                Some(Err(error)) => broken(format!("the executor's stream broke: {error}")),
                 None => None,
             }
         });
         Response::new(Body::from_stream(body))
     } else {
-        let bytes = upstream
-            .bytes()
-            .await
-            .map_err(|e| ApiError::Upstream(format!("the executor's answer broke: {e}")))?;
+        // Read whole (so a broken answer becomes a clean 502), but never more than the bound.
+        if upstream.content_length().is_some_and(|n| n > RELAY_BYTES_MAX as u64) {
+            return Err(ApiError::Upstream(format!("the executor's answer is over {RELAY_BYTES_MAX} bytes")));
+        }
+        let mut chunks = upstream.bytes_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| ApiError::Upstream(format!("the executor's answer broke: {e}")))?;
+            if bytes.len() + chunk.len() > RELAY_BYTES_MAX {
+                return Err(ApiError::Upstream(format!(
+                    "the executor's answer is over {RELAY_BYTES_MAX} bytes"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         drop(permit);
         Response::new(Body::from(bytes))
     };
