@@ -198,8 +198,10 @@ pub struct PocNoncesView {
     pub stage: Option<u64>,
     /// The participant.
     pub participant: Address,
-    /// In nonce order.
+    /// In nonce order: one page.
     pub nonces: Vec<NonceView>,
+    /// Pass as `after` for the next page; absent on the last.
+    pub next_after: Option<u64>,
 }
 
 /// The supply and where it is.
@@ -380,15 +382,16 @@ pub fn poc(state: &State) -> PocView {
 }
 
 /// `participant`'s claimed nonces in the running stage.
-pub fn poc_nonces(state: &State, participant: &Address) -> PocNoncesView {
+pub fn poc_nonces(state: &State, participant: &Address, after: Option<u64>, limit: usize) -> PocNoncesView {
     let stage = state.poc.stage().map(|s| s.start_height);
-    let nonces = stage
-        .map(|s| state.poc.claimed_nonces(s, *participant))
+    let nonces: Vec<NonceView> = stage
+        .map(|s| state.poc.nonces_page(s, *participant, after, limit))
         .unwrap_or_default()
         .into_iter()
         .map(|(nonce, distance)| NonceView { nonce, distance })
         .collect();
-    PocNoncesView { stage, participant: *participant, nonces }
+    let next_after = (nonces.len() == limit).then(|| nonces.last().map(|n| n.nonce)).flatten();
+    PocNoncesView { stage, participant: *participant, nonces, next_after }
 }
 
 /// The supply and where it is.

@@ -183,6 +183,11 @@ fn duplicate_nonces_count_once() {
     let second = net.tx(2, vec![batch(5, &[(8, BELOW), (9, BELOW)])]);
     net.deliver(second).unwrap();
     assert_eq!(net.state.poc.claimed_nonces(5, host(2).address()).len(), 3);
+    // Read in pages (GET /poc/nonces?after=&limit=).
+    let page = |after, limit| -> Vec<u64> {
+        net.state.poc.nonces_page(5, host(2).address(), after, limit).iter().map(|(n, _)| *n).collect()
+    };
+    assert_eq!((page(None, 2), page(Some(8), 2), page(Some(9), 2)), (vec![7, 8], vec![9], vec![]));
     let claim = net.state.poc.claims().values().next().unwrap();
     assert_eq!(claim.nonce_count, 3);
 }

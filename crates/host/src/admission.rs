@@ -166,13 +166,10 @@ fn stale_message(timestamp_ms: u64, now_ms: u64, expiration_ms: u64, advance_ms:
 /// executor keep for two epochs bytes nobody paid for (issue 12, item 2).
 pub const BODY_BYTES_PER_TOKEN_MAX: u64 = 64;
 
-/// Whether the host `me`, acting as `role`, takes `claim` on the committed `chain` state.
-pub fn admit(
-    chain: &State,
-    me: Address,
-    role: &Role,
-    claim: &RequestClaim,
-) -> Result<Admission, AdmissionError> {
+/// The developer's signed request, when `claim`'s signature is the requester's over its terms on this
+/// chain. Cheap (a hash and a key recovery): the TA runs it before it tokenizes anything (issue 12,
+/// item 12), and [`admit`] runs it again with the counted prompt.
+pub fn verify_developer(chain: &State, claim: &RequestClaim) -> Result<SignedRequest, AdmissionError> {
     let params = &chain.params().inference;
     let model =
         params.model_named(&claim.model).ok_or_else(|| AdmissionError::ModelNotFound(claim.model.clone()))?;
@@ -190,6 +187,20 @@ pub fn admit(
             "The signature does not match X-Requester-Address for this body, timestamp, transfer agent, model, max_tokens and chain.",
         ));
     }
+    Ok(request)
+}
+
+/// Whether the host `me`, acting as `role`, takes `claim` on the committed `chain` state.
+pub fn admit(
+    chain: &State,
+    me: Address,
+    role: &Role,
+    claim: &RequestClaim,
+) -> Result<Admission, AdmissionError> {
+    let params = &chain.params().inference;
+    let request = verify_developer(chain, claim)?;
+    let model =
+        params.model_named(&claim.model).ok_or_else(|| AdmissionError::ModelNotFound(claim.model.clone()))?;
     let id = inference_id(&claim.signature);
     match role {
         Role::TransferAgent if claim.transfer_agent != me => {

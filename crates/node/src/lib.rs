@@ -73,6 +73,7 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     };
     let context = Arc::new(rest::RestContext {
         chain: chain.clone(),
+        batches: Arc::default(),
         consensus: handle.clone(),
         gossip: gossip_for_rest,
         validator_key: validator_key.public_key(),
@@ -92,7 +93,7 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         app = app.merge(inference::router(service.clone()));
     }
     let api = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = api_shutdown.wait_for(|stop| *stop).await;
             })

@@ -35,15 +35,45 @@ use crate::gossip::TxBatch;
 use crate::mempool::MempoolError;
 use crate::metrics::NodeMetrics;
 
-/// Largest request body (a gossip batch of 2,000 hex transactions fits).
+/// Largest batch body (a gossip batch of 2,000 hex transactions fits).
 const MAX_BODY_BYTES: usize = 64 << 20;
-/// Most transactions in one batch submission.
-const MAX_BATCH_TXS: usize = 10_000;
+/// Largest `POST /txs` body: the largest transaction the params can allow (1 MiB), hex, in JSON.
+const MAX_TX_BODY_BYTES: usize = (2 << 20) + 1024;
+/// Most transactions in one batch submission (what gossip sends at most).
+const MAX_BATCH_TXS: usize = 2_000;
+
+/// Batches being verified, by the address they came from: one at a time per address, on a blocking
+/// thread, so no peer can hold the async workers with signature checks (issue 12, item 12).
+#[derive(Debug, Default)]
+pub struct BatchGate {
+    busy: std::sync::Mutex<std::collections::BTreeSet<std::net::IpAddr>>,
+}
+
+impl BatchGate {
+    fn enter(self: &Arc<Self>, peer: std::net::IpAddr) -> Option<BatchTicket> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.insert(peer).then(|| BatchTicket { gate: self.clone(), peer })
+    }
+}
+
+/// A batch in verification; leaving frees the address.
+struct BatchTicket {
+    gate: Arc<BatchGate>,
+    peer: std::net::IpAddr,
+}
+
+impl Drop for BatchTicket {
+    fn drop(&mut self) {
+        self.gate.busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.peer);
+    }
+}
 
 /// What the REST handlers share.
 pub struct RestContext {
     /// The chain.
     pub chain: Arc<Chain>,
+    /// Batch verifications in progress per peer address.
+    pub batches: Arc<BatchGate>,
     /// Consensus status.
     pub consensus: ConsensusHandle,
     /// Queue of admitted client transactions to gossip.
@@ -117,7 +147,7 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/status", get(status))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/{height}", get(block))
-        .route("/txs", post(submit_tx))
+        .route("/txs", post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY_BYTES)))
         .route("/txs/batch", post(submit_batch))
         .route("/txs/{hash}", get(tx))
         .route("/gossip/txs", post(gossip_batch))
@@ -252,31 +282,45 @@ async fn submit_tx(AxumState(ctx): Ctx, body: Result<Json<SubmitBody>, JsonRejec
     (status, Json(result)).into_response()
 }
 
-fn submit_many(
-    ctx: &RestContext,
-    body: Result<Json<TxBatch>, JsonRejection>,
+/// Parses and admits a batch on a blocking thread, one batch at a time per peer address.
+async fn submit_many(
+    ctx: Arc<RestContext>,
+    peer: std::net::SocketAddr,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
     gossip: bool,
 ) -> ApiResult<BatchResults> {
-    let Json(batch) =
-        body.map_err(|_| ApiError::invalid("txs", "body must be JSON {\"txs\": [\"<hex>\", ...]}"))?;
-    if batch.txs.len() > MAX_BATCH_TXS {
-        return Err(ApiError::invalid("txs", format!("at most {MAX_BATCH_TXS} txs per batch")));
-    }
-    Ok(Json(BatchResults { results: batch.txs.iter().map(|tx| submit_one(ctx, tx, gossip).1).collect() }))
+    let body = body.map_err(|e| ApiError::invalid("txs", format!("unreadable body: {}", e.body_text())))?;
+    let ticket = ctx.batches.enter(peer.ip()).ok_or_else(|| {
+        ApiError::CapacityReached(format!("a batch from {} is already being verified", peer.ip()))
+    })?;
+    let verified = tokio::task::spawn_blocking(move || {
+        let _ticket = ticket;
+        let batch: TxBatch = serde_json::from_slice(&body)
+            .map_err(|_| ApiError::invalid("txs", "body must be JSON {\"txs\": [\"<hex>\", ...]}"))?;
+        if batch.txs.len() > MAX_BATCH_TXS {
+            return Err(ApiError::invalid("txs", format!("at most {MAX_BATCH_TXS} txs per batch")));
+        }
+        Ok(BatchResults { results: batch.txs.iter().map(|tx| submit_one(&ctx, tx, gossip).1).collect() })
+    })
+    .await
+    .map_err(internal)??;
+    Ok(Json(verified))
 }
 
 async fn submit_batch(
     AxumState(ctx): Ctx,
-    body: Result<Json<TxBatch>, JsonRejection>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<BatchResults> {
-    submit_many(&ctx, body, true)
+    submit_many(ctx, peer, body, true).await
 }
 
 async fn gossip_batch(
     AxumState(ctx): Ctx,
-    body: Result<Json<TxBatch>, JsonRejection>,
+    axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
+    body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<BatchResults> {
-    submit_many(&ctx, body, false)
+    submit_many(ctx, peer, body, false).await
 }
 
 async fn account(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::AccountView> {
@@ -325,9 +369,31 @@ async fn poc_progress(AxumState(ctx): Ctx) -> ApiResult<crate::host::PocProgress
     Ok(Json(ctx.host.progress()))
 }
 
-async fn poc_nonces(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::PocNoncesView> {
+/// `?after=NONCE&limit=N` of `GET /poc/nonces/{address}`.
+#[derive(Debug, Deserialize)]
+struct PageQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+/// Nonces per page of `GET /poc/nonces/{address}` by default, and at most (issue 12, item 12: a
+/// million-nonce claim is never built into one answer under the state lock).
+const NONCES_PAGE_DEFAULT: usize = 1_000;
+const NONCES_PAGE_MAX: usize = 10_000;
+
+async fn poc_nonces(
+    AxumState(ctx): Ctx,
+    Path(address): Path<String>,
+    query: Result<axum::extract::Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<views::PocNoncesView> {
     let address = parse_address(&address)?;
-    Ok(Json(ctx.chain.with_state(|s| views::poc_nonces(s, &address))))
+    let axum::extract::Query(page) =
+        query.map_err(|e| ApiError::invalid("after", format!("after and limit are integers: {e}")))?;
+    let limit = page.limit.unwrap_or(NONCES_PAGE_DEFAULT);
+    if limit == 0 || limit > NONCES_PAGE_MAX {
+        return Err(ApiError::invalid("limit", format!("limit is 1 to {NONCES_PAGE_MAX}")));
+    }
+    Ok(Json(ctx.chain.with_state(|s| views::poc_nonces(s, &address, page.after, limit))))
 }
 
 /// Prometheus text of the process's one registry.
@@ -348,4 +414,22 @@ async fn inference(AxumState(ctx): Ctx, Path(id): Path<String>) -> ApiResult<vie
         .with_state(|s| views::inference(s, &id))
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no inference {id} (never seen, or pruned)")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_verifies_one_batch_at_a_time() {
+        let gate = Arc::new(BatchGate::default());
+        let (a, b): (std::net::IpAddr, std::net::IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let first = gate.enter(a).expect("free");
+        assert!(gate.enter(a).is_none(), "a second batch from the same address waits its turn (429)");
+        let other = gate.enter(b).expect("another peer is not held up");
+        drop(first);
+        assert!(gate.enter(a).is_some(), "free again once the first is done");
+        drop(other);
+    }
 }

@@ -152,6 +152,29 @@ impl Poc {
     }
 
     /// The claimed nonces of `participant` in the stage starting at `stage`, in nonce order.
+    /// At most `limit` of `participant`'s nonces in `stage` above `after` (all from the start when
+    /// `None`), in nonce order: a page, so a reader of a million-nonce claim never builds it whole.
+    pub fn nonces_page(
+        &self,
+        stage: u64,
+        participant: Address,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Vec<(u64, Distance)> {
+        let from = match after {
+            None => 0,
+            Some(u64::MAX) => return Vec::new(),
+            Some(n) => n + 1,
+        };
+        self.nonces
+            .range(NonceKey { stage, participant, nonce: from }..)
+            .take_while(|(key, _)| key.stage == stage && key.participant == participant)
+            .take(limit)
+            .map(|(key, distance)| (key.nonce, *distance))
+            .collect()
+    }
+
+    /// Every nonce `participant` claimed in `stage`, in nonce order.
     pub fn claimed_nonces(&self, stage: u64, participant: Address) -> Vec<(u64, Distance)> {
         self.nonces
             .range(NonceKey { stage, participant, nonce: 0 }..)

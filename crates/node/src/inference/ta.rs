@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use gonka_api::ApiError;
 use gonka_chain::{BankError, InferenceError, InferenceMsg, TxError};
-use gonka_host::admission::{Admission, RequestClaim, Role, admit};
+use gonka_host::admission::{Admission, RequestClaim, Role, admit, verify_developer};
 use gonka_host::protocol::{
     HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE,
     HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature, forward_message,
@@ -94,6 +94,24 @@ async fn transfer(
                 .ok_or_else(|| ApiError::invalid("X-Max-Tokens", "must be a positive integer"))?,
         ),
     };
+    // The developer's signature before anything is tokenized (issue 12, item 12): an unsigned or
+    // forged body costs this host a hash and a key recovery, not a tokenizer pass. The max_tokens
+    // signed is X-Max-Tokens, else the body's, else the default (docs/spec/inference.md §2).
+    // A body that does not parse gets the API's own 400 below (parsing is cheap; tokenizing is not).
+    if let Some(peeked) = peek_request(&body) {
+        let precheck = RequestClaim {
+            requester: signed.requester,
+            signature: signed.signature,
+            timestamp_ns: signed.timestamp_ns,
+            body_hash: Hash::digest(&body),
+            body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            transfer_agent,
+            model: peeked.model,
+            prompt_tokens: 0,
+            max_tokens: signed_max_tokens.or(peeked.max_tokens).unwrap_or(MAX_TOKENS_SIGNED_DEFAULT),
+        };
+        service.with_state(|s| verify_developer(s, &precheck)).map_err(refused)?;
+    }
     let limits = match signed_max_tokens {
         Some(max) => gonka_api::ApiLimits {
             max_tokens_default: max as usize,
@@ -193,6 +211,27 @@ async fn forward(
         .await
         .map_err(|e| ApiError::Upstream(format!("executor {}: {e}", admission.executor)))?;
     relay(upstream, stream, permit).await
+}
+
+/// The `max_tokens` a developer signs when neither `X-Max-Tokens` nor the body names one.
+const MAX_TOKENS_SIGNED_DEFAULT: u32 = 256;
+
+/// The model and the asked-for completion length of a body, read without tokenizing it.
+struct Peeked {
+    model: String,
+    max_tokens: Option<u32>,
+}
+
+fn peek_request(body: &[u8]) -> Option<Peeked> {
+    #[derive(serde::Deserialize)]
+    struct Fields {
+        model: String,
+        max_tokens: Option<u64>,
+        max_completion_tokens: Option<u64>,
+    }
+    let fields: Fields = serde_json::from_slice(body).ok()?;
+    let asked = fields.max_completion_tokens.or(fields.max_tokens);
+    Some(Peeked { model: fields.model, max_tokens: asked.map(|n| u32::try_from(n).unwrap_or(u32::MAX)) })
 }
 
 /// The chain's refusal of the Start, as the client should see it.
