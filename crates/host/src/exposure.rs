@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use gonka_chain::State;
+use gonka_chain::{SignedRequest, State};
 use gonka_primitives::{Address, Amount, Hash};
 
 /// Why an executor will not serve a TA's request now.
@@ -122,6 +122,20 @@ impl ExposureBook {
             *self.by_ta.entry(ta).or_insert(0) += needed.0;
         }
         Ok(())
+    }
+
+    /// Takes, from the share of `request`'s TA at executor `me`, the most any receipt for it may
+    /// charge ([`gonka_chain::InferenceParams::charge_max`]).
+    pub fn reserve_request(
+        &mut self,
+        chain: &State,
+        me: &Address,
+        request: &SignedRequest,
+    ) -> Result<(), ExposureError> {
+        let needed =
+            chain.params().inference.charge_max(&request.model, request.body_len, request.max_tokens);
+        let timestamp_ms = request.timestamp_ns / 1_000_000;
+        self.reserve(chain, me, request.transfer_agent, request.id(), needed, timestamp_ms)
     }
 
     /// Gives back the reservation of `id` (the request was not served after all).

@@ -193,12 +193,11 @@ fn request(state: &State) -> SignedRequest {
     SignedRequest::sign(&developer, &state.meta.chain_id, terms)
 }
 
-#[test]
-fn a_receipt_is_resubmitted_until_the_chain_holds_it() {
-    let mut state = State::from_genesis(&genesis()).expect("genesis");
-    apply(&mut state, &[]);
-    let request = request(&state);
-    let executor = inference::executor_for(&state, &request.id()).expect("drawn");
+/// A request forwarded by host 0, its drawn executor's index, and that executor's Finish carrying
+/// host 0's forward signature.
+fn forwarded_finish(state: &State) -> (SignedRequest, usize, InferenceMsg) {
+    let request = request(state);
+    let executor = inference::executor_for(state, &request.id()).expect("drawn");
     let index = (0..3).find(|&i| host(i).address() == executor).expect("a host");
     let forward = inference::forward_message(CHAIN, &request.id(), &executor, request.max_tokens);
     let finish = InferenceMsg::Finish {
@@ -208,6 +207,14 @@ fn a_receipt_is_resubmitted_until_the_chain_holds_it() {
         completion_tokens: 2,
         response_hash: Hash::digest(b"a"),
     };
+    (request, index, finish)
+}
+
+#[test]
+fn a_receipt_is_resubmitted_until_the_chain_holds_it() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    apply(&mut state, &[]);
+    let (_, index, finish) = forwarded_finish(&state);
     let mut outbox = Outbox::new();
     let key = outbox.add(finish.clone()).expect("a receipt");
     outbox.submitted(key, state.height());
@@ -283,20 +290,11 @@ fn the_exposure_of_a_request_ends_once_the_chain_holds_its_payment() {
     use gonka_host::exposure::ExposureBook;
     let mut state = State::from_genesis(&genesis()).expect("genesis");
     apply(&mut state, &[]);
-    let request = request(&state);
-    let executor = inference::executor_for(&state, &request.id()).expect("drawn");
-    let index = (0..3).find(|&i| host(i).address() == executor).expect("a host");
+    let (request, index, finish) = forwarded_finish(&state);
     let mut book = ExposureBook::new(10);
-    book.reserve(&state, &executor, host(0).address(), request.id(), Amount(12), state.meta.time_ms)
-        .expect("reserved");
-    let forward = inference::forward_message(CHAIN, &request.id(), &executor, request.max_tokens);
-    let finish = InferenceMsg::Finish {
-        request,
-        ta_signature: host(0).sign_recoverable(&forward),
-        prompt_tokens: 4,
-        completion_tokens: 2,
-        response_hash: Hash::digest(b"a"),
-    };
+    book.reserve_request(&state, &host(index).address(), &request).expect("reserved");
+    // (body 4 bytes + 256 prompt overhead + max_tokens 8) tokens at 1 ngonka, against host 0.
+    assert_eq!(book.outstanding(&host(0).address()), 268);
     book.settle(&state);
     assert_eq!(book.len(), 1, "not on chain yet");
     apply(&mut state, &[Tx::new(CHAIN, &host(index), 0, vec![finish.into()])]);

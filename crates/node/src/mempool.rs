@@ -308,9 +308,10 @@ mod tests {
 
     use super::*;
 
-    fn state() -> State {
+    /// Alice: the one host, funded 1,000.
+    fn genesis() -> Genesis {
         let alice = AccountKey::from_seed(b"alice");
-        State::from_genesis(&Genesis {
+        Genesis {
             chain_id: "mempool".into(),
             genesis_time_ms: 0,
             params: Params::devnet(alice.address()),
@@ -325,8 +326,11 @@ mod tests {
                 collateral: gonka_primitives::Amount::ZERO,
             }],
             developers: vec![],
-        })
-        .expect("genesis")
+        }
+    }
+
+    fn state() -> State {
+        State::from_genesis(&genesis()).expect("genesis")
     }
 
     fn send(sequence: u64) -> Vec<u8> {
@@ -427,35 +431,18 @@ mod tests {
         // Issue 12, item 1: a developer funded for one escrow gets one Start admitted, not two, and
         // cannot send the same balance away meanwhile (docs/spec/inference.md §4.1).
         let dev = AccountKey::from_seed(b"dev");
-        let mut genesis_state = state();
-        let mut params = genesis_state.params().clone();
-        params.inference.models.push(gonka_chain::ModelPrice {
+        let alice = AccountKey::from_seed(b"alice");
+        let mut genesis = genesis();
+        genesis.genesis_time_ms = 1_000_000;
+        genesis.params.inference.models.push(gonka_chain::ModelPrice {
             name: "m".into(),
             content_hash: Hash::digest(b"m"),
             price_per_token: Amount(10),
         });
-        let alice = AccountKey::from_seed(b"alice");
-        genesis_state = State::from_genesis(&Genesis {
-            chain_id: "mempool".into(),
-            genesis_time_ms: 1_000_000,
-            params,
-            accounts: vec![
-                GenesisAccount { address: alice.address(), balance: Amount(1_000) },
-                GenesisAccount { address: dev.address(), balance: Amount(1_000) },
-            ],
-            participants: vec![GenesisParticipant {
-                address: alice.address(),
-                account_key: alice.public_key(),
-                api_url: "http://a".into(),
-                validator_key: ValidatorKey::from_secret_bytes([1; 32]).public_key(),
-                operational_key: alice.public_key(),
-                weight: 1,
-                collateral: Amount(500),
-            }],
-            developers: vec![dev.address()],
-        })
-        .expect("genesis");
-        let state = genesis_state;
+        genesis.accounts.push(GenesisAccount { address: dev.address(), balance: Amount(1_000) });
+        genesis.participants[0].collateral = Amount(500);
+        genesis.developers.push(dev.address());
+        let state = State::from_genesis(&genesis).expect("genesis");
         let mut pool = Mempool::new(MempoolLimits::default());
         pool.insert(&state, start(&state, &dev, 0, 20, 40), true).expect("escrow 600 of 1,000");
         assert_eq!(

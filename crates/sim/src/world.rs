@@ -786,13 +786,8 @@ impl Sim {
         // Served only within this executor's share of the TA's collateral, as the node does
         // (crates/node/src/inference/executor.rs).
         let timestamp_ms = claim.timestamp_ns / 1_000_000;
-        let reserved = running.chain.with_state(|s| {
-            let params = &s.params().inference;
-            let price = params.model(&admission.request.model).map_or(0, |m| m.price_per_token.0);
-            let tokens = u128::from(params.prompt_tokens_max(claim.body_len)) + u128::from(claim.max_tokens);
-            let worst_case = Amount(price.saturating_mul(tokens));
-            running.exposure.reserve(s, &me, claim.transfer_agent, admission.id, worst_case, timestamp_ms)
-        });
+        let reserved =
+            running.chain.with_state(|s| running.exposure.reserve_request(s, &me, &admission.request));
         if reserved.is_err() {
             return;
         }

@@ -94,6 +94,15 @@ impl InferenceParams {
         body_len.saturating_add(self.prompt_overhead_tokens).min(self.max_prompt_tokens)
     }
 
+    /// The most any receipt may charge for a request signed for `model` (a content hash) with a
+    /// `body_len`-byte body and `max_tokens`: `(prompt_tokens_max + max_tokens) × price`, 0 for a
+    /// model not served (`docs/spec/inference.md` §2).
+    pub fn charge_max(&self, model: &Hash, body_len: u32, max_tokens: u32) -> Amount {
+        let price = self.model(model).map_or(0, |m| m.price_per_token.0);
+        let tokens = u128::from(self.prompt_tokens_max(body_len)) + u128::from(max_tokens);
+        Amount(price.saturating_mul(tokens))
+    }
+
     /// The deadline of an inference started at `height` reserving `max_tokens`.
     pub fn deadline(&self, height: u64, max_tokens: u32) -> u64 {
         height

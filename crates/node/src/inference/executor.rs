@@ -27,7 +27,7 @@ use gonka_host::admission::{RequestClaim, Role, admit, check_body_size};
 use gonka_host::protocol::{
     HEADER_MAX_TOKENS, HEADER_TA_SIGNATURE, HEADER_TRANSFER_ADDRESS, decode_signature,
 };
-use gonka_primitives::{Address, Amount, Hash, RecoverableSignature};
+use gonka_primitives::{Address, Hash, RecoverableSignature};
 use tokio::sync::{mpsc, oneshot};
 use tower::ServiceExt;
 
@@ -101,24 +101,9 @@ async fn verify_and_execute(
     let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &limits)?;
     let prompt_tokens = u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX);
     check_body_size(claim.body_len, prompt_tokens, max_tokens).map_err(refused)?;
-    // The most the Finish may charge: what the chain allows for this signed body.
-    let worst_case = service.with_state(|s| {
-        let params = &s.params().inference;
-        let price = params.model(&admission.request.model).map_or(0, |m| m.price_per_token.0);
-        let tokens = u128::from(params.prompt_tokens_max(claim.body_len)) + u128::from(max_tokens);
-        Amount(price.saturating_mul(tokens))
-    });
+    // The most the Finish may charge for this signed body, within the TA's share of collateral here.
     service
-        .with_state(|s| {
-            service.lock_exposure().reserve(
-                s,
-                &own,
-                transfer_agent,
-                admission.id,
-                worst_case,
-                claim.timestamp_ns / 1_000_000,
-            )
-        })
+        .with_state(|s| service.lock_exposure().reserve_request(s, &own, &admission.request))
         .map_err(unvouched)?;
     if let Err(error) = service.lock_executor_seen().admit(
         admission.id,

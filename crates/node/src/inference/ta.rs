@@ -94,21 +94,26 @@ async fn transfer(
                 .ok_or_else(|| ApiError::invalid("X-Max-Tokens", "must be a positive integer"))?,
         ),
     };
+    let mut claim = RequestClaim {
+        requester: signed.requester,
+        signature: signed.signature,
+        timestamp_ns: signed.timestamp_ns,
+        body_hash: Hash::digest(&body),
+        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+        transfer_agent,
+        model: String::new(),
+        prompt_tokens: 0,
+        max_tokens: 0,
+    };
     // The developer's signature before anything is tokenized (issue 12, item 12): an unsigned or
     // forged body costs this host a hash and a key recovery, not a tokenizer pass. The max_tokens
     // signed is X-Max-Tokens, else the body's, else the default (docs/spec/inference.md §2).
     // A body that does not parse gets the API's own 400 below (parsing is cheap; tokenizing is not).
     if let Some(peeked) = peek_request(&body) {
         let precheck = RequestClaim {
-            requester: signed.requester,
-            signature: signed.signature,
-            timestamp_ns: signed.timestamp_ns,
-            body_hash: Hash::digest(&body),
-            body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
-            transfer_agent,
             model: peeked.model,
-            prompt_tokens: 0,
             max_tokens: signed_max_tokens.or(peeked.max_tokens).unwrap_or(MAX_TOKENS_SIGNED_DEFAULT),
+            ..claim.clone()
         };
         service.with_state(|s| verify_developer(s, &precheck)).map_err(refused)?;
     }
@@ -121,17 +126,9 @@ async fn transfer(
         None => service.limits.clone(),
     };
     let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &limits)?;
-    let claim = RequestClaim {
-        requester: signed.requester,
-        signature: signed.signature,
-        timestamp_ns: signed.timestamp_ns,
-        body_hash: Hash::digest(&body),
-        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
-        transfer_agent,
-        model: summary.model.clone(),
-        prompt_tokens: u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX),
-        max_tokens: signed_max_tokens.unwrap_or(u32::try_from(summary.max_tokens).unwrap_or(u32::MAX)),
-    };
+    claim.model = summary.model.clone();
+    claim.prompt_tokens = u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX);
+    claim.max_tokens = signed_max_tokens.unwrap_or(u32::try_from(summary.max_tokens).unwrap_or(u32::MAX));
     let admission = service.with_state(|s| admit(s, own, &Role::TransferAgent, &claim)).map_err(refused)?;
     // Before anything moves: an executor URL this TA must not call (issue 12, item 11).
     if admission.executor != own {
