@@ -248,6 +248,9 @@ pub struct CheckedTx {
     /// What its messages would take from spendable balances, summed per account
     /// ([`crate::module::Module::debits`]).
     pub debits: BTreeMap<Address, Amount>,
+    /// Whether it is a staked host's duty ([`State::is_duty`]): proposers give such transactions room
+    /// first and mempools make room for them (`docs/spec/chain.md` §6, issue 12 item 7).
+    pub duty: bool,
 }
 
 /// Why a block cannot be applied at all (consensus must never decide one; the node stops if it does).
@@ -412,7 +415,20 @@ impl State {
                 *total = Amount(total.0.saturating_add(amount.0));
             }
         }
-        Ok(CheckedTx { hash: Hash::digest(bytes), tx, debits })
+        let duty = self.is_duty(&tx);
+        Ok(CheckedTx { hash: Hash::digest(bytes), tx, debits, duty })
+    }
+
+    /// Whether `tx` is a host's duty: only routine messages (PoC commitments, batches and votes,
+    /// inference receipts, URL updates), for a host that has something at stake — voting power now,
+    /// or at least the PoC entry collateral locked. The stake is what makes these lanes unfloodable:
+    /// a fresh key or a free registration gets none (`docs/spec/chain.md` §6).
+    pub fn is_duty(&self, tx: &Tx) -> bool {
+        let account = &tx.body.account;
+        let Some(host) = self.hosts.participant(account) else { return false };
+        let staked = host.weight > 0
+            || crate::collateral::collateral_of(self, account) >= self.params().poc.entry_collateral;
+        staked && tx.body.messages.iter().all(Msg::is_routine)
     }
 
     /// Decodes a transaction and checks everything that decides whether it may touch its account:

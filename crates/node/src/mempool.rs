@@ -1,6 +1,12 @@
 //! The mempool: checked transactions waiting for a block, bounded in count and bytes, ordered by
 //! arrival, with per-account sequences tracked so an account may queue several transactions.
 //!
+//! Two lanes (issue 12, item 7; `docs/spec/chain.md` §6): a staked host's duties (PoC commitments,
+//! batches and votes, inference receipts — [`gonka_chain::State::is_duty`]) and everything else. A
+//! duty that finds the pool full evicts the newest ordinary transaction of the account with the most
+//! of them, and blocks take duties first; within each lane accounts take turns, so a flood from a few
+//! accounts delays only its own lane's other senders by their share, and never a duty.
+//!
 //! Gossip is one hop and a lost message is not resent, and a peer that missed one transaction of an
 //! account refuses the account's later ones (their sequence is ahead). So the node offers waiting
 //! transactions again ([`Mempool::due_for_rebroadcast`]) once they have waited a few blocks, each with
@@ -69,6 +75,8 @@ struct Entry {
     offered_height: u64,
     /// Whether this node originated it (only the origin offers it again).
     local: bool,
+    /// A staked host's duty ([`gonka_chain::CheckedTx::duty`]).
+    duty: bool,
 }
 
 /// The pool of pending transactions.
@@ -120,24 +128,42 @@ impl Mempool {
         self.by_hash.contains_key(hash)
     }
 
-    /// Checks `bytes` against `state` and admits them; `local` when this node originated them.
+    /// Checks `bytes` against `state` and admits them; `local` when this node originated them. A full
+    /// pool refuses an ordinary transaction, and makes room for a duty by evicting ordinary ones.
     pub fn insert(&mut self, state: &State, bytes: Vec<u8>, local: bool) -> Result<Hash, MempoolError> {
         let hash = Hash::digest(&bytes);
         if self.by_hash.contains_key(&hash) {
             return Err(MempoolError::Duplicate);
         }
-        if self.entries.len() >= self.limits.max_txs {
-            return Err(MempoolError::Full("too many transactions"));
-        }
-        if self.bytes + bytes.len() > self.limits.max_bytes {
+        if bytes.len() > self.limits.max_bytes {
             return Err(MempoolError::Full("too many bytes"));
         }
+        let full = |pool: &Mempool| {
+            if pool.entries.len() >= pool.limits.max_txs {
+                Some("too many transactions")
+            } else if pool.bytes + bytes.len() > pool.limits.max_bytes {
+                Some("too many bytes")
+            } else {
+                None
+            }
+        };
         let account_hint = peek_account(&bytes);
         let pending = account_hint.and_then(|a| self.accounts.get(&a).copied());
         if pending.is_some_and(|(_, count)| count >= self.limits.max_per_account) {
             return Err(MempoolError::Full("too many transactions from this account"));
         }
+        // The cheap refusal first: a full pool and bytes that cannot be a duty.
+        if let Some(reason) = full(self)
+            && account_hint.is_none_or(|a| !state.hosts.is_host(&a))
+        {
+            return Err(MempoolError::Full(reason));
+        }
         let checked = state.check_tx(&bytes, pending.map(|(next, _)| next))?;
+        while let Some(reason) = full(self) {
+            if !checked.duty || !self.evict_ordinary(checked.tx.body.account) {
+                return Err(MempoolError::Full(reason));
+            }
+        }
         covered(state, &self.pending_debits, &checked.debits)?;
         add_debits(&mut self.pending_debits, &checked.debits);
         let account = checked.tx.body.account;
@@ -149,26 +175,89 @@ impl Mempool {
         self.bytes += bytes.len();
         self.by_hash.insert(hash, arrival);
         let offered_height = state.height();
-        let debits = checked.debits;
+        let (debits, duty) = (checked.debits, checked.duty);
         self.entries.insert(
             arrival,
-            Entry { hash, bytes: Bytes(bytes), account, sequence, debits, offered_height, local },
+            Entry { hash, bytes: Bytes(bytes), account, sequence, debits, offered_height, local, duty },
         );
         Ok(hash)
     }
 
-    /// Transactions for the next block, oldest first, within the block limits.
+    /// Evicts the newest transaction of the account (other than `keep`) with the most ordinary
+    /// transactions waiting, if that newest one is ordinary: the last of an account's run, so no gap
+    /// is left behind it. Whether one was evicted.
+    fn evict_ordinary(&mut self, keep: Address) -> bool {
+        let mut ordinary: BTreeMap<Address, usize> = BTreeMap::new();
+        let mut last: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
+        for (arrival, entry) in &self.entries {
+            if !entry.duty {
+                *ordinary.entry(entry.account).or_default() += 1;
+            }
+            last.insert(entry.account, (*arrival, entry.duty));
+        }
+        let victim = ordinary
+            .iter()
+            .filter(|(account, _)| **account != keep && last.get(account).is_some_and(|(_, duty)| !duty))
+            .max_by_key(|(account, count)| (**count, std::cmp::Reverse(**account)))
+            .and_then(|(account, _)| last.get(account).map(|(arrival, _)| *arrival));
+        let Some(entry) = victim.and_then(|arrival| self.entries.remove(&arrival)) else { return false };
+        self.by_hash.remove(&entry.hash);
+        self.bytes -= entry.bytes.0.len();
+        for (account, amount) in &entry.debits {
+            if let Some(total) = self.pending_debits.get_mut(account) {
+                *total = Amount(total.0.saturating_sub(amount.0));
+            }
+        }
+        match self.accounts.get_mut(&entry.account) {
+            Some(slot) if slot.1 > 1 => *slot = (entry.sequence, slot.1 - 1),
+            _ => {
+                self.accounts.remove(&entry.account);
+            }
+        }
+        true
+    }
+
+    /// Transactions for the next block within the block limits: duties first, then the rest; in each
+    /// lane accounts take turns (in order of their oldest waiting transaction), each account's in
+    /// sequence order. An account's duty behind one of its ordinary transactions waits for the second
+    /// lane, so nothing is proposed out of sequence.
     pub fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Bytes> {
+        let mut queues: Vec<std::collections::VecDeque<&Entry>> = Vec::new();
+        let mut slot_of: BTreeMap<Address, usize> = BTreeMap::new();
+        for entry in self.entries.values() {
+            let slot = *slot_of.entry(entry.account).or_insert_with(|| {
+                queues.push(std::collections::VecDeque::new());
+                queues.len() - 1
+            });
+            queues[slot].push_back(entry);
+        }
         let mut total = 0usize;
         let mut out = Vec::new();
-        for entry in self.entries.values() {
-            // Per-tx overhead in the block encoding is a 4-byte length prefix.
-            let size = entry.bytes.0.len() + 4;
-            if out.len() >= max_txs || total + size > max_bytes {
-                break;
+        for duties in [true, false] {
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for queue in &mut queues {
+                    let Some(entry) = queue.front() else { continue };
+                    if duties && !entry.duty {
+                        continue;
+                    }
+                    // Per-tx overhead in the block encoding is a 4-byte length prefix.
+                    let size = entry.bytes.0.len() + 4;
+                    if out.len() >= max_txs {
+                        return out;
+                    }
+                    if total + size > max_bytes {
+                        // Too big for what is left: this account waits for the next block.
+                        queue.clear();
+                        continue;
+                    }
+                    total += size;
+                    out.push(entry.bytes.clone());
+                    queue.pop_front();
+                    progressed = true;
+                }
             }
-            total += size;
-            out.push(entry.bytes.clone());
         }
         out
     }
@@ -227,7 +316,7 @@ impl Mempool {
         let mut expected: BTreeMap<Address, u64> = BTreeMap::new();
         let mut dropped = Vec::new();
         let mut debits: BTreeMap<Address, Amount> = BTreeMap::new();
-        let mut rechecked: Vec<(u64, BTreeMap<Address, Amount>)> = Vec::new();
+        let mut rechecked: Vec<(u64, BTreeMap<Address, Amount>, bool)> = Vec::new();
         for (arrival, entry) in &self.entries {
             let next =
                 expected.entry(entry.account).or_insert_with(|| state.account(&entry.account).sequence);
@@ -239,7 +328,7 @@ impl Mempool {
                 Some(checked) => {
                     *next += 1;
                     add_debits(&mut debits, &checked.debits);
-                    rechecked.push((*arrival, checked.debits));
+                    rechecked.push((*arrival, checked.debits, checked.duty));
                 }
                 None => dropped.push(*arrival),
             }
@@ -250,9 +339,10 @@ impl Mempool {
                 self.bytes -= entry.bytes.0.len();
             }
         }
-        for (arrival, fresh) in rechecked {
+        for (arrival, fresh, duty) in rechecked {
             if let Some(entry) = self.entries.get_mut(&arrival) {
                 entry.debits = fresh;
+                entry.duty = duty;
             }
         }
         self.pending_debits = debits;
@@ -485,6 +575,66 @@ mod tests {
         let refused = pool.insert(&state, deposit(2, 201), true);
         assert!(matches!(refused, Err(MempoolError::Overdrawn { .. })), "{refused:?}");
         pool.insert(&state, deposit(2, 200), true).expect("the rest");
+    }
+
+    #[test]
+    fn a_flood_cannot_keep_a_staked_hosts_duties_out() {
+        // Issue 12, item 7: two funded flooders fill the pool; the host's routine transaction still
+        // gets in (evicting the bigger flooder's newest) and is proposed first, and the flooders then
+        // take turns. A host with nothing at stake gets no such lane.
+        let flooders = [AccountKey::from_seed(b"flood-0"), AccountKey::from_seed(b"flood-1")];
+        let alice = AccountKey::from_seed(b"alice");
+        let mut genesis = genesis();
+        for f in &flooders {
+            genesis.accounts.push(GenesisAccount { address: f.address(), balance: Amount(1_000) });
+        }
+        let state = State::from_genesis(&genesis).expect("genesis");
+        let flood = |i: usize, sequence| {
+            let to = alice.address();
+            Tx::new("mempool", &flooders[i], sequence, vec![BankMsg::Send { to, amount: Amount(1) }.into()])
+                .to_bytes()
+        };
+        let duty = |sequence, key: &AccountKey| {
+            let msg = gonka_chain::HostsMsg::UpdateUrl { api_url: format!("http://a/{sequence}") };
+            Tx::new("mempool", key, sequence, vec![msg.into()]).to_bytes()
+        };
+        let mut pool = Mempool::new(MempoolLimits { max_txs: 5, max_bytes: 1 << 20, max_per_account: 10 });
+        for sequence in 0..3 {
+            pool.insert(&state, flood(0, sequence), false).expect("flood 0");
+        }
+        for sequence in 0..2 {
+            pool.insert(&state, flood(1, sequence), false).expect("flood 1");
+        }
+        assert_eq!(pool.insert(&state, flood(1, 2), false), Err(MempoolError::Full("too many transactions")));
+        pool.insert(&state, duty(0, &alice), true).expect("a duty makes room");
+        assert_eq!(pool.len(), 5);
+        assert_eq!(pool.next_sequence(&flooders[0].address()), Some(2), "flooder 0's newest was evicted");
+        pool.insert(&state, flood(0, 2), false).expect_err("and cannot come back while the pool is full");
+        let block = pool.reap(3, 1 << 20);
+        let expected = [duty(0, &alice), flood(0, 0), flood(1, 0)];
+        assert_eq!(block.iter().map(|b| b.0.clone()).collect::<Vec<_>>(), expected, "duty first, then turns");
+
+        // A registered host with no power and no collateral is not staked: no lane.
+        let mut unstaked = genesis.clone();
+        unstaked.participants[0].weight = 0;
+        let bob = AccountKey::from_seed(b"bob");
+        unstaked.accounts.push(GenesisAccount { address: bob.address(), balance: Amount(1) });
+        unstaked.participants.push(GenesisParticipant {
+            address: bob.address(),
+            account_key: bob.public_key(),
+            api_url: "http://b".into(),
+            validator_key: ValidatorKey::from_secret_bytes([2; 32]).public_key(),
+            operational_key: bob.public_key(),
+            weight: 1,
+            collateral: Amount::ZERO,
+        });
+        let state = State::from_genesis(&unstaked).expect("genesis");
+        let mut pool = Mempool::new(MempoolLimits { max_txs: 1, max_bytes: 1 << 20, max_per_account: 10 });
+        pool.insert(&state, flood(0, 0), false).expect("flood");
+        assert_eq!(
+            pool.insert(&state, duty(0, &alice), true),
+            Err(MempoolError::Full("too many transactions"))
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! plain inputs — states, app hashes, the ledger — so the checker itself is tested on hand-made inputs
 //! that break each rule.
 
+use std::collections::BTreeMap;
+
 use gonka_chain::{Hold, State};
 use gonka_poc::capping::effective_max_share;
 use gonka_primitives::{Address, Amount, Hash};
@@ -29,8 +31,13 @@ pub const CHEATER_WEIGHT_ZERO: &str = "cheater_weight_zero";
 /// within [`COMPUTE_SHARE_TOLERANCE`] (relative) of its share of the honest compute.
 pub const HONEST_WEIGHT_TRACKS_COMPUTE: &str = "honest_weight_tracks_compute";
 
+/// A stage settles no host more power than the previous stage confirmed for it, or than it holds
+/// today: a host new to the set gets none, and no single PoC window can hand over the validator set
+/// (`docs/spec/poc.md` §5.1).
+pub const POWER_MOVES_BOUNDED: &str = "power_moves_bounded";
+
 /// Every invariant, in report order.
-pub const ALL: [&str; 8] = [
+pub const ALL: [&str; 9] = [
     APP_HASH_AGREEMENT,
     SUPPLY_CONSERVED,
     NO_DOUBLE_CHARGE,
@@ -39,6 +46,7 @@ pub const ALL: [&str; 8] = [
     WEIGHTS_CAPPED,
     CHEATER_WEIGHT_ZERO,
     HONEST_WEIGHT_TRACKS_COMPUTE,
+    POWER_MOVES_BOUNDED,
 ];
 
 /// Largest relative gap between an honest host's weight share and its compute share: about five
@@ -161,6 +169,36 @@ pub fn weights_capped(state: &State) -> Vec<Violation> {
         )];
     }
     Vec::new()
+}
+
+/// Each host's `(power, poc_weight)` in `state`, for [`power_moves`] to compare the next settlement
+/// with.
+pub fn confirmed(state: &State) -> BTreeMap<Address, (u64, u64)> {
+    state.hosts.participants().iter().map(|(a, p)| (*a, (p.weight, p.poc_weight))).collect()
+}
+
+/// Right after a settlement: every host's settled power against `before`, what [`confirmed`] read
+/// from a state before the settling block (a host missing there confirmed nothing).
+pub fn power_moves(state: &State, before: &BTreeMap<Address, (u64, u64)>) -> Vec<Violation> {
+    state
+        .hosts
+        .participants()
+        .iter()
+        .filter_map(|(address, p)| {
+            let settled = p.next_weight?;
+            let (power, poc_weight) = before.get(address).copied().unwrap_or((0, 0));
+            let ceiling = power.max(poc_weight);
+            (settled > ceiling).then(|| {
+                violation(
+                    POWER_MOVES_BOUNDED,
+                    state.height(),
+                    format!(
+                        "host {address} was settled power {settled}; it held {power} and its last confirmed weight was {poc_weight}"
+                    ),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Right after a settlement: every cheater is settled no power for the next epoch (its `next_weight`,

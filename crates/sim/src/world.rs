@@ -118,6 +118,8 @@ pub struct Sim {
     traffic: TrafficSummary,
     failed_rounds: u64,
     stages_checked: u64,
+    /// Each host's `(power, poc_weight)` at the last checked height (`invariants::power_moves`).
+    confirmed: BTreeMap<Address, (u64, u64)>,
     engine: FakeEngine,
     /// The round (block interval) being simulated.
     round: u64,
@@ -137,7 +139,8 @@ impl Sim {
         let mut setup_rng = SimRng::new(seed, "setup");
         let kinds = host_kinds(&config);
         let mut nodes: Vec<SimNode> = (0..config.hosts)
-            .map(|i| SimNode {
+            .map(|i| (i, kinds[i].and_then(|k| host_module(k, seed, i))))
+            .map(|(i, byzantine)| SimNode {
                 index: i,
                 account: key(seed, "host", i),
                 operational: key(seed, "ops", i),
@@ -146,8 +149,8 @@ impl Sim {
                 ),
                 store: Store::in_memory().expect("an in-memory store opens"),
                 running: None,
-                speed: setup_rng.range(60..161),
-                byzantine: kinds[i].and_then(|k| host_module(k, seed, i)),
+                speed: setup_rng.range(60..161) * byzantine.as_ref().map_or(1, |b| b.compute_factor()),
+                byzantine,
                 rng: SimRng::new(seed, &format!("host-{i}")),
                 outbox: Outbox::new(),
                 halted: false,
@@ -191,6 +194,7 @@ impl Sim {
             traffic: TrafficSummary::default(),
             failed_rounds: 0,
             stages_checked: 0,
+            confirmed: BTreeMap::new(),
             engine: FakeEngine::new(&model().name),
             round: 0,
             decided_in: BTreeMap::new(),
@@ -907,6 +911,7 @@ impl Sim {
             found.extend(chain.with_state(|state| {
                 let mut found = invariants::supply(state, supply);
                 found.extend(self.check_stage(state));
+                self.confirmed = invariants::confirmed(state);
                 found
             }));
         }
@@ -921,6 +926,7 @@ impl Sim {
             return Vec::new();
         }
         let mut found = invariants::weights_capped(state);
+        found.extend(invariants::power_moves(state, &self.confirmed));
         // When no host was accepted the chain keeps the current set (`poc_weights_kept`): no stage
         // weights apply, so there is nothing a cheater could have gained (docs/spec/sim.md §3).
         let settled = state.hosts.participants().values().any(|p| p.next_weight.is_some());

@@ -168,3 +168,20 @@ fn honest_weight_off_its_compute_share_is_reported() {
         [invariants::HONEST_WEIGHT_TRACKS_COMPUTE, invariants::HONEST_WEIGHT_TRACKS_COMPUTE]
     );
 }
+
+#[test]
+fn power_settled_above_what_was_confirmed_is_reported() {
+    // Before: host 2 held 100 with 300 confirmed; host 3 held 100 with nothing confirmed.
+    let before = with_participant(with_participant(genesis_state(), 2, |p| p.poc_weight = 300), 3, |_| {});
+    let confirmed = invariants::confirmed(&before);
+    let within = with_participant(with_participant(before, 2, |p| p.next_weight = Some(300)), 3, |p| {
+        p.next_weight = Some(100);
+    });
+    assert!(invariants::power_moves(&within, &confirmed).is_empty());
+    let jumped = with_participant(within.clone(), 3, |p| p.next_weight = Some(101));
+    assert_eq!(names(&invariants::power_moves(&jumped, &confirmed)), [invariants::POWER_MOVES_BOUNDED]);
+    // A host unknown before (registered since) confirmed nothing.
+    let mut unknown = confirmed.clone();
+    unknown.remove(&host(2).address());
+    assert_eq!(names(&invariants::power_moves(&within, &unknown)), [invariants::POWER_MOVES_BOUNDED]);
+}

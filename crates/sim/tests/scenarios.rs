@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use gonka_sim::faults::{FaultPlan, Window};
-use gonka_sim::invariants::{HONEST_WEIGHT_TRACKS_COMPUTE, NO_OVERCHARGE};
+use gonka_sim::invariants::NO_OVERCHARGE;
 use gonka_sim::{ByzantineKind, Report, Sim, SimConfig};
 
 fn run(config: SimConfig) -> Report {
@@ -164,8 +164,27 @@ fn an_overcharging_executor_is_paid_for_tokens_it_never_served_today() {
 }
 
 #[test]
-fn censoring_the_poc_windows_starves_honest_hosts_today() {
+fn censoring_the_poc_windows_cannot_keep_honest_duties_out() {
+    // Staked hosts' duties get room in every mempool and go first in every honest block
+    // (docs/spec/chain.md §6), so the flood delays only other transfers.
     let report = run(SimConfig::new(13, 5, 30).with_byzantine(ByzantineKind::Censor, 1));
-    assert!(report.violated(HONEST_WEIGHT_TRACKS_COMPUTE), "{}", report.text());
-    assert!(report.host_summaries[..4].iter().all(|h| h.poc_weight == 0), "{}", report.text());
+    assert!(report.broken().is_empty(), "{}", report.text());
+    assert_eq!(report.stages_checked, 1, "the censored stage was compared with compute");
+    assert!(report.host_summaries[..4].iter().all(|h| h.poc_weight > 0 && h.power > 0), "{}", report.text());
+}
+
+#[test]
+fn a_coalition_that_surges_its_compute_for_one_stage_gains_no_power() {
+    // Two hosts of seven (2/7 of the power) race at eight times their compute: they measure about
+    // four fifths of the stage's weight, which as power would be more than 2/3 — a takeover in one
+    // window. Power settled is bounded by what the previous stage confirmed (docs/spec/poc.md §5.1),
+    // so after the stage each still holds what it held.
+    let report = run(SimConfig::new(14, 7, 30).with_byzantine(ByzantineKind::Surge, 2));
+    assert!(report.broken().is_empty(), "{}", report.text());
+    let share = |f: fn(&gonka_sim::report::HostSummary) -> u64| {
+        let total: u64 = report.host_summaries.iter().map(f).sum();
+        report.host_summaries[5..].iter().map(f).sum::<u64>() as f64 / total as f64
+    };
+    assert!(share(|h| h.poc_weight) > 2.0 / 3.0, "the surge measured: {}", report.text());
+    assert!((share(|h| h.power) - 2.0 / 7.0).abs() < 1e-9, "and bought no power: {}", report.text());
 }

@@ -73,8 +73,13 @@ fn overcharging_executors_are_detected_through_crashes() {
 }
 
 #[test]
-fn censored_poc_windows_are_detected() {
-    run_mix(&config(5).with_byzantine(ByzantineKind::Censor, 1), 9_000..9_020);
+fn censored_poc_windows_still_take_honest_duties() {
+    run_mix(&config(5).with_byzantine(ByzantineKind::Censor, 1), 9_000..9_040);
+}
+
+#[test]
+fn a_compute_surge_buys_no_power_in_one_stage_through_every_fault() {
+    run_mix(&config(7).with_byzantine(ByzantineKind::Surge, 2).with_faults(all_faults()), 9_500..9_540);
 }
 
 #[test]

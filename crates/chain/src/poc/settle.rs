@@ -91,12 +91,27 @@ fn settle_weights(state: &mut State, stage: u64) -> Vec<Event> {
         .collect();
     let accepted: Vec<(Address, u64)> =
         verdicts.iter().filter(|v| v.accepted).map(|v| (v.participant, v.nonce_count)).collect();
-    if accepted.is_empty() {
-        // Nobody proved compute: keeping the current set is the only way the chain stays live.
-        events.push(Event::new("poc_weights_kept").with("stage", stage));
+    // How much of today's power the accepted hosts hold (`docs/spec/poc.md` §5.1).
+    let total = state.hosts.total_power();
+    let confirming: u128 = accepted.iter().map(|(a, _)| u128::from(power_of(state, a))).sum();
+    if accepted.is_empty() || (total > 0 && 2 * confirming <= total) {
+        // Nobody proved compute, or the hosts that did hold no more than half of today's power (the
+        // rest were censored, cut off or failed): one window must not hand over the set, and an
+        // empty set would halt the chain for good. The current set stays.
+        events.push(
+            Event::new("poc_weights_kept")
+                .with("stage", stage)
+                .with("confirming_power", confirming)
+                .with("total_power", total),
+        );
         return events;
     }
-    let capped = match gonka_poc::cap_power(&accepted, state.params().poc.max_individual_power) {
+    let bounded: Vec<(Address, u64)> = accepted
+        .iter()
+        .map(|(address, weight)| (*address, (*weight).min(power_ceiling(state, address, total))))
+        .filter(|(_, power)| *power > 0)
+        .collect();
+    let capped = match gonka_poc::cap_power(&bounded, state.params().poc.max_individual_power) {
         Ok(capped) => capped,
         Err(error) => {
             events.push(Event::new("poc_weights_kept").with("stage", stage).with("error", error));
@@ -107,13 +122,30 @@ fn settle_weights(state: &mut State, stage: u64) -> Vec<Event> {
     for address in addresses {
         let poc_weight = accepted.iter().find(|(a, _)| *a == address).map_or(0, |(_, w)| *w);
         let power = capped.iter().find(|(a, _)| *a == address).map_or(0, |(_, w)| *w);
+        let ceiling = power_ceiling(state, &address, total);
         state.hosts.settle_poc_weight(&address, poc_weight, power);
         events.push(
             Event::new("poc_weight")
                 .with("participant", address)
                 .with("weight", poc_weight)
+                .with("ceiling", ceiling)
                 .with("power", power),
         );
     }
     events
+}
+
+fn power_of(state: &State, address: &Address) -> u64 {
+    state.hosts.participant(address).map_or(0, |p| p.weight)
+}
+
+/// The most power a host may be settled now (`docs/spec/poc.md` §5.1): its weight confirmed by the
+/// previous settled stage, or its power today if larger (genesis power counts as confirmed). A host
+/// new to the set gets none for its first epoch; a host whose compute jumped gets the jump one epoch
+/// later, once a second stage has confirmed it. At bootstrap (no power anywhere) there is no bound.
+fn power_ceiling(state: &State, address: &Address, total_power: u128) -> u64 {
+    if total_power == 0 {
+        return u64::MAX;
+    }
+    state.hosts.participant(address).map_or(0, |p| p.poc_weight.max(p.weight))
 }

@@ -8,6 +8,7 @@ pub mod drain;
 pub mod fabricate;
 pub mod forge_ta;
 pub mod overcharge;
+pub mod surge;
 pub mod tiny;
 pub mod withhold;
 
@@ -73,6 +74,11 @@ pub trait Byzantine {
         true
     }
 
+    /// How many times its drawn compute speed it races at (compute it rented).
+    fn compute_factor(&self) -> u64 {
+        1
+    }
+
     /// What it does of the PoC planner's actions.
     fn poc_actions(&mut self, actions: Vec<PocAction>) -> Vec<PocAction> {
         actions
@@ -113,6 +119,7 @@ pub fn host_module(kind: ByzantineKind, seed: u64, index: usize) -> Option<Box<d
         ByzantineKind::ForgeTa => Some(Box::new(forge_ta::Forger::new(seed, index))),
         ByzantineKind::Overcharge => Some(Box::new(overcharge::Overcharger)),
         ByzantineKind::Censor => Some(Box::new(censor::Censor::new(seed, index))),
+        ByzantineKind::Surge => Some(Box::new(surge::Surge)),
         ByzantineKind::DrainBalance => None,
     }
 }
