@@ -602,3 +602,20 @@ fn new_power_waits_one_epoch_for_a_second_confirmation() {
         assert_eq!((0..HOSTS).map(|i| power(&net, i)).collect::<Vec<_>>(), expected, "epoch {epoch}");
     }
 }
+
+#[test]
+fn nonce_storage_is_bounded_by_the_collateral_locked() {
+    // Issue 12, item 6: `max_nonces_per_stage` nonces per `entry_collateral` held.
+    let mut genesis = genesis(15);
+    genesis.params.poc.max_nonces_per_stage = 5;
+    let mut net = Net::from(&genesis);
+    let s = net.stages().poc_start;
+    net.advance_to(s);
+    let six: Vec<(u64, u32)> = (0..6).map(|n| (n, BELOW)).collect();
+    let tx = net.tx(1, vec![commit(1), batch(s, &six)]);
+    assert!(net.deliver(tx).unwrap_err().contains("limit 5"), "one entry's worth: 5");
+    let deposit = Msg::Collateral(gonka_chain::CollateralMsg::Deposit { amount: Amount(ENTRY) });
+    let tx = net.tx(1, vec![deposit, commit(1), batch(s, &six)]);
+    net.deliver(tx).unwrap();
+    assert_eq!(poc::nonce_allowance(&net.state, &host(1).address()), 10, "two entries' worth");
+}

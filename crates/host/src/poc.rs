@@ -27,6 +27,9 @@ use serde::Serialize;
 
 use crate::protocol::epoch_seed;
 
+/// Claimants a validator has sent to the engine and not had back yet, at most.
+pub const MAX_RECOMPUTING: usize = 4;
+
 /// Blocks after which something submitted but not on chain is submitted again.
 pub const RESUBMIT_AFTER_BLOCKS: u64 = 4;
 
@@ -354,7 +357,10 @@ impl PocHost {
         }
     }
 
-    /// Samples every claimant this host has not checked yet and asks for the recomputation.
+    /// Samples the claimants this host has not checked yet and asks for their recomputation, at most
+    /// [`MAX_RECOMPUTING`] in flight, most powerful claimant first (`docs/spec/poc.md` §7): each plan
+    /// loads at most that many claimants' nonces, and a crowd of new claimants cannot push the
+    /// current validators' verdicts out of the window.
     fn sample_claims(
         &mut self,
         chain: &State,
@@ -365,7 +371,7 @@ impl PocHost {
         actions: &mut Vec<PocAction>,
     ) {
         let sample_size = chain.params().poc.validation_sample_size as usize;
-        let claimants: Vec<Address> = chain
+        let mut claimants: Vec<(u64, Address)> = chain
             .poc
             .stage_claims(stage.start_height)
             .filter(|(key, _)| {
@@ -374,9 +380,13 @@ impl PocHost {
                 gonka_chain::poc::eligible(chain, stage.start_height, &key.participant).is_ok()
                     && chain.poc.vote(stage.start_height, key.participant, me.account).is_none()
             })
-            .map(|(key, _)| key.participant)
+            .map(|(key, _)| {
+                (chain.hosts.participant(&key.participant).map_or(0, |p| p.weight), key.participant)
+            })
             .collect();
-        for participant in claimants {
+        claimants.sort_by_key(|(power, address)| (std::cmp::Reverse(*power), *address));
+        let mut in_flight = self.checks.values().filter(|c| matches!(c, Check::Recomputing { .. })).count();
+        for (_, participant) in claimants {
             match self.checks.get(&participant) {
                 Some(Check::Submitted { at, msg })
                     if height >= at + RESUBMIT_AFTER_BLOCKS && !waiting(msg) =>
@@ -386,6 +396,7 @@ impl PocHost {
                     continue;
                 }
                 Some(_) => continue,
+                None if in_flight >= MAX_RECOMPUTING => continue,
                 None => {}
             }
             let Some(public_key) = chain.hosts.participant(&participant).map(|p| p.account_key) else {
@@ -406,6 +417,7 @@ impl PocHost {
                 })
                 .collect();
             self.checks.insert(participant, Check::Recomputing { sample, seed });
+            in_flight += 1;
             self.summary.activity = "validating";
             actions.push(PocAction::Recompute { stage, participant, public_key, nonces: sampled });
         }

@@ -18,6 +18,12 @@ fn host(i: usize) -> AccountKey {
 }
 
 fn genesis() -> Genesis {
+    genesis_of(3, 3)
+}
+
+/// `hosts` hosts, the first `powered` with power 100 and the rest registered with none; all funded and
+/// holding collateral above the PoC entry.
+fn genesis_of(hosts: usize, powered: usize) -> Genesis {
     let mut params = Params::devnet(host(0).address());
     params.epoch = EpochParams {
         epoch_length: 40,
@@ -39,17 +45,17 @@ fn genesis() -> Genesis {
         chain_id: CHAIN.into(),
         genesis_time_ms: 1_000_000,
         params,
-        accounts: (0..3)
+        accounts: (0..hosts)
             .map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000_000) })
             .collect(),
-        participants: (0..3)
+        participants: (0..hosts)
             .map(|i| GenesisParticipant {
                 address: host(i).address(),
                 account_key: host(i).public_key(),
                 api_url: format!("http://h{i}"),
                 validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
                 operational_key: host(i).public_key(),
-                weight: 100,
+                weight: if i < powered { 100 } else { 0 },
                 collateral: Amount(500_000),
             })
             .collect(),
@@ -177,6 +183,62 @@ fn a_validator_samples_each_claimant_and_votes_on_what_it_recomputed() {
     let vote = Tx::new(CHAIN, &host(0), state.account(&host(0).address()).sequence, messages.clone());
     apply(&mut state, &[vote]);
     assert!(state.poc.vote(stage.start_height, host(1).address(), host(0).address()).is_some());
+}
+
+fn recomputes(actions: &[PocAction]) -> Vec<gonka_primitives::Address> {
+    actions
+        .iter()
+        .filter_map(
+            |a| if let PocAction::Recompute { participant, .. } = a { Some(*participant) } else { None },
+        )
+        .collect()
+}
+
+#[test]
+fn a_validator_keeps_a_bounded_number_of_recomputations_in_flight_current_validators_first() {
+    // Issue 12, item 6: eight claimants (two with power, six new) against a validator that may have
+    // MAX_RECOMPUTING in flight. The ones with power go first; each result brings one more, and every
+    // verdict is submitted as soon as its recomputation is back.
+    let hosts = 9;
+    let mut state = State::from_genesis(&genesis_of(hosts, 3)).expect("genesis");
+    advance_to(&mut state, 5);
+    let stage = state.poc.stage().expect("stage");
+    let claims: Vec<Tx> = (1..hosts)
+        .map(|i| {
+            let nonces =
+                (0..3).map(|n| gonka_chain::PocNonce { nonce: n, distance: Distance(1_200_000_000) });
+            let messages = vec![
+                PocMsg::SeedCommit { epoch: 1, commitment: Hash::digest(b"s") }.into(),
+                PocMsg::Batch { poc_start: stage.start_height, nonces: nonces.collect() }.into(),
+            ];
+            Tx::new(CHAIN, &host(i), 0, messages)
+        })
+        .collect();
+    apply(&mut state, &claims);
+    advance_to(&mut state, 15);
+    let mut planner = PocHost::new(true);
+    let first = recomputes(&planner.plan(&state, &key(0), &|_| false, PocInput::Block));
+    assert_eq!(first.len(), gonka_host::poc::MAX_RECOMPUTING);
+    let mut new_hosts: Vec<_> = (3..hosts).map(|i| host(i).address()).collect();
+    new_hosts.sort();
+    let mut powered = [host(1).address(), host(2).address()];
+    powered.sort();
+    assert_eq!(first[..2], powered, "the claimants with power first (in address order)");
+    assert_eq!(first[2..], new_hosts[..2], "then the others in address order");
+    assert!(recomputes(&planner.plan(&state, &key(0), &|_| false, PocInput::Block)).is_empty(), "full");
+    let mut voted = 0;
+    let mut queue = first;
+    while let Some(participant) = queue.pop() {
+        let distances = vec![Some(Distance(1_200_000_000)); 3];
+        let actions =
+            planner.plan(&state, &key(0), &|_| false, PocInput::Recomputed { participant, distances });
+        assert_eq!(submitted(&actions), ["submit_poc_validation"], "the verdict goes out at once");
+        voted += 1;
+        let more = recomputes(&actions);
+        assert!(more.len() <= 1, "one result, at most one more: {more:?}");
+        queue.extend(more);
+    }
+    assert_eq!(voted, hosts - 1, "every claimant was validated");
 }
 
 fn request(state: &State) -> SignedRequest {

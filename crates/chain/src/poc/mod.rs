@@ -66,6 +66,19 @@ pub fn eligible(state: &State, poc_start: u64, participant: &Address) -> Result<
     check_entry_collateral(state, participant)
 }
 
+/// How many nonces `host` may store in a stage: `max_nonces_per_stage` for each `entry_collateral`
+/// it holds locked (`docs/spec/poc.md` §11, issue 12 item 6). State is paid for with capital at
+/// stake: a Sybil at the entry price stores at most one allowance, a host whose compute finds more
+/// locks more. With no entry price, the per-stage limit alone.
+pub fn nonce_allowance(state: &State, host: &Address) -> u64 {
+    let params = &state.params().poc;
+    if params.entry_collateral.0 == 0 {
+        return params.max_nonces_per_stage;
+    }
+    let units = crate::collateral::collateral_of(state, host).0 / params.entry_collateral.0;
+    params.max_nonces_per_stage.saturating_mul(u64::try_from(units).unwrap_or(u64::MAX))
+}
+
 fn check_entry_collateral(state: &State, host: &Address) -> Result<(), PocError> {
     let needed = state.params().poc.entry_collateral;
     let held = crate::collateral::collateral_of(state, host);
@@ -111,7 +124,7 @@ fn check_batch(state: &State, tx: &TxContext, poc_start: u64, nonces: &[PocNonce
         .map(|n| n.nonce)
         .filter(|&nonce| !state.poc.has_nonce(poc_start, tx.sender, nonce))
         .collect();
-    let (count, limit) = (before + fresh.len() as u64, poc.max_nonces_per_stage);
+    let (count, limit) = (before + fresh.len() as u64, nonce_allowance(state, &tx.sender));
     if count > limit {
         return Err(PocError::TooManyNonces { count, limit });
     }
@@ -160,7 +173,7 @@ fn add_batch(state: &mut State, sender: Address, stage: u64, nonces: &[PocNonce]
         }
     }
     let count = before + added;
-    let limit = state.params().poc.max_nonces_per_stage;
+    let limit = nonce_allowance(state, &sender);
     if count > limit {
         return Err(PocError::TooManyNonces { count, limit });
     }
