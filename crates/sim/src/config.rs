@@ -240,10 +240,13 @@ pub fn large_model() -> ModelPrice {
     }
 }
 
-/// The simulated profile: devnet parameters with an epoch of 40 blocks (first PoC at block 5), block
+/// The simulated profile: devnet parameters with an epoch of 40 blocks (first PoC at block 5), a target
+/// of 1.35 (half the fake engine's nonces valid), block
 /// limits small enough that a flood can fill blocks, and two priced models.
 pub fn params(authority: Address) -> Params {
     let mut params = Params::devnet(authority);
+    // The fake PoC engine's distances spread over [1.1, 1.6): half of them valid at 1.35.
+    params.poc.r_target = gonka_primitives::Decimal::from_raw(1_350_000_000_000_000_000);
     params.epoch = EpochParams {
         epoch_length: 40,
         epoch_shift: 35,

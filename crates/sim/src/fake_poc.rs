@@ -1,5 +1,5 @@
 //! The simulator's PoC "engine": a nonce's distance is a hash of (stage block hash, host key, nonce)
-//! spread over [1.1, 1.6), so with the devnet target 1.35 about half of all nonces are valid, a
+//! spread over [1.1, 1.6), so with the simulated target 1.35 about half of all nonces are valid, a
 //! validator recomputes exactly what an honest host found, and a nonce computed with another key, or
 //! made up, recomputes to something else. A sprint computes a fixed number of nonces per block (the
 //! host's compute speed).
