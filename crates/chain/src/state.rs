@@ -419,16 +419,29 @@ impl State {
         Ok(CheckedTx { hash: Hash::digest(bytes), tx, debits, duty })
     }
 
-    /// Whether `tx` is a host's duty: only routine messages (PoC commitments, batches and votes,
-    /// inference receipts, URL updates), for a host that has something at stake — voting power now,
-    /// or at least the PoC entry collateral locked. The stake is what makes these lanes unfloodable:
-    /// a fresh key or a free registration gets none (`docs/spec/chain.md` §6).
+    /// Whether `tx` is a host's duty: only the messages whose window or deadline the host's weight
+    /// and fees depend on — PoC commitments, batches and votes, inference Start and Finish — for a
+    /// [staked](State::is_staked_host) host (`docs/spec/chain.md` §6). URL updates and everything
+    /// else wait in the ordinary lane.
     pub fn is_duty(&self, tx: &Tx) -> bool {
-        let account = &tx.body.account;
-        let Some(host) = self.hosts.participant(account) else { return false };
-        let staked = host.weight > 0
-            || crate::collateral::collateral_of(self, account) >= self.params().poc.entry_collateral;
-        staked && tx.body.messages.iter().all(Msg::is_routine)
+        let timed = |msg: &Msg| {
+            matches!(
+                msg,
+                Msg::Poc(_)
+                    | Msg::Inference(crate::InferenceMsg::Start { .. } | crate::InferenceMsg::Finish { .. })
+            )
+        };
+        self.is_staked_host(&tx.body.account) && tx.body.messages.iter().all(timed)
+    }
+
+    /// Whether `account` is a host with something at stake: voting power now, or at least the PoC
+    /// entry collateral locked. The stake is what makes the duty lane unfloodable: a fresh key or a
+    /// free registration gets none.
+    pub fn is_staked_host(&self, account: &Address) -> bool {
+        self.hosts.participant(account).is_some_and(|host| {
+            host.weight > 0
+                || crate::collateral::collateral_of(self, account) >= self.params().poc.entry_collateral
+        })
     }
 
     /// Decodes a transaction and checks everything that decides whether it may touch its account:

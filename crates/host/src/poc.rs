@@ -358,9 +358,10 @@ impl PocHost {
     }
 
     /// Samples the claimants this host has not checked yet and asks for their recomputation, at most
-    /// [`MAX_RECOMPUTING`] in flight, most powerful claimant first (`docs/spec/poc.md` §7): each plan
-    /// loads at most that many claimants' nonces, and a crowd of new claimants cannot push the
-    /// current validators' verdicts out of the window.
+    /// [`MAX_RECOMPUTING`] in flight, most powerful claimant first, then those the last stage
+    /// confirmed, then the rest in an order drawn from the stage's block hash (`docs/spec/poc.md` §7):
+    /// each plan loads at most that many claimants' nonces, a crowd of new claimants cannot push the
+    /// current validators' verdicts out of the window, and none can grind its way to the front.
     fn sample_claims(
         &mut self,
         chain: &State,
@@ -371,7 +372,7 @@ impl PocHost {
         actions: &mut Vec<PocAction>,
     ) {
         let sample_size = chain.params().poc.validation_sample_size as usize;
-        let mut claimants: Vec<(u64, Address)> = chain
+        let mut claimants: Vec<_> = chain
             .poc
             .stage_claims(stage.start_height)
             .filter(|(key, _)| {
@@ -381,10 +382,16 @@ impl PocHost {
                     && chain.poc.vote(stage.start_height, key.participant, me.account).is_none()
             })
             .map(|(key, _)| {
-                (chain.hosts.participant(&key.participant).map_or(0, |p| p.weight), key.participant)
+                let address = key.participant;
+                let host = chain.hosts.participant(&address);
+                let (power, confirmed) = host.map_or((0, 0), |p| (p.weight, p.poc_weight));
+                // Then a stage-seeded draw: nobody can grind an address that is validated first.
+                let draw =
+                    Hash::digest_parts(&[b"gonka/poc/validation-order", &stage.block_hash.0, &address.0]);
+                ((std::cmp::Reverse(power), std::cmp::Reverse(confirmed > 0), draw), address)
             })
             .collect();
-        claimants.sort_by_key(|(power, address)| (std::cmp::Reverse(*power), *address));
+        claimants.sort();
         let mut in_flight = self.checks.values().filter(|c| matches!(c, Check::Recomputing { .. })).count();
         for (_, participant) in claimants {
             match self.checks.get(&participant) {

@@ -2,10 +2,11 @@
 //! arrival, with per-account sequences tracked so an account may queue several transactions.
 //!
 //! Two lanes (issue 12, item 7; `docs/spec/chain.md` §6): a staked host's duties (PoC commitments,
-//! batches and votes, inference receipts — [`gonka_chain::State::is_duty`]) and everything else. A
-//! duty that finds the pool full evicts the newest ordinary transaction of the account with the most
-//! of them, and blocks take duties first; within each lane accounts take turns, so a flood from a few
-//! accounts delays only its own lane's other senders by their share, and never a duty.
+//! batches and votes, inference receipts — [`gonka_chain::State::is_duty`]), at most
+//! [`DUTIES_PER_ACCOUNT`] waiting per account, and everything else. A duty that finds the pool full
+//! evicts ordinary transactions (or the duties of whoever holds the most), and blocks give duties
+//! three quarters first and ordinary transactions at least the rest; within each lane accounts take
+//! turns, so a flood delays only its own lane's other senders by its share of accounts.
 //!
 //! Gossip is one hop and a lost message is not resent, and a peer that missed one transaction of an
 //! account refuses the account's later ones (their sequence is ahead). So the node offers waiting
@@ -90,8 +91,16 @@ pub struct Mempool {
     /// Per account: what waiting transactions take from its balance. A transaction is admitted only if
     /// every account it debits covers this plus its own debit (`docs/spec/inference.md` §4.1).
     pending_debits: BTreeMap<Address, Amount>,
+    /// Per account: how many of its waiting transactions are in the duty lane.
+    duties: BTreeMap<Address, usize>,
     bytes: usize,
 }
+
+/// Duties one account may have waiting in the duty lane; later ones wait in the ordinary lane. A host's
+/// duties per stage are one seed commitment, a few batch transactions and its votes, plus a receipt per
+/// inference in flight: the quota leaves room for all of that and bounds what one staked host can push
+/// ahead of everyone.
+pub const DUTIES_PER_ACCOUNT: usize = 128;
 
 impl Mempool {
     /// An empty mempool.
@@ -103,6 +112,7 @@ impl Mempool {
             by_hash: BTreeMap::new(),
             accounts: BTreeMap::new(),
             pending_debits: BTreeMap::new(),
+            duties: BTreeMap::new(),
             bytes: 0,
         }
     }
@@ -129,7 +139,7 @@ impl Mempool {
     }
 
     /// Checks `bytes` against `state` and admits them; `local` when this node originated them. A full
-    /// pool refuses an ordinary transaction, and makes room for a duty by evicting ordinary ones.
+    /// pool refuses an ordinary transaction, and makes room for a duty (see [`Mempool::make_room`]).
     pub fn insert(&mut self, state: &State, bytes: Vec<u8>, local: bool) -> Result<Hash, MempoolError> {
         let hash = Hash::digest(&bytes);
         if self.by_hash.contains_key(&hash) {
@@ -138,44 +148,41 @@ impl Mempool {
         if bytes.len() > self.limits.max_bytes {
             return Err(MempoolError::Full("too many bytes"));
         }
-        let full = |pool: &Mempool| {
-            if pool.entries.len() >= pool.limits.max_txs {
-                Some("too many transactions")
-            } else if pool.bytes + bytes.len() > pool.limits.max_bytes {
-                Some("too many bytes")
-            } else {
-                None
-            }
-        };
         let account_hint = peek_account(&bytes);
         let pending = account_hint.and_then(|a| self.accounts.get(&a).copied());
         if pending.is_some_and(|(_, count)| count >= self.limits.max_per_account) {
             return Err(MempoolError::Full("too many transactions from this account"));
         }
-        // The cheap refusal first: a full pool and bytes that cannot be a duty.
-        if let Some(reason) = full(self)
-            && account_hint.is_none_or(|a| !state.hosts.is_host(&a))
+        // The cheap refusal first: a full pool and bytes that cannot be a staked host's duty.
+        if let Some(reason) = self.full(bytes.len())
+            && account_hint.is_none_or(|a| !state.is_staked_host(&a))
         {
             return Err(MempoolError::Full(reason));
         }
         let checked = state.check_tx(&bytes, pending.map(|(next, _)| next))?;
-        while let Some(reason) = full(self) {
-            if !checked.duty || !self.evict_ordinary(checked.tx.body.account) {
-                return Err(MempoolError::Full(reason));
-            }
-        }
+        // Before anything is evicted for it: a duty that cannot be paid for evicts nothing.
         covered(state, &self.pending_debits, &checked.debits)?;
-        add_debits(&mut self.pending_debits, &checked.debits);
         let account = checked.tx.body.account;
+        // Past its quota an account's duties wait in the ordinary lane.
+        let duty = checked.duty && self.duties.get(&account).copied().unwrap_or(0) < DUTIES_PER_ACCOUNT;
+        if let Some(reason) = self.full(bytes.len())
+            && !(duty && self.make_room(bytes.len(), account))
+        {
+            return Err(MempoolError::Full(reason));
+        }
+        add_debits(&mut self.pending_debits, &checked.debits);
         let sequence = checked.tx.body.sequence;
         let slot = self.accounts.entry(account).or_insert((sequence, 0));
         *slot = (sequence + 1, slot.1 + 1);
+        if duty {
+            *self.duties.entry(account).or_default() += 1;
+        }
         let arrival = self.next_arrival;
         self.next_arrival += 1;
         self.bytes += bytes.len();
         self.by_hash.insert(hash, arrival);
         let offered_height = state.height();
-        let (debits, duty) = (checked.debits, checked.duty);
+        let debits = checked.debits;
         self.entries.insert(
             arrival,
             Entry { hash, bytes: Bytes(bytes), account, sequence, debits, offered_height, local, duty },
@@ -183,24 +190,60 @@ impl Mempool {
         Ok(hash)
     }
 
-    /// Evicts the newest transaction of the account (other than `keep`) with the most ordinary
-    /// transactions waiting, if that newest one is ordinary: the last of an account's run, so no gap
-    /// is left behind it. Whether one was evicted.
-    fn evict_ordinary(&mut self, keep: Address) -> bool {
-        let mut ordinary: BTreeMap<Address, usize> = BTreeMap::new();
-        let mut last: BTreeMap<Address, (u64, bool)> = BTreeMap::new();
-        for (arrival, entry) in &self.entries {
-            if !entry.duty {
-                *ordinary.entry(entry.account).or_default() += 1;
-            }
-            last.insert(entry.account, (*arrival, entry.duty));
+    /// Why `incoming` more bytes (one transaction) do not fit, if they do not.
+    fn full(&self, incoming: usize) -> Option<&'static str> {
+        if self.entries.len() >= self.limits.max_txs {
+            Some("too many transactions")
+        } else if self.bytes + incoming > self.limits.max_bytes {
+            Some("too many bytes")
+        } else {
+            None
         }
-        let victim = ordinary
+    }
+
+    /// Evicts until a duty of `incoming` bytes from `keep` fits, each time the newest transaction of
+    /// the account other than `keep` with the most ordinary transactions waiting (if that newest one
+    /// is ordinary: the tail of the account's run, so no sequence gap is left); when no ordinary tail
+    /// is left, the newest duty of the account with the most duties, if it holds more than `keep`
+    /// will. Whether it fits now. One pass over the pool, then `O(log accounts)` per eviction.
+    fn make_room(&mut self, incoming: usize, keep: Address) -> bool {
+        let mut runs: BTreeMap<Address, Vec<u64>> = BTreeMap::new();
+        for (arrival, entry) in &self.entries {
+            runs.entry(entry.account).or_default().push(*arrival);
+        }
+        let mine = self.duties.get(&keep).copied().unwrap_or(0);
+        // (tier, count): 1 for an ordinary tail ranked by its ordinary count, 0 for a duty tail.
+        let rank = |pool: &Mempool, account: &Address, arrivals: &[u64]| -> Option<(u8, usize)> {
+            let tail = pool.entries.get(arrivals.last()?)?;
+            let duties = pool.duties.get(account).copied().unwrap_or(0);
+            if !tail.duty {
+                Some((1, arrivals.len() - duties))
+            } else if duties > mine + 1 {
+                Some((0, duties))
+            } else {
+                None
+            }
+        };
+        let mut candidates: std::collections::BTreeSet<(u8, usize, Address)> = runs
             .iter()
-            .filter(|(account, _)| **account != keep && last.get(account).is_some_and(|(_, duty)| !duty))
-            .max_by_key(|(account, count)| (**count, std::cmp::Reverse(**account)))
-            .and_then(|(account, _)| last.get(account).map(|(arrival, _)| *arrival));
-        let Some(entry) = victim.and_then(|arrival| self.entries.remove(&arrival)) else { return false };
+            .filter(|(account, _)| **account != keep)
+            .filter_map(|(account, arrivals)| rank(self, account, arrivals).map(|(t, c)| (t, c, *account)))
+            .collect();
+        while self.full(incoming).is_some() {
+            let Some((_, _, account)) = candidates.pop_last() else { return false };
+            let Some(arrivals) = runs.get_mut(&account) else { continue };
+            let Some(arrival) = arrivals.pop() else { continue };
+            self.remove_tail(arrival);
+            if let Some((tier, count)) = rank(self, &account, arrivals) {
+                candidates.insert((tier, count, account));
+            }
+        }
+        true
+    }
+
+    /// Removes the entry at `arrival`, the newest of its account, with everything counted for it.
+    fn remove_tail(&mut self, arrival: u64) {
+        let Some(entry) = self.entries.remove(&arrival) else { return };
         self.by_hash.remove(&entry.hash);
         self.bytes -= entry.bytes.0.len();
         for (account, amount) in &entry.debits {
@@ -214,13 +257,19 @@ impl Mempool {
                 self.accounts.remove(&entry.account);
             }
         }
-        true
+        if entry.duty
+            && let Some(count) = self.duties.get_mut(&entry.account)
+        {
+            *count = count.saturating_sub(1);
+        }
     }
 
-    /// Transactions for the next block within the block limits: duties first, then the rest; in each
-    /// lane accounts take turns (in order of their oldest waiting transaction), each account's in
-    /// sequence order. An account's duty behind one of its ordinary transactions waits for the second
-    /// lane, so nothing is proposed out of sequence.
+    /// Transactions for the next block within the block limits, in three passes: duties, up to
+    /// three quarters of the block; then ordinary transactions; then duties again in what is left.
+    /// So duties always get most of a block and ordinary senders always get a quarter of it when
+    /// they wait. In each pass accounts take turns (in order of their oldest waiting transaction),
+    /// each account's in sequence order: an account whose next transaction is not of the pass's
+    /// lane sits that pass out, so nothing is proposed out of sequence.
     pub fn reap(&self, max_txs: usize, max_bytes: usize) -> Vec<Bytes> {
         let mut queues: Vec<std::collections::VecDeque<&Entry>> = Vec::new();
         let mut slot_of: BTreeMap<Address, usize> = BTreeMap::new();
@@ -231,25 +280,28 @@ impl Mempool {
             });
             queues[slot].push_back(entry);
         }
+        let passes = [
+            (true, max_txs - max_txs / 4, max_bytes - max_bytes / 4),
+            (false, max_txs, max_bytes),
+            (true, max_txs, max_bytes),
+        ];
         let mut total = 0usize;
         let mut out = Vec::new();
-        for duties in [true, false] {
+        for (duties, cap_txs, cap_bytes) in passes {
+            let mut blocked = vec![false; queues.len()];
             let mut progressed = true;
-            while progressed {
+            while progressed && out.len() < cap_txs {
                 progressed = false;
-                for queue in &mut queues {
+                for (queue, blocked) in queues.iter_mut().zip(blocked.iter_mut()) {
                     let Some(entry) = queue.front() else { continue };
-                    if duties && !entry.duty {
+                    if *blocked || entry.duty != duties || out.len() >= cap_txs {
                         continue;
                     }
                     // Per-tx overhead in the block encoding is a 4-byte length prefix.
                     let size = entry.bytes.0.len() + 4;
-                    if out.len() >= max_txs {
-                        return out;
-                    }
-                    if total + size > max_bytes {
-                        // Too big for what is left: this account waits for the next block.
-                        queue.clear();
+                    if total + size > cap_bytes {
+                        // Too big for what this pass has left: the account waits.
+                        *blocked = true;
                         continue;
                     }
                     total += size;
@@ -347,9 +399,13 @@ impl Mempool {
         }
         self.pending_debits = debits;
         self.accounts.clear();
-        for entry in self.entries.values() {
+        self.duties.clear();
+        for entry in self.entries.values_mut() {
             let slot = self.accounts.entry(entry.account).or_insert((entry.sequence, 0));
             *slot = (entry.sequence + 1, slot.1 + 1);
+            let duties = self.duties.entry(entry.account).or_default();
+            entry.duty = entry.duty && *duties < DUTIES_PER_ACCOUNT;
+            *duties += usize::from(entry.duty);
         }
     }
 }
@@ -577,42 +633,60 @@ mod tests {
         pool.insert(&state, deposit(2, 200), true).expect("the rest");
     }
 
-    #[test]
-    fn a_flood_cannot_keep_a_staked_hosts_duties_out() {
-        // Issue 12, item 7: two funded flooders fill the pool; the host's routine transaction still
-        // gets in (evicting the bigger flooder's newest) and is proposed first, and the flooders then
-        // take turns. A host with nothing at stake gets no such lane.
+    /// Genesis for the lane tests: alice the one host (staked by its power of 1), a developer funded
+    /// for many small Starts, model `m`, and two funded flooders.
+    fn lanes_genesis() -> (Genesis, AccountKey, [AccountKey; 2]) {
+        let dev = AccountKey::from_seed(b"dev");
         let flooders = [AccountKey::from_seed(b"flood-0"), AccountKey::from_seed(b"flood-1")];
-        let alice = AccountKey::from_seed(b"alice");
         let mut genesis = genesis();
+        genesis.genesis_time_ms = 1_000_000;
+        genesis.params.inference.models.push(gonka_chain::ModelPrice {
+            name: "m".into(),
+            content_hash: Hash::digest(b"m"),
+            price_per_token: Amount(10),
+        });
+        genesis.accounts.push(GenesisAccount { address: dev.address(), balance: Amount(100_000) });
+        genesis.developers.push(dev.address());
         for f in &flooders {
             genesis.accounts.push(GenesisAccount { address: f.address(), balance: Amount(1_000) });
         }
+        (genesis, dev, flooders)
+    }
+
+    fn flood(flooders: &[AccountKey; 2], i: usize, sequence: u64) -> Vec<u8> {
+        let to = AccountKey::from_seed(b"alice").address();
+        Tx::new("mempool", &flooders[i], sequence, vec![BankMsg::Send { to, amount: Amount(1) }.into()])
+            .to_bytes()
+    }
+
+    #[test]
+    fn a_flood_cannot_keep_a_staked_hosts_duties_out() {
+        // Issue 12, item 7: two funded flooders fill the pool; the host's Start still gets in (evicting
+        // the bigger flooder's newest) and is proposed first, then the flooders take turns.
+        let (genesis, dev, flooders) = lanes_genesis();
         let state = State::from_genesis(&genesis).expect("genesis");
-        let flood = |i: usize, sequence| {
-            let to = alice.address();
-            Tx::new("mempool", &flooders[i], sequence, vec![BankMsg::Send { to, amount: Amount(1) }.into()])
-                .to_bytes()
-        };
-        let duty = |sequence, key: &AccountKey| {
-            let msg = gonka_chain::HostsMsg::UpdateUrl { api_url: format!("http://a/{sequence}") };
-            Tx::new("mempool", key, sequence, vec![msg.into()]).to_bytes()
-        };
         let mut pool = Mempool::new(MempoolLimits { max_txs: 5, max_bytes: 1 << 20, max_per_account: 10 });
         for sequence in 0..3 {
-            pool.insert(&state, flood(0, sequence), false).expect("flood 0");
+            pool.insert(&state, flood(&flooders, 0, sequence), false).expect("flood 0");
         }
         for sequence in 0..2 {
-            pool.insert(&state, flood(1, sequence), false).expect("flood 1");
+            pool.insert(&state, flood(&flooders, 1, sequence), false).expect("flood 1");
         }
-        assert_eq!(pool.insert(&state, flood(1, 2), false), Err(MempoolError::Full("too many transactions")));
-        pool.insert(&state, duty(0, &alice), true).expect("a duty makes room");
+        let full = Err(MempoolError::Full("too many transactions"));
+        assert_eq!(pool.insert(&state, flood(&flooders, 1, 2), false), full);
+        let duty = start(&state, &dev, 0, 1, 1);
+        pool.insert(&state, duty.clone(), true).expect("a duty makes room");
         assert_eq!(pool.len(), 5);
         assert_eq!(pool.next_sequence(&flooders[0].address()), Some(2), "flooder 0's newest was evicted");
-        pool.insert(&state, flood(0, 2), false).expect_err("and cannot come back while the pool is full");
-        let block = pool.reap(3, 1 << 20);
-        let expected = [duty(0, &alice), flood(0, 0), flood(1, 0)];
-        assert_eq!(block.iter().map(|b| b.0.clone()).collect::<Vec<_>>(), expected, "duty first, then turns");
+        assert_eq!(pool.insert(&state, flood(&flooders, 0, 2), false), full, "and cannot come back");
+        let block: Vec<Vec<u8>> = pool.reap(3, 1 << 20).into_iter().map(|b| b.0).collect();
+        assert_eq!(block, [duty, flood(&flooders, 0, 0), flood(&flooders, 1, 0)], "duty first, then turns");
+
+        // A URL update is routine but not a duty: it waits its turn like any transfer.
+        let url = gonka_chain::HostsMsg::UpdateUrl { api_url: "http://a/2".into() };
+        let alice = AccountKey::from_seed(b"alice");
+        let update = Tx::new("mempool", &alice, 1, vec![url.into()]).to_bytes();
+        assert_eq!(pool.insert(&state, update, true), full);
 
         // A registered host with no power and no collateral is not staked: no lane.
         let mut unstaked = genesis.clone();
@@ -630,10 +704,46 @@ mod tests {
         });
         let state = State::from_genesis(&unstaked).expect("genesis");
         let mut pool = Mempool::new(MempoolLimits { max_txs: 1, max_bytes: 1 << 20, max_per_account: 10 });
-        pool.insert(&state, flood(0, 0), false).expect("flood");
+        pool.insert(&state, flood(&flooders, 0, 0), false).expect("flood");
+        assert_eq!(pool.insert(&state, start(&state, &dev, 0, 1, 1), true), full);
+    }
+
+    #[test]
+    fn duties_get_three_quarters_of_a_block_first_and_at_most_a_quota_each() {
+        let (genesis, dev, flooders) = lanes_genesis();
+        let state = State::from_genesis(&genesis).expect("genesis");
+        // A block of 4 with 5 duties and 2 transfers waiting: 3 duties, then a transfer.
+        let mut pool = Mempool::new(MempoolLimits::default());
+        let duties: Vec<Vec<u8>> = (0..5).map(|n| start(&state, &dev, n, 1, 1)).collect();
+        for duty in &duties {
+            pool.insert(&state, duty.clone(), true).expect("duty");
+        }
+        pool.insert(&state, flood(&flooders, 0, 0), false).expect("flood");
+        pool.insert(&state, flood(&flooders, 1, 0), false).expect("flood");
+        let block: Vec<Vec<u8>> = pool.reap(4, 1 << 20).into_iter().map(|b| b.0).collect();
+        let expected = [duties[0].clone(), duties[1].clone(), duties[2].clone(), flood(&flooders, 0, 0)];
+        assert_eq!(block, expected);
+        // With nothing ordinary waiting, duties fill the block.
+        let mut only = Mempool::new(MempoolLimits::default());
+        for duty in &duties {
+            only.insert(&state, duty.clone(), true).expect("duty");
+        }
+        assert_eq!(only.reap(4, 1 << 20).len(), 4);
+
+        // Past its quota an account's duties are ordinary: they can no longer evict anyone.
+        let quota = DUTIES_PER_ACCOUNT as u64;
+        let limits =
+            MempoolLimits { max_txs: DUTIES_PER_ACCOUNT + 2, max_bytes: 1 << 24, max_per_account: 1_000 };
+        let mut pool = Mempool::new(limits);
+        for n in 0..quota {
+            pool.insert(&state, start(&state, &dev, n, 1, 1), true).expect("within the quota");
+        }
+        pool.insert(&state, flood(&flooders, 0, 0), false).expect("flood");
+        pool.insert(&state, flood(&flooders, 1, 0), false).expect("flood");
         assert_eq!(
-            pool.insert(&state, duty(0, &alice), true),
-            Err(MempoolError::Full("too many transactions"))
+            pool.insert(&state, start(&state, &dev, quota, 1, 1), true),
+            Err(MempoolError::Full("too many transactions")),
+            "the quota's next duty waits in the ordinary lane, which is full"
         );
     }
 

@@ -68,7 +68,8 @@ fn verdicts(state: &State, stage: u64) -> Vec<Verdict> {
             let majority = total == 0 || 2 * valid_weight > total;
             Verdict {
                 participant: key.participant,
-                nonce_count: claim.nonce_count,
+                // Collateral withdrawn after the batches landed pays for fewer nonces (§11).
+                nonce_count: claim.nonce_count.min(super::nonce_allowance(state, &key.participant)),
                 valid_weight,
                 // Also re-checked here: the entry collateral must still be held at settlement.
                 accepted: majority && super::eligible(state, stage, &key.participant).is_ok(),
