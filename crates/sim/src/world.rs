@@ -2,7 +2,7 @@
 //!
 //! Time moves in block intervals. In each interval: messages due arrive (gossip, forwarded requests,
 //! finished generations), developers send requests, the faults of the schedule start or heal, one
-//! consensus round runs — a proposer drawn by power builds a block from its mempool; the nodes it can
+//! consensus round runs — the proposer consensus names (by power) builds a block from its mempool; the nodes it can
 //! reach check it; with more than 2/3 of the power accepting, they commit it — laggards that can reach
 //! an up-to-date node sync, every live host acts on the new block (PoC planner, Byzantine hooks), and
 //! every invariant is checked. The proposer and the network are the simulator's; everything a node does
@@ -15,7 +15,7 @@ use gonka_chain::{
     Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, RequestTerms, SignedRequest, State,
     inference_id,
 };
-use gonka_consensus::{Application, ValidatorInfo};
+use gonka_consensus::Application;
 use gonka_engine_api::fake::{FakeEngine, answer};
 use gonka_engine_api::{ChatMessage, Generator};
 use gonka_host::admission::{RequestClaim, Role, admit, check_body_size};
@@ -111,7 +111,8 @@ pub struct Sim {
     /// check time, since heights fall behind rounds when faults stall the chain.
     unsettled: BTreeMap<Hash, (usize, usize, u64)>,
     faults: FaultPlan,
-    consensus_rng: SimRng,
+    /// The height consensus last tried to decide and its round there (the proposer rule's inputs).
+    attempt: (u64, u32),
     net_rng: SimRng,
     traffic_rng: SimRng,
     violations: Violations,
@@ -187,7 +188,7 @@ impl Sim {
             ledger: Ledger::default(),
             unsettled: BTreeMap::new(),
             faults,
-            consensus_rng: SimRng::new(seed, "consensus"),
+            attempt: (0, 0),
             net_rng: SimRng::new(seed, "network"),
             traffic_rng: SimRng::new(seed, "traffic"),
             violations: Violations::default(),
@@ -340,7 +341,8 @@ impl Sim {
 
     // ---------------------------------------------------------------------------------- consensus
 
-    /// One round: a proposer drawn by power, its block, the votes of those it reaches.
+    /// One round: the proposer consensus names for the height and round (by power), its block, the
+    /// votes of those it reaches.
     fn decide(&mut self, round: u64) -> bool {
         let height = self.height() + 1;
         let current: Vec<usize> =
@@ -353,7 +355,10 @@ impl Sim {
         if total == 0 {
             return false;
         }
-        let proposer_key = draw_proposer(&set, total, &mut self.consensus_rng);
+        let round_here = if self.attempt.0 == height { self.attempt.1 + 1 } else { 0 };
+        self.attempt = (height, round_here);
+        // The product's rule (`gonka_consensus::proposer_of`): who proposes is no draw of ours.
+        let Some(proposer_key) = gonka_consensus::proposer_of(&set, height, round_here) else { return false };
         let Some(proposer) = self.node_with_validator(&proposer_key) else { return false };
         if !current.contains(&proposer) {
             return false;
@@ -1015,19 +1020,6 @@ impl Sim {
             faults: format!("{:?}", self.faults),
         }
     }
-}
-
-/// The weighted proposer draw of the round.
-fn draw_proposer(set: &[ValidatorInfo], total: u128, rng: &mut SimRng) -> [u8; 32] {
-    let mut point = u128::from(rng.next_u64()) * u128::from(rng.next_u64()) % total;
-    for validator in set {
-        let power = u128::from(validator.voting_power);
-        if point < power {
-            return validator.public_key;
-        }
-        point -= power;
-    }
-    set[0].public_key
 }
 
 /// Each host's behaviour: the last hosts take the host behaviours, in the order given.
