@@ -572,12 +572,9 @@ mod tests {
         Tx::new("mempool", &alice, n, vec![start.into()]).to_bytes()
     }
 
-    #[test]
-    fn pending_debits_cannot_overdraw_an_account() {
-        // Issue 12, item 1: a developer funded for one escrow gets one Start admitted, not two, and
-        // cannot send the same balance away meanwhile (docs/spec/inference.md §4.1).
-        let dev = AccountKey::from_seed(b"dev");
-        let alice = AccountKey::from_seed(b"alice");
+    /// [`genesis`] with model `m` at 10 per token and developer `dev` funded with `balance`, at a
+    /// genesis time request timestamps can follow.
+    fn priced_genesis(dev: &AccountKey, balance: u128) -> Genesis {
         let mut genesis = genesis();
         genesis.genesis_time_ms = 1_000_000;
         genesis.params.inference.models.push(gonka_chain::ModelPrice {
@@ -585,9 +582,19 @@ mod tests {
             content_hash: Hash::digest(b"m"),
             price_per_token: Amount(10),
         });
-        genesis.accounts.push(GenesisAccount { address: dev.address(), balance: Amount(1_000) });
-        genesis.participants[0].collateral = Amount(500);
+        genesis.accounts.push(GenesisAccount { address: dev.address(), balance: Amount(balance) });
         genesis.developers.push(dev.address());
+        genesis
+    }
+
+    #[test]
+    fn pending_debits_cannot_overdraw_an_account() {
+        // Issue 12, item 1: a developer funded for one escrow gets one Start admitted, not two, and
+        // cannot send the same balance away meanwhile (docs/spec/inference.md §4.1).
+        let dev = AccountKey::from_seed(b"dev");
+        let alice = AccountKey::from_seed(b"alice");
+        let mut genesis = priced_genesis(&dev, 1_000);
+        genesis.participants[0].collateral = Amount(500);
         let state = State::from_genesis(&genesis).expect("genesis");
         let mut pool = Mempool::new(MempoolLimits::default());
         pool.insert(&state, start(&state, &dev, 0, 20, 40), true).expect("escrow 600 of 1,000");
@@ -638,15 +645,7 @@ mod tests {
     fn lanes_genesis() -> (Genesis, AccountKey, [AccountKey; 2]) {
         let dev = AccountKey::from_seed(b"dev");
         let flooders = [AccountKey::from_seed(b"flood-0"), AccountKey::from_seed(b"flood-1")];
-        let mut genesis = genesis();
-        genesis.genesis_time_ms = 1_000_000;
-        genesis.params.inference.models.push(gonka_chain::ModelPrice {
-            name: "m".into(),
-            content_hash: Hash::digest(b"m"),
-            price_per_token: Amount(10),
-        });
-        genesis.accounts.push(GenesisAccount { address: dev.address(), balance: Amount(100_000) });
-        genesis.developers.push(dev.address());
+        let mut genesis = priced_genesis(&dev, 100_000);
         for f in &flooders {
             genesis.accounts.push(GenesisAccount { address: f.address(), balance: Amount(1_000) });
         }

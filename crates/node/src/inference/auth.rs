@@ -5,7 +5,7 @@
 use axum::http::HeaderMap;
 use gonka_api::ApiError;
 use gonka_chain::State;
-use gonka_host::admission::{AdmissionError, ReplayError};
+use gonka_host::admission::{AdmissionError, ReplayError, RequestClaim};
 use gonka_host::exposure::ExposureError;
 use gonka_host::protocol::{HEADER_REQUESTER, HEADER_TIMESTAMP, decode_signature};
 use gonka_primitives::{Address, RecoverableSignature};
@@ -22,6 +22,22 @@ pub(crate) struct SignedHeaders {
 }
 
 impl SignedHeaders {
+    /// The claim these headers and `body` make for `transfer_agent`, with no model, prompt tokens or
+    /// reserved tokens yet: each role fills in what it reads from the body, when it reads it.
+    pub(crate) fn claim(&self, body: &[u8], transfer_agent: Address) -> RequestClaim {
+        RequestClaim {
+            requester: self.requester,
+            signature: self.signature,
+            timestamp_ns: self.timestamp_ns,
+            body_hash: gonka_primitives::Hash::digest(body),
+            body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
+            transfer_agent,
+            model: String::new(),
+            prompt_tokens: 0,
+            max_tokens: 0,
+        }
+    }
+
     /// Reads `Authorization`, `X-Requester-Address` and `X-Timestamp`: `401` when the signature is
     /// missing or not 65 bytes of base64, `400` when another header is malformed.
     pub(crate) fn parse(headers: &HeaderMap) -> Result<SignedHeaders, ApiError> {

@@ -78,17 +78,7 @@ async fn verify_and_execute(
         .and_then(decode_signature)
         .ok_or_else(|| ApiError::Unauthorized("missing or invalid X-TA-Signature".into()))?;
     let signed = SignedHeaders::parse(&headers)?;
-    let claim = RequestClaim {
-        requester: signed.requester,
-        signature: signed.signature,
-        timestamp_ns: signed.timestamp_ns,
-        body_hash: Hash::digest(&body),
-        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
-        transfer_agent,
-        model: peek_model(&body)?,
-        prompt_tokens: 0,
-        max_tokens,
-    };
+    let claim = RequestClaim { model: peek_model(&body)?, max_tokens, ..signed.claim(&body, transfer_agent) };
     let own = service.account();
     let admission =
         service.with_state(|s| admit(s, own, &Role::Executor { ta_signature }, &claim)).map_err(refused)?;

@@ -23,7 +23,6 @@ use gonka_host::protocol::{
     HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE,
     HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature, forward_message,
 };
-use gonka_primitives::Hash;
 use serde_json::json;
 
 use super::auth::{SignedHeaders, refused, replayed};
@@ -94,17 +93,7 @@ async fn transfer(
                 .ok_or_else(|| ApiError::invalid("X-Max-Tokens", "must be a positive integer"))?,
         ),
     };
-    let mut claim = RequestClaim {
-        requester: signed.requester,
-        signature: signed.signature,
-        timestamp_ns: signed.timestamp_ns,
-        body_hash: Hash::digest(&body),
-        body_len: u32::try_from(body.len()).unwrap_or(u32::MAX),
-        transfer_agent,
-        model: String::new(),
-        prompt_tokens: 0,
-        max_tokens: 0,
-    };
+    let mut claim = signed.claim(&body, transfer_agent);
     // The developer's signature before anything is tokenized (issue 12, item 12): an unsigned or
     // forged body costs this host a hash and a key recovery, not a tokenizer pass. The max_tokens
     // signed is X-Max-Tokens, else the body's, else the default (docs/spec/inference.md §2).
