@@ -29,7 +29,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use gonka_engine_api::Generator;
 
-pub use chat::{RequestSummary, summarize_request};
+pub use chat::{RequestSummary, body_seed, generation_request, summarize_request};
 pub use error::{ApiError, ErrorObject};
 pub use metrics::Metrics;
 

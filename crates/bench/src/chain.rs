@@ -62,6 +62,7 @@ fn store_bytes_for(accounts: usize) -> anyhow::Result<u64> {
             operational_key: authority.public_key(),
             weight: 1,
             collateral: gonka_primitives::Amount::ZERO,
+            validation_key: None,
         }],
         developers: Vec::new(),
     };

@@ -192,7 +192,12 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
         poc: gonka_node::host::PocConfig { enabled: false, ..Default::default() },
         poc_workers: Vec::new(),
         inference: gonka_node::inference::InferenceConfig::default(),
-        models: vec![ModelPrice { name: model.name.clone(), content_hash, price_per_token: Amount(1000) }],
+        models: vec![ModelPrice {
+            name: model.name.clone(),
+            content_hash,
+            price_per_token: Amount(1000),
+            validation: Default::default(),
+        }],
         weights: vec![1, 1_000_000],
     })?;
     let mut processes = Processes(Vec::new());

@@ -1,6 +1,6 @@
 //! Genesis: the chain id, parameters, funded accounts and the initial hosts with their voting power.
 
-use gonka_primitives::{AccountPublicKey, Address, Amount, ValidatorPublicKey};
+use gonka_primitives::{AccountPublicKey, Address, Amount, ValidatorPublicKey, VrfPublicKey};
 use serde::{Deserialize, Serialize};
 
 use crate::params::Params;
@@ -32,6 +32,11 @@ pub struct GenesisParticipant {
     /// Collateral locked from the host's genesis balance (`docs/spec/inference.md` §4.1).
     #[serde(default)]
     pub collateral: Amount,
+    /// The host's validation (VRF) key for epoch 0, derived from its epoch-0 seed; later epochs'
+    /// keys come with each PoC seed commitment (`docs/spec/validation.md` §2). Without one, the host
+    /// validates nothing before the first PoC.
+    #[serde(default)]
+    pub validation_key: Option<VrfPublicKey>,
 }
 
 /// The genesis document every node starts from (`genesis.json`).

@@ -30,6 +30,7 @@ pub mod poc;
 pub mod state;
 pub mod table;
 pub mod tx;
+pub mod validation;
 pub mod views;
 
 pub use authority::{AuthorityError, AuthorityMsg};
@@ -41,8 +42,8 @@ pub use event::Event;
 pub use genesis::{Genesis, GenesisAccount, GenesisParticipant};
 pub use hosts::{HostsError, HostsMsg, Participant};
 pub use inference::{
-    Developer, HostStats, Inference, InferenceError, InferenceMsg, InferenceParams, InferenceStatus,
-    ModelPrice, RequestTerms, SignedRequest, inference_id, request_message,
+    Developer, EpochStats, HostStats, Inference, InferenceError, InferenceMsg, InferenceParams,
+    InferenceStatus, ModelPrice, RequestTerms, SignedRequest, inference_id, request_message,
 };
 pub use module::{InvariantViolation, Module};
 pub use params::{Limits, Params};
@@ -52,3 +53,4 @@ pub use poc::{
 pub use state::{BlockError, BlockOutcome, CheckedTx, GenesisError, Meta, Msg, State, StateWrites, TxResult};
 pub use table::{Item, Table, TableId};
 pub use tx::{Tx, TxBody, TxError};
+pub use validation::{Failure, HostStatus, ValidationError, ValidationMsg, ValidationParams, Verdict};

@@ -8,6 +8,7 @@ use crate::collateral::CollateralParams;
 use crate::epoch::{EpochParams, EpochParamsError};
 use crate::inference::InferenceParams;
 use crate::poc::PocParams;
+use crate::validation::ValidationParams;
 
 /// Size limits that bound everything a block or transaction may carry (TigerBeetle style: a limit on
 /// everything that comes from outside).
@@ -52,10 +53,13 @@ pub struct Params {
     /// Host collateral.
     #[serde(default)]
     pub collateral: CollateralParams,
+    /// Answer validation.
+    #[serde(default)]
+    pub validation: ValidationParams,
     /// The genesis authority: the only account allowed to send `UpdateParams` until governance exists.
     pub authority: Address,
 }
-codec_struct!(Params { epoch, limits, poc, inference, collateral, authority });
+codec_struct!(Params { epoch, limits, poc, inference, collateral, validation, authority });
 
 /// Why parameters are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -77,6 +81,7 @@ impl Params {
             poc: PocParams::devnet(),
             inference: InferenceParams::default(),
             collateral: CollateralParams::default(),
+            validation: ValidationParams::default(),
             authority,
         }
     }
@@ -89,6 +94,7 @@ impl Params {
             poc: PocParams::mainnet(),
             inference: InferenceParams::default(),
             collateral: CollateralParams::default(),
+            validation: ValidationParams::mainnet(),
             authority,
         }
     }
@@ -98,6 +104,7 @@ impl Params {
         self.epoch.validate()?;
         self.poc.validate()?;
         self.inference.validate()?;
+        self.validation.validate(&self.epoch)?;
         let l = &self.limits;
         if l.max_tx_bytes < 256 || l.max_tx_bytes > 1 << 20 {
             return Err(ParamsError::Limit("max_tx_bytes"));

@@ -175,6 +175,8 @@ chain_modules! {
     Collateral => collateral: crate::collateral::Collateral,
     /// Epoch phases.
     Epoch => epoch: crate::epoch::Epoch,
+    /// Answer validation: epoch rosters, verdicts, votes, fee settlement and host standing.
+    Validation => validation: crate::validation::Validation,
 }
 
 /// The chain-level scalars, persisted as one record (the modules' scalars are their own tables).
@@ -420,14 +422,15 @@ impl State {
     }
 
     /// Whether `tx` is a host's duty: only the messages whose window or deadline the host's weight
-    /// and fees depend on — PoC commitments, batches and votes, inference Start and Finish — for a
-    /// [staked](State::is_staked_host) host (`docs/spec/chain.md` §6). URL updates and everything
-    /// else wait in the ordinary lane.
+    /// and fees depend on — PoC commitments, batches and votes, inference Start and Finish, answer
+    /// validations and validation votes — for a [staked](State::is_staked_host) host
+    /// (`docs/spec/chain.md` §6). URL updates and everything else wait in the ordinary lane.
     pub fn is_duty(&self, tx: &Tx) -> bool {
         let timed = |msg: &Msg| {
             matches!(
                 msg,
                 Msg::Poc(_)
+                    | Msg::Validation(_)
                     | Msg::Inference(crate::InferenceMsg::Start { .. } | crate::InferenceMsg::Finish { .. })
             )
         };

@@ -110,6 +110,9 @@ pub enum TxError {
     /// A collateral message was refused.
     #[error(transparent)]
     Collateral(#[from] crate::collateral::CollateralError),
+    /// A validation verdict or vote was refused.
+    #[error(transparent)]
+    Validation(#[from] crate::validation::ValidationError),
 }
 
 impl TxError {

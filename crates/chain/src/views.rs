@@ -57,6 +57,32 @@ pub struct HostView {
     pub inferences: u64,
     /// Inferences it was drawn for that expired unfinished.
     pub missed: u64,
+    /// Its standing as answer validation judged it (`docs/spec/validation.md` §6).
+    #[serde(default)]
+    pub standing: StandingView,
+}
+
+/// A host's standing: status, reputation, and what validation found of its answers and verdicts.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StandingView {
+    /// `active` or `invalid`.
+    pub status: String,
+    /// The epoch in which it was last found INVALID.
+    pub invalid_epoch: Option<u64>,
+    /// Reputation 0..=100 (lowers how often its answers are validated).
+    pub reputation: u8,
+    /// Evidence of cheating, in thousandths (INVALID at the threshold).
+    pub evidence_milli: u64,
+    /// Invalidations since its last validated answer.
+    pub consecutive_invalidations: u32,
+    /// Its answers validated, over its life.
+    pub validated: u64,
+    /// Its answers invalidated, over its life.
+    pub invalidated: u64,
+    /// This effective epoch: its validations of others' answers.
+    pub epoch_validations: u64,
+    /// This effective epoch: its answers validated and invalidated, its verdicts overturned.
+    pub epoch_stats: crate::inference::EpochStats,
 }
 
 /// Every registered host.
@@ -126,6 +152,37 @@ pub struct InferenceView {
     pub record: Inference,
     /// The escrow held while it is started.
     pub escrow: Amount,
+    /// Its fee, held until validation is over (`docs/spec/validation.md` §5.3).
+    #[serde(default)]
+    pub fee_held: Amount,
+    /// The verdicts of the hosts selected to validate it.
+    #[serde(default)]
+    pub validations: Vec<ValidationView>,
+    /// The vote over it, if a validator failed it.
+    #[serde(default)]
+    pub dispute: Option<DisputeView>,
+}
+
+/// One validator's verdict on an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidationView {
+    /// The validator.
+    pub validator: Address,
+    /// Whether it passed.
+    pub passed: bool,
+    /// The verdict's figures.
+    #[serde(flatten)]
+    pub verdict: crate::validation::Verdict,
+}
+
+/// The vote over a failed answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisputeView {
+    /// The vote's state.
+    #[serde(flatten)]
+    pub dispute: crate::validation::Dispute,
+    /// The ballots: (host, valid).
+    pub votes: Vec<(Address, bool)>,
 }
 
 /// A validator's PoC verdict.
@@ -218,6 +275,9 @@ pub struct SupplyView {
     pub collateral: Amount,
     /// Σ withdrawn collateral still unbonding.
     pub unbonding: Amount,
+    /// Σ fees of finished inferences still under validation.
+    #[serde(default)]
+    pub fees_pending: Amount,
 }
 
 /// A committed block with its results.
@@ -291,7 +351,26 @@ pub fn host(state: &State, address: &Address) -> Option<HostView> {
         unbonding: state.bank.held(&Hold::Unbonding(*address)),
         inferences: stats.finished,
         missed: stats.missed,
+        standing: standing(state, address),
     })
+}
+
+/// `address`'s standing in answer validation.
+pub fn standing(state: &State, address: &Address) -> StandingView {
+    let standing = state.validation.standing(address);
+    let epoch = state.params().epoch.effective_epoch_at(state.height());
+    let epoch_stats = state.inference.epoch_stats(epoch, address);
+    StandingView {
+        status: standing.status.name().to_string(),
+        invalid_epoch: standing.invalid_epoch,
+        reputation: crate::validation::reputation(&state.params().validation, &standing),
+        evidence_milli: standing.evidence_milli,
+        consecutive_invalidations: standing.consecutive_invalidations,
+        validated: standing.validated,
+        invalidated: standing.invalidated,
+        epoch_validations: epoch_stats.validations,
+        epoch_stats,
+    }
 }
 
 /// Every host.
@@ -339,7 +418,23 @@ pub fn epoch(state: &State) -> EpochView {
 /// The inference `id`, while its record is kept.
 pub fn inference(state: &State, id: &Hash) -> Option<InferenceView> {
     let record = state.inference.record(id)?.clone();
-    Some(InferenceView { id: *id, record, escrow: state.bank.held(&Hold::Escrow(*id)) })
+    let validations = state
+        .validation
+        .verdicts_on(id)
+        .map(|(validator, verdict)| ValidationView { validator, passed: verdict.passed(), verdict: *verdict })
+        .collect();
+    let dispute = state
+        .validation
+        .dispute(id)
+        .map(|d| DisputeView { dispute: *d, votes: state.validation.votes_on(id).collect() });
+    Some(InferenceView {
+        id: *id,
+        record,
+        escrow: state.bank.held(&Hold::Escrow(*id)),
+        fee_held: state.bank.held(&Hold::Fee(*id)),
+        validations,
+        dispute,
+    })
 }
 
 /// The running PoC stage.
@@ -396,13 +491,15 @@ pub fn poc_nonces(state: &State, participant: &Address, after: Option<u64>, limi
 
 /// The supply and where it is.
 pub fn supply(state: &State) -> SupplyView {
-    let (mut escrowed, mut owed, mut collateral, mut unbonding) = (0u128, 0u128, 0u128, 0u128);
+    let (mut escrowed, mut owed, mut collateral, mut unbonding, mut fees) =
+        (0u128, 0u128, 0u128, 0u128, 0u128);
     for (hold, amount) in state.bank.holds().iter() {
         match hold {
             Hold::Escrow(_) => escrowed += amount.0,
             Hold::Owed(_) => owed += amount.0,
             Hold::Collateral(_) => collateral += amount.0,
             Hold::Unbonding(_) => unbonding += amount.0,
+            Hold::Fee(_) => fees += amount.0,
         }
     }
     SupplyView {
@@ -411,5 +508,6 @@ pub fn supply(state: &State) -> SupplyView {
         owed: Amount(owed),
         collateral: Amount(collateral),
         unbonding: Amount(unbonding),
+        fees_pending: Amount(fees),
     }
 }

@@ -50,6 +50,7 @@ fn state() -> State {
             operational_key: key.public_key(),
             weight: 1,
             collateral: gonka_primitives::Amount::ZERO,
+            validation_key: None,
         }],
         developers: vec![],
     })
@@ -157,7 +158,7 @@ fn every_message_has_a_pinned_module_and_message_tag() {
             [3, 0],
         ),
         (
-            PocMsg::SeedCommit { epoch: 1, commitment: gonka_primitives::Hash([0; 32]) }.into(),
+            PocMsg::SeedCommit { epoch: 1, commitment: gonka_primitives::VrfPublicKey([0; 32]) }.into(),
             "submit_seed_commit",
             [4, 0],
         ),
@@ -195,10 +196,28 @@ fn every_message_has_a_pinned_module_and_message_tag() {
                 prompt_tokens: 1,
                 completion_tokens: 1,
                 response_hash: gonka_primitives::Hash([0; 32]),
+                seed: 0,
+                logprobs_hash: gonka_primitives::Hash([0; 32]),
             }
             .into(),
             "finish_inference",
             [5, 2],
+        ),
+        (
+            gonka_chain::ValidationMsg::Validate {
+                inference: gonka_primitives::Hash([1; 32]),
+                proof: gonka_primitives::VrfProof([2; 96]),
+                verdict: gonka_chain::Verdict::failed(gonka_chain::Failure::Replay),
+            }
+            .into(),
+            "submit_validation",
+            [8, 0],
+        ),
+        (
+            gonka_chain::ValidationMsg::Vote { inference: gonka_primitives::Hash([1; 32]), valid: false }
+                .into(),
+            "submit_validation_vote",
+            [8, 1],
         ),
     ];
     for (msg, name, tags) in messages {

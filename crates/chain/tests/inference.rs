@@ -32,6 +32,7 @@ fn genesis() -> Genesis {
         name: "m".into(),
         content_hash: model(),
         price_per_token: Amount(PRICE),
+        validation: Default::default(),
     });
     params.inference.expiry_base_blocks = 3;
     params.inference.expiry_tokens_per_block = 10;
@@ -103,8 +104,19 @@ impl Net {
         self.state.account(&developer().address()).balance.0
     }
 
+    /// What host `i` earned as executor: fees owed to it, and fees of its answers still held while
+    /// their validation runs (`docs/spec/validation.md` §5.3).
     fn owed(&self, i: usize) -> u128 {
-        self.state.bank.held(&Hold::Owed(host(i).address())).0
+        let address = host(i).address();
+        let pending: u128 = self
+            .state
+            .inference
+            .records()
+            .iter()
+            .filter(|(_, r)| r.executor == address)
+            .map(|(id, _)| self.state.bank.held(&Hold::Fee(*id)).0)
+            .sum();
+        self.state.bank.held(&Hold::Owed(address)).0 + pending
     }
 
     /// Σ balances + Σ escrows + Σ owed, counted from the rows: must always equal the supply.
@@ -134,6 +146,8 @@ fn finish(executor: usize, request: SignedRequest, prompt_tokens: u32, completio
         prompt_tokens,
         completion_tokens,
         response_hash: Hash::digest(b"answer"),
+        seed: 7,
+        logprobs_hash: Hash::digest(b"logprobs"),
     })
 }
 
@@ -326,6 +340,8 @@ proptest! {
                     InferenceStatus::Finished => prop_assert!(record.cost.0 <= tokens * PRICE),
                     InferenceStatus::Expired => prop_assert_eq!(record.cost.0, 0),
                     InferenceStatus::Started => prop_assert!(net.escrow(request) > 0 || record.max_tokens == 0),
+                    // No validator takes part here.
+                    status => prop_assert!(false, "{status:?} without a validator"),
                 }
             }
         }
@@ -451,6 +467,8 @@ fn a_finish_needs_the_transfer_agents_forward_signature_for_this_executor() {
             prompt_tokens: 20,
             completion_tokens: 12,
             response_hash: Hash::digest(b"answer"),
+            seed: 7,
+            logprobs_hash: Hash::digest(b"logprobs"),
         })
     };
     let other = (executor + 1) % 3;

@@ -136,7 +136,10 @@ fn batch(s: u64, pairs: &[(u64, u32)]) -> Msg {
 }
 
 fn commit(epoch: u64) -> Msg {
-    Msg::Poc(PocMsg::SeedCommit { epoch, commitment: Hash::digest(b"seed") })
+    Msg::Poc(PocMsg::SeedCommit {
+        epoch,
+        commitment: gonka_primitives::VrfKey::from_seed(b"seed").public_key(),
+    })
 }
 
 const BELOW: u32 = 1_000_000_000; // distance 1.0, below r_target

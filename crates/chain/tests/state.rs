@@ -32,6 +32,7 @@ fn genesis() -> Genesis {
             operational_key: key("host-ops").public_key(),
             weight: 10,
             collateral: gonka_primitives::Amount::ZERO,
+            validation_key: None,
         }],
         developers: vec![],
     }

@@ -72,9 +72,10 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
             name: model.name,
             content_hash,
             price_per_token: Amount(price),
+            validation: Default::default(),
         });
     }
-    let identity = init_home(&home, &config)?;
+    let identity = init_home(&home, &config, &args.chain_id)?;
     params.authority = identity.address;
     let api_url = format!("http://{}", args.api_listen);
     let accounts = vec![GenesisAccount { address: identity.address, balance: HOST_BALANCE }];

@@ -82,6 +82,7 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
             name: model.name,
             content_hash,
             price_per_token: gonka_primitives::Amount(args.price_per_token),
+            validation: Default::default(),
         }]
     };
     setup(&DevnetOptions {

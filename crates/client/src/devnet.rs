@@ -49,10 +49,13 @@ pub struct HostIdentity {
     pub validator_key: ValidatorPublicKey,
     /// Operational key (key `host-ops`).
     pub operational_key: gonka_primitives::AccountPublicKey,
+    /// Validation key for epoch 0, from the operational key's epoch-0 seed on the chain it was made for.
+    #[serde(default)]
+    pub validation_key: Option<gonka_primitives::VrfPublicKey>,
 }
 
-/// Creates the keys and config of a host home (no genesis yet).
-pub fn init_home(home: &Home, config: &NodeConfig) -> anyhow::Result<HostIdentity> {
+/// Creates the keys and config of a host home for `chain_id` (no genesis yet).
+pub fn init_home(home: &Home, config: &NodeConfig, chain_id: &str) -> anyhow::Result<HostIdentity> {
     anyhow::ensure!(!home.is_initialized(), "{} is already initialized", home.root().display());
     let keyring = home.keyring();
     let host = AccountKey::generate();
@@ -66,6 +69,7 @@ pub fn init_home(home: &Home, config: &NodeConfig) -> anyhow::Result<HostIdentit
         account_key: host.public_key(),
         validator_key: validator.public_key(),
         operational_key: ops.public_key(),
+        validation_key: Some(gonka_host::protocol::validation_key(&ops, chain_id, 0).public_key()),
     })
 }
 
@@ -92,6 +96,7 @@ pub fn genesis_for(
             operational_key: identity.operational_key,
             weight: GENESIS_WEIGHT,
             collateral: HOST_COLLATERAL,
+            validation_key: identity.validation_key,
         })
         .collect();
     Genesis {
@@ -264,7 +269,7 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
             },
             inference: options.inference,
         };
-        let identity = init_home(&home, &config)?;
+        let identity = init_home(&home, &config, &options.chain_id)?;
         let api_url = format!("http://{api}");
         nodes.push(DevnetNode {
             name,

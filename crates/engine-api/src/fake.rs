@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::{
-    ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
-    ModelInfo, PositionLogprobs, ScoreFuture, ScoreRequest, ScoredPosition, Scorer, TokenLogprob, Usage,
+    ChatMessage, CompletionText, EngineError, FinishReason, GenerationEvent, GenerationRequest,
+    GenerationStream, Generator, ModelInfo, PositionLogprobs, Replay, ScoreFuture, ScoreRequest,
+    ScoredPosition, Scorer, TokenLogprob, Usage, draw_candidates, greedy_replay, sampling_uniform,
 };
 
 /// The fake's vocabulary: token `i` is `WORDS[i]` (the last one ends the answer).
@@ -54,16 +55,40 @@ fn tokens_bytes(tokens: &[u32]) -> Vec<u8> {
     tokens.iter().flat_map(|t| t.to_be_bytes()).collect()
 }
 
+/// Which fake "model" produces a distribution: the real one every honest host serves, or a cheaper
+/// stand-in a cheating executor might substitute (a different hash, so its distributions are unrelated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FakeModel {
+    /// The model the network names.
+    Real,
+    /// Another model of the same vocabulary: what `substitute-model` and `prefill` cheats run.
+    Cheap,
+}
+
+impl FakeModel {
+    fn salt(self) -> &'static [u8] {
+        match self {
+            FakeModel::Real => b"fake-position",
+            FakeModel::Cheap => b"fake-cheap-position",
+        }
+    }
+}
+
 /// The fake's distribution after `prompt` and `completion`: `CANDIDATES` distinct tokens, best first,
 /// with logprobs `ln(weight / Σ weights)` of weights 8, 4, 2, 1, 1 — or only the end token once the
 /// answer reached its length (a function of the prompt).
 pub fn distribution(prompt: &[u32], completion: &[u32]) -> Vec<(u32, f32)> {
+    distribution_of(FakeModel::Real, prompt, completion)
+}
+
+/// [`distribution`] under `model`.
+pub fn distribution_of(model: FakeModel, prompt: &[u32], completion: &[u32]) -> Vec<(u32, f32)> {
     let prompt_digest = digest(&[b"fake-length", &tokens_bytes(prompt)]);
     let length = 1 + u64::from_be_bytes(prompt_digest[..8].try_into().expect("8 bytes")) % ANSWER_TOKENS_MAX;
     if completion.len() as u64 >= length {
         return vec![(END_TOKEN, 0.0)];
     }
-    let position = digest(&[b"fake-position", &tokens_bytes(prompt), &tokens_bytes(completion)]);
+    let position = digest(&[model.salt(), &tokens_bytes(prompt), &tokens_bytes(completion)]);
     let mut candidates: Vec<u32> = Vec::with_capacity(CANDIDATES);
     for byte in position {
         let token = u32::from(byte) % END_TOKEN;
@@ -79,22 +104,31 @@ pub fn distribution(prompt: &[u32], completion: &[u32]) -> Vec<(u32, f32)> {
     candidates.into_iter().zip(weights).map(|(token, w)| (token, (w / total).ln())).collect()
 }
 
-/// The token a request draws at one position: greedy at temperature 0, else a seeded draw among the
-/// candidates by their weights.
-fn choose(candidates: &[(u32, f32)], temperature: f32, seed: u64, position: usize) -> (u32, f32) {
+/// The seeded draw at one position over `candidates` (best first): greedy at temperature 0, else the
+/// protocol's draw ([`crate::draw_candidates`] with [`crate::sampling_uniform`]) over the candidates
+/// weighted `exp(logprob / temperature)`. With `given`, how far that token is from being drawn.
+pub fn replay(
+    candidates: &[(u32, f32)],
+    temperature: f32,
+    seed: u64,
+    position: usize,
+    given: Option<u32>,
+) -> Replay {
+    let given_logprob =
+        |token: u32| candidates.iter().find(|(t, _)| *t == token).map_or(f32::NEG_INFINITY, |(_, l)| *l);
     if temperature <= 0.0 || candidates.len() == 1 {
-        return candidates[0];
+        let best = candidates[0];
+        return match given {
+            None => Replay { drawn: best.0, margin: 0.0 },
+            Some(token) => greedy_replay(best, token, given_logprob(token)),
+        };
     }
-    let draw = digest(&[b"fake-sample", &seed.to_be_bytes(), &(position as u64).to_be_bytes()]);
-    let mut point = f32::from(u16::from_be_bytes([draw[0], draw[1]])) / 65_536.0;
-    for &(token, logprob) in candidates {
-        let p = logprob.exp();
-        if point < p {
-            return (token, logprob);
-        }
-        point -= p;
-    }
-    candidates[candidates.len() - 1]
+    let weights: Vec<(u32, f64)> = candidates
+        .iter()
+        .map(|&(token, logprob)| (token, (f64::from(logprob) / f64::from(temperature)).exp()))
+        .collect();
+    let total: f64 = weights.iter().map(|(_, w)| w).sum();
+    draw_candidates(weights, total, sampling_uniform(seed, position as u64), given)
 }
 
 /// One generated position of the fake.
@@ -111,11 +145,23 @@ pub struct FakeToken {
 /// The whole answer the fake gives to `prompt`, ending with the end token unless `max_tokens` cut it.
 /// Generation and the simulator both use it.
 pub fn answer(prompt: &[u32], max_tokens: usize, temperature: f32, seed: u64) -> Vec<FakeToken> {
+    answer_of(FakeModel::Real, prompt, max_tokens, temperature, seed)
+}
+
+/// [`answer`] under `model`.
+pub fn answer_of(
+    model: FakeModel,
+    prompt: &[u32],
+    max_tokens: usize,
+    temperature: f32,
+    seed: u64,
+) -> Vec<FakeToken> {
     let mut completion = Vec::new();
     let mut out = Vec::new();
     while completion.len() < max_tokens {
-        let candidates = distribution(prompt, &completion);
-        let (token, logprob) = choose(&candidates, temperature, seed, completion.len());
+        let candidates = distribution_of(model, prompt, &completion);
+        let token = replay(&candidates, temperature, seed, completion.len(), None).drawn;
+        let logprob = candidates.iter().find(|(t, _)| *t == token).map_or(f32::NEG_INFINITY, |(_, l)| *l);
         completion.push(token);
         out.push(FakeToken { id: token, logprob, candidates });
         if token == END_TOKEN {
@@ -123,6 +169,40 @@ pub fn answer(prompt: &[u32], max_tokens: usize, temperature: f32, seed: u64) ->
         }
     }
     out
+}
+
+/// Scores `completion` after `prompt` under the real fake model, as [`FakeEngine`]'s scorer does.
+pub fn score(
+    prompt: &[u32],
+    completion: &[u32],
+    top_k: usize,
+    sampling: Option<&crate::SamplingParams>,
+) -> Vec<ScoredPosition> {
+    (0..completion.len())
+        .map(|i| {
+            let candidates = distribution(prompt, &completion[..i]);
+            let token = completion[i];
+            let logprob = candidates.iter().find(|(t, _)| *t == token).map_or(f32::NEG_INFINITY, |(_, l)| *l);
+            let replay = sampling.map(|s| replay(&candidates, s.temperature, s.seed, i, Some(token)));
+            ScoredPosition { token, logprob, top: candidates.into_iter().take(top_k).collect(), replay }
+        })
+        .collect()
+}
+
+/// The fake's text for `completion`: its words, up to and without the end token; `max_tokens` or the end
+/// token ends it (the fake has no stop sequences).
+pub fn completion_text(completion: &[u32], max_tokens: usize) -> CompletionText {
+    let mut text = String::new();
+    for (i, &token) in completion.iter().enumerate() {
+        if token == END_TOKEN {
+            return CompletionText { text, ended_at: Some(i) };
+        }
+        text.push_str(WORDS.get(token as usize).copied().unwrap_or("?"));
+        if i + 1 >= max_tokens {
+            return CompletionText { text, ended_at: Some(i) };
+        }
+    }
+    CompletionText { text, ended_at: None }
 }
 
 fn token_logprob(id: u32, logprob: f32) -> TokenLogprob {
@@ -203,7 +283,7 @@ impl Scorer for FakeEngine {
     fn score(&self, request: ScoreRequest) -> ScoreFuture {
         let context_length = self.info.context_length;
         Box::pin(async move {
-            let ScoreRequest { prompt_tokens, completion_tokens, top_k } = request;
+            let ScoreRequest { prompt_tokens, completion_tokens, top_k, sampling } = request;
             if prompt_tokens.len() + completion_tokens.len() > context_length {
                 return Err(EngineError::ContextLengthExceeded {
                     prompt_tokens: prompt_tokens.len(),
@@ -211,16 +291,18 @@ impl Scorer for FakeEngine {
                     context_length,
                 });
             }
-            Ok((0..completion_tokens.len())
-                .map(|i| {
-                    let candidates = distribution(&prompt_tokens, &completion_tokens[..i]);
-                    let token = completion_tokens[i];
-                    let logprob =
-                        candidates.iter().find(|(t, _)| *t == token).map_or(f32::NEG_INFINITY, |(_, l)| *l);
-                    ScoredPosition { token, logprob, top: candidates.into_iter().take(top_k).collect() }
-                })
-                .collect())
+            Ok(score(&prompt_tokens, &completion_tokens, top_k, sampling.as_ref()))
         })
+    }
+
+    fn completion_text(
+        &self,
+        _prompt_len: usize,
+        completion: &[u32],
+        _stop: &[String],
+        max_tokens: usize,
+    ) -> CompletionText {
+        completion_text(completion, max_tokens)
     }
 }
 
@@ -261,11 +343,17 @@ mod tests {
         let (ids, logprobs) = generate(&engine, request(prompt.clone(), 0.8, 7)).await;
         assert!(!ids.is_empty());
         let scored = engine
-            .score(ScoreRequest { prompt_tokens: prompt, completion_tokens: ids.clone(), top_k: 3 })
+            .score(ScoreRequest {
+                prompt_tokens: prompt,
+                completion_tokens: ids.clone(),
+                top_k: 3,
+                sampling: Some(SamplingParams { temperature: 0.8, top_p: 1.0, top_k: 0, seed: 7 }),
+            })
             .await
             .expect("scores");
         assert_eq!(scored.iter().map(|s| s.token).collect::<Vec<_>>(), ids);
         assert_eq!(scored.iter().map(|s| s.logprob).collect::<Vec<_>>(), logprobs);
+        assert!(scored.iter().all(|s| s.replay == Some(Replay { drawn: s.token, margin: 0.0 })));
     }
 
     #[tokio::test(flavor = "current_thread")]

@@ -32,6 +32,94 @@ impl Default for SamplingParams {
     }
 }
 
+/// Domain of the per-position uniform draw.
+const SAMPLING_DOMAIN: &[u8] = b"gonka/sampling/v1";
+
+/// The uniform number in `[0, 1)` that position `position` (0-based, counting completion tokens) of a
+/// request seeded `seed` draws its token with: the top 53 bits of SHA-256(domain ‖ seed ‖ position),
+/// integers big-endian (`docs/spec/validation.md` §3). Every engine samples with it, so anyone who knows
+/// the seed can replay the draw at any position without running the ones before it.
+pub fn sampling_uniform(seed: u64, position: u64) -> f64 {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(SAMPLING_DOMAIN);
+    hasher.update(seed.to_be_bytes());
+    hasher.update(position.to_be_bytes());
+    let digest: [u8; 32] = hasher.finalize().into();
+    let bits = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")) >> 11;
+    #[allow(clippy::cast_precision_loss)]
+    let uniform = bits as f64 / (1u64 << 53) as f64;
+    uniform
+}
+
+/// What replaying the seeded sampler at one position says about a given token.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Replay {
+    /// The token this engine's sampler draws here, with the request's seed and settings.
+    pub drawn: u32,
+    /// How far the given token is from being drawn, in probability mass: `0` when it is the token drawn;
+    /// otherwise the mass between the seeded draw and the given token's interval of the cumulative
+    /// distribution the sampler walks (greedy: the probability of the best token minus the given
+    /// token's, at temperature 1). `1` for a token the sampler could not draw at all.
+    pub margin: f32,
+}
+
+/// Draws a token from candidates `(id, weight ≥ 0)` walked in order, `total` being their weights summed
+/// in that same order: the first whose cumulative weight exceeds `uniform × total` (the last one if
+/// rounding leaves none). With `given`, the result also says how far that token is from being drawn
+/// ([`Replay::margin`]). Generation and replay both draw through this one function, so the same
+/// distribution and seed give the same token in both.
+pub fn draw_candidates(
+    candidates: impl IntoIterator<Item = (u32, f64)>,
+    total: f64,
+    uniform: f64,
+    given: Option<u32>,
+) -> Replay {
+    let target = uniform * total;
+    let mut cumulative = 0.0;
+    let mut drawn = None;
+    let mut last = 0;
+    let mut interval = None;
+    for (id, weight) in candidates {
+        let before = cumulative;
+        cumulative += weight;
+        last = id;
+        if drawn.is_none() && cumulative > target {
+            drawn = Some(id);
+        }
+        if given == Some(id) {
+            interval = Some((before, cumulative));
+        }
+        if drawn.is_some() && (given.is_none() || interval.is_some()) {
+            break;
+        }
+    }
+    let drawn = drawn.unwrap_or(last);
+    let margin = match (given, interval) {
+        (None, _) => 0.0,
+        (Some(token), _) if token == drawn => 0.0,
+        (Some(_), None) => 1.0,
+        (Some(_), Some((low, high))) => {
+            let gap = if target < low { low - target } else { target - high };
+            #[allow(clippy::cast_possible_truncation)]
+            let margin = (gap / total) as f32;
+            // Not drawn: never exactly 0, so a zero tolerance refuses it.
+            margin.max(f32::MIN_POSITIVE)
+        }
+    };
+    Replay { drawn, margin }
+}
+
+/// Greedy decoding's replay: the best token is drawn; a given other token is `p(best) − p(given)` from
+/// being drawn (probabilities at temperature 1, from logprobs).
+pub fn greedy_replay(best: (u32, f32), given: u32, given_logprob: f32) -> Replay {
+    if given == best.0 {
+        return Replay { drawn: best.0, margin: 0.0 };
+    }
+    let gap = (best.1.exp() - given_logprob.exp()).max(f32::MIN_POSITIVE);
+    Replay { drawn: best.0, margin: gap }
+}
+
 /// One generation job, already tokenized and validated against the engine's limits by the caller
 /// (see [`Generator::check`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -203,10 +291,12 @@ pub struct ScoredPosition {
     pub logprob: f32,
     /// The `top_k` most likely tokens with their logprobs, best first.
     pub top: Vec<(u32, f32)>,
+    /// The seeded sampler replayed here, when the request named the sampling.
+    pub replay: Option<Replay>,
 }
 
 /// A teacher-forced scoring job: the logprob of every completion token after the prompt.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ScoreRequest {
     /// Prompt token ids, chat template applied.
     pub prompt_tokens: Vec<u32>,
@@ -214,6 +304,20 @@ pub struct ScoreRequest {
     pub completion_tokens: Vec<u32>,
     /// Alternatives to report per position.
     pub top_k: usize,
+    /// The sampling the completion was generated with: each position also replays the seeded sampler
+    /// ([`Replay`]).
+    pub sampling: Option<SamplingParams>,
+}
+
+/// The text an engine streams for a completion's tokens, and where the completion ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletionText {
+    /// The text a client receives for these tokens.
+    pub text: String,
+    /// The index of the token that ended the answer (an end-of-turn token, a stop sequence, or the
+    /// `max_tokens`-th token), if one did. A completion whose tokens go on past it is not one this
+    /// engine could have produced.
+    pub ended_at: Option<usize>,
 }
 
 /// A scoring in progress.
@@ -227,4 +331,20 @@ pub type ScoreFuture = Pin<Box<dyn Future<Output = Result<Vec<ScoredPosition>, E
 pub trait Scorer: Send + Sync + 'static {
     /// Queues `request`; the future resolves when it is scored.
     fn score(&self, request: ScoreRequest) -> ScoreFuture;
+
+    /// The text generation streams for `completion` after a prompt of `prompt_len` tokens, with stop
+    /// sequences `stop` and `max_tokens`, as the client received it (a completion cut short by its
+    /// client has no held-back tail).
+    fn completion_text(
+        &self,
+        prompt_len: usize,
+        completion: &[u32],
+        stop: &[String],
+        max_tokens: usize,
+    ) -> CompletionText;
 }
+
+/// An engine that both serves and re-scores: what a host runs as executor and as validator.
+pub trait Backend: Generator + Scorer {}
+
+impl<T: Generator + Scorer> Backend for T {}

@@ -20,8 +20,9 @@ use crate::score::{ScoredPosition, score, score_position};
 use crate::text::TextStream;
 use crate::tokenizer::Tokenizer;
 use crate::{
-    ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
-    ModelInfo, PositionLogprobs, ScoreFuture, ScoreRequest, Scorer, TokenLogprob, Usage,
+    ChatMessage, CompletionText, EngineError, FinishReason, GenerationEvent, GenerationRequest,
+    GenerationStream, Generator, ModelInfo, PositionLogprobs, SamplingParams, ScoreFuture, ScoreRequest,
+    Scorer, TokenLogprob, Usage,
 };
 
 /// Most alternatives a request may ask for per position (OpenAI's limit).
@@ -84,6 +85,7 @@ enum Job {
         prompt: Vec<u32>,
         completion: Vec<u32>,
         top_k: usize,
+        sampling: Option<SamplingParams>,
         reply: oneshot::Sender<Result<Vec<ScoredPosition>, EngineError>>,
     },
 }
@@ -178,7 +180,7 @@ impl Engine {
         completion: Vec<u32>,
         top_k: usize,
     ) -> Result<Vec<ScoredPosition>, EngineError> {
-        self.queue_score(prompt, completion, top_k)?.await.map_err(|_| EngineError::ShutDown)?
+        self.queue_score(prompt, completion, top_k, None)?.await.map_err(|_| EngineError::ShutDown)?
     }
 
     /// Queues a scoring job; the receiver gets its result.
@@ -187,6 +189,7 @@ impl Engine {
         prompt: Vec<u32>,
         completion: Vec<u32>,
         top_k: usize,
+        sampling: Option<SamplingParams>,
     ) -> Result<oneshot::Receiver<Result<Vec<ScoredPosition>, EngineError>>, EngineError> {
         let needed = prompt.len() + completion.len();
         if needed > self.info.context_length {
@@ -197,7 +200,7 @@ impl Engine {
             });
         }
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Score { prompt, completion, top_k: top_k.min(TOP_LOGPROBS_MAX), reply })?;
+        self.send(Job::Score { prompt, completion, top_k: top_k.min(TOP_LOGPROBS_MAX), sampling, reply })?;
         Ok(answer)
     }
 
@@ -255,11 +258,86 @@ impl Drop for Engine {
 
 impl Scorer for Engine {
     fn score(&self, request: ScoreRequest) -> ScoreFuture {
-        let ScoreRequest { prompt_tokens, completion_tokens, top_k } = request;
-        match self.queue_score(prompt_tokens, completion_tokens, top_k) {
+        let ScoreRequest { prompt_tokens, completion_tokens, top_k, sampling } = request;
+        match self.queue_score(prompt_tokens, completion_tokens, top_k, sampling) {
             Ok(answer) => Box::pin(async move { answer.await.map_err(|_| EngineError::ShutDown)? }),
             Err(error) => Box::pin(std::future::ready(Err(error))),
         }
+    }
+
+    fn completion_text(
+        &self,
+        prompt_len: usize,
+        completion: &[u32],
+        stop: &[String],
+        max_tokens: usize,
+    ) -> CompletionText {
+        let mut ending = Ending::new(stop, prompt_len, max_tokens, false, self.info.context_length);
+        let mut text = String::new();
+        for (i, &id) in completion.iter().enumerate() {
+            let step = ending.push(&self.tokenizer, id);
+            text.push_str(&step.text);
+            if step.reason.is_some() {
+                return CompletionText { text, ended_at: Some(i) };
+            }
+        }
+        CompletionText { text, ended_at: None }
+    }
+}
+
+/// How a sequence's text and its end follow from its tokens: end-of-turn tokens, stop sequences,
+/// `max_tokens` and the context window. Generation streams through it and validators rebuild an
+/// answer's text through it ([`Scorer::completion_text`]), so the two cannot disagree.
+struct Ending {
+    text: TextStream,
+    prompt_len: usize,
+    completion_tokens: usize,
+    max_tokens: usize,
+    ignore_eos: bool,
+    context_length: usize,
+}
+
+/// One token's text, and the reason the sequence ends with it, if it does.
+struct Step {
+    text: String,
+    reason: Option<FinishReason>,
+}
+
+impl Ending {
+    fn new(
+        stop: &[String],
+        prompt_len: usize,
+        max_tokens: usize,
+        ignore_eos: bool,
+        context_length: usize,
+    ) -> Self {
+        Ending {
+            text: TextStream::new(stop),
+            prompt_len,
+            completion_tokens: 0,
+            max_tokens,
+            ignore_eos,
+            context_length,
+        }
+    }
+
+    fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> Step {
+        self.completion_tokens += 1;
+        let is_end_of_turn = !self.ignore_eos && tokenizer.stop_ids().contains(&id);
+        let (mut text, mut reason) = if is_end_of_turn {
+            (String::new(), Some(FinishReason::Stop))
+        } else {
+            let delta = self.text.push(tokenizer.token_bytes(id));
+            (delta.text, delta.stopped.then_some(FinishReason::Stop))
+        };
+        let context_full = self.prompt_len + self.completion_tokens >= self.context_length;
+        if reason.is_none() && (self.completion_tokens >= self.max_tokens || context_full) {
+            reason = Some(FinishReason::Length);
+        }
+        if reason.is_some() {
+            text.push_str(&self.text.finish());
+        }
+        Step { text, reason }
     }
 }
 
@@ -311,12 +389,9 @@ struct Sequence {
     prefilled: usize,
     /// The last sampled token, fed at the next decode step.
     next_input: u32,
-    completion_tokens: usize,
-    max_tokens: usize,
     top_logprobs: Option<usize>,
-    ignore_eos: bool,
     sampler: Sampler,
-    text: TextStream,
+    ending: Ending,
     cache: KvCache,
     kv_reserved: usize,
 }
@@ -376,8 +451,8 @@ impl Worker {
     fn accept(&mut self, job: Job) {
         match job {
             Job::Generate { request, events } => self.waiting.push_back((request, events)),
-            Job::Score { prompt, completion, top_k, reply } => {
-                let result = score(&self.model, &prompt, &completion, top_k)
+            Job::Score { prompt, completion, top_k, sampling, reply } => {
+                let result = score(&self.model, &prompt, &completion, top_k, sampling.as_ref())
                     .map_err(|e| EngineError::Model(e.to_string()));
                 let _ = reply.send(result);
             }
@@ -427,12 +502,15 @@ impl Worker {
                 events,
                 prefilled: 0,
                 next_input: 0,
-                completion_tokens: 0,
-                max_tokens: request.max_tokens,
                 top_logprobs: request.top_logprobs,
-                ignore_eos: request.ignore_eos,
                 sampler: Sampler::new(request.sampling.clone()),
-                text: TextStream::new(&request.stop),
+                ending: Ending::new(
+                    &request.stop,
+                    request.prompt_tokens.len(),
+                    request.max_tokens,
+                    request.ignore_eos,
+                    self.model.config().context_length,
+                ),
                 cache: KvCache::new(&self.model),
                 kv_reserved: reserve,
                 prompt: request.prompt_tokens,
@@ -502,32 +580,19 @@ impl Worker {
         let tokenizer = &self.tokenizer;
         let seq = &mut self.active[index];
         let id = seq.sampler.sample(logits);
-        seq.completion_tokens += 1;
         seq.next_input = id;
         let logprobs = seq.top_logprobs.map(|n| position_logprobs(tokenizer, logits, id, n));
-
-        let is_end_of_turn = !seq.ignore_eos && tokenizer.stop_ids().contains(&id);
-        let (mut text, mut reason) = if is_end_of_turn {
-            (String::new(), Some(FinishReason::Stop))
-        } else {
-            let delta = seq.text.push(tokenizer.token_bytes(id));
-            (delta.text, delta.stopped.then_some(FinishReason::Stop))
-        };
-        let context_full = seq.prompt.len() + seq.completion_tokens >= self.model.config().context_length;
-        if reason.is_none() && (seq.completion_tokens >= seq.max_tokens || context_full) {
-            reason = Some(FinishReason::Length);
-        }
-        if reason.is_some() {
-            text.push_str(&seq.text.finish());
-        }
+        let Step { text, reason } = seq.ending.push(tokenizer, id);
         if seq.events.try_send(GenerationEvent::Token { id, text, logprobs }).is_err() {
             return false;
         }
         match reason {
             None => true,
             Some(reason) => {
-                let usage =
-                    Usage { prompt_tokens: seq.prompt.len(), completion_tokens: seq.completion_tokens };
+                let usage = Usage {
+                    prompt_tokens: seq.prompt.len(),
+                    completion_tokens: seq.ending.completion_tokens,
+                };
                 let _ = seq.events.try_send(GenerationEvent::Finished { reason, usage });
                 false
             }

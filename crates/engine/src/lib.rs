@@ -2,9 +2,9 @@
 #![deny(missing_docs)]
 
 pub use gonka_engine_api::{
-    ChatMessage, EngineError, FinishReason, GenerationEvent, GenerationRequest, GenerationStream, Generator,
-    ModelInfo, PositionLogprobs, SamplingParams, ScoreFuture, ScoreRequest, ScoredPosition, Scorer,
-    TokenLogprob, Usage,
+    Backend, ChatMessage, CompletionText, EngineError, FinishReason, GenerationEvent, GenerationRequest,
+    GenerationStream, Generator, ModelInfo, PositionLogprobs, Replay, SamplingParams, ScoreFuture,
+    ScoreRequest, ScoredPosition, Scorer, TokenLogprob, Usage,
 };
 
 pub mod chat;

@@ -1,13 +1,15 @@
-//! Seeded token sampling (temperature, top-k, top-p) and log-probability helpers.
+//! Seeded token sampling (temperature, top-k, top-p), its replay for validators, and log-probability
+//! helpers.
 //!
-//! A [`Sampler`] owns its request's random stream (ChaCha8 from the request seed), so the same seed and
-//! logits give the same tokens whatever else the engine is doing. Ties between equal logits are broken
-//! by the lower token id, so the order of candidates never depends on a sort's stability.
+//! A [`Sampler`] draws position `j` of a request with the protocol's uniform for (seed, `j`)
+//! ([`gonka_engine_api::sampling_uniform`]), so the same seed and logits give the same tokens whatever
+//! else the engine is doing, and a validator replays any position on its own ([`replay`]). Ties between
+//! equal logits are broken by the lower token id, so the order of candidates never depends on a sort's
+//! stability.
 
 use std::cmp::Ordering;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use gonka_engine_api::{Replay, draw_candidates, greedy_replay, sampling_uniform};
 
 use crate::SamplingParams;
 
@@ -18,7 +20,8 @@ const GREEDY_TEMPERATURE_MAX: f32 = 1e-5;
 #[derive(Debug, Clone)]
 pub struct Sampler {
     params: SamplingParams,
-    rng: ChaCha8Rng,
+    /// The position of the next token drawn (completion tokens so far).
+    position: u64,
 }
 
 /// Order by logit descending, then id ascending; NaN sorts last.
@@ -96,77 +99,84 @@ pub fn log_sum_exp(logits: &[f32]) -> f32 {
 }
 
 impl Sampler {
-    /// A sampler with its own random stream seeded from `params.seed`.
+    /// A sampler for a request's first completion position.
     pub fn new(params: SamplingParams) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(params.seed);
-        Self { params, rng }
+        Self { params, position: 0 }
     }
 
     /// Pick the next token from raw logits.
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
-        let p = &self.params;
-        if p.temperature <= GREEDY_TEMPERATURE_MAX || p.top_k == 1 {
-            return top_k_ids(logits, 1).first().copied().unwrap_or(0);
-        }
-        let inv_t = 1.0 / f64::from(p.temperature);
-        let weight = |id: u32, max: f32| (f64::from(logits[id as usize] - max) * inv_t).exp();
-        let vocab = logits.len();
-        let k_limit = if p.top_k == 0 { vocab } else { p.top_k.min(vocab) };
+        let drawn = draw(&self.params, logits, self.position, None).drawn;
+        self.position += 1;
+        drawn
+    }
+}
 
-        if k_limit == vocab && p.top_p >= 1.0 {
-            // Plain temperature sampling: no ordering needed, walk ids in order.
-            let max = logits.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
-            #[allow(clippy::cast_possible_truncation)]
-            let ids = (0..vocab as u32).filter(|id| !logits[*id as usize].is_nan());
-            let total: f64 = ids.clone().map(|id| weight(id, max)).sum();
-            return self.draw(ids.map(|id| (id, weight(id, max))), total);
-        }
+/// What the seeded sampler of `params` draws at completion position `position` from `logits`, and how
+/// far `token` is from being drawn there: what a validator checks at every position of an answer
+/// (`docs/spec/validation.md` §3). Generation draws through the same code.
+pub fn replay(params: &SamplingParams, logits: &[f32], position: u64, token: u32) -> Replay {
+    draw(params, logits, position, Some(token))
+}
 
-        // Grow the candidate set until it holds `top_k` tokens or the nucleus mass, whichever is smaller;
-        // most distributions concentrate in a few dozen tokens, so this rarely sorts the whole vocabulary.
-        let mut k = k_limit.min(64);
-        loop {
-            let ids = top_k_ids(logits, k);
-            let max = logits[ids[0] as usize];
-            let weights: Vec<f64> = ids.iter().map(|id| weight(*id, max)).collect();
-            let all_total: f64 = if k == vocab {
-                weights.iter().sum()
-            } else {
-                #[allow(clippy::cast_possible_truncation)]
-                (0..vocab as u32).filter(|id| !logits[*id as usize].is_nan()).map(|id| weight(id, max)).sum()
-            };
-            // Mass of the candidates relative to the distribution after top-k filtering.
-            let filtered_total = if k == k_limit { weights.iter().sum::<f64>() } else { all_total };
-            let target = f64::from(p.top_p.clamp(0.0, 1.0)) * filtered_total;
-            let mut cumulative = 0.0;
-            let mut keep = ids.len();
-            for (i, w) in weights.iter().enumerate() {
-                cumulative += w;
-                if cumulative >= target {
-                    keep = i + 1;
-                    break;
-                }
+fn draw(p: &SamplingParams, logits: &[f32], position: u64, given: Option<u32>) -> Replay {
+    if p.temperature <= GREEDY_TEMPERATURE_MAX || p.top_k == 1 {
+        let best = top_k_ids(logits, 1).first().copied().unwrap_or(0);
+        return match given {
+            None => Replay { drawn: best, margin: 0.0 },
+            Some(token) => {
+                let lse = log_sum_exp(logits);
+                let logprob = |id: u32| logits.get(id as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
+                greedy_replay((best, logprob(best)), token, logprob(token))
             }
-            if cumulative >= target || k == k_limit {
-                let total: f64 = weights[..keep].iter().sum();
-                return self.draw(ids[..keep].iter().copied().zip(weights[..keep].iter().copied()), total);
-            }
-            k = (k * 8).min(k_limit);
-        }
+        };
+    }
+    let uniform = sampling_uniform(p.seed, position);
+    let inv_t = 1.0 / f64::from(p.temperature);
+    let weight = |id: u32, max: f32| (f64::from(logits[id as usize] - max) * inv_t).exp();
+    let vocab = logits.len();
+    let k_limit = if p.top_k == 0 { vocab } else { p.top_k.min(vocab) };
+
+    if k_limit == vocab && p.top_p >= 1.0 {
+        // Plain temperature sampling: no ordering needed, walk ids in order.
+        let max = logits.iter().copied().filter(|v| !v.is_nan()).fold(f32::NEG_INFINITY, f32::max);
+        #[allow(clippy::cast_possible_truncation)]
+        let ids = (0..vocab as u32).filter(|id| !logits[*id as usize].is_nan());
+        let total: f64 = ids.clone().map(|id| weight(id, max)).sum();
+        return draw_candidates(ids.map(|id| (id, weight(id, max))), total, uniform, given);
     }
 
-    fn draw(&mut self, candidates: impl Iterator<Item = (u32, f64)>, total: f64) -> u32 {
-        let target = self.rng.random::<f64>() * total;
+    // Grow the candidate set until it holds `top_k` tokens or the nucleus mass, whichever is smaller;
+    // most distributions concentrate in a few dozen tokens, so this rarely sorts the whole vocabulary.
+    let mut k = k_limit.min(64);
+    loop {
+        let ids = top_k_ids(logits, k);
+        let max = logits[ids[0] as usize];
+        let weights: Vec<f64> = ids.iter().map(|id| weight(*id, max)).collect();
+        let all_total: f64 = if k == vocab {
+            weights.iter().sum()
+        } else {
+            #[allow(clippy::cast_possible_truncation)]
+            (0..vocab as u32).filter(|id| !logits[*id as usize].is_nan()).map(|id| weight(id, max)).sum()
+        };
+        // Mass of the candidates relative to the distribution after top-k filtering.
+        let filtered_total = if k == k_limit { weights.iter().sum::<f64>() } else { all_total };
+        let target = f64::from(p.top_p.clamp(0.0, 1.0)) * filtered_total;
         let mut cumulative = 0.0;
-        let mut last = 0;
-        for (id, w) in candidates {
+        let mut keep = ids.len();
+        for (i, w) in weights.iter().enumerate() {
             cumulative += w;
-            last = id;
-            if cumulative > target {
-                return id;
+            if cumulative >= target {
+                keep = i + 1;
+                break;
             }
         }
-        last
+        if cumulative >= target || k == k_limit {
+            let total: f64 = weights[..keep].iter().sum();
+            let candidates = ids[..keep].iter().copied().zip(weights[..keep].iter().copied());
+            return draw_candidates(candidates, total, uniform, given);
+        }
+        k = (k * 8).min(k_limit);
     }
 }
 
@@ -247,6 +257,56 @@ mod tests {
             seen[s.sample(&l) as usize] = true;
         }
         assert!(seen.iter().all(|x| *x));
+    }
+
+    /// Replays each drawn position of `params` over `l` and checks the replay agrees with the draw.
+    fn replay_agrees(params: &SamplingParams, l: &[f32], positions: u64) {
+        let mut s = Sampler::new(params.clone());
+        for position in 0..positions {
+            let token = s.sample(l);
+            assert_eq!(replay(params, l, position, token), Replay { drawn: token, margin: 0.0 });
+        }
+    }
+
+    #[test]
+    fn replaying_a_draw_gives_the_drawn_token_at_every_position() {
+        let l = logits();
+        replay_agrees(&params(1.0, 1.0, 0, 3), &l, 50);
+        replay_agrees(&params(0.7, 0.9, 0, 4), &l, 50);
+        replay_agrees(&params(1.3, 1.0, 40, 5), &l, 50);
+        replay_agrees(&params(0.0, 1.0, 0, 6), &l, 5);
+    }
+
+    #[test]
+    fn replay_of_another_token_reports_how_far_it_is_from_the_draw() {
+        // Two tokens of equal mass: the seeded draw takes one; the other sits on the far side of it.
+        let mut l = vec![-50.0f32; 10];
+        l[2] = 5.0;
+        l[7] = 5.0;
+        let p = params(1.0, 1.0, 0, 21);
+        let drawn = Sampler::new(p.clone()).sample(&l);
+        let other = if drawn == 2 { 7 } else { 2 };
+        let r = replay(&p, &l, 0, other);
+        assert_eq!(r.drawn, drawn);
+        assert!(r.margin > 0.0 && r.margin < 0.5, "margin {}", r.margin);
+        // A token outside the nucleus cannot be drawn at all.
+        let nucleus = params(1.0, 0.4, 0, 21);
+        let best = top_k_ids(&l, 1)[0];
+        assert_eq!(replay(&nucleus, &l, 0, 7).margin, if best == 7 { 0.0 } else { 1.0 });
+    }
+
+    #[test]
+    fn greedy_replay_measures_the_probability_gap_and_ties_go_to_the_lower_id() {
+        let l = [0.0f32, 2.0, 2.0, 1.0];
+        let p = params(0.0, 1.0, 0, 1);
+        assert_eq!(replay(&p, &l, 0, 1), Replay { drawn: 1, margin: 0.0 });
+        let tie = replay(&p, &l, 0, 2);
+        assert_eq!(tie.drawn, 1);
+        assert!(tie.margin > 0.0 && tie.margin < 1e-6, "a tie is a hair from being drawn: {}", tie.margin);
+        let third = replay(&p, &l, 0, 3);
+        let lse = log_sum_exp(&l);
+        let gap = (2.0 - lse).exp() - (1.0 - lse).exp();
+        assert!((third.margin - gap).abs() < 1e-6);
     }
 
     #[test]

@@ -3,21 +3,24 @@
 
 use std::sync::Mutex;
 
+use crate::SamplingParams;
 pub use crate::ScoredPosition;
 use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
-use crate::sampler::{log_sum_exp, top_k_ids};
+use crate::sampler::{log_sum_exp, replay, top_k_ids};
 
 /// Tokens per forward chunk while scoring (bounds activation memory).
 const SCORE_CHUNK_TOKENS: usize = 512;
 /// Rows per output-projection call (bounds logits memory: rows × vocab floats).
 const LOGITS_CHUNK_ROWS: usize = 64;
 
-/// Score `completion` as a continuation of `prompt`.
+/// Score `completion` as a continuation of `prompt`; with `sampling`, also replay the seeded sampler at
+/// every position.
 pub fn score(
     model: &Llama,
     prompt: &[u32],
     completion: &[u32],
     top_k: usize,
+    sampling: Option<&SamplingParams>,
 ) -> Result<Vec<ScoredPosition>, ModelError> {
     if prompt.is_empty() || completion.is_empty() {
         return Ok(Vec::new());
@@ -47,8 +50,11 @@ pub fn score(
         let tokens = &completion[rows_index * LOGITS_CHUNK_ROWS..][..n_rows];
         // The softmax statistics and top-k of each position are independent: spread them over the pool.
         let slots: Vec<Mutex<Option<ScoredPosition>>> = (0..n_rows).map(|_| Mutex::new(None)).collect();
+        let first_position = rows_index * LOGITS_CHUNK_ROWS;
         model.pool().run(n_rows, |i| {
-            let position = score_position(&logits[i * vocab..][..vocab], tokens[i], top_k);
+            let row = &logits[i * vocab..][..vocab];
+            let mut position = score_position(row, tokens[i], top_k);
+            position.replay = sampling.map(|s| replay(s, row, (first_position + i) as u64, tokens[i]));
             if let Ok(mut slot) = slots[i].lock() {
                 *slot = Some(position);
             }
@@ -67,5 +73,5 @@ pub(crate) fn score_position(logits: &[f32], token: u32, top_k: usize) -> Scored
     let lse = log_sum_exp(logits);
     let top = top_k_ids(logits, top_k).into_iter().map(|id| (id, logits[id as usize] - lse)).collect();
     let logprob = logits.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
-    ScoredPosition { token, logprob, top }
+    ScoredPosition { token, logprob, top, replay: None }
 }

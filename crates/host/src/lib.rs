@@ -13,6 +13,8 @@
 //!   for both roles), and the replay guard they keep.
 //! - [`receipts`]: the outbox of Start and Finish receipts, resubmitted until the chain holds them.
 //! - [`protocol`]: the off-chain messages hosts and developers sign and the HTTP headers carrying them.
+//! - [`validation`]: the validation duties — selection by VRF, checks of others' answers, verdicts
+//!   and votes; [`verdict`]: the payload an executor keeps and the pure verdict on it.
 #![deny(missing_docs)]
 
 pub mod admission;
@@ -20,3 +22,5 @@ pub mod exposure;
 pub mod poc;
 pub mod protocol;
 pub mod receipts;
+pub mod validation;
+pub mod verdict;

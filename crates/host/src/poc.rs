@@ -25,7 +25,7 @@ use gonka_poc::{Distance, sample_seed_message, validation_sample};
 use gonka_primitives::{AccountKey, AccountPublicKey, AccountSignature, Address, Hash};
 use serde::Serialize;
 
-use crate::protocol::epoch_seed;
+use crate::protocol::validation_key;
 
 /// Claimants a validator has sent to the engine and not had back yet, at most.
 pub const MAX_RECOMPUTING: usize = 4;
@@ -299,7 +299,7 @@ impl PocHost {
                 Some(format!("entering PoC needs {needed} of collateral; this host holds {held}"));
             return;
         }
-        let commitment = Hash::digest(&epoch_seed(&me.operational, &chain.meta.chain_id, stage.epoch));
+        let commitment = validation_key(&me.operational, &chain.meta.chain_id, stage.epoch).public_key();
         let msg = Msg::Poc(PocMsg::SeedCommit { epoch: stage.epoch, commitment });
         if self.seed_sent_at.is_some() && waiting(&msg) {
             return;

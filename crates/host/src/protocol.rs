@@ -28,6 +28,9 @@ pub const HEADER_INFERENCE_ID: &str = "x-inference-id";
 pub const HEADER_EXECUTOR: &str = "x-executor-address";
 /// The host asking for a payload.
 pub const HEADER_HOST: &str = "x-host-address";
+/// A payload request's selection proof: the requesting host's VRF proof for the inference, hex
+/// (`docs/spec/validation.md` §4.1).
+pub const HEADER_VALIDATION_PROOF: &str = "x-validation-proof";
 
 const PAYLOAD_DOMAIN: &[u8] = b"gonka/payload-request/v2\0";
 /// Domain of the message whose signature is a host's secret seed for an epoch.
@@ -73,6 +76,13 @@ pub fn epoch_seed(key: &AccountKey, chain_id: &str, epoch: u64) -> Vec<u8> {
     message.push(0);
     message.extend_from_slice(&epoch.to_be_bytes());
     key.sign(&message).0.to_vec()
+}
+
+/// The host's validation (VRF) key for `epoch` (`docs/spec/validation.md` §2): derived from its secret
+/// epoch seed, so it is recomputed rather than stored, its public half is the PoC seed commitment, and
+/// revealing the seed reveals the key.
+pub fn validation_key(key: &AccountKey, chain_id: &str, epoch: u64) -> gonka_primitives::VrfKey {
+    gonka_primitives::VrfKey::from_seed(&epoch_seed(key, chain_id, epoch))
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ fn genesis_of(hosts: usize, powered: usize) -> Genesis {
         name: "m".into(),
         content_hash: Hash::digest(b"m"),
         price_per_token: Amount(1),
+        validation: Default::default(),
     });
     Genesis {
         chain_id: CHAIN.into(),
@@ -57,6 +58,7 @@ fn genesis_of(hosts: usize, powered: usize) -> Genesis {
                 operational_key: host(i).public_key(),
                 weight: if i < powered { 100 } else { 0 },
                 collateral: Amount(500_000),
+                validation_key: None,
             })
             .collect(),
         developers: vec![],
@@ -149,7 +151,11 @@ fn a_validator_samples_each_claimant_and_votes_on_what_it_recomputed() {
         &host(1),
         0,
         vec![
-            PocMsg::SeedCommit { epoch: 1, commitment: Hash::digest(b"s") }.into(),
+            PocMsg::SeedCommit {
+                epoch: 1,
+                commitment: gonka_primitives::VrfKey::from_seed(b"s").public_key(),
+            }
+            .into(),
             PocMsg::Batch { poc_start: stage.start_height, nonces }.into(),
         ],
     );
@@ -208,7 +214,11 @@ fn a_validator_keeps_a_bounded_number_of_recomputations_in_flight_current_valida
             let nonces =
                 (0..3).map(|n| gonka_chain::PocNonce { nonce: n, distance: Distance(1_200_000_000) });
             let messages = vec![
-                PocMsg::SeedCommit { epoch: 1, commitment: Hash::digest(b"s") }.into(),
+                PocMsg::SeedCommit {
+                    epoch: 1,
+                    commitment: gonka_primitives::VrfKey::from_seed(b"s").public_key(),
+                }
+                .into(),
                 PocMsg::Batch { poc_start: stage.start_height, nonces: nonces.collect() }.into(),
             ];
             Tx::new(CHAIN, &host(i), 0, messages)
@@ -272,6 +282,8 @@ fn forwarded_finish(state: &State) -> (SignedRequest, usize, InferenceMsg) {
         prompt_tokens: 4,
         completion_tokens: 2,
         response_hash: Hash::digest(b"a"),
+        seed: 1,
+        logprobs_hash: Hash::digest(b"l"),
     };
     (request, index, finish)
 }
@@ -305,6 +317,8 @@ fn a_receipt_the_chain_can_no_longer_take_is_forgotten() {
         prompt_tokens: 1,
         completion_tokens: 1,
         response_hash: Hash::ZERO,
+        seed: 0,
+        logprobs_hash: Hash::ZERO,
     });
     // 61 blocks of 1 s: the request is older than the accepted window and never reached the chain.
     advance_to(&mut state, 62);

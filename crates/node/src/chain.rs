@@ -487,6 +487,7 @@ mod tests {
                 operational_key: host.public_key(),
                 weight: 1,
                 collateral: Amount::ZERO,
+                validation_key: None,
             }],
             developers: vec![],
         }

@@ -470,6 +470,7 @@ mod tests {
                 operational_key: alice.public_key(),
                 weight: 1,
                 collateral: gonka_primitives::Amount::ZERO,
+                validation_key: None,
             }],
             developers: vec![],
         }
@@ -581,6 +582,7 @@ mod tests {
             name: "m".into(),
             content_hash: Hash::digest(b"m"),
             price_per_token: Amount(10),
+            validation: Default::default(),
         });
         genesis.accounts.push(GenesisAccount { address: dev.address(), balance: Amount(balance) });
         genesis.developers.push(dev.address());
@@ -700,6 +702,7 @@ mod tests {
             operational_key: bob.public_key(),
             weight: 1,
             collateral: Amount::ZERO,
+            validation_key: None,
         });
         let state = State::from_genesis(&unstaked).expect("genesis");
         let mut pool = Mempool::new(MempoolLimits { max_txs: 1, max_bytes: 1 << 20, max_per_account: 10 });

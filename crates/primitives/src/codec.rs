@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     AccountPublicKey, AccountSignature, Address, Amount, Decimal, Hash, RecoverableSignature,
-    ValidatorPublicKey,
+    ValidatorPublicKey, VrfProof, VrfPublicKey,
 };
 
 /// Longest string (in bytes) any decoded field may hold.
@@ -354,7 +354,9 @@ newtype_codec!(
     AccountPublicKey([u8; 33]),
     AccountSignature([u8; 64]),
     RecoverableSignature([u8; 65]),
-    ValidatorPublicKey([u8; 32])
+    ValidatorPublicKey([u8; 32]),
+    VrfPublicKey([u8; 32]),
+    VrfProof([u8; 96])
 );
 
 impl Encode for Decimal {

@@ -112,7 +112,9 @@ impl RecoverableSignature {
         }) {
             crate::memo::Outcome::Recovered(key) => Ok(AccountPublicKey(key)),
             crate::memo::Outcome::Invalid(error) => Err(error),
-            crate::memo::Outcome::Valid => Err(KeyError::InvalidSignature),
+            crate::memo::Outcome::Valid | crate::memo::Outcome::VrfOutput(_) => {
+                Err(KeyError::InvalidSignature)
+            }
         }
     }
 
@@ -173,7 +175,9 @@ impl AccountPublicKey {
         }) {
             crate::memo::Outcome::Valid => Ok(()),
             crate::memo::Outcome::Invalid(error) => Err(error),
-            crate::memo::Outcome::Recovered(_) => Err(KeyError::InvalidSignature),
+            crate::memo::Outcome::Recovered(_) | crate::memo::Outcome::VrfOutput(_) => {
+                Err(KeyError::InvalidSignature)
+            }
         }
     }
 
@@ -310,6 +314,8 @@ hex_serde!(AccountPublicKey, AccountPublicKey::from_hex);
 hex_serde!(ValidatorPublicKey, ValidatorPublicKey::from_hex);
 hex_serde!(AccountSignature, AccountSignature::from_hex);
 hex_serde!(RecoverableSignature, RecoverableSignature::from_hex);
+hex_serde!(crate::VrfPublicKey, crate::VrfPublicKey::from_hex);
+hex_serde!(crate::VrfProof, crate::VrfProof::from_hex);
 
 #[cfg(test)]
 mod tests {

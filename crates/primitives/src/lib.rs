@@ -11,6 +11,7 @@ pub mod decimal;
 pub mod hash;
 pub mod keys;
 mod memo;
+pub mod vrf;
 
 pub use address::{Address, AddressError};
 pub use amount::Amount;
@@ -21,3 +22,4 @@ pub use keys::{
     AccountKey, AccountPublicKey, AccountSignature, KeyError, RecoverableSignature, ValidatorKey,
     ValidatorPublicKey,
 };
+pub use vrf::{VrfKey, VrfProof, VrfPublicKey};

@@ -1,7 +1,7 @@
 //! A bounded, process-wide memo of signature checks.
 //!
 //! Checking a signature is a pure function of its bytes, and the same signature is checked several
-//! times: when a transaction enters the mempool and again when its block applies, a developer's
+//! times: when a transaction enters the mempool and again when its block applies (VRF proofs too), a developer's
 //! request signature in both of its receipts, and in the simulator at every simulated node. The memo
 //! returns exactly what recomputing would, so it changes nothing but time. It is bounded (oldest
 //! entries leave first), so a flood of distinct signatures costs memory of at most [`CAPACITY`]
@@ -23,6 +23,8 @@ pub(crate) enum Outcome {
     Recovered([u8; 33]),
     /// `verify` succeeded.
     Valid,
+    /// A VRF proof verified, with this output.
+    VrfOutput(u64),
     /// The check failed, for this reason.
     Invalid(crate::keys::KeyError),
 }

@@ -18,9 +18,20 @@ pub const APP_HASH_AGREEMENT: &str = "app_hash_agreement";
 pub const SUPPLY_CONSERVED: &str = "supply_conserved";
 /// No inference is charged more than once.
 pub const NO_DOUBLE_CHARGE: &str = "no_double_charge";
-/// No inference is charged more than what was served (tokens × the served model's price), and nothing
-/// is charged for an answer never served.
+/// No answer is finally charged more than what was served (tokens × the served model's price) once a
+/// validator judged it, and nothing is charged for an answer never served (`docs/spec/sim.md` §3).
 pub const NO_OVERCHARGE: &str = "no_overcharge";
+/// No honest answer is invalidated or refunded, and no honest host is found INVALID — unless its
+/// executor was down or cut off in the answer's validation window and could not hand over the payload.
+pub const HONEST_ANSWERS_STAND: &str = "honest_answers_stand";
+/// A cheated answer a validator judged is never paid to its executor: it is refunded.
+pub const SAMPLED_CHEATS_REFUNDED: &str = "sampled_cheats_refunded";
+/// An executor with [`CAUGHT_INVALIDATIONS`] answers invalidated is INVALID.
+pub const CHEATERS_MADE_INVALID: &str = "cheaters_made_invalid";
+
+/// Invalidations after which a cheating executor must be INVALID: the chain's evidence threshold is
+/// three in a row; two more leave room for answers of its that passed in between.
+pub const CAUGHT_INVALIDATIONS: usize = 5;
 /// Every delivered answer is paid in full by its settlement deadline.
 pub const DELIVERED_ANSWERS_PAID: &str = "delivered_answers_paid";
 /// After a settlement no host holds more than the capped share of the settled power.
@@ -37,12 +48,15 @@ pub const HONEST_WEIGHT_TRACKS_COMPUTE: &str = "honest_weight_tracks_compute";
 pub const POWER_MOVES_BOUNDED: &str = "power_moves_bounded";
 
 /// Every invariant, in report order.
-pub const ALL: [&str; 9] = [
+pub const ALL: [&str; 12] = [
     APP_HASH_AGREEMENT,
     SUPPLY_CONSERVED,
     NO_DOUBLE_CHARGE,
     NO_OVERCHARGE,
     DELIVERED_ANSWERS_PAID,
+    HONEST_ANSWERS_STAND,
+    SAMPLED_CHEATS_REFUNDED,
+    CHEATERS_MADE_INVALID,
     WEIGHTS_CAPPED,
     CHEATER_WEIGHT_ZERO,
     HONEST_WEIGHT_TRACKS_COMPUTE,
@@ -106,6 +120,12 @@ pub fn supply(state: &State, genesis_supply: Amount) -> Vec<Violation> {
 
 /// The money rules over the ledger at `height`: double charges, overcharges, and delivered answers
 /// unpaid past their deadline or paid less than they are worth.
+///
+/// A charge is provisional until the answer's validation is over: an overcharge is one that settles
+/// (its fee paid to the executor and validators) above what was served although a validator judged
+/// the answer. An answer no host was selected to validate can settle overcharged — the residual of
+/// sampled validation, counted in the report (`overcharged_unjudged`) — but its executor is not paid
+/// once validation finds it INVALID in that epoch or a later one before the fee settles.
 pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
     let mut found = Vec::new();
     for (id, charges) in &ledger.charges {
@@ -113,11 +133,14 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
             found.push(violation(NO_DOUBLE_CHARGE, height, format!("{id} charged {} times", charges.len())));
         }
         let charged: u128 = charges.iter().map(|c| c.cost.0).sum();
+        let judged = ledger.judged.get(id);
+        let settled_judged = judged.is_some_and(|j| j.settled.is_some() && !j.verdicts.is_empty());
+        let net = ledger.net_charge(id);
         match ledger.served.get(id) {
-            Some(served) if charged > served.cost().0 => found.push(violation(
+            Some(served) if settled_judged && net > served.cost().0 => found.push(violation(
                 NO_OVERCHARGE,
                 height,
-                format!("{id} charged {charged} for {} tokens worth {}", served.tokens, served.cost()),
+                format!("{id} settled at {net} for {} tokens worth {}", served.tokens, served.cost()),
             )),
             None if charged > 0 => {
                 found.push(violation(
@@ -132,7 +155,7 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
     for (id, served) in ledger.served.iter().filter(|(_, s)| s.delivered) {
         let charged: Option<u128> = ledger.charges.get(id).map(|c| c.iter().map(|c| c.cost.0).sum());
         match charged {
-            Some(charged) if charged < served.cost().0 => found.push(violation(
+            Some(charged) if charged < served.cost().0 && !served.cheated => found.push(violation(
                 DELIVERED_ANSWERS_PAID,
                 height,
                 format!("{id} delivered {} tokens worth {}, paid {charged}", served.tokens, served.cost()),
@@ -148,6 +171,57 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
                 ),
             )),
             _ => {}
+        }
+    }
+    found
+}
+
+/// The validation rules over the ledger at `height`: honest answers stand, judged cheats are refunded,
+/// and an executor caught often enough is INVALID. `cheaters` are the hosts that cheat on answers.
+pub fn validation(ledger: &Ledger, cheaters: &[Address], height: u64) -> Vec<Violation> {
+    let mut found = Vec::new();
+    let mut invalidated: BTreeMap<Address, usize> = BTreeMap::new();
+    let mut lapsed_hosts: Vec<Address> = Vec::new();
+    for (id, judged) in &ledger.judged {
+        let Some(served) = ledger.served.get(id) else { continue };
+        if judged.invalidated {
+            *invalidated.entry(served.executor).or_default() += 1;
+        }
+        let honest = !served.cheated && !cheaters.contains(&served.executor);
+        if served.custody_lapsed {
+            lapsed_hosts.push(served.executor);
+        }
+        if honest && judged.refunded.is_some() && !served.custody_lapsed {
+            found.push(violation(
+                HONEST_ANSWERS_STAND,
+                height,
+                format!("honest answer {id} of {} was refunded", served.executor),
+            ));
+        }
+        if served.cheated && judged.settled.is_some() && !judged.verdicts.is_empty() {
+            found.push(violation(
+                SAMPLED_CHEATS_REFUNDED,
+                height,
+                format!("cheated answer {id} of {} was judged and still paid", served.executor),
+            ));
+        }
+    }
+    for host in ledger.invalid_hosts.keys() {
+        if !cheaters.contains(host) && !lapsed_hosts.contains(host) {
+            found.push(violation(
+                HONEST_ANSWERS_STAND,
+                height,
+                format!("honest host {host} was found INVALID"),
+            ));
+        }
+    }
+    for (host, count) in invalidated {
+        if count >= CAUGHT_INVALIDATIONS && !ledger.invalid_hosts.contains_key(&host) {
+            found.push(violation(
+                CHEATERS_MADE_INVALID,
+                height,
+                format!("{host} had {count} answers invalidated and is not INVALID"),
+            ));
         }
     }
     found

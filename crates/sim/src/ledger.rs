@@ -29,6 +29,12 @@ pub struct Served {
     /// reach the chain after the expiry deadline, when the chain refunds instead (the executor's
     /// loss). Such an answer is still never charged more, nor paid less if charged.
     pub excused: bool,
+    /// Whether its executor cheated on it: served something else than the real model's seeded answer,
+    /// billed other counts than it served, or keeps its payload from validators.
+    pub cheated: bool,
+    /// Whether its executor was down or cut off at some time in its validation window: it may fail
+    /// validation for a payload it could not hand over (its loss, not a false invalidation).
+    pub custody_lapsed: bool,
 }
 
 impl Served {
@@ -47,6 +53,19 @@ pub struct Charge {
     pub cost: Amount,
 }
 
+/// What validation did with one answer, as the chain's events tell.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Judged {
+    /// Verdicts: (validator, passed), in order.
+    pub verdicts: Vec<(Address, bool)>,
+    /// Refunded to its payers (invalidated, or its executor found INVALID): the height and amount.
+    pub refunded: Option<(u64, Amount)>,
+    /// Whether it was invalidated by a vote (else refunded for its executor's status).
+    pub invalidated: bool,
+    /// The height at which its fee settled to the executor and validators.
+    pub settled: Option<u64>,
+}
+
 /// The ledger of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Ledger {
@@ -54,6 +73,10 @@ pub struct Ledger {
     pub served: BTreeMap<Hash, Served>,
     /// Charges seen on chain, by inference id, in order.
     pub charges: BTreeMap<Hash, Vec<Charge>>,
+    /// What validation did, by inference id.
+    pub judged: BTreeMap<Hash, Judged>,
+    /// Hosts the chain found INVALID, and when.
+    pub invalid_hosts: BTreeMap<Address, u64>,
 }
 
 impl Ledger {
@@ -62,13 +85,50 @@ impl Ledger {
         self.served.entry(id).or_insert(served);
     }
 
-    /// Reads the charges out of one committed block's events.
+    /// Reads the charges and validation outcomes out of one committed block's events.
     pub fn observe(&mut self, height: u64, events: &[Event]) {
-        for event in events.iter().filter(|e| e.kind == "inference_finished") {
-            let (Some(id), Some(cost)) = (event.get("id"), event.get("cost")) else { continue };
-            let (Some(id), Ok(cost)) = (Hash::from_hex(id), cost.parse::<u128>()) else { continue };
-            self.charges.entry(id).or_default().push(Charge { height, cost: Amount(cost) });
+        let id_of = |event: &Event| event.get("id").and_then(Hash::from_hex);
+        let amount =
+            |event: &Event, key: &str| event.get(key).and_then(|v| v.parse::<u128>().ok()).map(Amount);
+        for event in events {
+            match event.kind.as_str() {
+                "inference_finished" => {
+                    let (Some(id), Some(cost)) = (id_of(event), amount(event, "cost")) else { continue };
+                    self.charges.entry(id).or_default().push(Charge { height, cost });
+                }
+                "inference_validation" => {
+                    let (Some(id), Some(validator)) =
+                        (id_of(event), event.get("validator").and_then(|v| v.parse().ok()))
+                    else {
+                        continue;
+                    };
+                    let passed = event.get("passed") == Some("true");
+                    self.judged.entry(id).or_default().verdicts.push((validator, passed));
+                }
+                "inference_invalidated" | "inference_refunded" => {
+                    let (Some(id), Some(refund)) = (id_of(event), amount(event, "refund")) else { continue };
+                    let judged = self.judged.entry(id).or_default();
+                    judged.refunded = Some((height, refund));
+                    judged.invalidated |= event.kind == "inference_invalidated";
+                }
+                "fee_settled" => {
+                    let Some(id) = id_of(event) else { continue };
+                    self.judged.entry(id).or_default().settled = Some(height);
+                }
+                "host_invalid" => {
+                    let Some(host) = event.get("host").and_then(|v| v.parse().ok()) else { continue };
+                    self.invalid_hosts.entry(host).or_insert(height);
+                }
+                _ => {}
+            }
         }
+    }
+
+    /// What the developer of `id` paid in the end: its charge less any refund.
+    pub fn net_charge(&self, id: &Hash) -> u128 {
+        let charged: u128 = self.charges.get(id).map_or(0, |c| c.iter().map(|c| c.cost.0).sum());
+        let refunded = self.judged.get(id).and_then(|j| j.refunded).map_or(0, |(_, a)| a.0);
+        charged.saturating_sub(refunded)
     }
 
     /// Σ over delivered answers of what they are worth, and of what was charged for them, leaving out
@@ -89,5 +149,25 @@ impl Ledger {
             charged += charges.iter().map(|c| c.cost.0).sum::<u128>();
         }
         (worth, charged, in_flight)
+    }
+
+    /// The validation figures of the run: `(verdicts, judged, invalidated, settled, cheated,
+    /// cheated_judged, cheated_refunded, cheated_paid_unjudged)`.
+    pub fn validation_totals(&self) -> [u64; 8] {
+        let mut totals = [0u64; 8];
+        for (id, judged) in &self.judged {
+            totals[0] += judged.verdicts.len() as u64;
+            totals[1] += u64::from(!judged.verdicts.is_empty());
+            totals[2] += u64::from(judged.invalidated);
+            totals[3] += u64::from(judged.settled.is_some());
+            let cheated = self.served.get(id).is_some_and(|s| s.cheated);
+            if cheated {
+                totals[5] += u64::from(!judged.verdicts.is_empty());
+                totals[6] += u64::from(judged.refunded.is_some());
+                totals[7] += u64::from(judged.settled.is_some() && judged.verdicts.is_empty());
+            }
+        }
+        totals[4] = self.served.values().filter(|s| s.cheated).count() as u64;
+        totals
     }
 }

@@ -13,6 +13,7 @@
 //! `docs/spec/sim.md`.
 #![deny(missing_docs)]
 
+pub mod answers;
 pub mod byzantine;
 pub mod config;
 pub mod fake_poc;

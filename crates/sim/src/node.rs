@@ -1,8 +1,9 @@
 //! One simulated node: the real chain application of a node (`gonka_node::Chain` on an in-memory redb
-//! store, with its mempool, driven through the consensus `Application` trait), the real host signer and
-//! PoC planner, and a fake engine. A crash drops everything but the store; a restart reopens the chain
+//! store, with its mempool, driven through the consensus `Application` trait), the real host signer,
+//! PoC and validation planners, and a fake engine. A crash drops everything but the store; a restart reopens the chain
 //! from it, with an empty mempool and a fresh planner, as a restarted process would.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -10,9 +11,11 @@ use gonka_chain::{Genesis, State};
 use gonka_host::admission::ReplayGuard;
 use gonka_host::poc::{HostKey, PocHost};
 use gonka_host::receipts::Outbox;
+use gonka_host::validation::{ValidationHost, ValidationInput};
+use gonka_host::verdict::Payload;
 use gonka_node::signer::{HostKeys, HostSigner};
 use gonka_node::{Chain, ChainApp, ChainOptions, Clock};
-use gonka_primitives::{AccountKey, Address, ValidatorKey};
+use gonka_primitives::{AccountKey, Address, Hash, ValidatorKey};
 use gonka_store::Store;
 use tokio::sync::mpsc;
 
@@ -63,6 +66,12 @@ pub struct Running {
     pub executor_seen: ReplayGuard,
     /// What it risks, per TA, on answers whose payment is not on chain yet.
     pub exposure: gonka_host::exposure::ExposureBook,
+    /// The validation planner.
+    pub validation: ValidationHost,
+    /// Results of its checks waiting for its next plan.
+    pub validation_inputs: Vec<ValidationInput>,
+    /// Payloads it asked executors for and has not had back (nor given up on).
+    pub fetching: BTreeSet<Hash>,
 }
 
 /// One host of the simulated network.
@@ -87,6 +96,8 @@ pub struct SimNode {
     pub rng: SimRng,
     /// Receipts it still owes the chain; kept on its disk, so they survive a crash.
     pub outbox: Outbox,
+    /// The payloads it keeps for validators, by inference id; on its disk, so they survive a crash.
+    pub payloads: BTreeMap<Hash, Payload>,
     /// Its chain halted on a broken invariant: like the real node, it stops for good (an operator
     /// must look), so it is never restarted.
     pub halted: bool,
@@ -137,6 +148,9 @@ impl SimNode {
             ta_seen: ReplayGuard::new(100_000),
             executor_seen: ReplayGuard::new(100_000),
             exposure: gonka_host::exposure::ExposureBook::new(100_000),
+            validation: ValidationHost::new(enabled),
+            validation_inputs: Vec::new(),
+            fetching: BTreeSet::new(),
         });
         Ok(())
     }

@@ -47,6 +47,25 @@ pub struct TrafficSummary {
     pub delivered_charged: u128,
     /// Delivered answers not charged yet whose settlement deadline is still ahead at the end.
     pub delivered_in_flight: u64,
+    /// Verdicts validators submitted.
+    pub verdicts: u64,
+    /// Answers with at least one verdict.
+    pub judged: u64,
+    /// Answers invalidated by a vote.
+    pub invalidated: u64,
+    /// Answers whose fee settled to their executor and validators.
+    pub settled: u64,
+    /// Answers an executor cheated on.
+    pub cheated: u64,
+    /// Of those, answers a validator judged.
+    pub cheated_judged: u64,
+    /// Of those, answers refunded (invalidated, or their executor found INVALID).
+    pub cheated_refunded: u64,
+    /// Cheated answers whose fee settled to the executor although no validator had judged them: the
+    /// residual of sampled validation.
+    pub cheated_paid_unjudged: u64,
+    /// Hosts found INVALID.
+    pub invalid_hosts: u64,
 }
 
 /// The result of one run.
@@ -108,6 +127,18 @@ impl Report {
             t.delivered_charged,
             t.delivered_in_flight,
             t.charged
+        ));
+        out.push_str(&format!(
+            "validation: {} verdicts on {} answers, {} invalidated, {} fees settled; {} cheated answers ({} judged, {} refunded, {} paid unjudged), {} hosts found INVALID\n",
+            t.verdicts,
+            t.judged,
+            t.invalidated,
+            t.settled,
+            t.cheated,
+            t.cheated_judged,
+            t.cheated_refunded,
+            t.cheated_paid_unjudged,
+            t.invalid_hosts
         ));
         for host in &self.host_summaries {
             out.push_str(&format!(

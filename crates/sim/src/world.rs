@@ -16,19 +16,22 @@ use gonka_chain::{
     inference_id,
 };
 use gonka_consensus::Application;
-use gonka_engine_api::fake::{FakeEngine, answer};
+use gonka_engine_api::fake::{FakeEngine, FakeModel};
 use gonka_engine_api::{ChatMessage, Generator};
 use gonka_host::admission::{RequestClaim, Role, admit, check_body_size};
 use gonka_host::poc::{PocAction, PocInput};
-use gonka_host::protocol::forward_message;
+use gonka_host::protocol::{forward_message, validation_key};
 use gonka_host::receipts::Outbox;
+use gonka_host::validation::{ValidationAction, ValidationInput, may_read_payload};
+use gonka_host::verdict::{Payload, Tolerance, verdict};
 use gonka_node::Clock;
 use gonka_poc::Distance;
 use gonka_primitives::{
-    AccountKey, AccountPublicKey, Address, Amount, Hash, RecoverableSignature, ValidatorKey,
+    AccountKey, AccountPublicKey, Address, Amount, Hash, RecoverableSignature, ValidatorKey, VrfProof,
 };
 use gonka_store::Store;
 
+use crate::answers;
 use crate::byzantine::{Drainer, FinishReport, HostView, host_module};
 use crate::config::{
     BLOCK_INTERVAL_MS, ByzantineKind, GENESIS_TIME_MS, MAX_TOKENS, SimConfig, model, params,
@@ -49,6 +52,11 @@ const PLAN_PASSES_MAX: usize = 64;
 const MS_PER_TOKEN: u64 = 2;
 /// Heights after an answer's expiry deadline by which it must be settled.
 const SETTLE_MARGIN_BLOCKS: u64 = 3;
+/// Simulated milliseconds a validator waits for a payload before it tries again later.
+const FETCH_TIMEOUT_MS: u64 = 2 * BLOCK_INTERVAL_MS;
+/// Rounds after an answer during which its executor must hand over the payload (its validation window
+/// and a vote's, with a margin): an executor down or cut off in them may fail validation for it.
+const CUSTODY_ROUNDS: u64 = 40;
 
 /// Collateral each host locks at genesis to vouch for the requests it forwards as a transfer agent
 /// (`docs/spec/inference.md` §4.1), out of its genesis balance.
@@ -67,9 +75,10 @@ struct Forward {
 struct Generation {
     request: SignedRequest,
     ta_signature: RecoverableSignature,
-    prompt_tokens: u32,
-    completion_tokens: u32,
-    response_hash: Hash,
+    /// What it keeps for validators: the answer, its tokens, their recorded logprobs, the seed.
+    payload: Payload,
+    /// Whether the executor's Byzantine module changed the answer.
+    cheated: bool,
 }
 
 /// Something that happens at a simulated time.
@@ -81,6 +90,12 @@ enum Message {
     Forward { from: usize, to: usize, forward: Forward },
     /// An executor finishing a generation (the answer streams back through the TA).
     Generated { executor: usize, ta: usize, generation: Generation },
+    /// A validator asking an executor for a payload (with its selection proof, or as a voter).
+    Fetch { from: usize, to: usize, id: Hash, proof: Option<VrfProof> },
+    /// The executor's answer to a fetch: the payload, or none when it refuses.
+    FetchReply { to: usize, id: Hash, payload: Option<Box<Payload>> },
+    /// A validator gives up waiting for a payload.
+    FetchTimeout { validator: usize, id: Hash },
 }
 
 /// A developer.
@@ -119,6 +134,8 @@ pub struct Sim {
     traffic: TrafficSummary,
     failed_rounds: u64,
     stages_checked: u64,
+    /// Answers still in their executor's custody window: `(executor, round served)`.
+    in_custody: BTreeMap<Hash, (usize, u64)>,
     /// Each host's `(power, poc_weight)` at the last checked height (`invariants::power_moves`).
     confirmed: BTreeMap<Address, (u64, u64)>,
     engine: FakeEngine,
@@ -154,6 +171,7 @@ impl Sim {
                 byzantine,
                 rng: SimRng::new(seed, &format!("host-{i}")),
                 outbox: Outbox::new(),
+                payloads: BTreeMap::new(),
                 halted: false,
             })
             .collect();
@@ -187,6 +205,7 @@ impl Sim {
             canonical: Vec::new(),
             ledger: Ledger::default(),
             unsettled: BTreeMap::new(),
+            in_custody: BTreeMap::new(),
             faults,
             attempt: (0, 0),
             net_rng: SimRng::new(seed, "network"),
@@ -315,7 +334,17 @@ impl Sim {
                 }
             }
             Message::Forward { from, to, forward } => self.execute(from, to, &forward),
-            Message::Generated { executor, ta, generation } => self.generated(executor, ta, &generation),
+            Message::Generated { executor, ta, generation } => self.generated(executor, ta, generation),
+            Message::Fetch { from, to, id, proof } => self.serve_payload(from, to, id, proof),
+            Message::FetchReply { to, id, payload } => self.payload_arrived(to, id, payload.map(|p| *p)),
+            Message::FetchTimeout { validator, id } => {
+                let running = self.nodes[validator].running.as_mut();
+                if let Some(running) = running.filter(|r| r.fetching.contains(&id)) {
+                    running.fetching.remove(&id);
+                    let error = "the executor did not answer the payload request".to_string();
+                    running.validation_inputs.push(ValidationInput::CheckFailed { id, error, refused: true });
+                }
+            }
         }
     }
 
@@ -481,6 +510,7 @@ impl Sim {
             }
             self.poc(index, &peers);
             self.receipts(index);
+            self.validate(index);
             self.forge(index, &peers);
             self.flush_gossip(index);
             let waiting =
@@ -805,44 +835,56 @@ impl Sim {
             running.exposure.release(&admission.id);
             return;
         }
-        let seed = u64::from_be_bytes(admission.id.0[..8].try_into().expect("8 bytes"));
-        let tokens = answer(&prompt, MAX_TOKENS as usize, 1.0, seed);
-        let ids: Vec<u8> = tokens.iter().flat_map(|t| t.id.to_be_bytes()).collect();
-        let generation = Generation {
-            request: admission.request,
-            ta_signature: forward.ta_signature,
-            prompt_tokens: prompt.len() as u32,
-            completion_tokens: tokens.len() as u32,
-            response_hash: Hash::digest(&ids),
-        };
-        let at = self.clock.now_ms() + 1 + MS_PER_TOKEN * tokens.len() as u64;
+        let seed = answers::sampling(&admission.id).seed;
+        let honest = answers::generate(FakeModel::Real, &prompt, MAX_TOKENS as usize, seed);
+        let node = &mut self.nodes[executor];
+        let cheat =
+            node.byzantine.as_mut().and_then(|b| b.answer(&prompt, MAX_TOKENS as usize, seed, &honest));
+        let cheated = cheat.as_ref().is_some_and(|c| *c != honest)
+            || node.byzantine.as_ref().is_some_and(|b| !b.serves_payloads());
+        let generated = cheat.unwrap_or(honest);
+        let height = self.height();
+        let payload =
+            answers::payload(&forward.content, generated, prompt.len() as u32, MAX_TOKENS, seed, height);
+        let at = self.clock.now_ms() + 1 + MS_PER_TOKEN * u64::from(payload.completion_tokens);
+        let generation =
+            Generation { request: admission.request, ta_signature: forward.ta_signature, payload, cheated };
         self.push(at, Message::Generated { executor, ta, generation });
     }
 
-    /// A generation finished: the executor records its Finish; the answer reaches the developer if the
-    /// TA relays it.
-    fn generated(&mut self, executor: usize, ta: usize, generation: &Generation) {
+    /// A generation finished: the executor keeps its payload and records its Finish; the answer reaches
+    /// the developer if the TA relays it.
+    fn generated(&mut self, executor: usize, ta: usize, generation: Generation) {
         let height = self.height();
         if !self.nodes[executor].up() {
             return;
         }
+        let Generation { request, ta_signature, payload, mut cheated } = generation;
         let mut report = FinishReport {
-            prompt_tokens: generation.prompt_tokens,
-            completion_tokens: generation.completion_tokens,
-            max_tokens: generation.request.max_tokens,
+            prompt_tokens: payload.prompt_tokens,
+            completion_tokens: payload.completion_tokens,
+            max_tokens: request.max_tokens,
         };
         if let Some(byzantine) = self.nodes[executor].byzantine.as_mut() {
             byzantine.finish(&mut report);
         }
+        cheated |= report.prompt_tokens != payload.prompt_tokens
+            || report.completion_tokens != payload.completion_tokens;
         let finish = InferenceMsg::Finish {
-            request: generation.request,
-            ta_signature: generation.ta_signature,
+            request,
+            ta_signature,
             prompt_tokens: report.prompt_tokens,
             completion_tokens: report.completion_tokens,
-            response_hash: generation.response_hash,
+            response_hash: payload.response_hash,
+            seed: payload.seed,
+            logprobs_hash: payload.logprobs_hash,
         };
-        // The Finish is kept before the answer goes out: a crash cannot lose what the developer owes.
+        let id = inference_id(&request.signature);
+        // The payload and the Finish are kept before the answer goes out: a crash cannot lose what the
+        // developer owes, nor what validators must see.
+        let tokens = u64::from(payload.prompt_tokens) + u64::from(payload.completion_tokens);
         let node = &mut self.nodes[executor];
+        node.payloads.insert(id, payload);
         let key = node.outbox.add(finish.clone());
         let running = node.running.as_ref().expect("checked up");
         if running.signer.submit(vec![finish.into()]).is_ok()
@@ -855,25 +897,105 @@ impl Sim {
         let delivered = self.nodes[ta].up() && self.faults.connected(executor, ta, self.round);
         self.traffic.delivered += u64::from(delivered);
         let params = &self.genesis.params.inference;
-        let settle_by = params.deadline(height + 1, generation.request.max_tokens) + SETTLE_MARGIN_BLOCKS;
-        let price = params.model(&generation.request.model).map_or(Amount::ZERO, |m| m.price_per_token);
-        let id = inference_id(&generation.request.signature);
+        let settle_by = params.deadline(height + 1, request.max_tokens) + SETTLE_MARGIN_BLOCKS;
+        let price = params.model(&request.model).map_or(Amount::ZERO, |m| m.price_per_token);
         if delivered {
             self.unsettled.insert(id, (executor, ta, self.round));
         }
+        self.in_custody.insert(id, (executor, self.round));
         self.ledger.serve(
             id,
             Served {
-                developer: generation.request.requester,
+                developer: request.requester,
                 executor: self.nodes[executor].address(),
-                tokens: u64::from(generation.prompt_tokens) + u64::from(generation.completion_tokens),
+                tokens,
                 price,
                 height,
                 settle_by,
                 delivered,
                 excused: false,
+                cheated,
+                custody_lapsed: false,
             },
         );
+    }
+
+    // ---------------------------------------------------------------------------------- validation
+
+    /// Runs host `index`'s validation planner on the new block and the results of its checks.
+    fn validate(&mut self, index: usize) {
+        let host_key = self.nodes[index].host_key();
+        let Some(running) = self.nodes[index].running.as_mut() else { return };
+        let mut inputs = std::mem::take(&mut running.validation_inputs);
+        inputs.push(ValidationInput::Block);
+        let mut actions = Vec::new();
+        for input in inputs {
+            let pending = running.chain.pending_messages(&host_key.account);
+            let waiting =
+                |m: &gonka_chain::Msg| pending.contains(&gonka_primitives::codec::Encode::to_bytes(m));
+            actions
+                .extend(running.chain.with_state(|s| running.validation.plan(s, &host_key, &waiting, input)));
+        }
+        for action in actions {
+            match action {
+                ValidationAction::Submit(msgs) => {
+                    let running = self.nodes[index].running.as_ref().expect("acting hosts are up");
+                    // A refusal (a full mempool) is retried by the planner.
+                    let _ = running.signer.submit(msgs);
+                }
+                ValidationAction::Check { id, executor, proof } => {
+                    let Some(to) = self.nodes.iter().position(|n| n.address() == executor) else { continue };
+                    let running = self.nodes[index].running.as_mut().expect("acting hosts are up");
+                    running.fetching.insert(id);
+                    self.send(index, to, Message::Fetch { from: index, to, id, proof }, false);
+                    let timeout = self.clock.now_ms() + FETCH_TIMEOUT_MS;
+                    self.push(timeout, Message::FetchTimeout { validator: index, id });
+                }
+            }
+        }
+        self.flush_gossip(index);
+    }
+
+    /// Executor `to` answers `from`'s payload request: the payload if `from` may read it (its selection
+    /// proof, or a vote open on the inference) and the executor hands payloads over at all.
+    fn serve_payload(&mut self, from: usize, to: usize, id: Hash, proof: Option<VrfProof>) {
+        let validator = self.nodes[from].address();
+        let node = &self.nodes[to];
+        let Some(running) = node.running.as_ref() else { return };
+        let allowed =
+            running.chain.with_state(|s| may_read_payload(s, &id, &validator, proof.as_ref())).is_ok();
+        let serves = node.byzantine.as_ref().is_none_or(|b| b.serves_payloads());
+        let payload = node.payloads.get(&id).filter(|_| allowed && serves).cloned().map(Box::new);
+        self.send(to, from, Message::FetchReply { to: from, id, payload }, false);
+    }
+
+    /// A payload (or a refusal) reaches validator `to`: it re-scores the answer on its engine and
+    /// judges it, as a host's shell does.
+    fn payload_arrived(&mut self, to: usize, id: Hash, payload: Option<Payload>) {
+        let engine = &self.engine;
+        let Some(running) = self.nodes[to].running.as_mut() else { return };
+        if !running.fetching.remove(&id) {
+            return;
+        }
+        let input = match payload {
+            None => ValidationInput::CheckFailed {
+                id,
+                error: "the executor refused the payload".into(),
+                refused: true,
+            },
+            Some(payload) => match running.chain.with_state(|s| s.inference.record(&id).cloned()) {
+                None => ValidationInput::CheckFailed { id, error: "no record".into(), refused: false },
+                Some(record) => {
+                    let rescoring = answers::rescore(engine, &payload, &record, &id);
+                    let tolerance = Tolerance { distance_max_ppm: 0, replay_ppm: 0 };
+                    ValidationInput::Checked {
+                        id,
+                        verdict: verdict(&record, &payload, &rescoring, tolerance),
+                    }
+                }
+            },
+        };
+        running.validation_inputs.push(input);
     }
 
     // ---------------------------------------------------------------------------------- invariants
@@ -895,6 +1017,21 @@ impl Sim {
         });
     }
 
+    /// Marks every answer whose executor has been down or cut off since it served it, within its custody
+    /// window: it may fail validation for a payload it could not hand over.
+    fn lapse_custody(&mut self) {
+        let (faults, round, ledger) = (&self.faults, self.round, &mut self.ledger);
+        self.in_custody.retain(|id, (executor, served_in)| {
+            if faults.isolated(*executor, *served_in, round)
+                && let Some(served) = ledger.served.get_mut(id)
+            {
+                served.custody_lapsed = true;
+                return false;
+            }
+            round <= *served_in + CUSTODY_ROUNDS
+        });
+    }
+
     /// Every invariant, after the block just decided. The state rules are checked on one up-to-date
     /// node: every other node with the same app hash has the same state, and one without is reported.
     fn check(&mut self) {
@@ -909,7 +1046,15 @@ impl Sim {
             .collect();
         let mut found = invariants::app_hashes(&nodes, &canonical);
         self.excuse_isolated();
+        self.lapse_custody();
         found.extend(invariants::charges(&self.ledger, height));
+        let cheaters: Vec<Address> = self
+            .nodes
+            .iter()
+            .filter(|n| n.byzantine.as_ref().is_some_and(|b| b.kind().cheats_answers()))
+            .map(SimNode::address)
+            .collect();
+        found.extend(invariants::validation(&self.ledger, &cheaters, height));
         let reference = self.nodes.iter().position(|n| n.height() == Some(height));
         if let Some(chain) = reference.and_then(|i| self.nodes[i].running.as_ref().map(|r| r.chain.clone())) {
             let supply = self.genesis_supply;
@@ -955,7 +1100,11 @@ impl Sim {
             let honest: Vec<(Address, u64)> = self
                 .nodes
                 .iter()
-                .filter(|n| n.byzantine.as_ref().is_none_or(|b| b.computes() && !b.kind().cheats_poc()))
+                .filter(|n| {
+                    n.byzantine
+                        .as_ref()
+                        .is_none_or(|b| b.computes() && !b.kind().cheats_poc() && !b.kind().cheats_answers())
+                })
                 .map(|n| (n.address(), n.speed))
                 .collect();
             found.extend(invariants::compute_share(state, &honest));
@@ -998,7 +1147,26 @@ impl Sim {
         }
         let end = self.canonical.len() as u64;
         let (worth, charged, in_flight) = self.ledger.delivered_totals(end);
+        let [
+            verdicts,
+            judged,
+            invalidated,
+            settled,
+            cheated,
+            cheated_judged,
+            cheated_refunded,
+            cheated_paid_unjudged,
+        ] = self.ledger.validation_totals();
         let traffic = TrafficSummary {
+            verdicts,
+            judged,
+            invalidated,
+            settled,
+            cheated,
+            cheated_judged,
+            cheated_refunded,
+            cheated_paid_unjudged,
+            invalid_hosts: self.ledger.invalid_hosts.len() as u64,
             charged: self.ledger.charges.len() as u64,
             delivered_worth: worth,
             delivered_charged: charged,
@@ -1068,6 +1236,7 @@ fn genesis(config: &SimConfig, nodes: &[SimNode], developers: &[Developer], drai
         }
     }
     accounts.push(GenesisAccount { address: authority.address(), balance: Amount(1) });
+    let chain_id = format!("gonka-sim-{}", config.seed);
     let participants = nodes
         .iter()
         .map(|n| GenesisParticipant {
@@ -1078,10 +1247,11 @@ fn genesis(config: &SimConfig, nodes: &[SimNode], developers: &[Developer], drai
             operational_key: n.operational.public_key(),
             weight: 100,
             collateral: HOST_COLLATERAL,
+            validation_key: Some(validation_key(&n.operational, &chain_id, 0).public_key()),
         })
         .collect();
     Genesis {
-        chain_id: format!("gonka-sim-{}", config.seed),
+        chain_id,
         genesis_time_ms: GENESIS_TIME_MS,
         params: params(authority.address()),
         accounts,

@@ -31,6 +31,7 @@ fn genesis_state() -> State {
                 operational_key: host(i).public_key(),
                 weight: 100,
                 collateral: gonka_primitives::Amount::ZERO,
+                validation_key: None,
             })
             .collect(),
         developers: vec![],
@@ -87,6 +88,8 @@ fn served(tokens: u64, delivered: bool) -> Served {
         settle_by: 20,
         delivered,
         excused: false,
+        cheated: false,
+        custody_lapsed: false,
     }
 }
 
@@ -111,10 +114,64 @@ fn charging_twice_is_reported() {
     assert_eq!(names(&found), [invariants::NO_DOUBLE_CHARGE]);
 }
 
+/// `ledger` with inference `id` judged by `verdicts` and then settled (fee paid) or refunded.
+fn judged(mut ledger: Ledger, id: u8, verdicts: &[bool], settled: bool, refund: Option<u128>) -> Ledger {
+    let judged = ledger.judged.entry(Hash([id; 32])).or_default();
+    judged.verdicts = verdicts.iter().map(|passed| (Address([9; 20]), *passed)).collect();
+    judged.settled = settled.then_some(25);
+    judged.refunded = refund.map(|r| (25, Amount(r)));
+    judged.invalidated = refund.is_some();
+    ledger
+}
+
 #[test]
-fn charging_more_than_was_served_is_reported() {
-    let found = invariants::charges(&ledger(&[(1, Some(served(10, true)), &[101]), (2, None, &[5])]), 30);
-    assert_eq!(names(&found), [invariants::NO_OVERCHARGE, invariants::NO_OVERCHARGE]);
+fn charging_more_than_was_served_is_reported_once_judged_and_settled() {
+    let over = ledger(&[(1, Some(served(10, true)), &[101]), (2, None, &[5])]);
+    // Provisional until validation is over; an unjudged settlement is sampling's residual (reported as
+    // a figure, not a violation); a judged one is a violation; a refund brings it back in line.
+    assert_eq!(names(&invariants::charges(&over, 30)), [invariants::NO_OVERCHARGE]);
+    let unjudged = judged(over.clone(), 1, &[], true, None);
+    assert_eq!(names(&invariants::charges(&unjudged, 30)), [invariants::NO_OVERCHARGE]);
+    let settled = judged(over.clone(), 1, &[false], true, None);
+    assert_eq!(
+        names(&invariants::charges(&settled, 30)),
+        [invariants::NO_OVERCHARGE, invariants::NO_OVERCHARGE]
+    );
+    let refunded = judged(over, 1, &[false], false, Some(101));
+    assert_eq!(names(&invariants::charges(&refunded, 30)), [invariants::NO_OVERCHARGE]);
+}
+
+#[test]
+fn an_honest_answer_refunded_or_an_honest_host_made_invalid_is_reported() {
+    let honest = ledger(&[(1, Some(served(10, true)), &[100])]);
+    assert!(invariants::validation(&judged(honest.clone(), 1, &[true], true, None), &[], 30).is_empty());
+    let refunded = judged(honest.clone(), 1, &[false], false, Some(100));
+    assert_eq!(names(&invariants::validation(&refunded, &[], 30)), [invariants::HONEST_ANSWERS_STAND]);
+    // The executor was down in the window: the payload could not be handed over; its loss.
+    let mut lapsed = refunded.clone();
+    lapsed.served.values_mut().for_each(|s| s.custody_lapsed = true);
+    assert!(invariants::validation(&lapsed, &[], 30).is_empty());
+    let mut invalid = honest;
+    invalid.invalid_hosts.insert(Address([2; 20]), 28);
+    assert_eq!(names(&invariants::validation(&invalid, &[], 30)), [invariants::HONEST_ANSWERS_STAND]);
+    assert!(invariants::validation(&invalid, &[Address([2; 20])], 30).is_empty(), "a cheater may be");
+}
+
+#[test]
+fn a_judged_cheat_paid_or_a_caught_cheater_left_valid_is_reported() {
+    let cheat = Served { cheated: true, ..served(10, true) };
+    let cheater = [Address([2; 20])];
+    let paid = judged(ledger(&[(1, Some(cheat.clone()), &[100])]), 1, &[false], true, None);
+    assert_eq!(names(&invariants::validation(&paid, &cheater, 30)), [invariants::SAMPLED_CHEATS_REFUNDED]);
+    let unjudged = judged(ledger(&[(1, Some(cheat.clone()), &[100])]), 1, &[], true, None);
+    assert!(invariants::validation(&unjudged, &cheater, 30).is_empty(), "sampling's residual");
+    let entries: Vec<(u8, Option<Served>, &[u128])> =
+        (1..=5).map(|i| (i, Some(cheat.clone()), &[100u128][..])).collect();
+    let caught = (1..=5).fold(ledger(&entries), |l, i| judged(l, i, &[false], false, Some(100)));
+    assert_eq!(names(&invariants::validation(&caught, &cheater, 30)), [invariants::CHEATERS_MADE_INVALID]);
+    let mut made_invalid = caught;
+    made_invalid.invalid_hosts.insert(cheater[0], 29);
+    assert!(invariants::validation(&made_invalid, &cheater, 30).is_empty());
 }
 
 #[test]

@@ -5,7 +5,6 @@ mod common;
 use std::collections::BTreeSet;
 
 use gonka_sim::faults::{FaultPlan, Window};
-use gonka_sim::invariants::NO_OVERCHARGE;
 use gonka_sim::{ByzantineKind, Report, Sim, SimConfig};
 
 fn run(config: SimConfig) -> Report {
@@ -158,9 +157,14 @@ fn a_forging_transfer_agent_pays_for_the_answers_it_forges() {
 }
 
 #[test]
-fn an_overcharging_executor_is_paid_for_tokens_it_never_served_today() {
+fn an_overcharging_executor_is_refunded_when_judged_and_made_invalid() {
+    // Validators count the tokens of the payload; a receipt that claims more fails billing, the vote
+    // invalidates it and refunds the developer, and three invalidations make the executor INVALID
+    // (docs/spec/validation.md §4–§6).
     let report = run(SimConfig::new(12, 5, 40).with_byzantine(ByzantineKind::Overcharge, 1));
-    assert_eq!(report.broken(), [NO_OVERCHARGE], "{}", report.text());
+    assert!(report.broken().is_empty(), "{}", report.text());
+    assert!(report.traffic.cheated_judged > 0 && report.traffic.invalid_hosts == 1, "{}", report.text());
+    assert_eq!(report.host_summaries[4].power, 0, "{}", report.text());
 }
 
 #[test]

@@ -20,6 +20,7 @@ fn genesis() -> Genesis {
             operational_key: alice.public_key(),
             weight: 1,
             collateral: gonka_primitives::Amount::ZERO,
+            validation_key: None,
         }],
         developers: vec![],
     }

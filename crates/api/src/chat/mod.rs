@@ -57,25 +57,9 @@ pub(crate) async fn chat_completions(
     let arrived = Instant::now();
     require_json(&headers)?;
     let body = body.map_err(|rejection| body_error(&rejection, state.limits.body_bytes_max))?;
-    let generator = &state.generator;
-    let info = generator.model_info();
-    let plan = request::parse_body(&body)?.validate(&info.name, &state.limits)?;
-    let prompt_tokens = generator.render_chat(&plan.messages)?;
-    let max_tokens = fit_max_tokens(
-        prompt_tokens.len(),
-        plan.max_tokens,
-        state.limits.max_tokens_default,
-        info.context_length,
-    )?;
-    let ChatPlan { model, sampling, stop, top_logprobs, stream, include_usage, .. } = plan;
-    let events = generator.submit(GenerationRequest {
-        prompt_tokens,
-        sampling,
-        max_tokens,
-        stop,
-        top_logprobs,
-        ignore_eos: false,
-    })?;
+    let (plan, request) = prepare(&body, &*state.generator, &state.limits)?;
+    let ChatPlan { model, top_logprobs, stream, include_usage, .. } = plan;
+    let events = state.generator.submit(request)?;
 
     let head = CompletionHead::new(model);
     let deadline = state
@@ -88,6 +72,53 @@ pub(crate) async fn chat_completions(
     }
     let collected = within(deadline, collect(events, &mut watch, top_logprobs.is_some())).await?;
     Ok(Json(response::completion(head, collected)).into_response())
+}
+
+/// Validates a chat body and builds the generation request the handler submits for it.
+fn prepare(
+    body: &[u8],
+    generator: &dyn gonka_engine_api::Generator,
+    limits: &crate::ApiLimits,
+) -> Result<(ChatPlan, GenerationRequest), ApiError> {
+    let info = generator.model_info();
+    let plan = request::parse_body(body)?.validate(&info.name, limits)?;
+    let prompt_tokens = generator.render_chat(&plan.messages)?;
+    let max_tokens =
+        fit_max_tokens(prompt_tokens.len(), plan.max_tokens, limits.max_tokens_default, info.context_length)?;
+    let request = GenerationRequest {
+        prompt_tokens,
+        sampling: plan.sampling.clone(),
+        max_tokens,
+        stop: plan.stop.clone(),
+        top_logprobs: plan.top_logprobs,
+        ignore_eos: false,
+    };
+    Ok((plan, request))
+}
+
+/// The generation a chat body asks for, exactly as the handler would submit it under `limits`, and the
+/// `seed` the body named (none: the handler draws a fresh one, which the returned request carries). A
+/// validator replays an answer from this (`docs/spec/validation.md` §3); the errors are the handler's.
+pub fn generation_request(
+    body: &[u8],
+    generator: &dyn gonka_engine_api::Generator,
+    limits: &crate::ApiLimits,
+) -> Result<(GenerationRequest, Option<u64>), ApiError> {
+    if body.len() > limits.body_bytes_max {
+        return Err(ApiError::BodyTooLarge { body_bytes_max: limits.body_bytes_max });
+    }
+    let (plan, request) = prepare(body, generator, limits)?;
+    Ok((request, plan.body_seed))
+}
+
+/// The `seed` a chat body names (as the two's-complement `u64` the handler uses), read without
+/// validating the rest.
+pub fn body_seed(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Seeded {
+        seed: Option<i64>,
+    }
+    serde_json::from_slice::<Seeded>(body).ok().and_then(|b| b.seed).map(i64::cast_unsigned)
 }
 
 /// What a transfer agent learns from a chat request before it forwards it (and escrows for it).

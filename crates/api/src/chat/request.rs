@@ -81,6 +81,8 @@ pub(crate) struct ChatPlan {
     pub(crate) messages: Vec<ChatMessage>,
     /// Sampling settings.
     pub(crate) sampling: SamplingParams,
+    /// The `seed` the body named (`sampling.seed` is a fresh one when it named none).
+    pub(crate) body_seed: Option<u64>,
     /// Completion tokens the client asked for; `None` means the server default.
     pub(crate) max_tokens: Option<usize>,
     /// Stop sequences.
@@ -157,6 +159,7 @@ impl ChatCompletionBody {
         let max_tokens =
             validate_max_tokens(self.max_tokens, self.max_completion_tokens, limits.max_tokens_cap)?;
         let sampling = validate_sampling(self.temperature, self.top_p, self.top_k, self.seed)?;
+        let body_seed = self.seed.map(i64::cast_unsigned);
         let stop = validate_stop(self.stop)?;
         let top_logprobs = validate_logprobs(self.logprobs, self.top_logprobs)?;
         let stream = self.stream.unwrap_or(false);
@@ -166,6 +169,7 @@ impl ChatCompletionBody {
             model: self.model,
             messages,
             sampling,
+            body_seed,
             max_tokens,
             stop,
             top_logprobs,

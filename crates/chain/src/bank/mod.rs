@@ -46,13 +46,16 @@ codec_struct!(Account { balance, sequence });
 pub enum Hold {
     /// The escrow of a started inference, by inference id: the requester's until settled.
     Escrow(Hash),
-    /// Fees a host earned as executor and has not been paid out yet.
+    /// Fees a host earned as executor or validator and has not been paid out yet.
     Owed(Address),
     /// A host's collateral: what vouches for the requests it forwards as transfer agent
     /// (`docs/spec/inference.md` §4.1) and, later, what slashing takes.
     Collateral(Address),
     /// Collateral a host withdrew, still answerable for what it vouched for until released.
     Unbonding(Address),
+    /// The fee of a finished inference, by id, until its validation is over: then it is shared out to
+    /// the executor and its validators, or refunded (`docs/spec/validation.md` §5.3).
+    Fee(Hash),
 }
 
 impl gonka_primitives::codec::Encode for Hold {
@@ -74,6 +77,10 @@ impl gonka_primitives::codec::Encode for Hold {
                 out.push(3);
                 host.encode(out);
             }
+            Hold::Fee(id) => {
+                out.push(4);
+                id.encode(out);
+            }
         }
     }
 }
@@ -87,6 +94,7 @@ impl gonka_primitives::codec::Decode for Hold {
             1 => Ok(Hold::Owed(gonka_primitives::codec::Decode::decode(reader)?)),
             2 => Ok(Hold::Collateral(gonka_primitives::codec::Decode::decode(reader)?)),
             3 => Ok(Hold::Unbonding(gonka_primitives::codec::Decode::decode(reader)?)),
+            4 => Ok(Hold::Fee(gonka_primitives::codec::Decode::decode(reader)?)),
             tag => Err(gonka_primitives::codec::DecodeError::InvalidTag { what: "hold", tag }),
         }
     }

@@ -121,6 +121,29 @@ impl Hosts {
         });
     }
 
+    /// A host found INVALID (`docs/spec/validation.md` §6) leaves the validator set and the executor
+    /// draw at once: its power, its confirmed PoC weight and any power settled for the next epoch go to
+    /// zero. Everyone's power before this change stays the previous power, so draws made just before it
+    /// stay valid for the grace period and answers already in flight can still be recorded.
+    pub(crate) fn revoke_power(&mut self, address: &Address, height: u64) {
+        let Some(host) = self.participants.get(address) else { return };
+        if host.weight == 0 && host.poc_weight == 0 && host.next_weight.is_none_or(|w| w == 0) {
+            return;
+        }
+        let addresses: Vec<Address> = self.participants.keys().copied().collect();
+        for other in &addresses {
+            self.participants.update(other, |p| p.previous_weight = p.weight);
+        }
+        self.participants.update(address, |p| {
+            p.weight = 0;
+            p.poc_weight = 0;
+            if p.next_weight.is_some() {
+                p.next_weight = Some(0);
+            }
+        });
+        self.power_changed_height.set(height);
+    }
+
     /// SetNewValidators: settled weights become voting power.
     fn apply_next_weights(&mut self, epoch: u64, height: u64) -> Vec<Event> {
         let changed: Vec<Address> =

@@ -38,6 +38,8 @@ fn expire(state: &mut State, height: u64) -> Result<Vec<Event>, InvariantViolati
             InvariantViolation::new("holds_cover_their_releases", format!("refund of {id}: {e}"))
         })?;
         state.inference.host_stats.upsert(record.executor, |s| s.missed += 1);
+        let epoch = state.params().epoch.effective_epoch_at(height);
+        state.inference.count(epoch, record.executor, |s| s.missed += 1);
         state.inference.records.update(&id, |i| i.status = InferenceStatus::Expired);
         events.push(
             Event::new("inference_expired")

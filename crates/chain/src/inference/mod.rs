@@ -34,11 +34,11 @@ pub use msg::{
     forward_message, inference_id, push_chain_id, request_message,
 };
 pub use params::{InferenceParams, ModelPrice};
-pub use state::{Developer, HostStats, Inference, InferenceStatus, Inferences};
+pub use state::{Developer, EpochStats, HostStats, Inference, InferenceStatus, Inferences};
 
-use receipt::Receipt;
+use receipt::{Answer, Counts, Receipt};
 
-use gonka_primitives::{Address, Amount};
+use gonka_primitives::{Address, Amount, Hash};
 
 use crate::bank::Hold;
 use crate::event::Event;
@@ -52,15 +52,20 @@ fn receipt_of(msg: &InferenceMsg) -> Option<Receipt<'_>> {
         InferenceMsg::Start { request, executor, prompt_tokens } => {
             Some(Receipt::Start { request, executor: *executor, prompt_tokens: *prompt_tokens })
         }
-        InferenceMsg::Finish { request, ta_signature, prompt_tokens, completion_tokens, response_hash } => {
-            Some(Receipt::Finish {
-                request,
-                ta_signature,
-                prompt_tokens: *prompt_tokens,
-                completion_tokens: *completion_tokens,
-                response_hash: *response_hash,
-            })
-        }
+        InferenceMsg::Finish {
+            request,
+            ta_signature,
+            prompt_tokens,
+            completion_tokens,
+            response_hash,
+            seed,
+            logprobs_hash,
+        } => Some(Receipt::Finish {
+            request,
+            ta_signature,
+            counts: Counts { prompt_tokens: *prompt_tokens, completion_tokens: *completion_tokens },
+            answer: Answer { response_hash: *response_hash, seed: *seed, logprobs_hash: *logprobs_hash },
+        }),
     }
 }
 
@@ -122,6 +127,11 @@ impl Module for Inferences {
     fn check_invariants(state: &State) -> Result<(), InvariantViolation> {
         let broken = |name, detail: String| Err(InvariantViolation::new(name, detail));
         let inference = &state.inference;
+        let settling: std::collections::BTreeSet<Hash> =
+            inference.settlements.keys().map(|(_, id)| *id).collect();
+        if settling.len() != inference.settlements.len() {
+            return broken("fees_settle_once", "an inference is scheduled to settle twice".into());
+        }
         for (id, record) in inference.records.iter() {
             let indexed = inference.deadlines.contains_key(&(record.deadline, *id));
             if (record.status == InferenceStatus::Started) != indexed {
@@ -133,6 +143,24 @@ impl Module for Inferences {
                     format!("{id} is {:?} but holds escrow", record.status),
                 );
             }
+            let pending = record.status.is_finished() && !record.fee_settled;
+            let fee = state.bank.held(&Hold::Fee(*id));
+            if fee != if pending { record.cost } else { Amount::ZERO } || pending != settling.contains(id) {
+                return broken(
+                    "fee_matches_record",
+                    format!(
+                        "{id} is {:?} (settled {}) with fee hold {fee}",
+                        record.status, record.fee_settled
+                    ),
+                );
+            }
+            let kept = inference.finished.contains_key(&(record.finished_height, *id));
+            if record.status.is_finished() && record.requester_paid > record.cost {
+                return broken("fee_matches_record", format!("{id} paid more than it cost"));
+            }
+            if pending && !kept {
+                return broken("fee_matches_record", format!("{id} settles but is not kept as finished"));
+            }
         }
         for (deadline, id) in inference.deadlines.keys() {
             if inference.records.get(id).is_none_or(|r| r.deadline != *deadline) {
@@ -142,14 +170,26 @@ impl Module for Inferences {
                 );
             }
         }
-        let mut pruned: Vec<_> = inference.prunes.keys().map(|(_, id)| *id).collect();
-        pruned.sort();
-        let before = pruned.len();
-        pruned.dedup();
-        if before != pruned.len() || pruned.len() != inference.records.len() {
+        // Every record leaves once: through the time-ordered prune index or, while its epoch's
+        // validation runs, through the finished index.
+        let mut kept: Vec<_> = inference
+            .prunes
+            .keys()
+            .map(|(_, id)| *id)
+            .chain(inference.finished.keys().map(|(_, id)| *id))
+            .collect();
+        kept.sort();
+        let before = kept.len();
+        kept.dedup();
+        if before != kept.len() || kept.len() != inference.records.len() {
             return broken(
                 "every_record_is_pruned_once",
-                format!("{} records, {before} prune entries", inference.records.len()),
+                format!(
+                    "{} records, {} prune and {} finished entries",
+                    inference.records.len(),
+                    inference.prunes.len(),
+                    inference.finished.len()
+                ),
             );
         }
         for (hold, _) in state.bank.holds().iter() {
@@ -162,6 +202,9 @@ impl Module for Inferences {
                         format!("escrow of {id} without a started record"),
                     );
                 }
+                Hold::Fee(id) if inference.records.get(id).is_none() => {
+                    return broken("fee_matches_record", format!("fee of {id} without a record"));
+                }
                 Hold::Owed(host) if !state.hosts.is_host(host) => {
                     return broken("fees_owed_to_hosts", format!("{host} is owed fees but is not a host"));
                 }
@@ -169,5 +212,19 @@ impl Module for Inferences {
             }
         }
         Ok(())
+    }
+}
+
+/// Ends the epoch retention of the finished inference `id` (`docs/spec/validation.md` §5.4): it leaves
+/// now if its request time is also past the replay window, else it waits in the time-ordered index.
+pub(crate) fn retire(state: &mut State, id: Hash, now_ms: u64) {
+    let Some(record) = state.inference.record(&id).cloned() else { return };
+    state.inference.finished.remove(&(record.finished_height, id));
+    let until_ms =
+        (record.timestamp_ns / 1_000_000).saturating_add(state.params().inference.record_retention_ms());
+    if until_ms < now_ms {
+        state.inference.records.remove(&id);
+    } else {
+        state.inference.prunes.insert((until_ms, id), 0);
     }
 }

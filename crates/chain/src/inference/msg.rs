@@ -38,6 +38,11 @@ messages! {
             completion_tokens: u32,
             /// SHA-256 of the completion text.
             response_hash: Hash,
+            /// The sampling seed the answer was generated with (the request's `seed`, else derived
+            /// from the inference id; `docs/spec/validation.md` §1).
+            seed: u64,
+            /// SHA-256 of the recorded tokens and top-k logprobs validators re-score.
+            logprobs_hash: Hash,
         },
     }
 }

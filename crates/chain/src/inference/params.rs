@@ -18,8 +18,24 @@ pub struct ModelPrice {
     pub content_hash: Hash,
     /// Price of one prompt or completion token, in ngonka.
     pub price_per_token: Amount,
+    /// How closely validators' re-scoring must match the model's answers.
+    #[serde(default)]
+    pub validation: ModelValidation,
 }
-codec_struct!(ModelPrice { name, content_hash, price_per_token });
+codec_struct!(ModelPrice { name, content_hash, price_per_token, validation });
+
+/// A model's validation thresholds (`docs/spec/validation.md` §3): what validators allow between an
+/// executor's recorded answer and their own re-scoring. The embedded engine is bit-identical between
+/// generation and scoring on every x86-64 CPU, so both are 0 for it; engines that are not (GPUs of
+/// different makes) need a measured band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ModelValidation {
+    /// Largest distance between reported and re-scored top-k logprobs, ppm.
+    pub distance_max_ppm: u32,
+    /// Largest replay margin accepted at a position, ppm of probability mass.
+    pub replay_tolerance_ppm: u32,
+}
+codec_struct!(ModelValidation { distance_max_ppm, replay_tolerance_ppm });
 
 /// Inference parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,10 +20,24 @@ pub(super) enum Receipt<'a> {
     Finish {
         request: &'a SignedRequest,
         ta_signature: &'a RecoverableSignature,
-        prompt_tokens: u32,
-        completion_tokens: u32,
-        response_hash: Hash,
+        counts: Counts,
+        answer: Answer,
     },
+}
+
+/// The token counts a Finish charges for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Counts {
+    pub(super) prompt_tokens: u32,
+    pub(super) completion_tokens: u32,
+}
+
+/// What a Finish commits the answer to, for validators (`docs/spec/validation.md` §1).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Answer {
+    pub(super) response_hash: Hash,
+    pub(super) seed: u64,
+    pub(super) logprobs_hash: Hash,
 }
 
 /// Checks a request's signature (over its terms and this chain's id), time, model, size, the receipt's
@@ -102,7 +116,8 @@ pub(super) fn check(
                 }
             }
         }
-        Receipt::Finish { request, ta_signature, prompt_tokens, completion_tokens, .. } => {
+        Receipt::Finish { request, ta_signature, counts, .. } => {
+            let Counts { prompt_tokens, completion_tokens } = counts;
             let Some(ta) = state.hosts.participant(&request.transfer_agent) else {
                 return Err(InferenceError::WrongRole("the request's transfer agent is not a host"));
             };
@@ -151,36 +166,42 @@ pub(super) fn apply(
         Receipt::Start { request, executor, prompt_tokens } => {
             start(state, sender, request, *executor, *prompt_tokens, id, height)
         }
-        Receipt::Finish { request, prompt_tokens, completion_tokens, response_hash, .. } => {
+        Receipt::Finish { request, counts, answer, .. } => {
             let event = match state.inference.record(&id).cloned() {
-                Some(started) => finish_started(
-                    state,
-                    sender,
-                    request,
-                    &started,
-                    *prompt_tokens,
-                    *completion_tokens,
-                    *response_hash,
-                    id,
-                )?,
-                None => finish_first(
-                    state,
-                    sender,
-                    request,
-                    *prompt_tokens,
-                    *completion_tokens,
-                    *response_hash,
-                    id,
-                    height,
-                )?,
+                Some(started) => finish_started(state, request, &started, *counts, id)?,
+                None => finish_first(state, sender, request, *counts, id, height)?,
             };
+            record_answer(state, id, sender, *answer, height);
             Ok(event
                 .with("id", id)
                 .with("executor", sender)
-                .with("prompt_tokens", prompt_tokens)
-                .with("completion_tokens", completion_tokens))
+                .with("prompt_tokens", counts.prompt_tokens)
+                .with("completion_tokens", counts.completion_tokens))
         }
     }
+}
+
+/// After either Finish: the answer's commitments, its epoch, and the indexes that keep it for
+/// validation (`docs/spec/validation.md` §5.4) and settle its fee once validation is over.
+fn record_answer(state: &mut State, id: Hash, executor: Address, answer: Answer, height: u64) {
+    let params = state.params();
+    let epoch = params.epoch.effective_epoch_at(height);
+    let settle_at = params.validation.settle_height(&params.epoch, height);
+    let timestamp_ns = state.inference.record(&id).map_or(0, |r| r.timestamp_ns);
+    state.inference.records.update(&id, |i| {
+        i.response_hash = Some(answer.response_hash);
+        i.seed = answer.seed;
+        i.logprobs_hash = Some(answer.logprobs_hash);
+        i.finished_height = height;
+        i.epoch = epoch;
+    });
+    // Finished records are kept for their epoch's validations and claims, not by request time.
+    let keep_ms = state.params().inference.record_retention_ms();
+    state.inference.prunes.remove(&((timestamp_ns / 1_000_000).saturating_add(keep_ms), id));
+    state.inference.finished.insert((height, id), 0);
+    state.inference.settlements.insert((settle_at, id), 0);
+    state.inference.host_stats.upsert(executor, |s| s.finished += 1);
+    state.inference.count(epoch, executor, |s| s.finished += 1);
 }
 
 fn start(
@@ -210,6 +231,7 @@ fn start(
         Inference {
             requester: request.requester,
             transfer_agent: Some(sender),
+            vouched_by: request.transfer_agent,
             executor,
             model: request.model,
             prompt_hash: request.body_hash,
@@ -223,6 +245,12 @@ fn start(
             first_seen_height: height,
             deadline,
             timestamp_ns: request.timestamp_ns,
+            seed: 0,
+            logprobs_hash: None,
+            finished_height: 0,
+            epoch: 0,
+            requester_paid: Amount::ZERO,
+            fee_settled: false,
         },
     );
     state.inference.deadlines.insert((deadline, id), 0);
@@ -235,31 +263,27 @@ fn start(
         .with("deadline", deadline))
 }
 
-/// Finish after Start: the executor is owed `min(cost, escrow)`, the requester gets the rest back.
-#[allow(clippy::too_many_arguments)]
+/// Finish after Start: `min(cost, escrow)` moves to the inference's fee hold until validation is over
+/// (`docs/spec/validation.md` §5.3), the requester gets the rest back.
 fn finish_started(
     state: &mut State,
-    sender: Address,
     request: &SignedRequest,
     started: &Inference,
-    prompt_tokens: u32,
-    completion_tokens: u32,
-    response_hash: Hash,
+    counts: Counts,
     id: Hash,
 ) -> Result<Event, InferenceError> {
-    let tokens = u64::from(prompt_tokens) + u64::from(completion_tokens);
+    let tokens = u64::from(counts.prompt_tokens) + u64::from(counts.completion_tokens);
     let escrow = state.bank.held(&Hold::Escrow(id));
     let cost = tokens_cost(tokens, started.price_per_token)?.min(escrow);
     let refund = escrow.checked_sub(cost).ok_or(InferenceError::Overflow)?;
-    state.bank.transfer_held(Hold::Escrow(id), Hold::Owed(sender), cost)?;
+    state.bank.transfer_held(Hold::Escrow(id), Hold::Fee(id), cost)?;
     state.bank.release(Hold::Escrow(id), request.requester, refund)?;
-    state.inference.host_stats.upsert(sender, |s| s.finished += 1);
     state.inference.deadlines.remove(&(started.deadline, id));
     state.inference.records.update(&id, |i| {
-        i.prompt_tokens = prompt_tokens;
-        i.completion_tokens = completion_tokens;
-        i.response_hash = Some(response_hash);
+        i.prompt_tokens = counts.prompt_tokens;
+        i.completion_tokens = counts.completion_tokens;
         i.cost = cost;
+        i.requester_paid = cost;
         i.status = InferenceStatus::Finished;
     });
     Ok(Event::new("inference_finished").with("refund", refund.0).with("cost", cost.0))
@@ -278,42 +302,38 @@ pub(super) fn start_escrow(
     tokens_cost(u64::from(prompt_tokens) + u64::from(request.max_tokens), price(state, &request.model)?)
 }
 
-/// Finish first: the requester pays `min(cost, balance)` straight into the executor's owed hold and
-/// the TA that vouched for the request (its forward signature was checked) pays the rest from its
-/// collateral, then its unbonding collateral (`docs/spec/inference.md` §4.1). Executors keep what they
-/// serve for a TA within their share of its collateral, so the rest is always there.
-#[allow(clippy::too_many_arguments)]
+/// Finish first: the requester pays `min(cost, balance)` into the inference's fee hold and the TA that
+/// vouched for the request (its forward signature was checked) pays the rest from its collateral, then
+/// its unbonding collateral (`docs/spec/inference.md` §4.1). Executors keep what they serve for a TA
+/// within their share of its collateral, so the rest is always there.
 fn finish_first(
     state: &mut State,
     sender: Address,
     request: &SignedRequest,
-    prompt_tokens: u32,
-    completion_tokens: u32,
-    response_hash: Hash,
+    counts: Counts,
     id: Hash,
     height: u64,
 ) -> Result<Event, InferenceError> {
-    let tokens = u64::from(prompt_tokens) + u64::from(completion_tokens);
+    let tokens = u64::from(counts.prompt_tokens) + u64::from(counts.completion_tokens);
     let price = price(state, &request.model)?;
     let full = tokens_cost(tokens, price)?;
     let from_requester = full.min(state.bank.balance(&request.requester));
-    state.bank.escrow(request.requester, Hold::Owed(sender), from_requester)?;
+    state.bank.escrow(request.requester, Hold::Fee(id), from_requester)?;
     let shortfall = Amount(full.0 - from_requester.0);
-    let from_ta =
-        crate::collateral::charge_vouched(state, request.transfer_agent, Hold::Owed(sender), shortfall)?;
+    let from_ta = crate::collateral::charge_vouched(state, request.transfer_agent, Hold::Fee(id), shortfall)?;
     let cost = Amount(from_requester.0 + from_ta.0);
-    state.inference.host_stats.upsert(sender, |s| s.finished += 1);
     state.inference.records.insert(
         id,
         Inference {
             requester: request.requester,
             transfer_agent: None,
+            vouched_by: request.transfer_agent,
             executor: sender,
             model: request.model,
             prompt_hash: request.body_hash,
-            response_hash: Some(response_hash),
-            prompt_tokens,
-            completion_tokens,
+            response_hash: None,
+            prompt_tokens: counts.prompt_tokens,
+            completion_tokens: counts.completion_tokens,
             max_tokens: request.max_tokens,
             price_per_token: price,
             cost,
@@ -321,9 +341,14 @@ fn finish_first(
             first_seen_height: height,
             deadline: height,
             timestamp_ns: request.timestamp_ns,
+            seed: 0,
+            logprobs_hash: None,
+            finished_height: height,
+            epoch: 0,
+            requester_paid: from_requester,
+            fee_settled: false,
         },
     );
-    schedule_prune(state, id, request.timestamp_ns / 1_000_000);
     Ok(Event::new("inference_finished")
         .with("refund", 0)
         .with("cost", cost.0)

@@ -1,21 +1,27 @@
-//! What paid inference keeps on chain: receipts by inference id, the deadline and prune indexes,
-//! registered developers and each host's served and missed counts.
+//! What paid inference keeps on chain: receipts by inference id, the deadline, prune, finished and
+//! settlement indexes, registered developers and each host's counts.
 
 use gonka_primitives::{Address, Amount, Hash, codec_struct};
 use serde::{Deserialize, Serialize};
 
 use crate::table::Table;
 
-/// Where an inference stands.
+/// Where an inference stands (`docs/spec/validation.md` §5; reference §4.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InferenceStatus {
     /// Started, escrow held, waiting for the executor's receipt.
     Started,
-    /// Finished and paid.
+    /// Finished and charged; no validator has passed or failed it yet.
     Finished,
     /// Not finished by its deadline; refunded in full.
     Expired,
+    /// A validator's re-scoring passed it, or a vote revalidated it.
+    Validated,
+    /// A validator failed it: hosts with power re-validate and vote until the vote's deadline.
+    Voting,
+    /// A vote found it invalid: the developer (and the vouching TA) got the whole cost back.
+    Invalidated,
 }
 
 impl InferenceStatus {
@@ -25,7 +31,21 @@ impl InferenceStatus {
             InferenceStatus::Started => "started",
             InferenceStatus::Finished => "finished",
             InferenceStatus::Expired => "expired",
+            InferenceStatus::Validated => "validated",
+            InferenceStatus::Voting => "voting",
+            InferenceStatus::Invalidated => "invalidated",
         }
+    }
+
+    /// Whether the executor's receipt is in: the answer exists and is validated, voted on or settled.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            InferenceStatus::Finished
+                | InferenceStatus::Validated
+                | InferenceStatus::Voting
+                | InferenceStatus::Invalidated
+        )
     }
 }
 
@@ -43,18 +63,25 @@ impl gonka_primitives::codec::Decode for InferenceStatus {
             0 => Ok(InferenceStatus::Started),
             1 => Ok(InferenceStatus::Finished),
             2 => Ok(InferenceStatus::Expired),
+            3 => Ok(InferenceStatus::Validated),
+            4 => Ok(InferenceStatus::Voting),
+            5 => Ok(InferenceStatus::Invalidated),
             tag => Err(gonka_primitives::codec::DecodeError::InvalidTag { what: "inference status", tag }),
         }
     }
 }
 
-/// One inference's receipt. Its escrow, while started, is the bank's hold `Escrow(id)`.
+/// One inference's receipt. Its escrow, while started, is the bank's hold `Escrow(id)`; its fee, from
+/// the Finish until it settles, the hold `Fee(id)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Inference {
     /// The paying account.
     pub requester: Address,
     /// The TA, once its Start is recorded.
     pub transfer_agent: Option<Address>,
+    /// The TA the developer signed the request for: it vouched for the payment with its forward
+    /// signature, and its collateral covered what the requester could not pay.
+    pub vouched_by: Address,
     /// The executor.
     pub executor: Address,
     /// Model content hash.
@@ -81,10 +108,24 @@ pub struct Inference {
     pub deadline: u64,
     /// The signed request time.
     pub timestamp_ns: u64,
+    /// The sampling seed the answer was generated with (the Finish commits to it).
+    pub seed: u64,
+    /// SHA-256 of the answer's recorded tokens and top-k logprobs (`docs/spec/validation.md` §1), once
+    /// finished.
+    pub logprobs_hash: Option<Hash>,
+    /// Height of the Finish (0 until finished).
+    pub finished_height: u64,
+    /// The effective epoch at the Finish: whose validators and keys judge it.
+    pub epoch: u64,
+    /// Of `cost`, what the requester paid (the rest came from the vouching TA's collateral).
+    pub requester_paid: Amount,
+    /// Whether its fee left the `Fee(id)` hold (to the executor and validators, or back to the payers).
+    pub fee_settled: bool,
 }
 codec_struct!(Inference {
     requester,
     transfer_agent,
+    vouched_by,
     executor,
     model,
     prompt_hash,
@@ -98,7 +139,20 @@ codec_struct!(Inference {
     first_seen_height,
     deadline,
     timestamp_ns,
+    seed,
+    logprobs_hash,
+    finished_height,
+    epoch,
+    requester_paid,
+    fee_settled,
 });
+
+impl Inference {
+    /// Of `cost`, what the vouching TA's collateral paid (`docs/spec/inference.md` §4.1).
+    pub fn transfer_agent_paid(&self) -> Amount {
+        Amount(self.cost.0.saturating_sub(self.requester_paid.0))
+    }
+}
 
 /// A registered developer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +172,25 @@ pub struct HostStats {
 }
 codec_struct!(HostStats { finished, missed });
 
+/// What a host did in one epoch (reference §6.4 `EpochPerformanceSummary`): reputation and the economy
+/// read it. Inferences count in the epoch of their Finish, missed ones in the epoch of their expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EpochStats {
+    /// Inferences finished as executor.
+    pub finished: u64,
+    /// Inferences drawn to it that expired unfinished.
+    pub missed: u64,
+    /// Of its inferences, those a validator passed or a vote revalidated.
+    pub validated: u64,
+    /// Of its inferences, those a vote invalidated.
+    pub invalidated: u64,
+    /// Validations it submitted of others' inferences.
+    pub validations: u64,
+    /// Of its validations and votes, those the vote's outcome went against.
+    pub overturned: u64,
+}
+codec_struct!(EpochStats { finished, missed, validated, invalidated, validations, overturned });
+
 tables! {
     /// Paid inference's state.
     pub struct Inferences {
@@ -125,12 +198,20 @@ tables! {
         pub(super) records: Table<Hash, Inference> = 1,
         /// Started inferences by (deadline height, id).
         pub(super) deadlines: Table<(u64, Hash), u8> = 2,
-        /// Records by (time after which they are pruned, id).
+        /// Records by (time after which they are pruned, id): started and expired ones, and finished
+        /// ones whose epoch retention ended before their time retention.
         pub(super) prunes: Table<(u64, Hash), u8> = 3,
         /// Registered developers.
         pub(super) developers: Table<Address, Developer> = 4,
         /// Each host's finished and missed counts as executor.
         pub(super) host_stats: Table<Address, HostStats> = 5,
+        /// Finished inferences by (Finish height, id), kept until their epoch's validations and claims
+        /// are over (`docs/spec/validation.md` §5.4): what validators scan and claims recompute.
+        pub(crate) finished: Table<(u64, Hash), u8> = 6,
+        /// Fees waiting in `Fee(id)` by (height at which they settle, id).
+        pub(crate) settlements: Table<(u64, Hash), u8> = 7,
+        /// Each host's counts per (epoch, host).
+        pub(crate) epoch_stats: Table<(u64, Address), EpochStats> = 8,
     }
 }
 
@@ -158,5 +239,25 @@ impl Inferences {
     /// `host`'s finished and missed counts.
     pub fn host_stats(&self, host: &Address) -> HostStats {
         self.host_stats.get(host).copied().unwrap_or_default()
+    }
+
+    /// What `host` did in `epoch`.
+    pub fn epoch_stats(&self, epoch: u64, host: &Address) -> EpochStats {
+        self.epoch_stats.get(&(epoch, *host)).copied().unwrap_or_default()
+    }
+
+    /// The inferences finished at heights in `heights` and still kept, in (height, id) order.
+    pub fn finished_between(&self, heights: std::ops::Range<u64>) -> impl Iterator<Item = (u64, Hash)> + '_ {
+        self.finished.range((heights.start, Hash::ZERO)..(heights.end, Hash::ZERO)).map(|(key, _)| *key)
+    }
+
+    /// Adds to `host`'s counts of `epoch`.
+    pub(crate) fn count(&mut self, epoch: u64, host: Address, bump: impl FnOnce(&mut EpochStats)) {
+        self.epoch_stats.upsert((epoch, host), bump);
+    }
+
+    /// Changes the record of `id` (the validation module's outcomes).
+    pub(crate) fn update_record(&mut self, id: &Hash, change: impl FnOnce(&mut Inference)) {
+        self.records.update(id, change);
     }
 }

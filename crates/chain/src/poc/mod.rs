@@ -88,7 +88,15 @@ fn check_entry_collateral(state: &State, host: &Address) -> Result<(), PocError>
     Ok(())
 }
 
-fn check_seed_commit(state: &State, tx: &TxContext, epoch: u64) -> Result<(), PocError> {
+fn check_seed_commit(
+    state: &State,
+    tx: &TxContext,
+    epoch: u64,
+    commitment: &gonka_primitives::VrfPublicKey,
+) -> Result<(), PocError> {
+    if gonka_primitives::VrfPublicKey::from_hex(&commitment.to_string()).is_err() {
+        return Err(PocError::BadCommitment);
+    }
     let stage = state.poc.stage().ok_or(PocError::WrongStage(0))?;
     if stage.epoch != epoch {
         return Err(PocError::WrongEpoch { expected: stage.epoch, got: epoch });
@@ -196,7 +204,7 @@ impl Module for Poc {
             return Err(PocError::NotAHost(tx.sender));
         }
         match msg {
-            PocMsg::SeedCommit { epoch, .. } => check_seed_commit(state, tx, *epoch),
+            PocMsg::SeedCommit { epoch, commitment } => check_seed_commit(state, tx, *epoch, commitment),
             PocMsg::Batch { poc_start, nonces } => check_batch(state, tx, *poc_start, nonces),
             PocMsg::Validation { poc_start, participant, sampled, mismatches, sample_seed } => {
                 check_validation(state, tx, *poc_start, *participant, *sampled, *mismatches, sample_seed)

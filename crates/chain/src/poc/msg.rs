@@ -1,20 +1,22 @@
 //! PoC messages and errors.
 
 use gonka_poc::Distance;
-use gonka_primitives::{AccountSignature, Address, Hash, codec_struct};
+use gonka_primitives::{AccountSignature, Address, VrfPublicKey, codec_struct};
 use serde::{Deserialize, Serialize};
 
 messages! {
     /// Messages of Proof of Compute.
     pub enum PocMsg {
         /// Commit to the host's secret seed for the epoch whose PoC is running (reference §2.4, §5.2):
-        /// the SHA-256 of a seed revealed when the epoch's rewards are claimed. A participant without a
+        /// the public validation (VRF) key derived from a seed revealed when the epoch's rewards are
+        /// claimed (`docs/spec/validation.md` §2). The key proves the host's validation selections
+        /// during the epoch; the revealed seed lets anyone recompute them. A participant without a
         /// commitment is not given weight.
         0 => SeedCommit("submit_seed_commit", routine) {
             /// The epoch whose PoC is running.
             epoch: u64,
-            /// SHA-256 of the secret seed.
-            commitment: Hash,
+            /// The validation key of the secret seed ([`gonka_primitives::VrfKey::from_seed`]).
+            commitment: VrfPublicKey,
         },
         /// Valid nonces the host found in the PoC that started at `poc_start` (reference §3.7).
         /// Accepted in `[S+1, exchange deadline]`; every distance must be below `r_target`; nonces the
@@ -110,6 +112,9 @@ pub enum PocError {
         /// The limit.
         limit: u64,
     },
+    /// The commitment is not a validation key (a Ristretto point).
+    #[error("the seed commitment is not a valid validation key")]
+    BadCommitment,
     /// The participant already committed to a seed this stage.
     #[error("a seed commitment for this epoch already exists")]
     SeedAlreadyCommitted,

@@ -71,8 +71,11 @@ fn verdicts(state: &State, stage: u64) -> Vec<Verdict> {
                 // Collateral withdrawn after the batches landed pays for fewer nonces (§11).
                 nonce_count: claim.nonce_count.min(super::nonce_allowance(state, &key.participant)),
                 valid_weight,
-                // Also re-checked here: the entry collateral must still be held at settlement.
-                accepted: majority && super::eligible(state, stage, &key.participant).is_ok(),
+                // Also re-checked here: the entry collateral must still be held at settlement. A host
+                // found INVALID by answer validation earns no weight (`docs/spec/validation.md` §6).
+                accepted: majority
+                    && super::eligible(state, stage, &key.participant).is_ok()
+                    && !state.validation.is_invalid(&key.participant),
             }
         })
         .collect()

@@ -33,8 +33,8 @@ codec_struct!(ClaimKey { stage, participant });
 /// What a participant submitted in one stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct PocClaim {
-    /// SHA-256 of the participant's secret seed for the epoch.
-    pub seed_commitment: Option<Hash>,
+    /// The validation key of the participant's secret seed for the epoch.
+    pub seed_commitment: Option<gonka_primitives::VrfPublicKey>,
     /// Distinct nonces claimed.
     pub nonce_count: u64,
 }

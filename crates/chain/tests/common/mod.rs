@@ -22,6 +22,7 @@ pub fn participant(i: usize, weight: u64) -> GenesisParticipant {
         operational_key: AccountKey::from_seed(format!("ops-{i}").as_bytes()).public_key(),
         weight,
         collateral: gonka_primitives::Amount::ZERO,
+        validation_key: None,
     }
 }
 

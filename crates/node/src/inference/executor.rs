@@ -33,8 +33,8 @@ use tower::ServiceExt;
 
 use super::InferenceService;
 use super::auth::{SignedHeaders, refused, replayed, unvouched};
-use super::payloads::Payload;
 use super::ta::body_or_error;
+use gonka_host::verdict::{Payload, RecordedPosition, logprobs_hash, sampling_seed};
 
 /// `POST /v1/executor/chat/completions`.
 pub(crate) async fn chat_completions(
@@ -107,6 +107,9 @@ async fn verify_and_execute(
 }
 
 /// Answers `body` for the verified `request` through the OpenAI handler, then records the receipt.
+/// Every answer is made reproducible (`docs/spec/validation.md` §1): it is sampled with the rule's seed
+/// (the body's `seed`, else one derived from the inference id) and every position's top-k logprobs are
+/// recorded for validators, while the client gets exactly the response shape it asked for.
 pub(crate) async fn execute(
     service: Arc<InferenceService>,
     request: SignedRequest,
@@ -115,8 +118,15 @@ pub(crate) async fn execute(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (record_tx, record_rx) = oneshot::channel();
-    let recording: Arc<dyn Generator> =
-        Arc::new(Recording { inner: service.engine.clone(), sink: Mutex::new(Some(record_tx)) });
+    let id = gonka_chain::inference_id(&request.signature);
+    let seed = sampling_seed(gonka_api::body_seed(&body), &id);
+    let recorded_top_k = service.with_state(|s| s.params().validation.recorded_top_k) as usize;
+    let recording: Arc<dyn Generator> = Arc::new(Recording {
+        inner: service.engine.clone(),
+        seed,
+        recorded_top_k,
+        sink: Mutex::new(Some(record_tx)),
+    });
     // The TA escrowed for `max_tokens`: never generate more, and use it as the default.
     let max_tokens = request.max_tokens as usize;
     let limits =
@@ -130,7 +140,7 @@ pub(crate) async fn execute(
     let response = gonka_api::app(state).oneshot(inner).await.unwrap_or_else(|never| match never {});
     tokio::spawn(async move {
         if let Ok(record) = record_rx.await {
-            finish(&service, request, ta_signature, &body, record);
+            finish(&service, request, ta_signature, &body, seed, record);
         }
     });
     Ok(response)
@@ -142,6 +152,7 @@ fn finish(
     request: SignedRequest,
     ta_signature: RecoverableSignature,
     body: &[u8],
+    seed: u64,
     record: Record,
 ) {
     let id = gonka_chain::inference_id(&request.signature);
@@ -152,22 +163,32 @@ fn finish(
     let completion_tokens = u32::try_from(record.completion_tokens).unwrap_or(u32::MAX);
     let prompt_tokens = u32::try_from(record.prompt_tokens).unwrap_or(u32::MAX);
     let response_hash = Hash::digest(record.text.as_bytes());
+    let logprobs_hash = logprobs_hash(&record.recorded);
     let height = service.with_state(|s| s.height());
     let payload = Payload {
         body: String::from_utf8_lossy(body).into_owned(),
         completion: record.text,
         completion_token_ids: record.tokens,
-        logprobs: record.logprobs,
+        recorded: record.recorded,
         prompt_tokens,
         completion_tokens,
+        seed,
         response_hash,
+        logprobs_hash,
         stored_height: height,
     };
     if let Err(error) = service.payloads.put(&id, &payload) {
         tracing::warn!(%id, %error, "could not keep the payload");
     }
-    let message =
-        InferenceMsg::Finish { request, ta_signature, prompt_tokens, completion_tokens, response_hash };
+    let message = InferenceMsg::Finish {
+        request,
+        ta_signature,
+        prompt_tokens,
+        completion_tokens,
+        response_hash,
+        seed,
+        logprobs_hash,
+    };
     match service.submit_receipt(message) {
         Ok(hash) => tracing::debug!(%id, tx = %hash, completion_tokens, "inference finished"),
         Err(error) => tracing::warn!(%id, %error, "FinishInference refused"),
@@ -181,13 +202,16 @@ struct Record {
     completion_tokens: usize,
     tokens: Vec<u32>,
     text: String,
-    logprobs: Vec<PositionLogprobs>,
+    recorded: Vec<RecordedPosition>,
     failed: bool,
 }
 
-/// A generator that passes everything through and reports the first generation's [`Record`].
+/// A generator that runs the first generation with the answer's seed and `recorded_top_k` logprobs
+/// per position, passes to the client only the logprobs it asked for, and reports the [`Record`].
 struct Recording {
     inner: Arc<dyn Generator>,
+    seed: u64,
+    recorded_top_k: usize,
     sink: Mutex<Option<oneshot::Sender<Record>>>,
 }
 
@@ -200,19 +224,25 @@ impl Generator for Recording {
         self.inner.render_chat(messages)
     }
 
-    fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+    fn submit(&self, mut request: GenerationRequest) -> Result<GenerationStream, EngineError> {
         let prompt_tokens = request.prompt_tokens.len();
+        let asked = request.top_logprobs;
+        request.sampling.seed = self.seed;
+        request.top_logprobs = Some(asked.unwrap_or(0).max(self.recorded_top_k));
         let mut events = self.inner.submit(request)?;
         let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).take();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
             let mut record = Record { prompt_tokens, ..Record::default() };
-            while let Some(event) = events.recv().await {
-                match &event {
+            while let Some(mut event) = events.recv().await {
+                match &mut event {
                     GenerationEvent::Token { id, text, logprobs } => {
                         record.tokens.push(*id);
                         record.text.push_str(text);
-                        record.logprobs.extend(logprobs.iter().cloned());
+                        if let Some(full) = logprobs.take() {
+                            record.recorded.push(recorded(&full));
+                            *logprobs = asked.map(|n| trimmed(full, n));
+                        }
                     }
                     GenerationEvent::Finished { usage, .. } => {
                         record.prompt_tokens = usage.prompt_tokens;
@@ -241,4 +271,19 @@ impl Generator for Recording {
     fn active_sequences(&self) -> usize {
         self.inner.active_sequences()
     }
+}
+
+/// A position as validators see it.
+fn recorded(position: &PositionLogprobs) -> RecordedPosition {
+    RecordedPosition {
+        token: position.chosen.id,
+        logprob: position.chosen.logprob,
+        top: position.top.iter().map(|t| (t.id, t.logprob)).collect(),
+    }
+}
+
+/// A position as the client asked to see it: its `n` best alternatives.
+fn trimmed(mut position: PositionLogprobs, n: usize) -> PositionLogprobs {
+    position.top.truncate(n);
+    position
 }

@@ -1,12 +1,15 @@
-//! Payload custody (DESIGN.md §4.1): prompts and answers stay off chain. The executor keeps each
-//! request body, the answer it sent and the logprobs it reported for the validation window, serves
-//! them only to a current host that signs its request, and prunes them afterwards. The same store
-//! keeps the host's receipt outbox (`gonka_host::receipts`), so a receipt survives a restart.
+//! Payload custody (DESIGN.md §4.1, `docs/spec/validation.md` §4.1): prompts and answers stay off
+//! chain. The executor keeps each request body, the answer it sent, its tokens and their recorded top-k
+//! logprobs and the seed for the validation window, serves them only to a host that proves it was
+//! selected to validate the inference (its VRF proof) or, while a vote on it is open, to a host with
+//! power in its epoch, and prunes them afterwards. The same store keeps the host's receipt outbox
+//! (`gonka_host::receipts`), so a receipt survives a restart.
 //!
-//! `GET /v1/inferences/{id}/payload` with `X-Host-Address`, `X-Timestamp` (ns) and `Authorization`
-//! (the host's recoverable signature over [`super::payload_request_message`], which names this chain
-//! and this serving host): `401` for a bad or foreign signature, `403` for a host without voting power,
-//! `409` for a signed request seen before, `404` for an unknown or pruned id.
+//! `GET /v1/inferences/{id}/payload` with `X-Host-Address`, `X-Timestamp` (ns), `Authorization` (the
+//! host's recoverable signature over [`super::payload_request_message`], which names this chain and this
+//! serving host) and `X-Validation-Proof` (hex, for a selected validator): `401` for a bad or foreign
+//! signature, `403` for a host neither selected nor voting, `409` for a signed request seen before,
+//! `404` for an unknown or pruned id.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,13 +18,15 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use gonka_api::ApiError;
-use gonka_engine::PositionLogprobs;
-use gonka_primitives::{Address, Hash};
+use gonka_primitives::{Address, Hash, VrfProof};
 use redb::{Database, ReadableTable, TableDefinition};
-use serde::{Deserialize, Serialize};
 
-use gonka_host::protocol::{HEADER_HOST, HEADER_TIMESTAMP, decode_signature, payload_request_message};
+use gonka_host::protocol::{
+    HEADER_HOST, HEADER_TIMESTAMP, HEADER_VALIDATION_PROOF, decode_signature, payload_request_message,
+};
 use gonka_host::receipts::{Outbox, Pending};
+use gonka_host::validation::may_read_payload;
+pub use gonka_host::verdict::Payload;
 use gonka_primitives::codec::Encode;
 
 use super::InferenceService;
@@ -31,27 +36,6 @@ const PAYLOADS: TableDefinition<'_, &[u8; 32], &[u8]> = TableDefinition::new("pa
 const BY_HEIGHT: TableDefinition<'_, (u64, &[u8; 32]), ()> = TableDefinition::new("payloads_by_height");
 /// Receipts not yet on chain, by (inference id, is a Finish): the outbox, kept across restarts.
 const RECEIPTS: TableDefinition<'_, (&[u8; 32], bool), &[u8]> = TableDefinition::new("receipts");
-
-/// What the executor keeps of one inference.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Payload {
-    /// The request body as the developer signed it.
-    pub body: String,
-    /// The answer text the client received.
-    pub completion: String,
-    /// The answer's token ids.
-    pub completion_token_ids: Vec<u32>,
-    /// The logprobs reported with the answer (empty when the client asked for none).
-    pub logprobs: Vec<PositionLogprobs>,
-    /// Prompt tokens.
-    pub prompt_tokens: u32,
-    /// Completion tokens.
-    pub completion_tokens: u32,
-    /// SHA-256 of `completion`, as recorded on chain.
-    pub response_hash: Hash,
-    /// Height at which it was stored (for pruning).
-    pub stored_height: u64,
-}
 
 /// The executor's payload store (`data/payloads.redb`).
 pub struct PayloadStore {
@@ -178,6 +162,9 @@ fn payload_for_host(
     let signature = text("authorization")
         .and_then(decode_signature)
         .ok_or_else(|| unauthorized("missing or malformed Authorization"))?;
+    let proof = text(HEADER_VALIDATION_PROOF).map(VrfProof::from_hex).transpose().map_err(|_| {
+        (StatusCode::BAD_REQUEST, ApiError::invalid(HEADER_VALIDATION_PROOF, "not a hex VRF proof"))
+    })?;
     let me = service.account();
     let forget_before_ms = service.with_state(|s| {
         let message = payload_request_message(&s.meta.chain_id, &id, &me, timestamp_ns);
@@ -187,12 +174,9 @@ fn payload_for_host(
         if key != participant.account_key && key != participant.operational_key {
             return Err(unauthorized("the signature is not the host's"));
         }
-        if participant.weight == 0 {
-            return Err((
-                StatusCode::FORBIDDEN,
-                ApiError::Unauthorized("only hosts with voting power may read payloads".into()),
-            ));
-        }
+        may_read_payload(s, &id, &host, proof.as_ref()).map_err(|reason| {
+            (StatusCode::FORBIDDEN, ApiError::Unauthorized(format!("no access to this payload: {reason}")))
+        })?;
         Ok(s.meta.time_ms.saturating_sub(s.params().inference.timestamp_expiration_ms))
     })?;
     // A signed payload request is good once: a captured one cannot be replayed while its time is in
@@ -224,10 +208,12 @@ mod tests {
             body: "{}".into(),
             completion: "hi".into(),
             completion_token_ids: vec![1, 2],
-            logprobs: Vec::new(),
+            recorded: Vec::new(),
             prompt_tokens: 3,
             completion_tokens: 2,
+            seed: 7,
             response_hash: Hash::digest(b"hi"),
+            logprobs_hash: Hash::digest(b"logprobs"),
             stored_height,
         }
     }

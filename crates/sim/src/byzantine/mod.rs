@@ -2,6 +2,7 @@
 //! honest host would do and changes it (what the sprint found, the planner's actions, the receipts it
 //! reports, extra transactions). Selected by name with `--byzantine KIND:COUNT`.
 
+pub mod answers;
 pub mod censor;
 pub mod copy;
 pub mod drain;
@@ -98,6 +99,23 @@ pub trait Byzantine {
     /// Changes the Finish it reports as executor.
     fn finish(&mut self, _report: &mut FinishReport) {}
 
+    /// The answer it serves (and records) instead of the honest one, for a prompt, `max_tokens` and
+    /// the request's seed; none: the honest one.
+    fn answer(
+        &mut self,
+        _prompt: &[u32],
+        _max_tokens: usize,
+        _seed: u64,
+        _honest: &crate::answers::Generated,
+    ) -> Option<crate::answers::Generated> {
+        None
+    }
+
+    /// Whether it hands its payloads to the hosts entitled to them.
+    fn serves_payloads(&self) -> bool {
+        true
+    }
+
     /// Requests it forges this block.
     fn forge(&mut self, _view: &mut HostView<'_>, _now_ns: u64) -> Vec<Forged> {
         Vec::new()
@@ -120,6 +138,11 @@ pub fn host_module(kind: ByzantineKind, seed: u64, index: usize) -> Option<Box<d
         ByzantineKind::Overcharge => Some(Box::new(overcharge::Overcharger)),
         ByzantineKind::Censor => Some(Box::new(censor::Censor::new(seed, index))),
         ByzantineKind::Surge => Some(Box::new(surge::Surge)),
+        ByzantineKind::SubstituteModel
+        | ByzantineKind::Prefill
+        | ByzantineKind::EditAnswer
+        | ByzantineKind::WrongSeed
+        | ByzantineKind::RefusePayload => Some(Box::new(answers::AnswerCheat::new(kind))),
         ByzantineKind::DrainBalance => None,
     }
 }
