@@ -139,6 +139,7 @@ pub(crate) async fn chain_bench(args: ChainArgs, exe: &std::path::Path) -> anyho
         inference: gonka_node::inference::InferenceConfig { enabled: false, ..Default::default() },
         models: Vec::new(),
         weights: Vec::new(),
+        byzantine: Vec::new(),
     })?;
 
     // Sign everything before the clock starts: the client should not be what is measured.

@@ -199,6 +199,7 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
             validation: Default::default(),
         }],
         weights: vec![1, 1_000_000],
+        byzantine: Vec::new(),
     })?;
     let mut processes = Processes(Vec::new());
     for node in &plan.nodes {

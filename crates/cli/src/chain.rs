@@ -334,6 +334,21 @@ pub(crate) enum QueryCommand {
     Params(NodeArgs),
     /// The current epoch, phase and stage heights.
     Epoch(NodeArgs),
+    /// One inference: receipts, cost, executor, status, validations and the vote over it.
+    Inference {
+        /// The inference id (the `X-Inference-Id` of the answer).
+        id: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// One host: power, collateral, and its standing (status, reputation, validated and invalidated
+    /// answers).
+    Participant {
+        /// The host's address.
+        address: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
 }
 
 pub(crate) fn query(command: QueryCommand) -> anyhow::Result<()> {
@@ -365,6 +380,19 @@ pub(crate) fn query(command: QueryCommand) -> anyhow::Result<()> {
             }
             QueryCommand::Params(node) => print(&NodeClient::new(&node.node).params().await?, node.output),
             QueryCommand::Epoch(node) => print(&NodeClient::new(&node.node).epoch().await?, node.output),
+            QueryCommand::Inference { id, node } => {
+                let id = gonka_primitives::Hash::from_hex(&id).context("an inference id is 64 hex digits")?;
+                let found = NodeClient::new(&node.node).inference(&id).await?;
+                print(
+                    &found.with_context(|| format!("no inference {id} (never seen, or pruned)"))?,
+                    node.output,
+                )
+            }
+            QueryCommand::Participant { address, node } => {
+                let address: Address = address.parse().context("not a gonka address")?;
+                let found = NodeClient::new(&node.node).participant(&address).await?;
+                print(&found.with_context(|| format!("{address} is not a registered host"))?, node.output)
+            }
         }
     })
 }

@@ -55,6 +55,27 @@ pub(crate) struct DevnetArgs {
     /// JSON merged over the devnet params in genesis, e.g. '{"epoch":{"epoch_length":60}}'.
     #[arg(long)]
     params: Option<String>,
+    /// Make a host cheat as an executor, to watch validation catch it: `host-N:KIND`, KIND one of
+    /// substitute-model, prefill, edit-answer, wrong-seed, refuse-payload (repeatable).
+    #[arg(long = "byzantine", value_name = "host-N:KIND")]
+    byzantine: Vec<String>,
+}
+
+/// `host-N:KIND` pairs.
+fn parse_byzantine(specs: &[String]) -> anyhow::Result<Vec<(usize, gonka_node::inference::cheat::Cheat)>> {
+    specs
+        .iter()
+        .map(|spec| {
+            let (host, kind) = spec
+                .split_once(':')
+                .with_context(|| format!("--byzantine {spec:?}: expected host-N:KIND"))?;
+            let index: usize = host
+                .strip_prefix("host-")
+                .and_then(|n| n.parse().ok())
+                .with_context(|| format!("--byzantine {spec:?}: the host is host-N"))?;
+            Ok((index, kind.parse().map_err(anyhow::Error::msg)?))
+        })
+        .collect()
 }
 
 fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
@@ -110,6 +131,7 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
         },
         models,
         weights: args.weights.clone(),
+        byzantine: parse_byzantine(&args.byzantine)?,
     })
 }
 
@@ -163,6 +185,11 @@ async fn status_line(plan: &DevnetPlan) -> String {
                 if let Ok(Ok(p)) = tokio::time::timeout(Duration::from_secs(1), client.poc_progress()).await {
                     part.push_str(&poc_progress(&p));
                 }
+                if let Ok(Ok(v)) =
+                    tokio::time::timeout(Duration::from_secs(1), client.validation_progress()).await
+                {
+                    part.push_str(&validation_progress(&v));
+                }
                 part
             }
             _ => format!("{} down", node.name),
@@ -181,6 +208,18 @@ fn poc_progress(p: &PocProgress) -> String {
         " poc {} e{} {} nonces ({:.0}/s) {} valid {} validated",
         p.activity, p.epoch, p.nonces, p.nonces_per_second, p.valid, p.validated
     )
+}
+
+/// ` val 12 (1 failed) inv 0` — validations this host made (failures found), answers of its that
+/// were invalidated — and ` INVALID` when the chain found it cheating.
+fn validation_progress(v: &gonka_node::rest::ValidationProgressView) -> String {
+    let (invalidated, status) =
+        v.standing.as_ref().map_or((0, "active"), |s| (s.invalidated, s.status.as_str()));
+    let mut line = format!(" val {} ({} failed) inv {invalidated}", v.progress.validated, v.progress.failed);
+    if status == "invalid" {
+        line.push_str(" INVALID");
+    }
+    line
 }
 
 #[allow(clippy::print_stdout)]

@@ -14,6 +14,7 @@ use gonka_chain::{Genesis, GenesisAccount, GenesisParticipant, ModelPrice, Param
 use gonka_node::home::{HOST_KEY, Home, NodeConfig, OPERATIONAL_KEY};
 use gonka_node::host::PocConfig;
 use gonka_node::inference::InferenceConfig;
+use gonka_node::inference::cheat::Cheat;
 use gonka_node::keyring::Keyring;
 use gonka_node::mempool::MempoolLimits;
 use gonka_primitives::{AccountKey, Address, Amount, ValidatorPublicKey};
@@ -140,6 +141,9 @@ pub struct DevnetOptions {
     pub models: Vec<ModelPrice>,
     /// Genesis voting power per host, host `i` taking entry `i mod len` (empty: [`GENESIS_WEIGHT`]).
     pub weights: Vec<u64>,
+    /// Hosts told to cheat as executors, by index: `--byzantine host-N:KIND`, to watch validation catch
+    /// them.
+    pub byzantine: Vec<(usize, Cheat)>,
 }
 
 /// `base` with `patch` merged in: objects key by key, anything else replaced.
@@ -222,6 +226,12 @@ impl DevnetPlan {
 /// Makes N host homes with one shared genesis and writes `DIR/devnet.json`.
 pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
     anyhow::ensure!((1..=64).contains(&options.hosts), "--hosts must be between 1 and 64");
+    if let Some((host, _)) = options.byzantine.iter().find(|(host, _)| *host >= options.hosts) {
+        anyhow::bail!(
+            "--byzantine names host-{host}, but the devnet has hosts host-0..host-{}",
+            options.hosts - 1
+        );
+    }
     let dir = &options.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     anyhow::ensure!(!dir.join("devnet.json").exists(), "{} already holds a devnet", dir.display());
@@ -267,7 +277,10 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
                 },
                 ..options.poc
             },
-            inference: options.inference,
+            inference: InferenceConfig {
+                cheat: options.byzantine.iter().find(|(host, _)| *host == i).map(|(_, cheat)| *cheat),
+                ..options.inference
+            },
         };
         let identity = init_home(&home, &config, &options.chain_id)?;
         let api_url = format!("http://{api}");

@@ -71,7 +71,12 @@ impl NodeClient {
 
     /// A committed transaction, or None while it is not in a block.
     pub async fn tx(&self, hash: &Hash) -> anyhow::Result<Option<TxView>> {
-        let url = format!("{}/txs/{hash}", self.base);
+        self.get_optional(&format!("/txs/{hash}")).await
+    }
+
+    /// GET `path` as `T`, or None when the node answers 404; any other error body becomes an error.
+    pub async fn get_optional<T: DeserializeOwned>(&self, path: &str) -> anyhow::Result<Option<T>> {
+        let url = format!("{}{path}", self.base);
         let response = self.http.get(&url).send().await.with_context(|| format!("cannot reach {url}"))?;
         if response.status() == reqwest::StatusCode::NOT_FOUND {
             return Ok(None);
@@ -108,6 +113,24 @@ impl NodeClient {
     /// What the node's host is doing in PoC.
     pub async fn poc_progress(&self) -> anyhow::Result<PocProgress> {
         self.get("/poc/progress").await
+    }
+
+    /// What the node's host is doing in answer validation, and its standing.
+    pub async fn validation_progress(&self) -> anyhow::Result<gonka_node::rest::ValidationProgressView> {
+        self.get("/validation/progress").await
+    }
+
+    /// One inference, while the chain keeps it (None: never seen, or pruned).
+    pub async fn inference(&self, id: &Hash) -> anyhow::Result<Option<gonka_chain::views::InferenceView>> {
+        self.get_optional(&format!("/inferences/{id}")).await
+    }
+
+    /// One host (None: not a registered host).
+    pub async fn participant(
+        &self,
+        address: &Address,
+    ) -> anyhow::Result<Option<gonka_chain::views::HostView>> {
+        self.get_optional(&format!("/participants/{address}")).await
     }
 
     /// Submits a signed transaction; the result says whether the mempool admitted it.

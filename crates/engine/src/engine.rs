@@ -44,6 +44,10 @@ pub struct EngineConfig {
     pub max_tokens_cap: usize,
     /// Threads the forward pass is split over (the engine thread included).
     pub threads: usize,
+    /// Keep only the first this many transformer layers: a cheaper model of the same shape, which a
+    /// devnet host told to cheat (`substitute-model`, `prefill`) serves while claiming the real one.
+    /// Never set on an honest host.
+    pub layers: Option<usize>,
 }
 
 impl Default for EngineConfig {
@@ -55,6 +59,7 @@ impl Default for EngineConfig {
             kv_tokens_max: 16 * 1024,
             max_tokens_cap: 4096,
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            layers: None,
         }
     }
 }
@@ -129,7 +134,10 @@ impl Engine {
         let content = Content::read(&mut file).map_err(ModelError::from)?;
         let tokenizer = Arc::new(Tokenizer::from_gguf(&content)?);
         let template = ChatTemplate::from_gguf(&content)?;
-        let model = Llama::from_content(&content, &mut file, config.threads)?;
+        let mut model = Llama::from_content(&content, &mut file, config.threads)?;
+        if let Some(layers) = config.layers {
+            model.keep_layers(layers);
+        }
         let context_length = model.config().context_length;
         config.kv_tokens_max = config.kv_tokens_max.max(context_length);
         config.max_sequences = config.max_sequences.max(1);

@@ -212,6 +212,13 @@ pub struct Segment<'a> {
 }
 
 impl Llama {
+    /// Drops every transformer layer after the first `layers` (at least one stays): a cheaper model
+    /// of the same shape and vocabulary, for the devnet's cheating executors.
+    pub fn keep_layers(&mut self, layers: usize) {
+        self.layers.truncate(layers.max(1));
+        self.config.n_layer = self.layers.len();
+    }
+
     /// Load a GGUF checkpoint, computing on `threads` threads.
     pub fn load(path: &Path, threads: usize) -> Result<Self, ModelError> {
         let io = |source| ModelError::Io { path: path.display().to_string(), source };

@@ -62,15 +62,20 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         tokio::spawn(host.run(shutdown.clone()))
     });
     let inference = match (&signer, config.inference.enabled) {
-        (Some(signer), true) => Some(start_inference(
-            home,
-            signer.clone(),
-            config.inference,
-            metrics.api.clone(),
-            shutdown.clone(),
-        )?),
+        (Some(signer), true) => {
+            Some(start_inference(home, signer.clone(), config.inference, metrics.clone(), shutdown.clone())?)
+        }
         _ => None,
     };
+    let validation_status = Arc::new(inference::validator::ValidationStatus::default());
+    let validation_task = inference.clone().map(|service| {
+        tokio::spawn(inference::validator::run(
+            service,
+            validation_status.clone(),
+            metrics.clone(),
+            shutdown.clone(),
+        ))
+    });
     let context = Arc::new(rest::RestContext {
         chain: chain.clone(),
         batches: Arc::default(),
@@ -79,6 +84,7 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         validator_key: validator_key.public_key(),
         moniker: config.moniker.clone(),
         host: host_status,
+        validation: validation_status,
         host_address,
         metrics,
         engine: inference.as_ref().map(|service| service.engine_handle()),
@@ -124,6 +130,9 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     if let Some(task) = host_task {
         task.abort();
     }
+    if let Some(task) = validation_task {
+        task.abort();
+    }
     result
 }
 
@@ -133,25 +142,40 @@ fn start_inference(
     home: &Home,
     signer: Arc<signer::HostSigner>,
     config: inference::InferenceConfig,
-    metrics: Arc<gonka_api::Metrics>,
+    metrics: Arc<metrics::NodeMetrics>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Arc<inference::InferenceService>> {
     use gonka_engine::store::{DEFAULT_MODEL, ModelStore, gonka_home};
     let model =
         ModelStore::new(&gonka_home()).ensure(&DEFAULT_MODEL).context("installing the embedded model")?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let engine = gonka_engine::Engine::load(
-        &model.path,
-        &model.name,
-        &model.content_hash,
-        gonka_engine::EngineConfig { threads, ..Default::default() },
-    )
-    .with_context(|| format!("loading {}", model.path.display()))?;
+    let load = |layers| {
+        gonka_engine::Engine::load(
+            &model.path,
+            &model.name,
+            &model.content_hash,
+            gonka_engine::EngineConfig { threads, layers, ..Default::default() },
+        )
+        .with_context(|| format!("loading {}", model.path.display()))
+    };
+    let engine = load(None)?;
+    let cheap: Option<Arc<dyn gonka_engine::Backend>> = match config.cheat {
+        Some(cheat) => {
+            tracing::warn!(%cheat, "THIS HOST CHEATS AS AN EXECUTOR (devnet demonstration): validators will catch it");
+            if cheat.uses_cheap_model() {
+                Some(Arc::new(load(Some(inference::cheat::CHEAP_LAYERS))?))
+            } else {
+                None
+            }
+        }
+        None => None,
+    };
     let payloads = inference::PayloadStore::open(&home.data_dir().join("payloads.redb"))?;
     let chain = signer.chain().clone();
     let service = Arc::new(inference::InferenceService::new(
         signer,
         Arc::new(engine),
+        cheap,
         gonka_api::ApiLimits::default(),
         config,
         payloads,

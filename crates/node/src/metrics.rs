@@ -32,6 +32,16 @@ pub struct NodeMetrics {
     poc_sprint_rate: Gauge<f64, AtomicU64>,
     /// 1 while a sprint runs.
     pub poc_sprinting: Gauge,
+    /// Answers of others this host re-scored.
+    pub validation_checks: Counter,
+    /// Of those, answers it found invalid.
+    pub validation_failures: Counter,
+    /// Votes it cast on failed answers.
+    pub validation_votes: Counter,
+    /// Payloads it handed to validators as executor.
+    pub validation_payloads_served: Counter,
+    /// Payload requests it refused (no proof, not selected, not voting).
+    pub validation_payloads_refused: Counter,
 }
 
 impl NodeMetrics {
@@ -66,6 +76,22 @@ impl NodeMetrics {
             poc_sprint_rate.clone(),
         );
         let poc_sprinting = gauge(&mut registry, "gonka_poc_sprinting", "1 while a sprint runs");
+        let validation_checks = counter(
+            &mut registry,
+            "gonka_validation_checks",
+            "Answers of other hosts re-scored by this host",
+        );
+        let validation_failures =
+            counter(&mut registry, "gonka_validation_failures", "Re-scored answers this host found invalid");
+        let validation_votes =
+            counter(&mut registry, "gonka_validation_votes", "Votes this host cast on failed answers");
+        let validation_payloads_served =
+            counter(&mut registry, "gonka_validation_payloads_served", "Payloads handed to validators");
+        let validation_payloads_refused = counter(
+            &mut registry,
+            "gonka_validation_payloads_refused",
+            "Payload requests refused (not selected, not voting, bad signature)",
+        );
         NodeMetrics {
             registry,
             api,
@@ -78,6 +104,11 @@ impl NodeMetrics {
             poc_validations,
             poc_sprint_rate,
             poc_sprinting,
+            validation_checks,
+            validation_failures,
+            validation_votes,
+            validation_payloads_served,
+            validation_payloads_refused,
         }
     }
 

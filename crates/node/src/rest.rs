@@ -84,6 +84,8 @@ pub struct RestContext {
     pub moniker: String,
     /// What the host logic is doing.
     pub host: Arc<crate::host::HostStatus>,
+    /// What the host's answer validation is doing.
+    pub validation: Arc<crate::inference::validator::ValidationStatus>,
     /// The host account this node acts for, if it has host keys.
     pub host_address: Option<Address>,
     /// The process's metrics.
@@ -160,6 +162,8 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/inferences/{id}", get(inference))
         .route("/poc", get(poc))
         .route("/poc/progress", get(poc_progress))
+        .route("/validation/progress", get(validation_progress))
+        .route("/participants/{address}", get(participant))
         .route("/poc/nonces/{address}", get(poc_nonces))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
@@ -367,6 +371,32 @@ async fn poc(AxumState(ctx): Ctx) -> ApiResult<views::PocView> {
 
 async fn poc_progress(AxumState(ctx): Ctx) -> ApiResult<crate::host::PocProgress> {
     Ok(Json(ctx.host.progress()))
+}
+
+/// `GET /validation/progress`: this host's validation work (its planner) and its standing on chain.
+async fn validation_progress(AxumState(ctx): Ctx) -> ApiResult<ValidationProgressView> {
+    let standing = ctx.host_address.map(|a| ctx.chain.with_state(|s| views::standing(s, &a)));
+    Ok(Json(ValidationProgressView { progress: ctx.validation.progress(), standing }))
+}
+
+/// `GET /validation/progress`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValidationProgressView {
+    /// What the planner did.
+    #[serde(flatten)]
+    pub progress: crate::inference::validator::ValidationProgress,
+    /// This host's standing, when it is a host.
+    pub standing: Option<views::StandingView>,
+}
+
+/// `GET /participants/{address}`: one host with its standing (reputation, status, counts).
+async fn participant(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::HostView> {
+    let address: Address =
+        address.parse().map_err(|e| ApiError::invalid("address", format!("not a gonka address: {e}")))?;
+    ctx.chain
+        .with_state(|s| views::host(s, &address))
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("{address} is not a registered host")))
 }
 
 /// `?after=NONCE&limit=N` of `GET /poc/nonces/{address}`.

@@ -21,7 +21,7 @@ use gonka_api::{ApiError, ApiLimits, AppState};
 use gonka_chain::{InferenceMsg, SignedRequest};
 use gonka_engine::{
     ChatMessage, EngineError, GenerationEvent, GenerationRequest, GenerationStream, Generator, ModelInfo,
-    PositionLogprobs,
+    PositionLogprobs, ScoreRequest,
 };
 use gonka_host::admission::{RequestClaim, Role, admit, check_body_size};
 use gonka_host::protocol::{
@@ -35,6 +35,8 @@ use super::InferenceService;
 use super::auth::{SignedHeaders, refused, replayed, unvouched};
 use super::ta::body_or_error;
 use gonka_host::verdict::{Payload, RecordedPosition, logprobs_hash, sampling_seed};
+
+use super::cheat::{Cheat, EDIT_POSITION, WRONG_SEED};
 
 /// `POST /v1/executor/chat/completions`.
 pub(crate) async fn chat_completions(
@@ -121,10 +123,16 @@ pub(crate) async fn execute(
     let id = gonka_chain::inference_id(&request.signature);
     let seed = sampling_seed(gonka_api::body_seed(&body), &id);
     let recorded_top_k = service.with_state(|s| s.params().validation.recorded_top_k) as usize;
+    let cheat = service.cheat;
+    let inner: Arc<dyn Generator> = match &service.cheap {
+        Some(cheap) => cheap.clone(),
+        None => service.engine.clone(),
+    };
     let recording: Arc<dyn Generator> = Arc::new(Recording {
-        inner: service.engine.clone(),
-        seed,
+        inner,
+        seed: if cheat == Some(Cheat::WrongSeed) { seed ^ WRONG_SEED } else { seed },
         recorded_top_k,
+        edit_at: (cheat == Some(Cheat::EditAnswer)).then_some(EDIT_POSITION),
         sink: Mutex::new(Some(record_tx)),
     });
     // The TA escrowed for `max_tokens`: never generate more, and use it as the default.
@@ -139,7 +147,10 @@ pub(crate) async fn execute(
     let inner = inner.body(Body::from(body.clone())).map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let response = gonka_api::app(state).oneshot(inner).await.unwrap_or_else(|never| match never {});
     tokio::spawn(async move {
-        if let Ok(record) = record_rx.await {
+        if let Ok(mut record) = record_rx.await {
+            if cheat == Some(Cheat::Prefill) {
+                record.recorded = rescored_by_the_real_model(&service, &record, recorded_top_k).await;
+            }
             finish(&service, request, ta_signature, &body, seed, record);
         }
     });
@@ -195,9 +206,33 @@ fn finish(
     }
 }
 
+/// A `prefill` cheat's record: the tokens the cheaper model generated, with the logprobs the real
+/// model gives them (`docs/spec/validation.md` §8).
+async fn rescored_by_the_real_model(
+    service: &InferenceService,
+    record: &Record,
+    top_k: usize,
+) -> Vec<RecordedPosition> {
+    let request = ScoreRequest {
+        prompt_tokens: record.prompt.clone(),
+        completion_tokens: record.tokens.clone(),
+        top_k,
+        sampling: None,
+    };
+    match service.engine.score(request).await {
+        Ok(positions) => positions
+            .into_iter()
+            .map(|p| RecordedPosition { token: p.token, logprob: p.logprob, top: p.top })
+            .collect(),
+        Err(_) => record.recorded.clone(),
+    }
+}
+
 /// What one generation produced, as the client received it.
 #[derive(Debug, Default)]
 struct Record {
+    /// The prompt's token ids.
+    prompt: Vec<u32>,
     prompt_tokens: usize,
     completion_tokens: usize,
     tokens: Vec<u32>,
@@ -212,6 +247,8 @@ struct Recording {
     inner: Arc<dyn Generator>,
     seed: u64,
     recorded_top_k: usize,
+    /// An `edit-answer` cheat: the position whose token it replaces by the next most likely one.
+    edit_at: Option<usize>,
     sink: Mutex<Option<oneshot::Sender<Record>>>,
 }
 
@@ -225,18 +262,23 @@ impl Generator for Recording {
     }
 
     fn submit(&self, mut request: GenerationRequest) -> Result<GenerationStream, EngineError> {
-        let prompt_tokens = request.prompt_tokens.len();
+        let prompt = request.prompt_tokens.clone();
+        let prompt_tokens = prompt.len();
         let asked = request.top_logprobs;
+        let edit_at = self.edit_at;
         request.sampling.seed = self.seed;
         request.top_logprobs = Some(asked.unwrap_or(0).max(self.recorded_top_k));
         let mut events = self.inner.submit(request)?;
         let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).take();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
-            let mut record = Record { prompt_tokens, ..Record::default() };
+            let mut record = Record { prompt, prompt_tokens, ..Record::default() };
             while let Some(mut event) = events.recv().await {
                 match &mut event {
                     GenerationEvent::Token { id, text, logprobs } => {
+                        if edit_at == Some(record.tokens.len()) {
+                            edit(id, text, logprobs.as_mut());
+                        }
                         record.tokens.push(*id);
                         record.text.push_str(text);
                         if let Some(full) = logprobs.take() {
@@ -271,6 +313,15 @@ impl Generator for Recording {
     fn active_sequences(&self) -> usize {
         self.inner.active_sequences()
     }
+}
+
+/// An `edit-answer` cheat's edit: the token becomes the most likely other one of the position.
+fn edit(id: &mut u32, text: &mut String, logprobs: Option<&mut PositionLogprobs>) {
+    let Some(position) = logprobs else { return };
+    let Some(other) = position.top.iter().find(|t| t.id != *id).cloned() else { return };
+    *id = other.id;
+    text.clone_from(&other.text);
+    position.chosen = other;
 }
 
 /// A position as validators see it.

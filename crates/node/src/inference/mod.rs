@@ -9,10 +9,12 @@
 //! ```
 
 mod auth;
+pub mod cheat;
 mod executor;
 mod outbound;
 mod payloads;
 mod ta;
+pub mod validator;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -23,7 +25,7 @@ use axum::routing::{get, post};
 use gonka_api::{ApiLimits, Metrics};
 use gonka_chain::InferenceMsg;
 use gonka_chain::State;
-use gonka_engine::Generator;
+use gonka_engine::{Backend, Generator};
 use gonka_host::admission::ReplayGuard;
 use gonka_host::exposure::ExposureBook;
 use gonka_host::receipts::Outbox;
@@ -32,6 +34,7 @@ use tokio::sync::Semaphore;
 
 pub use payloads::{Payload, PayloadStore};
 
+use crate::metrics::NodeMetrics;
 use crate::signer::HostSigner;
 
 /// Most served requests whose payment is not yet on chain (each an exposure entry): far above what one
@@ -54,6 +57,9 @@ pub struct InferenceConfig {
     /// profile, whose hosts all listen on loopback). Off by default: executor URLs come from the
     /// chain, and anyone can register one (`docs/spec/inference.md` §9).
     pub allow_private_executors: bool,
+    /// Devnet only: cheat as an executor this way, so validation can be watched catching it
+    /// ([`cheat`]). Never set on a real host.
+    pub cheat: Option<cheat::Cheat>,
 }
 
 impl Default for InferenceConfig {
@@ -64,6 +70,7 @@ impl Default for InferenceConfig {
             replay_entries_max: 1_000_000,
             executor_timeout_ms: 120_000,
             allow_private_executors: false,
+            cheat: None,
         }
     }
 }
@@ -71,9 +78,10 @@ impl Default for InferenceConfig {
 /// Everything the inference handlers share.
 pub struct InferenceService {
     signer: Arc<HostSigner>,
-    engine: Arc<dyn Generator>,
+    engine: Arc<dyn Backend>,
     limits: ApiLimits,
     metrics: Arc<Metrics>,
+    node_metrics: Arc<NodeMetrics>,
     http: reqwest::Client,
     ta_slots: Arc<Semaphore>,
     ta_seen: Mutex<ReplayGuard>,
@@ -83,17 +91,24 @@ pub struct InferenceService {
     payloads: PayloadStore,
     outbox: Mutex<Outbox>,
     allow_private_executors: bool,
+    cheat: Option<cheat::Cheat>,
+    /// The cheaper model a cheating devnet host generates with.
+    cheap: Option<Arc<dyn Backend>>,
 }
 
 impl InferenceService {
-    /// The service of the host behind `signer`, serving `engine`, keeping payloads in `payloads`.
+    /// The service of the host behind `signer`, serving (and re-scoring with) `engine`, keeping
+    /// payloads in `payloads`; a devnet host told to cheat with the cheaper model generates with
+    /// `cheap`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         signer: Arc<HostSigner>,
-        engine: Arc<dyn Generator>,
+        engine: Arc<dyn Backend>,
+        cheap: Option<Arc<dyn Backend>>,
         limits: ApiLimits,
         config: InferenceConfig,
         payloads: PayloadStore,
-        metrics: Arc<Metrics>,
+        node_metrics: Arc<NodeMetrics>,
     ) -> anyhow::Result<InferenceService> {
         let http = outbound::client(
             Duration::from_millis(config.executor_timeout_ms),
@@ -104,7 +119,8 @@ impl InferenceService {
             signer,
             engine,
             limits,
-            metrics,
+            metrics: node_metrics.api.clone(),
+            node_metrics,
             ta_slots: Arc::new(Semaphore::new(config.ta_concurrent_max.max(1))),
             ta_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
             executor_seen: Mutex::new(ReplayGuard::new(config.replay_entries_max)),
@@ -114,6 +130,8 @@ impl InferenceService {
             payloads,
             outbox,
             allow_private_executors: config.allow_private_executors,
+            cheat: config.cheat,
+            cheap,
         })
     }
 

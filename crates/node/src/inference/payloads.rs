@@ -134,9 +134,19 @@ pub(crate) async fn serve_payload(
     UrlPath(id): UrlPath<String>,
     headers: HeaderMap,
 ) -> Response {
-    match payload_for_host(&service, &id, &headers) {
-        Ok(payload) => axum::Json(payload).into_response(),
+    let refused = service.cheat == Some(super::cheat::Cheat::RefusePayload);
+    let answer = if refused {
+        Err((StatusCode::FORBIDDEN, ApiError::Unauthorized("this host keeps its payloads".into())))
+    } else {
+        payload_for_host(&service, &id, &headers)
+    };
+    match answer {
+        Ok(payload) => {
+            service.node_metrics.validation_payloads_served.inc();
+            axum::Json(payload).into_response()
+        }
         Err((status, error)) => {
+            service.node_metrics.validation_payloads_refused.inc();
             let mut response = error.into_response();
             *response.status_mut() = status;
             response
