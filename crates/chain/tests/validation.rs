@@ -1,0 +1,401 @@
+//! Answer validation through the state machine (`docs/spec/validation.md` §2, §5–§6): selection by
+//! VRF proof, verdicts, power-weighted votes, refunds exact to the ngonka, fee settlement, the INVALID
+//! status, and the selections recomputed from a revealed seed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{host, participant};
+
+use gonka_chain::validation::{SELECTION_CONTEXT, selected_inferences, selection_message, selects};
+use gonka_chain::{
+    Failure, Genesis, GenesisAccount, GenesisParticipant, Hold, InferenceMsg, InferenceStatus, ModelPrice,
+    Msg, Params, RequestTerms, SignedRequest, State, Tx, TxResult, ValidationMsg, Verdict, inference,
+};
+use gonka_primitives::{AccountKey, Amount, Hash, VrfKey, VrfProof};
+
+const CHAIN: &str = "gonka-validation-test";
+const PRICE: u128 = 10;
+const HOSTS: usize = 4;
+const FUNDS: u128 = 1_000_000;
+
+fn developer() -> AccountKey {
+    AccountKey::from_seed(b"developer")
+}
+
+fn model() -> Hash {
+    Hash::digest(b"model")
+}
+
+/// Host `i`'s epoch-0 validation key (what genesis commits for it).
+fn key(i: usize) -> VrfKey {
+    VrfKey::from_seed(format!("epoch-0-seed-{i}").as_bytes())
+}
+
+fn genesis() -> Genesis {
+    let mut params = Params::devnet(host(0).address());
+    params.inference.models.push(ModelPrice {
+        name: "m".into(),
+        content_hash: model(),
+        price_per_token: Amount(PRICE),
+        validation: Default::default(),
+    });
+    let mut accounts: Vec<GenesisAccount> =
+        (0..HOSTS).map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) }).collect();
+    accounts.push(GenesisAccount { address: developer().address(), balance: Amount(FUNDS) });
+    Genesis {
+        chain_id: CHAIN.into(),
+        genesis_time_ms: 1_000_000,
+        params,
+        accounts,
+        participants: (0..HOSTS)
+            .map(|i| GenesisParticipant { validation_key: Some(key(i).public_key()), ..participant(i, 100) })
+            .collect(),
+        developers: vec![developer().address()],
+    }
+}
+
+struct Net {
+    state: State,
+    sequences: [u64; HOSTS],
+    requests: u64,
+}
+
+impl Net {
+    fn new() -> Net {
+        let mut net =
+            Net { state: State::from_genesis(&genesis()).unwrap(), sequences: [0; HOSTS], requests: 0 };
+        net.block(&[]);
+        net
+    }
+
+    fn block(&mut self, txs: &[Tx]) -> Vec<TxResult> {
+        common::apply_block(&mut self.state, txs)
+    }
+
+    fn deliver(&mut self, from: usize, msg: Msg) -> Result<(), String> {
+        let tx = Tx::new(CHAIN, &host(from), self.sequences[from], vec![msg]);
+        self.sequences[from] += 1;
+        let result = self.block(&[tx]).remove(0);
+        if result.ok { Ok(()) } else { Err(result.error.unwrap_or_default()) }
+    }
+
+    fn index_of(&self, address: gonka_primitives::Address) -> usize {
+        (0..HOSTS).find(|&i| host(i).address() == address).unwrap()
+    }
+
+    /// A finished answer (Start by host 0, then the executor's Finish of 20 + 12 tokens) that host
+    /// `validator` is selected to validate, with that host's proof; another request when nobody is.
+    fn finished_and_selected(&mut self) -> (Hash, usize, usize, VrfProof) {
+        loop {
+            self.requests += 1;
+            let body = format!("question {}", self.requests);
+            let terms = RequestTerms {
+                transfer_agent: host(0).address(),
+                body_hash: Hash::digest(body.as_bytes()),
+                body_len: body.len() as u32,
+                timestamp_ns: self.state.meta.time_ms * 1_000_000,
+                model: model(),
+                max_tokens: 50,
+            };
+            let request = SignedRequest::sign(&developer(), CHAIN, terms);
+            let id = request.id();
+            let executor = self.index_of(inference::executor_for(&self.state, &id).unwrap());
+            let start =
+                InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens: 20 };
+            self.deliver(0, start.into()).unwrap();
+            let forward = inference::forward_message(CHAIN, &id, &host(executor).address(), 50);
+            let finish = InferenceMsg::Finish {
+                request,
+                ta_signature: host(0).sign_recoverable(&forward),
+                prompt_tokens: 20,
+                completion_tokens: 12,
+                response_hash: Hash::digest(b"answer"),
+                seed: 7,
+                logprobs_hash: Hash::digest(b"record"),
+            };
+            self.deliver(executor, finish.into()).unwrap();
+            if let Some((validator, proof)) = self.selected(&id, executor) {
+                return (id, executor, validator, proof);
+            }
+        }
+    }
+
+    /// The first host selected to validate `id` (of `executor`), and its proof.
+    fn selected(&self, id: &Hash, executor: usize) -> Option<(usize, VrfProof)> {
+        (0..HOSTS).filter(|&i| i != executor).find_map(|i| {
+            let (output, proof) = key(i).prove(SELECTION_CONTEXT, &selection_message(CHAIN, 0, id));
+            selects(&self.state, 0, &host(executor).address(), &host(i).address(), output)
+                .then_some((i, proof))
+        })
+    }
+
+    fn validate(
+        &mut self,
+        validator: usize,
+        id: Hash,
+        proof: VrfProof,
+        verdict: Verdict,
+    ) -> Result<(), String> {
+        self.deliver(validator, ValidationMsg::Validate { inference: id, proof, verdict }.into())
+    }
+
+    fn vote(&mut self, voter: usize, id: Hash, valid: bool) -> Result<(), String> {
+        self.deliver(voter, ValidationMsg::Vote { inference: id, valid }.into())
+    }
+
+    fn status(&self, id: &Hash) -> InferenceStatus {
+        self.state.inference.record(id).unwrap().status
+    }
+
+    fn owed(&self, i: usize) -> u128 {
+        self.state.bank.held(&Hold::Owed(host(i).address())).0
+    }
+
+    fn balance(&self) -> u128 {
+        self.state.account(&developer().address()).balance.0
+    }
+
+    /// Blocks until the fee of `id` has settled.
+    fn settle(&mut self, id: &Hash) {
+        while !self.state.inference.record(id).unwrap().fee_settled {
+            self.block(&[]);
+        }
+        assert_eq!(self.state.check_invariants(), Ok(()));
+    }
+}
+
+fn pass() -> Verdict {
+    Verdict {
+        failure: Failure::None,
+        distance_ppm: 0,
+        replay_mismatches: 0,
+        prompt_tokens: 20,
+        completion_tokens: 12,
+    }
+}
+
+fn fail() -> Verdict {
+    Verdict { failure: Failure::Replay, replay_mismatches: 3, ..pass() }
+}
+
+/// The other hosts than `a` and `b`, in order.
+fn others(a: usize, b: usize) -> Vec<usize> {
+    (0..HOSTS).filter(|&i| i != a && i != b).collect()
+}
+
+#[test]
+fn a_pass_validates_the_answer_and_the_fee_is_shared_once_validation_is_over() {
+    let mut net = Net::new();
+    let (id, executor, validator, proof) = net.finished_and_selected();
+    assert_eq!(net.state.bank.held(&Hold::Fee(id)).0, 32 * PRICE, "the fee is held while validation runs");
+    net.validate(validator, id, proof, pass()).unwrap();
+    assert_eq!(net.status(&id), InferenceStatus::Validated);
+    net.settle(&id);
+    // Reference §5.5 ShareWork: equal shares of the executor and its passing validators.
+    assert_eq!((net.owed(executor), net.owed(validator)), (160, 160));
+    assert_eq!(net.state.bank.held(&Hold::Fee(id)).0, 0);
+    assert_eq!(net.state.validation.standing(&host(executor).address()).validated, 1);
+}
+
+#[test]
+fn a_failure_opens_a_vote_whose_majority_invalidates_and_refunds_to_the_ngonka() {
+    let mut net = Net::new();
+    let before = net.balance();
+    let (id, executor, validator, proof) = net.finished_and_selected();
+    assert_eq!(net.balance(), before - 32 * PRICE);
+    net.validate(validator, id, proof, fail()).unwrap();
+    assert_eq!(net.status(&id), InferenceStatus::Voting);
+    // The accuser's verdict is one third of the eligible power; one more "invalid" is a majority.
+    let voter = others(executor, validator)[0];
+    net.vote(voter, id, false).unwrap();
+    assert_eq!(net.status(&id), InferenceStatus::Invalidated);
+    assert_eq!(net.balance(), before, "refunded the whole cost");
+    assert_eq!(net.state.bank.held(&Hold::Fee(id)).0, 0);
+    net.settle(&id);
+    assert_eq!(net.owed(executor), 0, "an invalidated answer earns nothing");
+    let standing = net.state.validation.standing(&host(executor).address());
+    assert_eq!((standing.invalidated, standing.consecutive_invalidations), (1, 1));
+}
+
+#[test]
+fn a_vote_that_finds_the_answer_valid_revalidates_it_and_counts_against_the_accuser() {
+    let mut net = Net::new();
+    let (id, executor, accuser, proof) = net.finished_and_selected();
+    net.validate(accuser, id, proof, fail()).unwrap();
+    for voter in others(executor, accuser) {
+        net.vote(voter, id, true).unwrap();
+    }
+    assert_eq!(net.status(&id), InferenceStatus::Validated);
+    let accuser_address = host(accuser).address();
+    assert_eq!(net.state.inference.epoch_stats(0, &accuser_address).overturned, 1);
+    assert!(net.state.validation.standing(&accuser_address).evidence_milli > 0);
+    net.settle(&id);
+    assert_eq!(net.owed(executor), 32 * PRICE, "the failing verdict earns no share");
+}
+
+#[test]
+fn a_vote_without_a_majority_at_its_deadline_needs_more_than_a_third_to_invalidate() {
+    // Alone, the accuser holds a third of the eligible power: not more than a third, so the answer
+    // stands when nobody else votes (no coalition under a third can invalidate an honest answer).
+    let mut net = Net::new();
+    let (id, _, accuser, proof) = net.finished_and_selected();
+    net.validate(accuser, id, proof, fail()).unwrap();
+    let deadline = net.state.validation.dispute(&id).unwrap().deadline;
+    while net.state.height() < deadline {
+        assert_eq!(net.status(&id), InferenceStatus::Voting);
+        net.block(&[]);
+    }
+    assert_eq!(net.status(&id), InferenceStatus::Validated);
+    assert_eq!(net.state.validation.dispute(&id).unwrap().outcome, Some(true));
+}
+
+#[test]
+fn three_invalidations_make_the_executor_invalid_without_power_draws_or_fees() {
+    let mut net = Net::new();
+    let cheater = 1;
+    let (mut invalidated, mut unjudged) = (0, None);
+    while invalidated < 3 || unjudged.is_none() {
+        let (id, executor, validator, proof) = net.finished_and_selected();
+        if executor != cheater {
+            continue;
+        }
+        if unjudged.is_none() {
+            unjudged = Some(id);
+            continue;
+        }
+        net.validate(validator, id, proof, fail()).unwrap();
+        net.vote(others(executor, validator)[0], id, false).unwrap();
+        invalidated += 1;
+    }
+    let address = host(cheater).address();
+    assert!(net.state.validation.is_invalid(&address), "ln 4 × 3 passes the threshold of 4");
+    assert_eq!(net.state.hosts.participant(&address).unwrap().weight, 0, "out of the validator set");
+    assert_eq!(net.state.validator_set().len(), HOSTS - 1);
+    for i in 0..200u64 {
+        let drawn = inference::executor_for(&net.state, &Hash::digest(&i.to_be_bytes())).unwrap();
+        assert_ne!(drawn, address, "out of the executor draw");
+    }
+    // Its answers of the epoch that were not invalidated (the one nobody judged among them) go back to
+    // their payer when they settle.
+    let pending: Vec<Hash> = net
+        .state
+        .inference
+        .records()
+        .iter()
+        .filter(|(_, r)| r.executor == address && !r.fee_settled)
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(pending.contains(&unjudged.unwrap()));
+    let before = net.balance();
+    for id in &pending {
+        net.settle(id);
+    }
+    assert_eq!(net.balance(), before + pending.len() as u128 * 32 * PRICE);
+    assert_eq!(net.owed(cheater), 0);
+}
+
+#[test]
+fn late_duplicate_unselected_forged_and_own_verdicts_and_votes_are_refused() {
+    let mut net = Net::new();
+    let (id, executor, validator, proof) = net.finished_and_selected();
+    let refused = |r: Result<(), String>, what: &str| assert!(r.is_err(), "{what} must be refused");
+    let mut forged = proof;
+    forged.0[40] ^= 1;
+    refused(net.validate(validator, id, forged, pass()), "a forged proof");
+    refused(net.validate(executor, id, proof, pass()), "the executor's own verdict");
+    let other = others(executor, validator)[0];
+    refused(net.validate(other, id, proof, pass()), "another host's proof");
+    refused(
+        net.validate(validator, id, proof, Verdict { replay_mismatches: 1, ..pass() }),
+        "a contradicting verdict",
+    );
+    refused(net.vote(other, id, false), "a vote while nobody failed it");
+    net.validate(validator, id, proof, fail()).unwrap();
+    refused(net.validate(validator, id, proof, fail()), "a duplicate verdict");
+    refused(net.vote(executor, id, true), "the executor's vote");
+    refused(net.vote(validator, id, false), "the accuser's second ballot");
+    let deadline = net.state.validation.dispute(&id).unwrap().deadline;
+    while net.state.height() < deadline {
+        net.block(&[]);
+    }
+    refused(net.vote(other, id, false), "a vote after the deadline");
+    // A verdict after the window.
+    let (late, _, late_validator, late_proof) = net.finished_and_selected();
+    let window = net.state.params().validation.validation_window_blocks;
+    for _ in 0..=window {
+        net.block(&[]);
+    }
+    refused(net.validate(late_validator, late, late_proof, pass()), "a verdict after the window");
+}
+
+#[test]
+fn the_selected_validations_are_recomputed_from_the_revealed_seed() {
+    let mut net = Net::new();
+    let finished: Vec<(Hash, usize)> =
+        (0..12).map(|_| net.finished_and_selected()).map(|(id, e, _, _)| (id, e)).collect();
+    for i in 0..HOSTS {
+        let seed = format!("epoch-0-seed-{i}");
+        let listed = selected_inferences(&net.state, 0, &host(i).address(), seed.as_bytes()).unwrap();
+        // Exactly the inferences of others whose proof under host i's key selects it.
+        let proved: Vec<Hash> = finished
+            .iter()
+            .filter(|(id, executor)| {
+                let (output, proof) = key(i).prove(SELECTION_CONTEXT, &selection_message(CHAIN, 0, id));
+                assert_eq!(
+                    key(i).public_key().verify(SELECTION_CONTEXT, &selection_message(CHAIN, 0, id), &proof),
+                    Ok(output)
+                );
+                *executor != i
+                    && selects(&net.state, 0, &host(*executor).address(), &host(i).address(), output)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut listed_sorted = listed.clone();
+        listed_sorted.sort();
+        let mut proved_sorted = proved;
+        proved_sorted.sort();
+        assert_eq!(listed_sorted, proved_sorted, "host {i}");
+        assert!(selected_inferences(&net.state, 0, &host(i).address(), b"another seed").is_err());
+    }
+}
+
+#[test]
+fn reputation_grows_with_clean_epochs_and_an_invalid_host_returns_after_the_next_epoch() {
+    let mut net = Net::new();
+    let cheater = 2;
+    let mut invalidated = 0;
+    while invalidated < 3 {
+        let (id, executor, validator, proof) = net.finished_and_selected();
+        if executor == cheater {
+            net.validate(validator, id, proof, fail()).unwrap();
+            net.vote(others(executor, validator)[0], id, false).unwrap();
+            invalidated += 1;
+        }
+    }
+    let address = host(cheater).address();
+    let params = net.state.params().clone();
+    let rep = |net: &Net, i: usize| {
+        gonka_chain::validation::reputation(
+            &params.validation,
+            &net.state.validation.standing(&host(i).address()),
+        )
+    };
+    let until = |net: &mut Net, epoch: u64| {
+        while params.epoch.effective_epoch_at(net.state.height()) < epoch {
+            net.block(&[]);
+        }
+    };
+    until(&mut net, 1);
+    // One clean epoch of thirty: reputation 3; the cheater's epoch was not clean.
+    assert_eq!((rep(&net, 0), rep(&net, cheater)), (3, 0));
+    assert!(
+        net.state.validation.is_invalid(&address),
+        "INVALID through the epoch after the one it was found in"
+    );
+    until(&mut net, 2);
+    assert_eq!(rep(&net, 0), 6);
+    assert!(!net.state.validation.is_invalid(&address), "back, without power until PoC gives it some");
+    assert_eq!(net.state.hosts.participant(&address).unwrap().weight, 0);
+    assert_eq!(net.state.check_invariants(), Ok(()));
+}
