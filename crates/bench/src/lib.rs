@@ -9,6 +9,8 @@
 //! - `inference`: the paid path (gateway → TA → executor) against the engine direct.
 //! - `sim`: simulated blocks per second of a 16-host network with 3 Byzantine hosts against the same
 //!   network honest; seconds per seed of the test suite's short runs.
+//! - `validation`: answer validation on the embedded engine — false positives, detection per cheat,
+//!   cost against serving, throughput while validating.
 #![deny(missing_docs)]
 
 mod chain;
@@ -17,6 +19,7 @@ mod inference;
 mod poc;
 mod sim;
 pub mod stats;
+pub mod validation;
 
 use std::path::PathBuf;
 
@@ -37,6 +40,9 @@ pub enum BenchCommand {
     Inference(inference::InferenceArgs),
     /// The simulator: blocks/s of 16 hosts with 3 Byzantine against the same network honest; s per seed.
     Sim(sim::SimArgs),
+    /// Answer validation on the embedded engine: false positives, detection per cheat kind, cost against
+    /// serving, throughput while validating against not validating.
+    Validation(validation::ValidationArgs),
 }
 
 /// Where the benchmarks find what they start.
@@ -55,6 +61,7 @@ pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> 
         BenchCommand::Chain(args) => runtime.block_on(chain::chain_bench(args, &context.exe)),
         BenchCommand::Poc(args) => poc::poc_bench(&args),
         BenchCommand::Sim(args) => sim::sim_bench(&args),
+        BenchCommand::Validation(args) => runtime.block_on(validation::validation_bench(args)),
         BenchCommand::Inference(args) => {
             tokio::runtime::Runtime::new()?.block_on(inference::inference_bench(args, &context.exe))
         }

@@ -20,8 +20,8 @@ use axum::response::{IntoResponse, Response};
 use gonka_api::{ApiError, ApiLimits, AppState};
 use gonka_chain::{InferenceMsg, SignedRequest};
 use gonka_engine::{
-    ChatMessage, EngineError, GenerationEvent, GenerationRequest, GenerationStream, Generator, ModelInfo,
-    PositionLogprobs, ScoreRequest,
+    Backend, ChatMessage, EngineError, GenerationEvent, GenerationRequest, GenerationStream, Generator,
+    ModelInfo, PositionLogprobs, ScoreRequest,
 };
 use gonka_host::admission::{RequestClaim, Role, admit, check_body_size};
 use gonka_host::protocol::{
@@ -171,23 +171,10 @@ fn finish(
         tracing::warn!(%id, "generation failed; no FinishInference (the Start expires and is refunded)");
         return;
     }
-    let completion_tokens = u32::try_from(record.completion_tokens).unwrap_or(u32::MAX);
-    let prompt_tokens = u32::try_from(record.prompt_tokens).unwrap_or(u32::MAX);
-    let response_hash = Hash::digest(record.text.as_bytes());
-    let logprobs_hash = logprobs_hash(&record.recorded);
     let height = service.with_state(|s| s.height());
-    let payload = Payload {
-        body: String::from_utf8_lossy(body).into_owned(),
-        completion: record.text,
-        completion_token_ids: record.tokens,
-        recorded: record.recorded,
-        prompt_tokens,
-        completion_tokens,
-        seed,
-        response_hash,
-        logprobs_hash,
-        stored_height: height,
-    };
+    let payload = payload_of(body, seed, record, height);
+    let (prompt_tokens, completion_tokens) = (payload.prompt_tokens, payload.completion_tokens);
+    let (response_hash, logprobs_hash) = (payload.response_hash, payload.logprobs_hash);
     if let Err(error) = service.payloads.put(&id, &payload) {
         tracing::warn!(%id, %error, "could not keep the payload");
     }
@@ -262,45 +249,21 @@ impl Generator for Recording {
     }
 
     fn submit(&self, mut request: GenerationRequest) -> Result<GenerationStream, EngineError> {
-        let prompt = request.prompt_tokens.clone();
-        let prompt_tokens = prompt.len();
-        let asked = request.top_logprobs;
-        let edit_at = self.edit_at;
-        request.sampling.seed = self.seed;
-        request.top_logprobs = Some(asked.unwrap_or(0).max(self.recorded_top_k));
+        let mut recorder = Recorder::prepare(&mut request, self.seed, self.recorded_top_k, self.edit_at);
         let mut events = self.inner.submit(request)?;
         let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).take();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
-            let mut record = Record { prompt, prompt_tokens, ..Record::default() };
             while let Some(mut event) = events.recv().await {
-                match &mut event {
-                    GenerationEvent::Token { id, text, logprobs } => {
-                        if edit_at == Some(record.tokens.len()) {
-                            edit(id, text, logprobs.as_mut());
-                        }
-                        record.tokens.push(*id);
-                        record.text.push_str(text);
-                        if let Some(full) = logprobs.take() {
-                            record.recorded.push(recorded(&full));
-                            *logprobs = asked.map(|n| trimmed(full, n));
-                        }
-                    }
-                    GenerationEvent::Finished { usage, .. } => {
-                        record.prompt_tokens = usage.prompt_tokens;
-                        record.completion_tokens = usage.completion_tokens;
-                    }
-                    GenerationEvent::Failed(_) => record.failed = true,
-                }
+                recorder.take(&mut event);
                 // The client went away: stop (dropping `events` cancels the generation) and bill what
                 // was generated.
                 if tx.send(event).await.is_err() {
                     break;
                 }
             }
-            record.completion_tokens = record.completion_tokens.max(record.tokens.len());
             if let Some(sink) = sink {
-                let _ = sink.send(record);
+                let _ = sink.send(recorder.finish());
             }
         });
         Ok(rx)
@@ -312,6 +275,105 @@ impl Generator for Recording {
 
     fn active_sequences(&self) -> usize {
         self.inner.active_sequences()
+    }
+}
+
+/// What an executor records of one generation while the client receives it (`docs/spec/validation.md`
+/// §1): every token, the text sent, and each position's top-k logprobs — whatever the client asked
+/// to see, which is all it is passed.
+struct Recorder {
+    record: Record,
+    /// The logprobs the client asked for.
+    asked: Option<usize>,
+    edit_at: Option<usize>,
+}
+
+impl Recorder {
+    /// Sets `request` up to be recorded — sampled with `seed`, `recorded_top_k` logprobs a position —
+    /// and a recorder for its events.
+    fn prepare(
+        request: &mut GenerationRequest,
+        seed: u64,
+        recorded_top_k: usize,
+        edit_at: Option<usize>,
+    ) -> Recorder {
+        let asked = request.top_logprobs;
+        request.sampling.seed = seed;
+        request.top_logprobs = Some(asked.unwrap_or(0).max(recorded_top_k));
+        let prompt = request.prompt_tokens.clone();
+        Recorder {
+            record: Record { prompt_tokens: prompt.len(), prompt, ..Record::default() },
+            asked,
+            edit_at,
+        }
+    }
+
+    /// Records `event` and leaves in it only what the client asked to see.
+    fn take(&mut self, event: &mut GenerationEvent) {
+        let record = &mut self.record;
+        match event {
+            GenerationEvent::Token { id, text, logprobs } => {
+                if self.edit_at == Some(record.tokens.len()) {
+                    edit(id, text, logprobs.as_mut());
+                }
+                record.tokens.push(*id);
+                record.text.push_str(text);
+                if let Some(full) = logprobs.take() {
+                    record.recorded.push(recorded(&full));
+                    *logprobs = self.asked.map(|n| trimmed(full, n));
+                }
+            }
+            GenerationEvent::Finished { usage, .. } => {
+                record.prompt_tokens = usage.prompt_tokens;
+                record.completion_tokens = usage.completion_tokens;
+            }
+            GenerationEvent::Failed(_) => record.failed = true,
+        }
+    }
+
+    fn finish(mut self) -> Record {
+        self.record.completion_tokens = self.record.completion_tokens.max(self.record.tokens.len());
+        self.record
+    }
+}
+
+/// The answer an honest executor gives to a chat `body` for inference `id`, under `limits`, as it
+/// records it for validators: the same seed rule, recording and payload as [`execute`], without the
+/// HTTP path. Benchmarks and tests of validation generate with it.
+pub async fn answer_recorded(
+    engine: &dyn Backend,
+    body: &[u8],
+    id: &Hash,
+    limits: &ApiLimits,
+    recorded_top_k: usize,
+) -> Result<Payload, ApiError> {
+    let (mut request, body_seed) = gonka_api::generation_request(body, engine, limits)?;
+    let seed = sampling_seed(body_seed, id);
+    let mut recorder = Recorder::prepare(&mut request, seed, recorded_top_k, None);
+    let mut events = engine.submit(request)?;
+    while let Some(mut event) = events.recv().await {
+        recorder.take(&mut event);
+    }
+    let record = recorder.finish();
+    if record.failed {
+        return Err(ApiError::Unavailable("the generation failed".into()));
+    }
+    Ok(payload_of(body, seed, record, 0))
+}
+
+/// The payload an executor keeps of `record`, an answer to `body` sampled with `seed`.
+fn payload_of(body: &[u8], seed: u64, record: Record, height: u64) -> Payload {
+    Payload {
+        body: String::from_utf8_lossy(body).into_owned(),
+        response_hash: Hash::digest(record.text.as_bytes()),
+        logprobs_hash: logprobs_hash(&record.recorded),
+        completion: record.text,
+        completion_token_ids: record.tokens,
+        recorded: record.recorded,
+        prompt_tokens: u32::try_from(record.prompt_tokens).unwrap_or(u32::MAX),
+        completion_tokens: u32::try_from(record.completion_tokens).unwrap_or(u32::MAX),
+        seed,
+        stored_height: height,
     }
 }
 

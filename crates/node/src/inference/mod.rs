@@ -32,6 +32,7 @@ use gonka_host::receipts::Outbox;
 use gonka_primitives::Address;
 use tokio::sync::Semaphore;
 
+pub use executor::answer_recorded;
 pub use payloads::{Payload, PayloadStore};
 
 use crate::metrics::NodeMetrics;

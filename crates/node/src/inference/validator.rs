@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gonka_api::ApiLimits;
 use gonka_chain::{Failure, Inference, Verdict};
-use gonka_engine::{EngineError, ScoreRequest};
+use gonka_engine::{Backend, EngineError, ScoreRequest};
 use gonka_host::poc::HostKey;
 use gonka_host::protocol::{
     HEADER_HOST, HEADER_TIMESTAMP, HEADER_VALIDATION_PROOF, encode_signature, payload_request_message,
@@ -215,42 +215,66 @@ async fn judge(
     record: &Inference,
     payload: &Payload,
 ) -> Result<Verdict, String> {
-    let engine = service.engine.clone();
-    let (model, validation_top_k) = service.with_state(|s| {
-        (s.params().inference.model(&record.model).cloned(), s.params().validation.recorded_top_k)
+    let (model, top_k) = service.with_state(|s| {
+        (s.params().inference.model(&record.model).cloned(), s.params().validation.recorded_top_k as usize)
     });
     let Some(model) = model else { return Ok(Verdict::failed(Failure::Uncomparable)) };
-    if engine.model_info().content_hash != model.content_hash.to_string() {
+    if service.engine.model_info().content_hash != model.content_hash.to_string() {
         return Err(format!("this host does not serve model {}", model.name));
     }
     let tolerance = Tolerance {
         distance_max_ppm: model.validation.distance_max_ppm,
         replay_ppm: model.validation.replay_tolerance_ppm,
     };
+    match rescore(&*service.engine, &service.limits, id, record, payload, top_k).await {
+        Ok(rescoring) => Ok(verdict(record, payload, &rescoring, tolerance)),
+        Err(Rescore::Uncomparable) => Ok(Verdict::failed(Failure::Uncomparable)),
+        Err(Rescore::Failed(error)) => Err(error),
+    }
+}
+
+/// Why an answer could not be re-scored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rescore {
+    /// The body or the answer cannot be compared on this engine (a body the API refuses, a length past
+    /// the context): a failure of the answer, never a pass.
+    Uncomparable,
+    /// The engine failed (this host's problem, not the answer's).
+    Failed(String),
+}
+
+/// Re-scores `payload` (the answer to inference `id`, recorded as `record`) on `engine`: the body
+/// parsed and rendered as the executor's API did under `limits` with the TA's `max_tokens`, the answer's
+/// tokens teacher-forced with `top_k` alternatives and the seeded sampler replayed at every position,
+/// and the text its tokens stream as.
+pub async fn rescore(
+    engine: &dyn Backend,
+    limits: &ApiLimits,
+    id: Hash,
+    record: &Inference,
+    payload: &Payload,
+    top_k: usize,
+) -> Result<Rescoring, Rescore> {
     // The executor served under these limits: the TA's escrowed max_tokens as default and cap.
     let max_tokens = record.max_tokens as usize;
-    let limits =
-        ApiLimits { max_tokens_default: max_tokens, max_tokens_cap: max_tokens, ..service.limits.clone() };
-    let Ok((mut request, body_seed)) =
-        gonka_api::generation_request(payload.body.as_bytes(), &*engine, &limits)
-    else {
-        return Ok(Verdict::failed(Failure::Uncomparable));
-    };
+    let limits = ApiLimits { max_tokens_default: max_tokens, max_tokens_cap: max_tokens, ..limits.clone() };
+    let (mut request, body_seed) = gonka_api::generation_request(payload.body.as_bytes(), engine, &limits)
+        .map_err(|_| Rescore::Uncomparable)?;
     request.sampling.seed = sampling_seed(body_seed, &id);
     let scored = engine
         .score(ScoreRequest {
             prompt_tokens: request.prompt_tokens.clone(),
             completion_tokens: payload.completion_token_ids.clone(),
-            top_k: validation_top_k as usize,
+            top_k,
             sampling: Some(request.sampling.clone()),
         })
         .await;
     let positions = match scored {
         Ok(positions) => positions,
         Err(EngineError::ContextLengthExceeded { .. } | EngineError::InvalidParameter { .. }) => {
-            return Ok(Verdict::failed(Failure::Uncomparable));
+            return Err(Rescore::Uncomparable);
         }
-        Err(error) => return Err(format!("re-scoring failed: {error}")),
+        Err(error) => return Err(Rescore::Failed(format!("re-scoring failed: {error}"))),
     };
     let text = engine.completion_text(
         request.prompt_tokens.len(),
@@ -258,7 +282,7 @@ async fn judge(
         &request.stop,
         request.max_tokens,
     );
-    let rescoring = Rescoring {
+    Ok(Rescoring {
         prompt_tokens: u32::try_from(request.prompt_tokens.len()).unwrap_or(u32::MAX),
         seed: request.sampling.seed,
         max_tokens: u32::try_from(request.max_tokens).unwrap_or(u32::MAX),
@@ -272,6 +296,5 @@ async fn judge(
                 replay_margin: p.replay.map_or(1.0, |r| r.margin),
             })
             .collect(),
-    };
-    Ok(verdict(record, payload, &rescoring, tolerance))
+    })
 }
