@@ -209,6 +209,8 @@ impl Harness {
             epoch: 0,
             requester_paid: Amount::ZERO,
             fee_settled: false,
+            settles_at: 0,
+            prune_at_ms: 0,
         }
     }
 
@@ -327,6 +329,7 @@ pub(crate) async fn validation_bench(args: ValidationArgs) -> anyhow::Result<()>
     let (serve_s, rescore_s) = (per_answer(honest.generating), per_answer(honest.rescoring));
     let params = gonka_chain::ValidationParams::default();
     let (busy, idle) = throughput(&harness, &all, Duration::from_secs(args.seconds)).await?;
+    let vrf = vrf_costs();
     let report = json!({
         "honest": {"answers": honest.answers.len(), "failed": honest.failed(),
                    "false_positive_rate": ratio(honest.failed(), honest.answers.len())},
@@ -339,6 +342,7 @@ pub(crate) async fn validation_bench(args: ValidationArgs) -> anyhow::Result<()>
             "share_of_serving_at_full_traffic_reputation_100": rescore_s * params.min_validation_average_ppm as f64 / 1e6 / serve_s,
         },
         "throughput": {"serving_only_tok_s": idle, "serving_while_validating_tok_s": busy, "ratio": busy / idle},
+        "vrf_microseconds": {"output": vrf[0], "prove": vrf[1], "verify": vrf[2]},
     });
     if args.json {
         println!("{report}");
@@ -346,6 +350,38 @@ pub(crate) async fn validation_bench(args: ValidationArgs) -> anyhow::Result<()>
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// Microseconds per VRF output (what a host computes for every answer it might validate, and the
+/// chain per answer at claim time), proof and verification (the executor's and the chain's check), over
+/// 2,000 inputs each.
+fn vrf_costs() -> [f64; 3] {
+    use gonka_chain::validation::{SELECTION_CONTEXT, selection_message};
+    let key = gonka_primitives::VrfKey::from_seed(b"bench");
+    let public = key.public_key();
+    let messages: Vec<Vec<u8>> =
+        (0..2_000u64).map(|i| selection_message("bench", 1, &Hash::digest(&i.to_be_bytes()))).collect();
+    let time = |work: &dyn Fn(&[u8])| {
+        let started = Instant::now();
+        for message in &messages {
+            work(message);
+        }
+        started.elapsed().as_secs_f64() * 1e6 / messages.len() as f64
+    };
+    let output = time(&|m| {
+        std::hint::black_box(key.output(SELECTION_CONTEXT, m));
+    });
+    let prove = time(&|m| {
+        std::hint::black_box(key.prove(SELECTION_CONTEXT, m));
+    });
+    let proofs: Vec<_> = messages.iter().map(|m| (m.clone(), key.prove(SELECTION_CONTEXT, m).1)).collect();
+    let started = Instant::now();
+    for (message, proof) in &proofs {
+        // A distinct context from the memo's key would not help: each input is verified once here.
+        std::hint::black_box(public.verify(SELECTION_CONTEXT, message, proof).ok());
+    }
+    let verify = started.elapsed().as_secs_f64() * 1e6 / proofs.len() as f64;
+    [output, prove, verify]
 }
 
 fn ratio(part: usize, whole: usize) -> f64 {

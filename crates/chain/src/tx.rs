@@ -122,6 +122,7 @@ impl TxError {
         match self {
             TxError::Bank(BankError::Invariant(v))
             | TxError::Inference(InferenceError::Bank(BankError::Invariant(v)))
+            | TxError::Validation(crate::validation::ValidationError::Bank(BankError::Invariant(v)))
             | TxError::Collateral(crate::collateral::CollateralError::Bank(BankError::Invariant(v))) => {
                 Some(v)
             }

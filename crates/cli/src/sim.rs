@@ -118,6 +118,19 @@ pub(crate) fn run(args: &SimArgs) -> anyhow::Result<()> {
         seconds * 1000.0 * jobs as f64 / runs,
         blocks as f64 / seconds.max(1e-9)
     );
+    let sum =
+        |f: fn(&gonka_sim::report::TrafficSummary) -> u64| reports.iter().map(|r| f(&r.traffic)).sum::<u64>();
+    println!(
+        "validation: {} answers served, {} judged, {} invalidated; {} cheated ({} judged, {} refunded, {} paid unjudged); {} hosts found INVALID",
+        sum(|t| t.served),
+        sum(|t| t.judged),
+        sum(|t| t.invalidated),
+        sum(|t| t.cheated),
+        sum(|t| t.cheated_judged),
+        sum(|t| t.cheated_refunded),
+        sum(|t| t.cheated_paid_unjudged),
+        sum(|t| t.invalid_hosts),
+    );
     if broken.is_empty() {
         println!("invariants: all held in every seed");
     }

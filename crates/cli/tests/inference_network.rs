@@ -4,66 +4,39 @@
 //! at capacity), an executor killed mid-stream (the client gets an error event; the Start expires and
 //! is refunded in full), and 502 (executor down; refunded at expiry too); a developer who double-spends
 //! its balance across TAs still pays, or its TAs pay, for every answer delivered. Payloads are served
-//! to hosts with voting power only.
+//! only to the host a VRF selected to validate the answer.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Network;
+use common::{Network, Signed, post, sign};
 use futures::StreamExt;
+use gonka_chain::validation::{SELECTION_CONTEXT, selection_message, selects};
 use gonka_chain::{Genesis, Msg, RequestTerms, SignedRequest, State, Tx};
 use gonka_client::signing::{RequestChoice, body_choice, now_ns, signed_headers};
-use gonka_host::protocol::{HEADER_HOST, encode_signature, payload_request_message};
+use gonka_host::protocol::{
+    HEADER_HOST, HEADER_VALIDATION_PROOF, encode_signature, payload_request_message, validation_key,
+};
 use gonka_node::home::Home;
+use gonka_node::home::OPERATIONAL_KEY;
 use gonka_node::keyring::Keyring;
-use gonka_primitives::{AccountKey, Address, Amount, Hash, RecoverableSignature};
+use gonka_primitives::{AccountKey, Address, Amount, Hash, RecoverableSignature, VrfProof};
 use serde_json::{Value, json};
 
 const MODEL: &str = "SmolLM2-135M-Instruct";
 /// Short expiry so refunds show within seconds: 6 blocks + 1 per 100 reserved tokens.
-const PARAMS: &str = r#"{"inference": {"expiry_base_blocks": 6, "expiry_tokens_per_block": 100}}"#;
+/// The epoch is long enough that the test never leaves epoch 0, whose validation keys genesis names
+/// (no PoC runs: no later epoch would have any).
+const PARAMS: &str = r#"{"inference": {"expiry_base_blocks": 6, "expiry_tokens_per_block": 100},
+  "epoch": {"epoch_length": 1000000, "epoch_shift": 10}}"#;
 
 fn body(text: &str, max_tokens: u32, stream: bool) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "model": MODEL, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens, "stream": stream,
     }))
     .unwrap()
-}
-
-/// A request as a developer sends it to a TA.
-struct Signed {
-    body: Vec<u8>,
-    headers: Vec<(&'static str, String)>,
-    id: Hash,
-}
-
-fn sign(genesis: &Genesis, key: &AccountKey, body: Vec<u8>, ta: &Address, timestamp_ns: u64) -> Signed {
-    let (model, max_tokens) = body_choice(&body).unwrap();
-    let model = genesis.params.inference.model_named(&model).unwrap().content_hash;
-    let choice =
-        RequestChoice { chain_id: &genesis.chain_id, transfer_agent: *ta, model, max_tokens, timestamp_ns };
-    let headers = signed_headers(key, &body, &choice);
-    let terms = RequestTerms {
-        transfer_agent: *ta,
-        body_hash: Hash::digest(&body),
-        body_len: body.len() as u32,
-        timestamp_ns,
-        model,
-        max_tokens,
-    };
-    let id = SignedRequest::sign(key, &genesis.chain_id, terms).id();
-    Signed { id, body, headers }
-}
-
-async fn post(http: &reqwest::Client, url: &str, request: &Signed) -> reqwest::Response {
-    let mut builder =
-        http.post(format!("{url}/v1/chat/completions")).header("content-type", "application/json");
-    for (name, value) in &request.headers {
-        builder = builder.header(*name, value);
-    }
-    builder.body(request.body.clone()).send().await.unwrap()
 }
 
 /// Asserts an OpenAI-shaped error with this status and code (`None`: `"code": null`).
@@ -74,6 +47,28 @@ async fn expect_error(response: reqwest::Response, status: u16, code: Option<&st
     assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
     assert!(body["error"].get("type").is_some() && body["error"].get("param").is_some());
     body
+}
+
+/// Host `i`'s operational key (it signs payload requests; its epoch seed gives its validation key).
+fn host_key(net: &Network, i: usize) -> AccountKey {
+    Keyring::new(net.plan.nodes[i].home.join("keys")).load(OPERATIONAL_KEY, None).unwrap()
+}
+
+/// The first host (not the executor the genesis weights draw) whose epoch-0 VRF selects it to validate
+/// inference `id`, and its proof.
+fn selected_validator(
+    net: &Network,
+    state: &State,
+    genesis: &Genesis,
+    id: &Hash,
+) -> Option<(usize, VrfProof)> {
+    let executor = gonka_chain::inference::executor_for(state, id)?;
+    let message = selection_message(&genesis.chain_id, 0, id);
+    (0..net.plan.nodes.len()).filter(|&i| net.plan.nodes[i].address != executor).find_map(|i| {
+        let key = validation_key(&host_key(net, i), &genesis.chain_id, 0);
+        let (output, proof) = key.prove(SELECTION_CONTEXT, &message);
+        selects(state, 0, &executor, &net.plan.nodes[i].address, output).then_some((i, proof))
+    })
 }
 
 async fn balance(net: &Network, address: &Address) -> u128 {
@@ -151,59 +146,84 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
     let future = sign(&genesis, &developer, body("hi", 2, false), &ta, now_ns() + 120_000_000_000);
     expect_error(post(&http, &ta_url, &future).await, 400, None).await;
 
-    // 409: the same signed request twice.
-    let once = sign(&genesis, &developer, body("replay me", 2, false), &ta, now_ns());
+    // 409: the same signed request twice. (The body is chosen so that some host's VRF selects it to
+    // validate the answer: the payload-custody checks below need a selected host.)
+    let (once, validator, proof) = (0..)
+        .find_map(|i| {
+            let request =
+                sign(&genesis, &developer, body(&format!("replay me {i}"), 2, false), &ta, now_ns());
+            selected_validator(&net, &draws, &genesis, &request.id).map(|(v, p)| (request, v, p))
+        })
+        .unwrap();
     assert_eq!(post(&http, &ta_url, &once).await.status().as_u16(), 200);
     started.push(once.id);
     expect_error(post(&http, &ta_url, &once).await, 409, Some("replayed_request")).await;
 
-    // Payload custody: the executor serves the payload to a host with voting power, and to no one else.
+    // Payload custody (docs/spec/validation.md §4.1): the executor serves the payload to the host its
+    // VRF selected, showing its proof, and to no one else — not to another host with voting power.
     let record = settled(&net, &once.id, "finished", Duration::from_secs(30)).await;
     let executor_node = net.plan.nodes.iter().find(|n| json!(n.address) == record["executor"]).unwrap();
     let (executor, executor_address) = (executor_node.api_url.clone(), executor_node.address);
-    let fetch_signed = |as_host: Address, timestamp_ns: u64, signature: RecoverableSignature| {
-        let (http, url) = (http.clone(), format!("{executor}/v1/inferences/{}/payload", once.id));
-        async move {
-            http.get(url)
-                .header(HEADER_HOST, as_host.to_string())
-                .header("x-timestamp", timestamp_ns.to_string())
-                .header("authorization", encode_signature(&signature))
-                .send()
-                .await
-                .unwrap()
-        }
-    };
+    let fetch_signed =
+        |as_host: Address, timestamp_ns: u64, signature: RecoverableSignature, proof: Option<VrfProof>| {
+            let (http, url) = (http.clone(), format!("{executor}/v1/inferences/{}/payload", once.id));
+            async move {
+                let mut request = http
+                    .get(url)
+                    .header(HEADER_HOST, as_host.to_string())
+                    .header("x-timestamp", timestamp_ns.to_string())
+                    .header("authorization", encode_signature(&signature));
+                if let Some(proof) = proof {
+                    request = request.header(HEADER_VALIDATION_PROOF, proof.to_string());
+                }
+                request.send().await.unwrap()
+            }
+        };
     let payload_signature = |key: &AccountKey, chain_id: &str, serving: &Address, timestamp_ns: u64| {
         key.sign_recoverable(&payload_request_message(chain_id, &once.id, serving, timestamp_ns))
     };
-    let fetch = |key: &AccountKey, as_host: Address| {
+    let fetch = |key: &AccountKey, as_host: Address, proof: Option<VrfProof>| {
         let timestamp_ns = now_ns();
         fetch_signed(
             as_host,
             timestamp_ns,
             payload_signature(key, &genesis.chain_id, &executor_address, timestamp_ns),
+            proof,
         )
     };
-    let host_1 = Keyring::new(net.plan.nodes[1].home.join("keys")).load("host", None).unwrap();
-    let payload: Value = fetch(&host_1, host_1.address()).await.json().await.unwrap();
+    let selected = host_key(&net, validator);
+    let payload: Value = fetch(&selected, selected.address(), Some(proof)).await.json().await.unwrap();
     assert_eq!(payload["response_hash"], record["response_hash"]);
+    assert_eq!(payload["logprobs_hash"], record["logprobs_hash"]);
+    assert_eq!(payload["seed"], record["seed"]);
     assert_eq!(payload["body"].as_str().unwrap().as_bytes(), once.body.as_slice());
-    let refused = fetch(&developer, developer.address()).await;
+    let unselected = (0..4)
+        .map(|i| host_key(&net, i))
+        .find(|k| k.address() != selected.address() && k.address() != executor_address)
+        .unwrap();
+    let refused = fetch(&unselected, unselected.address(), None).await;
+    assert_eq!(refused.status().as_u16(), 403, "a host with power but no selection");
+    let borrowed = fetch(&unselected, unselected.address(), Some(proof)).await;
+    assert_eq!(borrowed.status().as_u16(), 403, "another host's proof");
+    let refused = fetch(&developer, developer.address(), Some(proof)).await;
     assert_eq!(refused.status().as_u16(), 401, "a developer is not a host");
-    let impostor = fetch(&developer, host_1.address()).await;
+    let impostor = fetch(&developer, selected.address(), Some(proof)).await;
     assert_eq!(impostor.status().as_u16(), 401, "a host's address with someone else's signature");
     // A signed payload request is good once, at the host it names, on the chain it names.
     let timestamp_ns = now_ns();
-    let signature = payload_signature(&host_1, &genesis.chain_id, &executor_address, timestamp_ns);
-    assert_eq!(fetch_signed(host_1.address(), timestamp_ns, signature).await.status().as_u16(), 200);
-    let replayed = fetch_signed(host_1.address(), timestamp_ns, signature).await;
+    let signature = payload_signature(&selected, &genesis.chain_id, &executor_address, timestamp_ns);
+    assert_eq!(
+        fetch_signed(selected.address(), timestamp_ns, signature, Some(proof)).await.status().as_u16(),
+        200
+    );
+    let replayed = fetch_signed(selected.address(), timestamp_ns, signature, Some(proof)).await;
     assert_eq!(replayed.status().as_u16(), 409, "a payload request replayed");
     let other_host = net.plan.nodes.iter().map(|n| n.address).find(|a| *a != executor_address).unwrap();
-    let elsewhere = payload_signature(&host_1, &genesis.chain_id, &other_host, timestamp_ns + 1);
-    let refused = fetch_signed(host_1.address(), timestamp_ns + 1, elsewhere).await;
+    let elsewhere = payload_signature(&selected, &genesis.chain_id, &other_host, timestamp_ns + 1);
+    let refused = fetch_signed(selected.address(), timestamp_ns + 1, elsewhere, Some(proof)).await;
     assert_eq!(refused.status().as_u16(), 401, "a payload request signed for another serving host");
-    let other_chain = payload_signature(&host_1, "another-chain", &executor_address, timestamp_ns + 2);
-    let refused = fetch_signed(host_1.address(), timestamp_ns + 2, other_chain).await;
+    let other_chain = payload_signature(&selected, "another-chain", &executor_address, timestamp_ns + 2);
+    let refused = fetch_signed(selected.address(), timestamp_ns + 2, other_chain, Some(proof)).await;
     assert_eq!(refused.status().as_u16(), 401, "a payload request signed for another chain");
 
     // 402: an account holding less than (prompt + max_tokens) × price.

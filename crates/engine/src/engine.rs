@@ -207,6 +207,15 @@ impl Engine {
                 context_length: self.info.context_length,
             });
         }
+        // Scoring takes tokens from other hosts' payloads: one outside the vocabulary is the caller's
+        // error, not the engine's.
+        let vocab = self.tokenizer.vocab_size();
+        if prompt.iter().chain(&completion).any(|t| *t as usize >= vocab) {
+            return Err(EngineError::InvalidParameter {
+                param: "completion",
+                message: format!("a token id is outside the vocabulary of {vocab}"),
+            });
+        }
         let (reply, answer) = oneshot::channel();
         self.send(Job::Score { prompt, completion, top_k: top_k.min(TOP_LOGPROBS_MAX), sampling, reply })?;
         Ok(answer)

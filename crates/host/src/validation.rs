@@ -39,7 +39,7 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const RETRY_AFTER_BLOCKS: u64 = 2;
 /// Blocks before a window closes at which a payload still withheld is judged a failure, so the verdict
 /// lands inside the window.
-pub const REFUSAL_MARGIN_BLOCKS: u64 = 3;
+pub const REFUSAL_MARGIN_BLOCKS: u64 = 6;
 
 /// Whether `host` may read the payload of inference `id` from its executor (`docs/spec/validation.md`
 /// §4.1): with a VRF proof that selects it to validate the inference, or — while a vote on the

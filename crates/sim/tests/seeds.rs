@@ -90,3 +90,23 @@ fn mixed_poc_cheaters_among_seven_hosts_survive_every_fault() {
         .with_faults(all_faults());
     run_mix(&config, 10_000..10_060);
 }
+
+#[test]
+fn cheating_executors_are_caught_and_refunded_through_crashes_and_delays() {
+    // Each answer cheat through crashes and delays: judged cheats are refunded, five invalidations make
+    // the executor INVALID, and no honest answer is refunded (docs/spec/validation.md §8).
+    let faults = Faults { crash: true, delay: true, ..Faults::default() };
+    for (i, kind) in [
+        ByzantineKind::SubstituteModel,
+        ByzantineKind::Prefill,
+        ByzantineKind::EditAnswer,
+        ByzantineKind::WrongSeed,
+        ByzantineKind::RefusePayload,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let first = 11_000 + 100 * i as u64;
+        run_mix(&config(5).with_byzantine(kind, 1).with_faults(faults), first..first + 30);
+    }
+}

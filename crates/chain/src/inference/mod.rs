@@ -145,7 +145,11 @@ impl Module for Inferences {
             }
             let pending = record.status.is_finished() && !record.fee_settled;
             let fee = state.bank.held(&Hold::Fee(*id));
-            if fee != if pending { record.cost } else { Amount::ZERO } || pending != settling.contains(id) {
+            let scheduled = inference.settlements.contains_key(&(record.settles_at, *id));
+            if fee != if pending { record.cost } else { Amount::ZERO }
+                || pending != scheduled
+                || pending != settling.contains(id)
+            {
                 return broken(
                     "fee_matches_record",
                     format!(
@@ -155,6 +159,13 @@ impl Module for Inferences {
                 );
             }
             let kept = inference.finished.contains_key(&(record.finished_height, *id));
+            let timed = inference.prunes.contains_key(&(record.prune_at_ms, *id));
+            if kept == timed {
+                return broken(
+                    "every_record_is_pruned_once",
+                    format!("{id}: in the finished index {kept}, in the prune index at its time {timed}"),
+                );
+            }
             if record.status.is_finished() && record.requester_paid > record.cost {
                 return broken("fee_matches_record", format!("{id} paid more than it cost"));
             }
@@ -226,5 +237,6 @@ pub(crate) fn retire(state: &mut State, id: Hash, now_ms: u64) {
         state.inference.records.remove(&id);
     } else {
         state.inference.prunes.insert((until_ms, id), 0);
+        state.inference.records.update(&id, |r| r.prune_at_ms = until_ms);
     }
 }

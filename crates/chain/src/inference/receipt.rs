@@ -187,17 +187,18 @@ fn record_answer(state: &mut State, id: Hash, executor: Address, answer: Answer,
     let params = state.params();
     let epoch = params.epoch.effective_epoch_at(height);
     let settle_at = params.validation.settle_height(&params.epoch, height);
-    let timestamp_ns = state.inference.record(&id).map_or(0, |r| r.timestamp_ns);
+    let prune_at_ms = state.inference.record(&id).map_or(0, |r| r.prune_at_ms);
     state.inference.records.update(&id, |i| {
         i.response_hash = Some(answer.response_hash);
         i.seed = answer.seed;
         i.logprobs_hash = Some(answer.logprobs_hash);
         i.finished_height = height;
         i.epoch = epoch;
+        i.settles_at = settle_at;
     });
-    // Finished records are kept for their epoch's validations and claims, not by request time.
-    let keep_ms = state.params().inference.record_retention_ms();
-    state.inference.prunes.remove(&((timestamp_ns / 1_000_000).saturating_add(keep_ms), id));
+    // Finished records are kept for their epoch's validations and claims, not by request time (a
+    // Finish-first record was never in the time index).
+    state.inference.prunes.remove(&(prune_at_ms, id));
     state.inference.finished.insert((height, id), 0);
     state.inference.settlements.insert((settle_at, id), 0);
     state.inference.host_stats.upsert(executor, |s| s.finished += 1);
@@ -251,6 +252,8 @@ fn start(
             epoch: 0,
             requester_paid: Amount::ZERO,
             fee_settled: false,
+            settles_at: 0,
+            prune_at_ms: 0,
         },
     );
     state.inference.deadlines.insert((deadline, id), 0);
@@ -347,6 +350,8 @@ fn finish_first(
             epoch: 0,
             requester_paid: from_requester,
             fee_settled: false,
+            settles_at: 0,
+            prune_at_ms: 0,
         },
     );
     Ok(Event::new("inference_finished")
@@ -381,6 +386,7 @@ fn same_request(existing: &Inference, request: &SignedRequest, executor: Address
 /// Records are kept until their request time is well outside the accepted window, so a replay of
 /// the same signed request always meets its record or a stale-timestamp refusal.
 pub(super) fn schedule_prune(state: &mut State, id: Hash, from_ms: u64) {
-    let keep_ms = state.params().inference.record_retention_ms();
-    state.inference.prunes.insert((from_ms.saturating_add(keep_ms), id), 0);
+    let at = from_ms.saturating_add(state.params().inference.record_retention_ms());
+    state.inference.prunes.insert((at, id), 0);
+    state.inference.records.update(&id, |r| r.prune_at_ms = at);
 }

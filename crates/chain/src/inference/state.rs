@@ -121,6 +121,12 @@ pub struct Inference {
     pub requester_paid: Amount,
     /// Whether its fee left the `Fee(id)` hold (to the executor and validators, or back to the payers).
     pub fee_settled: bool,
+    /// The height at which its fee is scheduled to settle, while it is held (its key in the
+    /// settlement index).
+    pub settles_at: u64,
+    /// The time (ms) at which it is pruned, while it waits in the time-ordered prune index (its key
+    /// there).
+    pub prune_at_ms: u64,
 }
 codec_struct!(Inference {
     requester,
@@ -145,6 +151,8 @@ codec_struct!(Inference {
     epoch,
     requester_paid,
     fee_settled,
+    settles_at,
+    prune_at_ms,
 });
 
 impl Inference {
@@ -259,5 +267,22 @@ impl Inferences {
     /// Changes the record of `id` (the validation module's outcomes).
     pub(crate) fn update_record(&mut self, id: &Hash, change: impl FnOnce(&mut Inference)) {
         self.records.update(id, change);
+    }
+
+    /// Moves the settlement of `id`'s held fee to `height` (a vote postpones it).
+    pub(crate) fn reschedule_settlement(&mut self, id: &Hash, height: u64) {
+        let Some(at) = self.records.get(id).map(|r| r.settles_at) else { return };
+        if self.settlements.contains_key(&(at, *id)) {
+            self.settlements.remove(&(at, *id));
+            self.settlements.insert((height, *id), 0);
+            self.records.update(id, |r| r.settles_at = height);
+        }
+    }
+
+    /// Takes `id`'s fee out of the settlement schedule (it was refunded).
+    pub(crate) fn unschedule_settlement(&mut self, id: &Hash) {
+        if let Some(at) = self.records.get(id).map(|r| r.settles_at) {
+            self.settlements.remove(&(at, *id));
+        }
     }
 }

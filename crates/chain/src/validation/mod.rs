@@ -20,6 +20,7 @@ mod select;
 mod state;
 
 pub use msg::{Failure, ValidationError, ValidationMsg, Verdict};
+pub use outcome::OPEN_REFUSALS_MAX;
 pub use params::{PPM, ValidationParams, epoch_end, epoch_start};
 pub use select::{
     SELECTION_CONTEXT, check_selection, selected_inferences, selection_message, selection_ppm, selects,
@@ -76,10 +77,10 @@ impl Module for Validation {
     fn apply(state: &mut State, tx: &TxContext, msg: &ValidationMsg) -> Result<Vec<Event>, ValidationError> {
         match msg {
             ValidationMsg::Validate { inference, verdict, .. } => {
-                Ok(outcome::apply_verdict(state, tx, *inference, *verdict))
+                outcome::apply_verdict(state, tx, *inference, *verdict)
             }
             ValidationMsg::Vote { inference, valid } => {
-                Ok(outcome::cast(state, *inference, tx.sender, *valid, tx.height))
+                outcome::cast(state, *inference, tx.sender, *valid, tx.height)
             }
         }
     }
@@ -100,7 +101,9 @@ impl Module for Validation {
             .map(|((_, id), _)| *id)
             .collect();
         for id in closing {
-            events.extend(outcome::close_vote(state, id, block.height));
+            events.extend(outcome::close_vote(state, id, block.height).map_err(|e| {
+                InvariantViolation::new("fee_matches_record", format!("closing the vote over {id}: {e}"))
+            })?);
         }
         let due: Vec<(u64, Hash)> = state
             .inference

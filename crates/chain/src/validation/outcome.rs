@@ -5,7 +5,7 @@
 
 use gonka_primitives::{Address, Amount, Hash};
 
-use super::msg::{ValidationError, Verdict};
+use super::msg::{Failure, ValidationError, Verdict};
 use super::select::check_selection;
 use super::state::{Dispute, HostStatus};
 use crate::bank::{BankError, Hold};
@@ -46,13 +46,42 @@ pub(super) fn check_verdict(
     if state.validation.verdict(id, &sender).is_some() {
         return Err(ValidationError::Duplicate(sender));
     }
+    if verdict.failure == Failure::PayloadRefused
+        && open_refusals(state, &sender, &record.executor) >= OPEN_REFUSALS_MAX
+    {
+        return Err(ValidationError::TooManyRefusals(record.executor));
+    }
     check_selection(state, id, &sender, proof)
 }
 
+/// Votes a validator may have open at once over payloads it says one executor refused: a refusal it
+/// cannot prove costs it nothing when the vote finds the payload served (§5.2), so this bounds the
+/// votes it can force.
+pub const OPEN_REFUSALS_MAX: usize = 4;
+
+/// Open votes `accuser` opened by reporting `executor`'s payloads refused.
+fn open_refusals(state: &State, accuser: &Address, executor: &Address) -> usize {
+    state
+        .validation
+        .disputes
+        .iter()
+        .filter(|(_, d)| d.outcome.is_none() && d.accuser == *accuser)
+        .filter(|(id, _)| state.inference.record(id).is_some_and(|r| r.executor == *executor))
+        .filter(|(id, _)| {
+            state.validation.verdict(id, accuser).is_some_and(|v| v.failure == Failure::PayloadRefused)
+        })
+        .count()
+}
+
 /// Applies a checked verdict.
-pub(super) fn apply_verdict(state: &mut State, tx: &TxContext, id: Hash, verdict: Verdict) -> Vec<Event> {
+pub(super) fn apply_verdict(
+    state: &mut State,
+    tx: &TxContext,
+    id: Hash,
+    verdict: Verdict,
+) -> Result<Vec<Event>, ValidationError> {
     let sender = tx.sender;
-    let record = state.inference.record(&id).cloned().expect("checked: the record exists");
+    let record = state.inference.record(&id).cloned().ok_or(ValidationError::UnknownInference(id))?;
     state.validation.verdicts.insert((id, sender), verdict);
     state.inference.count(record.epoch, sender, |s| s.validations += 1);
     let mut events = vec![
@@ -65,15 +94,15 @@ pub(super) fn apply_verdict(state: &mut State, tx: &TxContext, id: Hash, verdict
     ];
     let open = state.validation.dispute(&id).is_some_and(|d| d.outcome.is_none());
     if open {
-        events.extend(cast(state, id, sender, verdict.passed(), tx.height));
+        events.extend(cast(state, id, sender, verdict.passed(), tx.height)?);
     } else if verdict.passed() {
         if record.status == InferenceStatus::Finished {
             state.inference.update_record(&id, |r| r.status = InferenceStatus::Validated);
         }
     } else if state.validation.dispute(&id).is_none() {
-        events.extend(open_dispute(state, &record, id, sender, tx.height));
+        events.extend(open_dispute(state, &record, id, sender, tx.height)?);
     }
-    events
+    Ok(events)
 }
 
 /// A failure opens the vote: every verdict so far counts as a vote, the accuser's as "invalid".
@@ -83,7 +112,7 @@ fn open_dispute(
     id: Hash,
     accuser: Address,
     height: u64,
-) -> Vec<Event> {
+) -> Result<Vec<Event>, ValidationError> {
     let epoch = record.epoch;
     let total = state.validation.roster(epoch).map_or(0, |r| r.total_power);
     let executor_power = state.validation.member(epoch, &record.executor).map_or(0, |m| m.power);
@@ -102,13 +131,8 @@ fn open_dispute(
     state.validation.dispute_deadlines.insert((deadline, id), 0);
     state.inference.update_record(&id, |r| r.status = InferenceStatus::Voting);
     // The fee cannot settle while the vote runs.
-    let due: Vec<(u64, Hash)> =
-        state.inference.settlements.iter().filter(|((_, i), _)| *i == id).map(|(k, _)| *k).collect();
-    for key in due {
-        if key.0 <= deadline {
-            state.inference.settlements.remove(&key);
-            state.inference.settlements.insert((deadline + 1, id), 0);
-        }
+    if record.settles_at <= deadline {
+        state.inference.reschedule_settlement(&id, deadline + 1);
     }
     let mut events = vec![
         Event::new("validation_vote_opened")
@@ -120,9 +144,9 @@ fn open_dispute(
     let ballots: Vec<(Address, bool)> =
         state.validation.verdicts_on(&id).map(|(validator, v)| (validator, v.passed())).collect();
     for (validator, valid) in ballots {
-        events.extend(cast(state, id, validator, valid, height));
+        events.extend(cast(state, id, validator, valid, height)?);
     }
-    events
+    Ok(events)
 }
 
 /// Read-only checks of a vote from `tx.sender`.
@@ -160,15 +184,25 @@ pub(super) fn check_vote(state: &State, tx: &TxContext, id: &Hash) -> Result<(),
 
 /// Counts `voter`'s ballot on the open dispute over `id` (once per host) and decides the vote as soon
 /// as either side holds more than half the eligible power.
-pub(super) fn cast(state: &mut State, id: Hash, voter: Address, valid: bool, height: u64) -> Vec<Event> {
+pub(super) fn cast(
+    state: &mut State,
+    id: Hash,
+    voter: Address,
+    valid: bool,
+    height: u64,
+) -> Result<Vec<Event>, ValidationError> {
     if state.validation.votes.contains_key(&(id, voter)) {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let Some(record) = state.inference.record(&id).cloned() else { return Vec::new() };
+    let Some(record) = state.inference.record(&id).cloned() else { return Ok(Vec::new()) };
     let power = state.validation.member(record.epoch, &voter).map_or(0, |m| u128::from(m.power));
     state.validation.votes.insert((id, voter), valid);
     let mut decided = None;
     state.validation.disputes.update(&id, |d| {
+        if d.outcome.is_some() {
+            // Decided already: a later ballot (a verdict cast when the vote opened) only counts.
+            return;
+        }
         if valid {
             d.valid_power += power;
         } else {
@@ -183,18 +217,18 @@ pub(super) fn cast(state: &mut State, id: Hash, voter: Address, valid: bool, hei
     let mut events =
         vec![Event::new("validation_vote").with("id", id).with("voter", voter).with("valid", valid)];
     if let Some(valid) = decided {
-        events.extend(conclude(state, id, valid, height));
+        events.extend(conclude(state, id, valid, height)?);
     }
-    events
+    Ok(events)
 }
 
 /// A vote whose deadline passed: invalidated when more power said invalid than valid and that power
 /// is over a third of the eligible power (more than any coalition the BFT assumption allows), else
 /// revalidated (`docs/spec/validation.md` §5.2).
-pub(super) fn close_vote(state: &mut State, id: Hash, height: u64) -> Vec<Event> {
-    let Some(d) = state.validation.dispute(&id).copied() else { return Vec::new() };
+pub(super) fn close_vote(state: &mut State, id: Hash, height: u64) -> Result<Vec<Event>, ValidationError> {
+    let Some(d) = state.validation.dispute(&id).copied() else { return Ok(Vec::new()) };
     if d.outcome.is_some() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let invalid = d.invalid_power > d.valid_power && 3 * d.invalid_power > d.eligible_power;
     conclude(state, id, !invalid, height)
@@ -202,16 +236,21 @@ pub(super) fn close_vote(state: &mut State, id: Hash, height: u64) -> Vec<Event>
 
 /// Decides the vote over `id`: revalidated (`valid`) or invalidated; verdicts on the losing side count
 /// against the validators that gave them.
-fn conclude(state: &mut State, id: Hash, valid: bool, height: u64) -> Vec<Event> {
-    let Some(dispute) = state.validation.dispute(&id).copied() else { return Vec::new() };
-    let Some(record) = state.inference.record(&id).cloned() else { return Vec::new() };
+fn conclude(state: &mut State, id: Hash, valid: bool, height: u64) -> Result<Vec<Event>, ValidationError> {
+    let Some(dispute) = state.validation.dispute(&id).copied().filter(|d| d.outcome.is_none()) else {
+        return Ok(Vec::new());
+    };
+    let Some(record) = state.inference.record(&id).cloned() else { return Ok(Vec::new()) };
     state.validation.disputes.update(&id, |d| d.outcome = Some(valid));
     state.validation.dispute_deadlines.remove(&(dispute.deadline, id));
     let mut events = Vec::new();
+    // A refused payload the vote then found served is not held against the validator that reported it:
+    // an executor could refuse one validator and serve the voters, to get honest validators made
+    // INVALID (`docs/spec/validation.md` §5.2).
     let wrong: Vec<Address> = state
         .validation
         .verdicts_on(&id)
-        .filter(|(_, verdict)| verdict.passed() != valid)
+        .filter(|(_, verdict)| verdict.passed() != valid && verdict.failure != Failure::PayloadRefused)
         .map(|(validator, _)| validator)
         .collect();
     for validator in wrong {
@@ -221,10 +260,10 @@ fn conclude(state: &mut State, id: Hash, valid: bool, height: u64) -> Vec<Event>
     if valid {
         state.inference.update_record(&id, |r| r.status = InferenceStatus::Validated);
         events.push(Event::new("inference_revalidated").with("id", id).with("executor", record.executor));
-        return events;
+        return Ok(events);
     }
     state.inference.update_record(&id, |r| r.status = InferenceStatus::Invalidated);
-    let refund = refund(state, &record, id).expect("the fee hold holds the cost until it settles");
+    let refund = refund(state, &record, id)?;
     state.inference.count(record.epoch, record.executor, |s| s.invalidated += 1);
     state.validation.standings.upsert(record.executor, |s| s.invalidated += 1);
     events.push(
@@ -235,7 +274,7 @@ fn conclude(state: &mut State, id: Hash, valid: bool, height: u64) -> Vec<Event>
             .with("refund", refund.0),
     );
     events.extend(evidence(state, record.executor, true, height));
-    events
+    Ok(events)
 }
 
 /// Returns an unsettled fee to whoever paid it: the requester, and the vouching TA's collateral for its
@@ -247,14 +286,9 @@ fn refund(state: &mut State, record: &Inference, id: Hash) -> Result<Amount, Ban
     let ta_part = record.transfer_agent_paid();
     state.bank.release(Hold::Fee(id), record.requester, record.requester_paid)?;
     state.bank.transfer_held(Hold::Fee(id), Hold::Collateral(record.vouched_by), ta_part)?;
+    state.inference.unschedule_settlement(&id);
     state.inference.update_record(&id, |r| r.fee_settled = true);
-    state.inference.settlements.remove(&(settle_key(state, &id)));
     Ok(record.cost)
-}
-
-/// The settlement entry of `id` (there is at most one).
-fn settle_key(state: &State, id: &Hash) -> (u64, Hash) {
-    state.inference.settlements.keys().find(|(_, i)| i == id).copied().unwrap_or((0, *id))
 }
 
 /// Settles the fee of `id` once its validation is over: an executor found INVALID in the answer's
@@ -267,9 +301,12 @@ pub(super) fn settle(state: &mut State, id: Hash, height: u64) -> Result<Vec<Eve
     if record.status == InferenceStatus::Voting {
         // A vote still open (it always closes first): settle right after it.
         state.inference.settlements.insert((height + 1, id), 0);
+        state.inference.update_record(&id, |r| r.settles_at = height + 1);
         return Ok(Vec::new());
     }
-    if state.validation.standing(&record.executor).invalid_epoch == Some(record.epoch) {
+    // Found INVALID in the answer's epoch or since: the answer is not paid (`docs/spec/validation.md`
+    // §5.3).
+    if state.validation.standing(&record.executor).invalid_epoch.is_some_and(|e| e >= record.epoch) {
         let refunded = refund(state, &record, id).map_err(broken)?;
         return Ok(vec![
             Event::new("inference_refunded")
@@ -284,7 +321,9 @@ pub(super) fn settle(state: &mut State, id: Hash, height: u64) -> Result<Vec<Eve
         .verdicts_on(&id)
         .filter(|(_, v)| v.passed())
         .map(|(validator, _)| validator)
-        .filter(|validator| state.validation.standing(validator).invalid_epoch != Some(record.epoch))
+        .filter(|validator| {
+            state.validation.standing(validator).invalid_epoch.is_none_or(|e| e < record.epoch)
+        })
         .collect();
     let fee = state.bank.held(&Hold::Fee(id));
     let share = fee.0 / (validators.len() as u128 + 1);

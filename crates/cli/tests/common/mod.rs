@@ -6,10 +6,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gonka_chain::Tx;
+use gonka_chain::{Genesis, RequestTerms, SignedRequest, Tx};
 use gonka_client::devnet::DevnetPlan;
+use gonka_client::signing::{RequestChoice, body_choice, signed_headers};
 use gonka_primitives::Hash;
 use gonka_primitives::codec::Encode;
+use gonka_primitives::{AccountKey, Address};
 use serde_json::{Value, json};
 
 pub const GONKA: &str = env!("CARGO_BIN_EXE_gonka");
@@ -171,6 +173,40 @@ impl Network {
         }
         found
     }
+}
+
+/// A request as a developer sends it to a TA.
+pub struct Signed {
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+    pub id: Hash,
+}
+
+pub fn sign(genesis: &Genesis, key: &AccountKey, body: Vec<u8>, ta: &Address, timestamp_ns: u64) -> Signed {
+    let (model, max_tokens) = body_choice(&body).unwrap();
+    let model = genesis.params.inference.model_named(&model).unwrap().content_hash;
+    let choice =
+        RequestChoice { chain_id: &genesis.chain_id, transfer_agent: *ta, model, max_tokens, timestamp_ns };
+    let headers = signed_headers(key, &body, &choice);
+    let terms = RequestTerms {
+        transfer_agent: *ta,
+        body_hash: Hash::digest(&body),
+        body_len: body.len() as u32,
+        timestamp_ns,
+        model,
+        max_tokens,
+    };
+    let id = SignedRequest::sign(key, &genesis.chain_id, terms).id();
+    Signed { id, body, headers }
+}
+
+pub async fn post(http: &reqwest::Client, url: &str, request: &Signed) -> reqwest::Response {
+    let mut builder =
+        http.post(format!("{url}/v1/chat/completions")).header("content-type", "application/json");
+    for (name, value) in &request.headers {
+        builder = builder.header(*name, value);
+    }
+    builder.body(request.body.clone()).send().await.unwrap()
 }
 
 impl Drop for Network {

@@ -58,13 +58,20 @@ pub(crate) fn body_or_error(
     body: Result<Bytes, BytesRejection>,
     body_bytes_max: usize,
 ) -> Result<Bytes, ApiError> {
-    body.map_err(|rejection| {
+    let body = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::BodyTooLarge { body_bytes_max }
         } else {
             ApiError::BodyUnreadable(rejection.body_text())
         }
-    })
+    })?;
+    // JSON is UTF-8; the JSON parser lets invalid bytes through inside ignored fields, and a body
+    // validators cannot store as the developer signed it would fail every validation of an honest
+    // answer (`docs/spec/validation.md` §10).
+    if std::str::from_utf8(&body).is_err() {
+        return Err(ApiError::invalid("messages", "the request body must be UTF-8 JSON"));
+    }
+    Ok(body)
 }
 
 async fn transfer(

@@ -28,6 +28,9 @@ use crate::metrics::NodeMetrics;
 const TICK: Duration = Duration::from_secs(1);
 /// Largest payload accepted from an executor (a 1 MiB body and an answer of the longest context).
 const PAYLOAD_BYTES_MAX: usize = 64 << 20;
+/// The longest a payload request may take, end to end: an executor that trickles its answer is treated
+/// as one that withholds it (the planner tries again, and judges it a failure near the window's end).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What this host's validation is doing, for `/validation/progress`, metrics and the devnet line.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -154,10 +157,15 @@ async fn check(
     executor: Address,
     proof: Option<VrfProof>,
 ) -> ValidationInput {
-    let payload = match fetch(service, id, executor, proof).await {
-        Ok(payload) => payload,
-        // Refused, or unreachable: the executor's failure if it lasts to the window's end.
-        Err(error) => return ValidationInput::CheckFailed { id, error, refused: true },
+    let fetched = tokio::time::timeout(FETCH_TIMEOUT, fetch(service, id, executor, proof)).await;
+    let payload = match fetched {
+        Ok(Ok(payload)) => payload,
+        // Refused, unreachable or too slow: the executor's failure if it lasts to the window's end.
+        Ok(Err(error)) => return ValidationInput::CheckFailed { id, error, refused: true },
+        Err(_) => {
+            let error = format!("the payload did not arrive within {FETCH_TIMEOUT:?}");
+            return ValidationInput::CheckFailed { id, error, refused: true };
+        }
     };
     let Some(record) = service.with_state(|s| s.inference.record(&id).cloned()) else {
         return ValidationInput::CheckFailed { id, error: format!("no record of {id}"), refused: false };
