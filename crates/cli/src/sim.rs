@@ -118,11 +118,12 @@ pub(crate) fn run(args: &SimArgs) -> anyhow::Result<()> {
         seconds * 1000.0 * jobs as f64 / runs,
         blocks as f64 / seconds.max(1e-9)
     );
-    let sum =
-        |f: fn(&gonka_sim::report::TrafficSummary) -> u64| reports.iter().map(|r| f(&r.traffic)).sum::<u64>();
+    let sum = |f: fn(&gonka_sim::report::ValidationTotals) -> u64| {
+        reports.iter().map(|r| f(&r.traffic.validation)).sum::<u64>()
+    };
     println!(
         "validation: {} answers served, {} judged, {} invalidated; {} cheated ({} judged, {} refunded, {} paid unjudged); {} hosts found INVALID",
-        sum(|t| t.served),
+        reports.iter().map(|r| r.traffic.served).sum::<u64>(),
         sum(|t| t.judged),
         sum(|t| t.invalidated),
         sum(|t| t.cheated),

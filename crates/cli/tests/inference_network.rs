@@ -11,11 +11,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Network, Signed, post, sign};
+use common::{Network, post, sign};
 use futures::StreamExt;
 use gonka_chain::validation::{SELECTION_CONTEXT, selection_message, selects};
-use gonka_chain::{Genesis, Msg, RequestTerms, SignedRequest, State, Tx};
-use gonka_client::signing::{RequestChoice, body_choice, now_ns, signed_headers};
+use gonka_chain::{Genesis, Msg, State, Tx};
+use gonka_client::signing::now_ns;
 use gonka_host::protocol::{
     HEADER_HOST, HEADER_VALIDATION_PROOF, encode_signature, payload_request_message, validation_key,
 };
@@ -77,11 +77,16 @@ async fn balance(net: &Network, address: &Address) -> u128 {
 }
 
 /// Waits until inference `id` has `status` on node 0; returns its record.
+/// Waits until inference `id` reaches `status`. "finished" also accepts "validated": an honest
+/// answer a validator has already re-scored is still a finished, charged answer.
 async fn settled(net: &Network, id: &Hash, status: &str, within: Duration) -> Value {
     let deadline = Instant::now() + within;
+    let reached = |record: &Value| {
+        record["status"] == json!(status) || (status == "finished" && record["status"] == json!("validated"))
+    };
     loop {
         if let Some(record) = net.get(0, &format!("/inferences/{id}")).await
-            && record["status"] == json!(status)
+            && reached(&record)
         {
             return record;
         }
@@ -191,39 +196,41 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
             proof,
         )
     };
-    let selected = host_key(&net, validator);
-    let payload: Value = fetch(&selected, selected.address(), Some(proof)).await.json().await.unwrap();
+    // A host signs payload requests with its operational key and names its account address.
+    let (selected, selected_address) = (host_key(&net, validator), net.plan.nodes[validator].address);
+    let served = fetch(&selected, selected_address, Some(proof)).await;
+    let status = served.status().as_u16();
+    let payload: Value = served.json().await.unwrap();
+    assert_eq!(status, 200, "the selected validator reads the payload: {payload}");
     assert_eq!(payload["response_hash"], record["response_hash"]);
     assert_eq!(payload["logprobs_hash"], record["logprobs_hash"]);
     assert_eq!(payload["seed"], record["seed"]);
     assert_eq!(payload["body"].as_str().unwrap().as_bytes(), once.body.as_slice());
-    let unselected = (0..4)
-        .map(|i| host_key(&net, i))
-        .find(|k| k.address() != selected.address() && k.address() != executor_address)
-        .unwrap();
-    let refused = fetch(&unselected, unselected.address(), None).await;
+    let other = (0..4).find(|&i| i != validator && net.plan.nodes[i].address != executor_address).unwrap();
+    let (unselected, unselected_address) = (host_key(&net, other), net.plan.nodes[other].address);
+    let refused = fetch(&unselected, unselected_address, None).await;
     assert_eq!(refused.status().as_u16(), 403, "a host with power but no selection");
-    let borrowed = fetch(&unselected, unselected.address(), Some(proof)).await;
+    let borrowed = fetch(&unselected, unselected_address, Some(proof)).await;
     assert_eq!(borrowed.status().as_u16(), 403, "another host's proof");
     let refused = fetch(&developer, developer.address(), Some(proof)).await;
     assert_eq!(refused.status().as_u16(), 401, "a developer is not a host");
-    let impostor = fetch(&developer, selected.address(), Some(proof)).await;
+    let impostor = fetch(&developer, selected_address, Some(proof)).await;
     assert_eq!(impostor.status().as_u16(), 401, "a host's address with someone else's signature");
     // A signed payload request is good once, at the host it names, on the chain it names.
     let timestamp_ns = now_ns();
     let signature = payload_signature(&selected, &genesis.chain_id, &executor_address, timestamp_ns);
     assert_eq!(
-        fetch_signed(selected.address(), timestamp_ns, signature, Some(proof)).await.status().as_u16(),
+        fetch_signed(selected_address, timestamp_ns, signature, Some(proof)).await.status().as_u16(),
         200
     );
-    let replayed = fetch_signed(selected.address(), timestamp_ns, signature, Some(proof)).await;
+    let replayed = fetch_signed(selected_address, timestamp_ns, signature, Some(proof)).await;
     assert_eq!(replayed.status().as_u16(), 409, "a payload request replayed");
     let other_host = net.plan.nodes.iter().map(|n| n.address).find(|a| *a != executor_address).unwrap();
     let elsewhere = payload_signature(&selected, &genesis.chain_id, &other_host, timestamp_ns + 1);
-    let refused = fetch_signed(selected.address(), timestamp_ns + 1, elsewhere, Some(proof)).await;
+    let refused = fetch_signed(selected_address, timestamp_ns + 1, elsewhere, Some(proof)).await;
     assert_eq!(refused.status().as_u16(), 401, "a payload request signed for another serving host");
     let other_chain = payload_signature(&selected, "another-chain", &executor_address, timestamp_ns + 2);
-    let refused = fetch_signed(selected.address(), timestamp_ns + 2, other_chain, Some(proof)).await;
+    let refused = fetch_signed(selected_address, timestamp_ns + 2, other_chain, Some(proof)).await;
     assert_eq!(refused.status().as_u16(), 401, "a payload request signed for another chain");
 
     // 402: an account holding less than (prompt + max_tokens) × price.

@@ -86,6 +86,32 @@ impl HostStatus {
     }
 }
 
+/// Waits for what a planner loop reacts to — a committed block, a tick, or a result of work it asked
+/// for — and returns the inputs to plan on: `block` first, then every result waiting. None once
+/// `shutdown` turns true.
+pub(crate) async fn next_inputs<I>(
+    block: I,
+    blocks: &mut tokio::sync::broadcast::Receiver<Arc<crate::chain::BlockEvent>>,
+    ticker: &mut tokio::time::Interval,
+    results: &mut mpsc::UnboundedReceiver<I>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Vec<I>> {
+    let mut inputs = vec![block];
+    tokio::select! {
+        _ = blocks.recv() => {}
+        _ = ticker.tick() => {}
+        Some(result) = results.recv() => inputs.push(result),
+        _ = shutdown.changed() => return None,
+    }
+    if *shutdown.borrow() {
+        return None;
+    }
+    while let Ok(result) = results.try_recv() {
+        inputs.push(result);
+    }
+    Some(inputs)
+}
+
 /// A recomputation the planner asked for.
 struct RecomputeJob {
     model: Arc<PocModel>,
@@ -142,20 +168,9 @@ impl Host {
         let mut work: Option<StageWork> = None;
         let (jobs, results) = self.spawn_validator();
         let mut results = results;
-        loop {
-            let mut inputs = vec![PocInput::Block];
-            tokio::select! {
-                _ = blocks.recv() => {}
-                _ = ticker.tick() => {}
-                Some(result) = results.recv() => inputs.push(result),
-                _ = shutdown.changed() => break,
-            }
-            if *shutdown.borrow() {
-                break;
-            }
-            while let Ok(result) = results.try_recv() {
-                inputs.push(result);
-            }
+        while let Some(mut inputs) =
+            next_inputs(PocInput::Block, &mut blocks, &mut ticker, &mut results, &mut shutdown).await
+        {
             if let Some(found) = collect_found(work.as_mut(), &self.metrics) {
                 inputs.push(PocInput::Found(found));
             }

@@ -151,23 +151,25 @@ impl Ledger {
         (worth, charged, in_flight)
     }
 
-    /// The validation figures of the run: `(verdicts, judged, invalidated, settled, cheated,
-    /// cheated_judged, cheated_refunded, cheated_paid_unjudged)`.
-    pub fn validation_totals(&self) -> [u64; 8] {
-        let mut totals = [0u64; 8];
+    /// The validation figures of the run.
+    pub fn validation_totals(&self) -> crate::report::ValidationTotals {
+        let mut totals = crate::report::ValidationTotals {
+            cheated: self.served.values().filter(|s| s.cheated).count() as u64,
+            invalid_hosts: self.invalid_hosts.len() as u64,
+            ..Default::default()
+        };
         for (id, judged) in &self.judged {
-            totals[0] += judged.verdicts.len() as u64;
-            totals[1] += u64::from(!judged.verdicts.is_empty());
-            totals[2] += u64::from(judged.invalidated);
-            totals[3] += u64::from(judged.settled.is_some());
-            let cheated = self.served.get(id).is_some_and(|s| s.cheated);
-            if cheated {
-                totals[5] += u64::from(!judged.verdicts.is_empty());
-                totals[6] += u64::from(judged.refunded.is_some());
-                totals[7] += u64::from(judged.settled.is_some() && judged.verdicts.is_empty());
+            let seen = !judged.verdicts.is_empty();
+            totals.verdicts += judged.verdicts.len() as u64;
+            totals.judged += u64::from(seen);
+            totals.invalidated += u64::from(judged.invalidated);
+            totals.settled += u64::from(judged.settled.is_some());
+            if self.served.get(id).is_some_and(|s| s.cheated) {
+                totals.cheated_judged += u64::from(seen);
+                totals.cheated_refunded += u64::from(judged.refunded.is_some());
+                totals.cheated_paid_unjudged += u64::from(judged.settled.is_some() && !seen);
             }
         }
-        totals[4] = self.served.values().filter(|s| s.cheated).count() as u64;
         totals
     }
 }

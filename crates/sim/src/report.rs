@@ -47,6 +47,14 @@ pub struct TrafficSummary {
     pub delivered_charged: u128,
     /// Delivered answers not charged yet whose settlement deadline is still ahead at the end.
     pub delivered_in_flight: u64,
+    /// What validation did.
+    #[serde(flatten)]
+    pub validation: ValidationTotals,
+}
+
+/// What validation did in a run, as the chain's events tell (`ledger::Ledger::validation_totals`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ValidationTotals {
     /// Verdicts validators submitted.
     pub verdicts: u64,
     /// Answers with at least one verdict.
@@ -128,17 +136,18 @@ impl Report {
             t.delivered_in_flight,
             t.charged
         ));
+        let v = &t.validation;
         out.push_str(&format!(
             "validation: {} verdicts on {} answers, {} invalidated, {} fees settled; {} cheated answers ({} judged, {} refunded, {} paid unjudged), {} hosts found INVALID\n",
-            t.verdicts,
-            t.judged,
-            t.invalidated,
-            t.settled,
-            t.cheated,
-            t.cheated_judged,
-            t.cheated_refunded,
-            t.cheated_paid_unjudged,
-            t.invalid_hosts
+            v.verdicts,
+            v.judged,
+            v.invalidated,
+            v.settled,
+            v.cheated,
+            v.cheated_judged,
+            v.cheated_refunded,
+            v.cheated_paid_unjudged,
+            v.invalid_hosts
         ));
         for host in &self.host_summaries {
             out.push_str(&format!(

@@ -1147,26 +1147,8 @@ impl Sim {
         }
         let end = self.canonical.len() as u64;
         let (worth, charged, in_flight) = self.ledger.delivered_totals(end);
-        let [
-            verdicts,
-            judged,
-            invalidated,
-            settled,
-            cheated,
-            cheated_judged,
-            cheated_refunded,
-            cheated_paid_unjudged,
-        ] = self.ledger.validation_totals();
         let traffic = TrafficSummary {
-            verdicts,
-            judged,
-            invalidated,
-            settled,
-            cheated,
-            cheated_judged,
-            cheated_refunded,
-            cheated_paid_unjudged,
-            invalid_hosts: self.ledger.invalid_hosts.len() as u64,
+            validation: self.ledger.validation_totals(),
             charged: self.ledger.charges.len() as u64,
             delivered_worth: worth,
             delivered_charged: charged,

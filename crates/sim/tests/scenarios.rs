@@ -163,7 +163,11 @@ fn an_overcharging_executor_is_refunded_when_judged_and_made_invalid() {
     // (docs/spec/validation.md §4–§6).
     let report = run(SimConfig::new(12, 5, 40).with_byzantine(ByzantineKind::Overcharge, 1));
     assert!(report.broken().is_empty(), "{}", report.text());
-    assert!(report.traffic.cheated_judged > 0 && report.traffic.invalid_hosts == 1, "{}", report.text());
+    assert!(
+        report.traffic.validation.cheated_judged > 0 && report.traffic.validation.invalid_hosts == 1,
+        "{}",
+        report.text()
+    );
     assert_eq!(report.host_summaries[4].power, 0, "{}", report.text());
 }
 

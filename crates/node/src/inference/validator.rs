@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 
 use super::InferenceService;
+use crate::host::next_inputs;
 use crate::metrics::NodeMetrics;
 
 /// How often the planner looks at the chain besides reacting to new blocks and results.
@@ -92,20 +93,9 @@ pub async fn run(
     let mut blocks = chain.subscribe();
     let mut ticker = tokio::time::interval(TICK);
     let (results_tx, mut results) = mpsc::unbounded_channel::<ValidationInput>();
-    loop {
-        let mut inputs = vec![ValidationInput::Block];
-        tokio::select! {
-            _ = blocks.recv() => {}
-            _ = ticker.tick() => {}
-            Some(result) = results.recv() => inputs.push(result),
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
-        while let Ok(result) = results.try_recv() {
-            inputs.push(result);
-        }
+    while let Some(inputs) =
+        next_inputs(ValidationInput::Block, &mut blocks, &mut ticker, &mut results, &mut shutdown).await
+    {
         for input in inputs {
             if let ValidationInput::Checked { verdict, .. } = &input {
                 metrics.validation_checks.inc();
