@@ -63,8 +63,12 @@ struct Net {
 
 impl Net {
     fn new() -> Net {
+        Net::from_genesis(&genesis())
+    }
+
+    fn from_genesis(genesis: &Genesis) -> Net {
         let mut net =
-            Net { state: State::from_genesis(&genesis()).unwrap(), sequences: [0; HOSTS], requests: 0 };
+            Net { state: State::from_genesis(genesis).unwrap(), sequences: [0; HOSTS], requests: 0 };
         net.block(&[]);
         net
     }
@@ -293,6 +297,79 @@ fn three_invalidations_make_the_executor_invalid_without_power_draws_or_fees() {
     }
     assert_eq!(net.balance(), before + pending.len() as u128 * 32 * PRICE);
     assert_eq!(net.owed(cheater), 0);
+}
+
+impl Net {
+    /// Answers until `count` of `cheater`'s are invalidated by a failing verdict and a second vote.
+    fn invalidate(&mut self, cheater: usize, count: usize) {
+        let mut invalidated = 0;
+        while invalidated < count {
+            let (id, executor, validator, proof) = self.finished_and_selected();
+            if executor != cheater {
+                continue;
+            }
+            self.validate(validator, id, proof, fail()).unwrap();
+            self.vote(others(executor, validator)[0], id, false).unwrap();
+            invalidated += 1;
+        }
+    }
+}
+
+#[test]
+fn an_answer_started_before_its_draw_moved_is_paid_when_it_finishes_after_the_grace_period() {
+    // Power moves when a host is made INVALID (and at every epoch's new weights); a request whose Start
+    // landed under the old power is the executor's to finish, even after the grace period for new
+    // draws: the Start proved the draw, and a delivered answer is paid (issue 12, item 1).
+    let mut genesis = genesis();
+    genesis.params.inference.executor_grace_blocks = 2;
+    let mut net = Net::from_genesis(&genesis);
+    let cheater = 1;
+    net.invalidate(cheater, 2);
+    let cheater_address = host(cheater).address();
+    let (request, executor) = (0u64..)
+        .find_map(|i| {
+            let body = format!("moved {i}");
+            let terms = RequestTerms {
+                transfer_agent: host(0).address(),
+                body_hash: Hash::digest(body.as_bytes()),
+                body_len: body.len() as u32,
+                timestamp_ns: net.state.meta.time_ms * 1_000_000,
+                model: model(),
+                max_tokens: 50,
+            };
+            let request = SignedRequest::sign(&developer(), CHAIN, terms);
+            let now = inference::executor_for(&net.state, &request.id())?;
+            let without_cheater = net.state.hosts.powers().filter(|(a, _)| *a != cheater_address);
+            let later = inference::draw_executor(&request.id(), without_cheater)?;
+            (now != cheater_address && later != now).then_some((request, net.index_of(now)))
+        })
+        .unwrap();
+    let id = request.id();
+    let start = InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens: 20 };
+    net.deliver(0, start.into()).unwrap();
+    net.invalidate(cheater, 1);
+    assert!(net.state.validation.is_invalid(&cheater_address));
+    for _ in 0..3 {
+        net.block(&[]);
+    }
+    let height = net.state.height() + 1;
+    assert_ne!(inference::executor_for(&net.state, &id), Some(host(executor).address()), "the draw moved");
+    assert_eq!(inference::previous_executor_for(&net.state, &id, height), None, "the grace is over");
+    let before = net.balance();
+    let forward = inference::forward_message(CHAIN, &id, &host(executor).address(), 50);
+    let finish = InferenceMsg::Finish {
+        request,
+        ta_signature: host(0).sign_recoverable(&forward),
+        prompt_tokens: 20,
+        completion_tokens: 12,
+        response_hash: Hash::digest(b"answer"),
+        seed: 7,
+        logprobs_hash: Hash::digest(b"record"),
+    };
+    net.deliver(executor, finish.into()).unwrap();
+    assert_eq!(net.status(&id), InferenceStatus::Finished);
+    assert_eq!(net.state.inference.record(&id).unwrap().cost, Amount(32 * PRICE));
+    assert_eq!(net.balance(), before + 50 * PRICE + 20 * PRICE - 32 * PRICE, "escrow back, the cost paid");
 }
 
 #[test]

@@ -23,7 +23,8 @@ pub(crate) struct SimArgs {
     #[arg(long, default_value_t = 60)]
     blocks: u64,
     /// Misbehaving hosts (or developers): `KIND:COUNT`, repeatable. Kinds: fabricate-poc, copy-poc,
-    /// tiny-claims, withhold-votes, drain-balance, forge-ta, overcharge, censor, surge.
+    /// tiny-claims, withhold-votes, drain-balance, forge-ta, overcharge, censor, surge,
+    /// substitute-model, prefill, edit-answer, wrong-seed, refuse-payload.
     #[arg(long = "byzantine", value_name = "KIND:COUNT")]
     byzantine: Vec<String>,
     /// Faults, comma-separated: crash, partition, delay, drop.

@@ -283,6 +283,107 @@ mod tests {
         }
     }
 
+    /// A two-token answer, its record on chain and a validator's re-scoring that agrees exactly.
+    fn answer() -> (Inference, Payload, Rescoring) {
+        let recorded = vec![position(7, &[(7, -0.2), (8, -1.9)]), position(9, &[(9, -0.4), (7, -1.2)])];
+        let id = Hash::digest(b"request");
+        let payload = Payload {
+            body: "{}".into(),
+            completion: "ab".into(),
+            completion_token_ids: vec![7, 9],
+            prompt_tokens: 5,
+            completion_tokens: 2,
+            seed: sampling_seed(None, &id),
+            response_hash: Hash::digest(b"ab"),
+            logprobs_hash: logprobs_hash(&recorded),
+            recorded,
+            stored_height: 1,
+        };
+        let record = Inference {
+            requester: gonka_primitives::Address([1; 20]),
+            transfer_agent: None,
+            vouched_by: gonka_primitives::Address([1; 20]),
+            executor: gonka_primitives::Address([3; 20]),
+            model: Hash::ZERO,
+            prompt_hash: Hash::digest(b"{}"),
+            response_hash: Some(payload.response_hash),
+            prompt_tokens: 5,
+            completion_tokens: 2,
+            max_tokens: 4,
+            price_per_token: gonka_primitives::Amount(1),
+            cost: gonka_primitives::Amount(7),
+            status: gonka_chain::InferenceStatus::Finished,
+            first_seen_height: 1,
+            deadline: 10,
+            timestamp_ns: 0,
+            seed: payload.seed,
+            logprobs_hash: Some(payload.logprobs_hash),
+            finished_height: 1,
+            epoch: 0,
+            requester_paid: gonka_primitives::Amount(7),
+            fee_settled: false,
+            settles_at: 30,
+            prune_at_ms: 0,
+        };
+        let rescoring = Rescoring {
+            prompt_tokens: 5,
+            seed: payload.seed,
+            max_tokens: 4,
+            text: "ab".into(),
+            ended_at: None,
+            positions: payload.recorded.iter().map(rescored).collect(),
+        };
+        (record, payload, rescoring)
+    }
+
+    #[test]
+    fn verdicts_pass_exact_answers_and_name_the_first_failure() {
+        let exact = Tolerance { distance_max_ppm: 0, replay_ppm: 0 };
+        let (record, payload, rescoring) = answer();
+        assert_eq!(verdict(&record, &payload, &rescoring, exact).failure, Failure::None);
+        let failure = |change: &dyn Fn(&mut Inference, &mut Payload, &mut Rescoring)| {
+            let (mut r, mut p, mut s) = answer();
+            change(&mut r, &mut p, &mut s);
+            verdict(&r, &p, &s, exact).failure
+        };
+        assert_eq!(
+            failure(&|_, p, _| p.completion = "ax".into()),
+            Failure::Mismatch,
+            "text not the committed one"
+        );
+        assert_eq!(failure(&|r, _, _| r.seed ^= 1), Failure::Mismatch, "a seed the rule does not give");
+        assert_eq!(failure(&|r, _, _| r.completion_tokens = 3), Failure::Billing, "completion inflated");
+        assert_eq!(failure(&|_, _, s| s.prompt_tokens = 4), Failure::Billing, "prompt inflated");
+        assert_eq!(failure(&|_, _, s| s.text = "a b".into()), Failure::Text);
+        assert_eq!(failure(&|_, _, s| s.ended_at = Some(0)), Failure::Text, "tokens after the end");
+        assert_eq!(failure(&|_, _, s| s.max_tokens = 1), Failure::Text, "past max_tokens");
+        assert_eq!(
+            failure(&|_, _, s| {
+                s.positions.pop();
+            }),
+            Failure::Uncomparable
+        );
+        assert_eq!(failure(&|_, _, s| s.positions[1].replay_margin = 1.0), Failure::Replay);
+        assert_eq!(failure(&|_, _, s| s.positions[0].top[1].1 = -2.0), Failure::Distance);
+    }
+
+    #[test]
+    fn the_replay_tolerance_band_is_per_model_and_never_lets_nan_through() {
+        let (record, payload, mut rescoring) = answer();
+        // A margin of 0.0005 (500 ppm of probability mass): a non-identical engine's rounding.
+        rescoring.positions[1].replay_margin = 0.0005;
+        let judged = |rescoring: &Rescoring, replay_ppm: u32| {
+            verdict(&record, &payload, rescoring, Tolerance { distance_max_ppm: 0, replay_ppm })
+        };
+        let exact = judged(&rescoring, 0);
+        assert_eq!((exact.failure, exact.replay_mismatches), (Failure::Replay, 1));
+        assert_eq!(judged(&rescoring, 499).failure, Failure::Replay);
+        let banded = judged(&rescoring, 1_000);
+        assert_eq!((banded.failure, banded.replay_mismatches), (Failure::None, 0));
+        rescoring.positions[1].replay_margin = f32::NAN;
+        assert_eq!(judged(&rescoring, u32::MAX).failure, Failure::Replay);
+    }
+
     #[test]
     fn the_seed_is_the_bodys_or_derived_from_the_id() {
         let id = Hash::digest(b"id");

@@ -164,7 +164,9 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
                 DELIVERED_ANSWERS_PAID,
                 height,
                 format!(
-                    "{id} delivered at {} worth {}, unpaid by {}",
+                    "{id} of {}{} delivered at {} worth {}, unpaid by {}",
+                    served.executor,
+                    if served.cheated { " (cheated)" } else { "" },
                     served.height,
                     served.cost(),
                     served.settle_by

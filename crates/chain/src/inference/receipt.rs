@@ -71,7 +71,11 @@ fn check_request(
         )));
     }
     let id = inference_id(&request.signature);
-    if !is_assigned(state, &id, executor, height) {
+    // The request's first receipt proved the draw in its own block; the second only names the same
+    // executor (`same_request`): power that changed in between — an epoch's new weights, a host made
+    // INVALID — must not leave a delivered answer unpaid (docs/spec/inference.md §3).
+    let proven = state.inference.record(&id).is_some_and(|r| r.executor == executor);
+    if !proven && !is_assigned(state, &id, executor, height) {
         return Err(InferenceError::WrongExecutor { named: executor, assigned: executor_for(state, &id) });
     }
     Ok(id)
