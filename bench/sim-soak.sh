@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every Byzantine mode of the simulator over SEEDS seeds each (default 1,000), with the host counts
 # and faults of crates/sim/tests/seeds.rs and 50 blocks per run (and the honest network with every
-# fault); prints, per mode, how long it took and what held or broke. Issues 12 and 13 ask every mode to
+# fault, and with only delays and losses: no host ever down, so no payload ever withheld); prints, per mode, how long it took and what held or broke. Issues 12 and 13 ask every mode to
 # hold every invariant over at least 1,000 seeds.
 #   bench/sim-soak.sh [SEEDS] [MODES]   (MODES: an extended regex of the modes to run, default all)
 set -euo pipefail
@@ -13,6 +13,7 @@ only="${2:-.}"
 # behaviour:count hosts faults
 modes=(
   "none 5 crash,partition,delay,drop"
+  "none 5 delay,drop"
   "fabricate-poc:1 5 crash,delay"
   "copy-poc:1 5 partition,delay"
   "tiny-claims:1 5 none"

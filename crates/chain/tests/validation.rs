@@ -93,36 +93,30 @@ impl Net {
     fn finished_and_selected(&mut self) -> (Hash, usize, usize, VrfProof) {
         loop {
             self.requests += 1;
-            let body = format!("question {}", self.requests);
-            let terms = RequestTerms {
-                transfer_agent: host(0).address(),
-                body_hash: Hash::digest(body.as_bytes()),
-                body_len: body.len() as u32,
-                timestamp_ns: self.state.meta.time_ms * 1_000_000,
-                model: model(),
-                max_tokens: 50,
-            };
-            let request = SignedRequest::sign(&developer(), CHAIN, terms);
+            let request = self.request(&format!("question {}", self.requests));
             let id = request.id();
             let executor = self.index_of(inference::executor_for(&self.state, &id).unwrap());
             let start =
                 InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens: 20 };
             self.deliver(0, start.into()).unwrap();
-            let forward = inference::forward_message(CHAIN, &id, &host(executor).address(), 50);
-            let finish = InferenceMsg::Finish {
-                request,
-                ta_signature: host(0).sign_recoverable(&forward),
-                prompt_tokens: 20,
-                completion_tokens: 12,
-                response_hash: Hash::digest(b"answer"),
-                seed: 7,
-                logprobs_hash: Hash::digest(b"record"),
-            };
-            self.deliver(executor, finish.into()).unwrap();
+            self.deliver(executor, finish(request, executor)).unwrap();
             if let Some((validator, proof)) = self.selected(&id, executor) {
                 return (id, executor, validator, proof);
             }
         }
+    }
+
+    /// A request for `body` through host 0, at the chain's time, for up to 50 tokens.
+    fn request(&self, body: &str) -> SignedRequest {
+        let terms = RequestTerms {
+            transfer_agent: host(0).address(),
+            body_hash: Hash::digest(body.as_bytes()),
+            body_len: body.len() as u32,
+            timestamp_ns: self.state.meta.time_ms * 1_000_000,
+            model: model(),
+            max_tokens: 50,
+        };
+        SignedRequest::sign(&developer(), CHAIN, terms)
     }
 
     /// The first host selected to validate `id` (of `executor`), and its proof.
@@ -177,6 +171,21 @@ fn pass() -> Verdict {
         prompt_tokens: 20,
         completion_tokens: 12,
     }
+}
+
+/// Host `executor`'s Finish of `request` (forwarded by host 0): 20 + 12 tokens.
+fn finish(request: SignedRequest, executor: usize) -> Msg {
+    let forward = inference::forward_message(CHAIN, &request.id(), &host(executor).address(), 50);
+    InferenceMsg::Finish {
+        request,
+        ta_signature: host(0).sign_recoverable(&forward),
+        prompt_tokens: 20,
+        completion_tokens: 12,
+        response_hash: Hash::digest(b"answer"),
+        seed: 7,
+        logprobs_hash: Hash::digest(b"record"),
+    }
+    .into()
 }
 
 fn fail() -> Verdict {
@@ -328,16 +337,7 @@ fn an_answer_started_before_its_draw_moved_is_paid_when_it_finishes_after_the_gr
     let cheater_address = host(cheater).address();
     let (request, executor) = (0u64..)
         .find_map(|i| {
-            let body = format!("moved {i}");
-            let terms = RequestTerms {
-                transfer_agent: host(0).address(),
-                body_hash: Hash::digest(body.as_bytes()),
-                body_len: body.len() as u32,
-                timestamp_ns: net.state.meta.time_ms * 1_000_000,
-                model: model(),
-                max_tokens: 50,
-            };
-            let request = SignedRequest::sign(&developer(), CHAIN, terms);
+            let request = net.request(&format!("moved {i}"));
             let now = inference::executor_for(&net.state, &request.id())?;
             let without_cheater = net.state.hosts.powers().filter(|(a, _)| *a != cheater_address);
             let later = inference::draw_executor(&request.id(), without_cheater)?;
@@ -356,17 +356,7 @@ fn an_answer_started_before_its_draw_moved_is_paid_when_it_finishes_after_the_gr
     assert_ne!(inference::executor_for(&net.state, &id), Some(host(executor).address()), "the draw moved");
     assert_eq!(inference::previous_executor_for(&net.state, &id, height), None, "the grace is over");
     let before = net.balance();
-    let forward = inference::forward_message(CHAIN, &id, &host(executor).address(), 50);
-    let finish = InferenceMsg::Finish {
-        request,
-        ta_signature: host(0).sign_recoverable(&forward),
-        prompt_tokens: 20,
-        completion_tokens: 12,
-        response_hash: Hash::digest(b"answer"),
-        seed: 7,
-        logprobs_hash: Hash::digest(b"record"),
-    };
-    net.deliver(executor, finish.into()).unwrap();
+    net.deliver(executor, finish(request, executor)).unwrap();
     assert_eq!(net.status(&id), InferenceStatus::Finished);
     assert_eq!(net.state.inference.record(&id).unwrap().cost, Amount(32 * PRICE));
     assert_eq!(net.balance(), before + 50 * PRICE + 20 * PRICE - 32 * PRICE, "escrow back, the cost paid");

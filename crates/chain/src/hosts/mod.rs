@@ -61,6 +61,10 @@ tables! {
         participants: Table<Address, Participant> = 1,
         /// Height of the last change of voting power.
         power_changed_height: Item<u64> = 2,
+        /// The power every host held as each block that changed it began, by that block's height:
+        /// draws made before a change stay valid against it for the grace period, however many
+        /// changes follow within it (pruned once the grace is over).
+        powers_before: Table<u64, Vec<(Address, u64)>> = 3,
     }
 }
 
@@ -88,6 +92,12 @@ impl Hosts {
     /// Hosts with positive power before the last change, in address order.
     pub fn previous_powers(&self) -> impl Iterator<Item = (Address, u64)> + Clone + '_ {
         self.participants.iter().filter(|(_, p)| p.previous_weight > 0).map(|(a, p)| (*a, p.previous_weight))
+    }
+
+    /// The powers that held before each change of power made at or after height `since`, oldest
+    /// first (address order within each).
+    pub fn powers_before_changes_since(&self, since: u64) -> impl Iterator<Item = &[(Address, u64)]> + '_ {
+        self.powers_before.range(since..).map(|(_, powers)| powers.as_slice())
     }
 
     /// Σ voting power.
@@ -130,10 +140,7 @@ impl Hosts {
         if host.weight == 0 && host.poc_weight == 0 && host.next_weight.is_none_or(|w| w == 0) {
             return;
         }
-        let addresses: Vec<Address> = self.participants.keys().copied().collect();
-        for other in &addresses {
-            self.participants.update(other, |p| p.previous_weight = p.weight);
-        }
+        self.keep_previous_power(height);
         self.participants.update(address, |p| {
             p.weight = 0;
             p.poc_weight = 0;
@@ -141,6 +148,23 @@ impl Hosts {
                 p.next_weight = Some(0);
             }
         });
+    }
+
+    /// Before power changes in the block at `height`: everyone's power as the block began becomes the
+    /// previous power, which draws made before the change are checked against for the grace period
+    /// (`docs/spec/inference.md` §3). A second change in the same block (an epoch's new weights and a
+    /// host made INVALID) keeps the snapshot the first one took: the draws made before the block are the
+    /// ones in flight.
+    fn keep_previous_power(&mut self, height: u64) {
+        if self.power_changed_height.get().is_some_and(|&h| h == height) {
+            return;
+        }
+        let before: Vec<(Address, u64)> = self.powers().collect();
+        self.powers_before.insert(height, before);
+        let addresses: Vec<Address> = self.participants.keys().copied().collect();
+        for address in &addresses {
+            self.participants.update(address, |p| p.previous_weight = p.weight);
+        }
         self.power_changed_height.set(height);
     }
 
@@ -148,16 +172,15 @@ impl Hosts {
     fn apply_next_weights(&mut self, epoch: u64, height: u64) -> Vec<Event> {
         let changed: Vec<Address> =
             self.participants.iter().filter(|(_, p)| p.next_weight.is_some()).map(|(a, _)| *a).collect();
-        for address in &changed {
-            self.participants.update(address, |p| {
-                p.previous_weight = p.weight;
-                p.weight = p.next_weight.take().unwrap_or(p.weight);
-            });
-        }
         if changed.is_empty() {
             return Vec::new();
         }
-        self.power_changed_height.set(height);
+        self.keep_previous_power(height);
+        for address in &changed {
+            self.participants.update(address, |p| {
+                p.weight = p.next_weight.take().unwrap_or(p.weight);
+            });
+        }
         vec![
             Event::new("validators_updated")
                 .with("epoch", epoch)
@@ -287,6 +310,13 @@ impl Module for Hosts {
     }
 
     fn end_block(state: &mut State, block: &BlockContext) -> Result<Vec<Event>, InvariantViolation> {
+        // Power snapshots whose grace is over (`inference::draw::is_assigned`) go.
+        let grace = state.params().inference.executor_grace_blocks;
+        if let Some(before) = block.height.checked_sub(grace)
+            && before > 0
+        {
+            state.hosts.powers_before.remove_range(..before);
+        }
         let epoch = state.params().epoch;
         let index = epoch.poc_epoch_at(block.height);
         match epoch.stages(index) {
@@ -308,5 +338,62 @@ impl Module for Hosts {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use gonka_primitives::{AccountKey, ValidatorKey};
+
+    use super::*;
+
+    fn hosts(weights: &[u64]) -> (Hosts, Vec<Address>) {
+        let mut hosts = Hosts::default();
+        let mut addresses = Vec::new();
+        for (i, &weight) in weights.iter().enumerate() {
+            let key = AccountKey::from_seed(&[i as u8]);
+            hosts.participants.insert(
+                key.address(),
+                Participant {
+                    api_url: String::new(),
+                    account_key: key.public_key(),
+                    validator_key: ValidatorKey::from_secret_bytes([i as u8 + 1; 32]).public_key(),
+                    operational_key: key.public_key(),
+                    weight,
+                    poc_weight: weight,
+                    next_weight: None,
+                    previous_weight: 0,
+                    joined_height: 0,
+                },
+            );
+            addresses.push(key.address());
+        }
+        (hosts, addresses)
+    }
+
+    #[test]
+    fn two_power_changes_in_one_block_keep_the_power_the_block_began_with() {
+        // An epoch's new weights and a host made INVALID in the same block: draws made before the block
+        // are checked against the power it began with, whichever change came second.
+        let (mut hosts, addresses) = hosts(&[100, 200, 300]);
+        let before: Vec<(Address, u64)> = hosts.powers().collect();
+        for (address, next) in addresses.iter().zip([150, 150, 150]) {
+            hosts.settle_poc_weight(address, next, next);
+        }
+        hosts.apply_next_weights(1, 10);
+        hosts.revoke_power(&addresses[2], 10);
+        assert_eq!(hosts.previous_powers().collect::<Vec<_>>(), before);
+        assert_eq!(hosts.powers_before_changes_since(0).collect::<Vec<_>>(), vec![before.as_slice()]);
+        assert_eq!(hosts.total_power(), 300);
+        assert_eq!(hosts.power_changed_height(), 10);
+        // A change in a later block snapshots the power as that block began.
+        let now: Vec<(Address, u64)> = hosts.powers().collect();
+        hosts.revoke_power(&addresses[1], 12);
+        assert_eq!(hosts.previous_powers().collect::<Vec<_>>(), now);
+        assert_eq!(hosts.power_changed_height(), 12);
+        // Both snapshots stay until their grace is over: a draw made before block 10 is still valid.
+        let kept: Vec<&[(Address, u64)]> = hosts.powers_before_changes_since(0).collect();
+        assert_eq!(kept, vec![before.as_slice(), now.as_slice()]);
+        assert_eq!(hosts.powers_before_changes_since(11).count(), 1);
     }
 }

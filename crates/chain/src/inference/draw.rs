@@ -46,8 +46,13 @@ pub fn previous_executor_for(state: &State, inference_id: &Hash, height: u64) ->
 }
 
 /// Whether `executor` may serve `inference_id` in the block at `height`: the current draw, or the
-/// previous one during the grace period.
+/// draw under the power before any change made in the last `executor_grace_blocks` — several changes
+/// can fall within one grace period (an epoch's new weights and a host made INVALID).
 pub fn is_assigned(state: &State, inference_id: &Hash, executor: Address, height: u64) -> bool {
+    let grace = state.params().inference.executor_grace_blocks;
     executor_for(state, inference_id) == Some(executor)
-        || previous_executor_for(state, inference_id, height) == Some(executor)
+        || state
+            .hosts
+            .powers_before_changes_since(height.saturating_sub(grace))
+            .any(|powers| draw_executor(inference_id, powers.iter().copied()) == Some(executor))
 }
