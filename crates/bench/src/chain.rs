@@ -65,6 +65,7 @@ fn store_bytes_for(accounts: usize) -> anyhow::Result<u64> {
             validation_key: None,
         }],
         developers: Vec::new(),
+        tokenomics: Default::default(),
     };
     for i in 0..accounts as u64 {
         let address = gonka_primitives::Address::from_public_key(&{

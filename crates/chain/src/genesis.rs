@@ -4,6 +4,7 @@ use gonka_primitives::{AccountPublicKey, Address, Amount, ValidatorPublicKey, Vr
 use serde::{Deserialize, Serialize};
 
 use crate::params::Params;
+use crate::rewards::Tokenomics;
 
 /// A funded account at genesis.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,4 +56,7 @@ pub struct Genesis {
     /// Accounts registered as developers from the start.
     #[serde(default)]
     pub developers: Vec<Address>,
+    /// The subsidy cap and the total supply (genesis-only, reference §6.1).
+    #[serde(default)]
+    pub tokenomics: Tokenomics,
 }

@@ -27,6 +27,7 @@ pub mod inference;
 pub mod module;
 pub mod params;
 pub mod poc;
+pub mod rewards;
 pub mod state;
 pub mod table;
 pub mod tx;
@@ -49,6 +50,9 @@ pub use module::{InvariantViolation, Module};
 pub use params::{Limits, Params};
 pub use poc::{
     ClaimKey, NonceKey, PocClaim, PocError, PocMsg, PocNonce, PocParams, PocStage, PocVote, VoteKey,
+};
+pub use rewards::{
+    ClaimStatus, EpochSummary, RewardParams, RewardsError, RewardsMsg, Settlement, Tokenomics,
 };
 pub use state::{BlockError, BlockOutcome, CheckedTx, GenesisError, Meta, Msg, State, StateWrites, TxResult};
 pub use table::{Item, Table, TableId};

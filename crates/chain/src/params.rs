@@ -8,6 +8,7 @@ use crate::collateral::CollateralParams;
 use crate::epoch::{EpochParams, EpochParamsError};
 use crate::inference::InferenceParams;
 use crate::poc::PocParams;
+use crate::rewards::RewardParams;
 use crate::validation::ValidationParams;
 
 /// Size limits that bound everything a block or transaction may carry (TigerBeetle style: a limit on
@@ -56,10 +57,13 @@ pub struct Params {
     /// Answer validation.
     #[serde(default)]
     pub validation: ValidationParams,
+    /// Settlement, subsidy and vesting.
+    #[serde(default)]
+    pub rewards: RewardParams,
     /// The genesis authority: the only account allowed to send `UpdateParams` until governance exists.
     pub authority: Address,
 }
-codec_struct!(Params { epoch, limits, poc, inference, collateral, validation, authority });
+codec_struct!(Params { epoch, limits, poc, inference, collateral, validation, rewards, authority });
 
 /// Why parameters are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -82,6 +86,7 @@ impl Params {
             inference: InferenceParams::default(),
             collateral: CollateralParams::default(),
             validation: ValidationParams::default(),
+            rewards: RewardParams::devnet(),
             authority,
         }
     }
@@ -95,6 +100,7 @@ impl Params {
             inference: InferenceParams::default(),
             collateral: CollateralParams::default(),
             validation: ValidationParams::mainnet(),
+            rewards: RewardParams::mainnet(),
             authority,
         }
     }
@@ -105,6 +111,7 @@ impl Params {
         self.poc.validate()?;
         self.inference.validate()?;
         self.validation.validate(&self.epoch)?;
+        self.rewards.validate()?;
         let l = &self.limits;
         if l.max_tx_bytes < 256 || l.max_tx_bytes > 1 << 20 {
             return Err(ParamsError::Limit("max_tx_bytes"));

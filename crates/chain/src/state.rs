@@ -177,6 +177,8 @@ chain_modules! {
     Epoch => epoch: crate::epoch::Epoch,
     /// Answer validation: epoch rosters, verdicts, votes, fee settlement and host standing.
     Validation => validation: crate::validation::Validation,
+    /// Epoch settlement, the subsidy, claims and vesting.
+    Rewards => rewards: crate::rewards::Rewards,
 }
 
 /// The chain-level scalars, persisted as one record (the modules' scalars are their own tables).

@@ -113,6 +113,9 @@ pub enum TxError {
     /// A validation verdict or vote was refused.
     #[error(transparent)]
     Validation(#[from] crate::validation::ValidationError),
+    /// A rewards claim was refused.
+    #[error(transparent)]
+    Rewards(#[from] crate::rewards::RewardsError),
 }
 
 impl TxError {
@@ -123,9 +126,8 @@ impl TxError {
             TxError::Bank(BankError::Invariant(v))
             | TxError::Inference(InferenceError::Bank(BankError::Invariant(v)))
             | TxError::Validation(crate::validation::ValidationError::Bank(BankError::Invariant(v)))
-            | TxError::Collateral(crate::collateral::CollateralError::Bank(BankError::Invariant(v))) => {
-                Some(v)
-            }
+            | TxError::Collateral(crate::collateral::CollateralError::Bank(BankError::Invariant(v)))
+            | TxError::Rewards(crate::rewards::RewardsError::Bank(BankError::Invariant(v))) => Some(v),
             _ => None,
         }
     }

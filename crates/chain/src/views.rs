@@ -278,6 +278,49 @@ pub struct SupplyView {
     /// Σ fees of finished inferences still under validation.
     #[serde(default)]
     pub fees_pending: Amount,
+    /// Σ settled work and reward coins waiting for their claims.
+    #[serde(default)]
+    pub settled: Amount,
+    /// Σ claimed coins still vesting.
+    #[serde(default)]
+    pub vesting: Amount,
+    /// The supply genesis created.
+    #[serde(default)]
+    pub genesis_supply: Amount,
+    /// Subsidy minted so far, and the most it may ever be.
+    #[serde(default)]
+    pub minted: Amount,
+    /// The subsidy cap (genesis-only).
+    #[serde(default)]
+    pub subsidy_cap: Amount,
+    /// Burned so far (unclaimed, forfeited and INVALID hosts' work).
+    #[serde(default)]
+    pub burned: Amount,
+    /// `total = balances + every hold` and `total = genesis + minted − burned`, and `minted ≤ cap`.
+    #[serde(default)]
+    pub balanced: bool,
+}
+
+/// A host's rewards: what waits for its claim, what vests, and its settled epochs
+/// (`docs/spec/economy.md`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardsView {
+    /// The host.
+    pub address: Address,
+    /// Fees earned in epochs not settled yet, by epoch.
+    pub owed: Vec<(u64, Amount)>,
+    /// The settlement waiting for its claim (epoch, work, reward, status).
+    pub claimable: Option<crate::rewards::Settlement>,
+    /// The last height its claim is accepted at + 1.
+    pub claim_deadline: Option<u64>,
+    /// Vesting schedule: (epoch whose settlement releases it, amount).
+    pub vesting: Vec<(u64, Amount)>,
+    /// Σ vesting.
+    pub vesting_total: Amount,
+    /// Spendable balance.
+    pub balance: Amount,
+    /// Settled epochs, oldest first.
+    pub epochs: Vec<(u64, crate::rewards::EpochSummary)>,
 }
 
 /// A committed block with its results.
@@ -346,7 +389,7 @@ pub fn host(state: &State, address: &Address) -> Option<HostView> {
     Some(HostView {
         address: *address,
         participant,
-        owed: state.bank.held(&Hold::Owed(*address)),
+        owed: owed_to(state, address).iter().fold(Amount::ZERO, |sum, (_, a)| Amount(sum.0 + a.0)),
         collateral: state.bank.held(&Hold::Collateral(*address)),
         unbonding: state.bank.held(&Hold::Unbonding(*address)),
         inferences: stats.finished,
@@ -489,25 +532,69 @@ pub fn poc_nonces(state: &State, participant: &Address, after: Option<u64>, limi
     PocNoncesView { stage, participant: *participant, nonces, next_after }
 }
 
-/// The supply and where it is.
-pub fn supply(state: &State) -> SupplyView {
-    let (mut escrowed, mut owed, mut collateral, mut unbonding, mut fees) =
-        (0u128, 0u128, 0u128, 0u128, 0u128);
-    for (hold, amount) in state.bank.holds().iter() {
-        match hold {
-            Hold::Escrow(_) => escrowed += amount.0,
-            Hold::Owed(_) => owed += amount.0,
-            Hold::Collateral(_) => collateral += amount.0,
-            Hold::Unbonding(_) => unbonding += amount.0,
-            Hold::Fee(_) => fees += amount.0,
-        }
+/// The fees owed to `address` for epochs not settled yet, by epoch.
+fn owed_to(state: &State, address: &Address) -> Vec<(u64, Amount)> {
+    state
+        .bank
+        .holds()
+        .iter()
+        .filter_map(|(hold, amount)| match hold {
+            Hold::Owed(epoch, host) if host == address => Some((*epoch, *amount)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `address`'s rewards.
+pub fn rewards(state: &State, address: &Address) -> RewardsView {
+    let vesting = state.rewards.vesting_of(address);
+    let claimable = state.rewards.settlement(address).copied();
+    RewardsView {
+        address: *address,
+        owed: owed_to(state, address),
+        claim_deadline: claimable.map(|c| crate::rewards::claim_deadline(state, c.epoch)),
+        claimable,
+        vesting_total: state.bank.held(&Hold::Vesting(*address)),
+        vesting,
+        balance: state.bank.balance(address),
+        epochs: state.rewards.summaries_of(address),
     }
+}
+
+/// The supply and where it is: every pool, and whether it balances.
+pub fn supply(state: &State) -> SupplyView {
+    let mut sums = [0u128; 7];
+    for (hold, amount) in state.bank.holds().iter() {
+        let slot = match hold {
+            Hold::Escrow(_) => 0,
+            Hold::Owed(..) => 1,
+            Hold::Collateral(_) => 2,
+            Hold::Unbonding(_) => 3,
+            Hold::Fee(_) => 4,
+            Hold::Settled(_) => 5,
+            Hold::Vesting(_) => 6,
+        };
+        sums[slot] += amount.0;
+    }
+    let supply = state.bank.supply();
+    let totals = state.rewards.totals();
+    let balanced = state.bank.check_supply().is_ok()
+        && supply.held.0 == sums.iter().sum::<u128>()
+        && totals.minted <= totals.subsidy_cap
+        && (totals.genesis_supply.0 + totals.minted.0).checked_sub(totals.burned().0) == Some(supply.total.0);
     SupplyView {
-        supply: state.bank.supply(),
-        escrowed: Amount(escrowed),
-        owed: Amount(owed),
-        collateral: Amount(collateral),
-        unbonding: Amount(unbonding),
-        fees_pending: Amount(fees),
+        supply,
+        escrowed: Amount(sums[0]),
+        owed: Amount(sums[1]),
+        collateral: Amount(sums[2]),
+        unbonding: Amount(sums[3]),
+        fees_pending: Amount(sums[4]),
+        settled: Amount(sums[5]),
+        vesting: Amount(sums[6]),
+        genesis_supply: totals.genesis_supply,
+        minted: totals.minted,
+        subsidy_cap: totals.subsidy_cap,
+        burned: totals.burned(),
+        balanced,
     }
 }

@@ -53,6 +53,7 @@ fn state() -> State {
             validation_key: None,
         }],
         developers: vec![],
+        tokenomics: Default::default(),
     })
     .expect("genesis")
 }

@@ -46,6 +46,7 @@ fn genesis() -> Genesis {
         accounts,
         participants: (0..3).map(|i| participant(i, WEIGHTS[i])).collect(),
         developers: vec![developer().address()],
+        tokenomics: Default::default(),
     }
 }
 
@@ -116,7 +117,7 @@ impl Net {
             .filter(|(_, r)| r.executor == address)
             .map(|(id, _)| self.state.bank.held(&Hold::Fee(*id)).0)
             .sum();
-        self.state.bank.held(&Hold::Owed(address)).0 + pending
+        common::earned(&self.state, &address) + pending
     }
 
     /// Σ balances + Σ escrows + Σ owed, counted from the rows: must always equal the supply.
@@ -532,6 +533,7 @@ fn withdrawn_collateral_still_vouches_while_it_unbonds_then_returns() {
     // Only hosts hold collateral.
     let stranger = Tx::new(CHAIN, &developer(), 0, vec![deposit(1)]);
     let result = net.block(&[stranger]).remove(0);
-    assert!(result.error.unwrap_or_default().contains("not a registered host"));
+    let error = result.error.unwrap_or_default();
+    assert!(error.contains("not a registered host"), "{error}");
     assert_eq!(net.state.check_invariants(), Ok(()));
 }

@@ -69,6 +69,7 @@ fn genesis(time_ms: u64) -> Genesis {
             .map(|i| GenesisParticipant { collateral: Amount(ENTRY), ..participant(i, 100) })
             .collect(),
         developers: vec![],
+        tokenomics: Default::default(),
     }
 }
 

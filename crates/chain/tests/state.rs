@@ -35,6 +35,7 @@ fn genesis() -> Genesis {
             validation_key: None,
         }],
         developers: vec![],
+        tokenomics: gonka_chain::Tokenomics::default(),
     }
 }
 

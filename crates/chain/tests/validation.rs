@@ -5,197 +5,12 @@
 
 mod common;
 
-use common::{host, participant};
+use common::host;
+use common::net::*;
 
 use gonka_chain::validation::{SELECTION_CONTEXT, selected_inferences, selection_message, selects};
-use gonka_chain::{
-    Failure, Genesis, GenesisAccount, GenesisParticipant, Hold, InferenceMsg, InferenceStatus, ModelPrice,
-    Msg, Params, RequestTerms, SignedRequest, State, Tx, TxResult, ValidationMsg, Verdict, inference,
-};
-use gonka_primitives::{AccountKey, Amount, Hash, VrfKey, VrfProof};
-
-const CHAIN: &str = "gonka-validation-test";
-const PRICE: u128 = 10;
-const HOSTS: usize = 4;
-const FUNDS: u128 = 1_000_000;
-
-fn developer() -> AccountKey {
-    AccountKey::from_seed(b"developer")
-}
-
-fn model() -> Hash {
-    Hash::digest(b"model")
-}
-
-/// Host `i`'s epoch-0 validation key (what genesis commits for it).
-fn key(i: usize) -> VrfKey {
-    VrfKey::from_seed(format!("epoch-0-seed-{i}").as_bytes())
-}
-
-fn genesis() -> Genesis {
-    let mut params = Params::devnet(host(0).address());
-    params.inference.models.push(ModelPrice {
-        name: "m".into(),
-        content_hash: model(),
-        price_per_token: Amount(PRICE),
-        validation: Default::default(),
-    });
-    let mut accounts: Vec<GenesisAccount> =
-        (0..HOSTS).map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) }).collect();
-    accounts.push(GenesisAccount { address: developer().address(), balance: Amount(FUNDS) });
-    Genesis {
-        chain_id: CHAIN.into(),
-        genesis_time_ms: 1_000_000,
-        params,
-        accounts,
-        participants: (0..HOSTS)
-            .map(|i| GenesisParticipant { validation_key: Some(key(i).public_key()), ..participant(i, 100) })
-            .collect(),
-        developers: vec![developer().address()],
-    }
-}
-
-struct Net {
-    state: State,
-    sequences: [u64; HOSTS],
-    requests: u64,
-}
-
-impl Net {
-    fn new() -> Net {
-        Net::from_genesis(&genesis())
-    }
-
-    fn from_genesis(genesis: &Genesis) -> Net {
-        let mut net =
-            Net { state: State::from_genesis(genesis).unwrap(), sequences: [0; HOSTS], requests: 0 };
-        net.block(&[]);
-        net
-    }
-
-    fn block(&mut self, txs: &[Tx]) -> Vec<TxResult> {
-        common::apply_block(&mut self.state, txs)
-    }
-
-    fn deliver(&mut self, from: usize, msg: Msg) -> Result<(), String> {
-        let tx = Tx::new(CHAIN, &host(from), self.sequences[from], vec![msg]);
-        self.sequences[from] += 1;
-        let result = self.block(&[tx]).remove(0);
-        if result.ok { Ok(()) } else { Err(result.error.unwrap_or_default()) }
-    }
-
-    fn index_of(&self, address: gonka_primitives::Address) -> usize {
-        (0..HOSTS).find(|&i| host(i).address() == address).unwrap()
-    }
-
-    /// A finished answer (Start by host 0, then the executor's Finish of 20 + 12 tokens) that host
-    /// `validator` is selected to validate, with that host's proof; another request when nobody is.
-    fn finished_and_selected(&mut self) -> (Hash, usize, usize, VrfProof) {
-        loop {
-            self.requests += 1;
-            let request = self.request(&format!("question {}", self.requests));
-            let id = request.id();
-            let executor = self.index_of(inference::executor_for(&self.state, &id).unwrap());
-            let start =
-                InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens: 20 };
-            self.deliver(0, start.into()).unwrap();
-            self.deliver(executor, finish(request, executor)).unwrap();
-            if let Some((validator, proof)) = self.selected(&id, executor) {
-                return (id, executor, validator, proof);
-            }
-        }
-    }
-
-    /// A request for `body` through host 0, at the chain's time, for up to 50 tokens.
-    fn request(&self, body: &str) -> SignedRequest {
-        let terms = RequestTerms {
-            transfer_agent: host(0).address(),
-            body_hash: Hash::digest(body.as_bytes()),
-            body_len: body.len() as u32,
-            timestamp_ns: self.state.meta.time_ms * 1_000_000,
-            model: model(),
-            max_tokens: 50,
-        };
-        SignedRequest::sign(&developer(), CHAIN, terms)
-    }
-
-    /// The first host selected to validate `id` (of `executor`), and its proof.
-    fn selected(&self, id: &Hash, executor: usize) -> Option<(usize, VrfProof)> {
-        (0..HOSTS).filter(|&i| i != executor).find_map(|i| {
-            let (output, proof) = key(i).prove(SELECTION_CONTEXT, &selection_message(CHAIN, 0, id));
-            selects(&self.state, 0, &host(executor).address(), &host(i).address(), output)
-                .then_some((i, proof))
-        })
-    }
-
-    fn validate(
-        &mut self,
-        validator: usize,
-        id: Hash,
-        proof: VrfProof,
-        verdict: Verdict,
-    ) -> Result<(), String> {
-        self.deliver(validator, ValidationMsg::Validate { inference: id, proof, verdict }.into())
-    }
-
-    fn vote(&mut self, voter: usize, id: Hash, valid: bool) -> Result<(), String> {
-        self.deliver(voter, ValidationMsg::Vote { inference: id, valid }.into())
-    }
-
-    fn status(&self, id: &Hash) -> InferenceStatus {
-        self.state.inference.record(id).unwrap().status
-    }
-
-    fn owed(&self, i: usize) -> u128 {
-        self.state.bank.held(&Hold::Owed(host(i).address())).0
-    }
-
-    fn balance(&self) -> u128 {
-        self.state.account(&developer().address()).balance.0
-    }
-
-    /// Blocks until the fee of `id` has settled.
-    fn settle(&mut self, id: &Hash) {
-        while !self.state.inference.record(id).unwrap().fee_settled {
-            self.block(&[]);
-        }
-        assert_eq!(self.state.check_invariants(), Ok(()));
-    }
-}
-
-fn pass() -> Verdict {
-    Verdict {
-        failure: Failure::None,
-        distance_ppm: 0,
-        replay_mismatches: 0,
-        prompt_tokens: 20,
-        completion_tokens: 12,
-    }
-}
-
-/// Host `executor`'s Finish of `request` (forwarded by host 0): 20 + 12 tokens.
-fn finish(request: SignedRequest, executor: usize) -> Msg {
-    let forward = inference::forward_message(CHAIN, &request.id(), &host(executor).address(), 50);
-    InferenceMsg::Finish {
-        request,
-        ta_signature: host(0).sign_recoverable(&forward),
-        prompt_tokens: 20,
-        completion_tokens: 12,
-        response_hash: Hash::digest(b"answer"),
-        seed: 7,
-        logprobs_hash: Hash::digest(b"record"),
-    }
-    .into()
-}
-
-fn fail() -> Verdict {
-    Verdict { failure: Failure::Replay, replay_mismatches: 3, ..pass() }
-}
-
-/// The other hosts than `a` and `b`, in order.
-fn others(a: usize, b: usize) -> Vec<usize> {
-    (0..HOSTS).filter(|&i| i != a && i != b).collect()
-}
+use gonka_chain::{Hold, InferenceMsg, InferenceStatus, Verdict, inference};
+use gonka_primitives::{Amount, Hash};
 
 #[test]
 fn a_pass_validates_the_answer_and_the_fee_is_shared_once_validation_is_over() {
@@ -308,22 +123,6 @@ fn three_invalidations_make_the_executor_invalid_without_power_draws_or_fees() {
     assert_eq!(net.owed(cheater), 0);
 }
 
-impl Net {
-    /// Answers until `count` of `cheater`'s are invalidated by a failing verdict and a second vote.
-    fn invalidate(&mut self, cheater: usize, count: usize) {
-        let mut invalidated = 0;
-        while invalidated < count {
-            let (id, executor, validator, proof) = self.finished_and_selected();
-            if executor != cheater {
-                continue;
-            }
-            self.validate(validator, id, proof, fail()).unwrap();
-            self.vote(others(executor, validator)[0], id, false).unwrap();
-            invalidated += 1;
-        }
-    }
-}
-
 #[test]
 fn an_answer_started_before_its_draw_moved_is_paid_when_it_finishes_after_the_grace_period() {
     // Power moves when a host is made INVALID (and at every epoch's new weights); a request whose Start
@@ -401,9 +200,15 @@ fn the_selected_validations_are_recomputed_from_the_revealed_seed() {
     let mut net = Net::new();
     let finished: Vec<(Hash, usize)> =
         (0..12).map(|_| net.finished_and_selected()).map(|(id, e, _, _)| (id, e)).collect();
+    // Answers finished in the last blocks before the next PoC are exempt (reference §5.2).
+    let epoch = net.state.params().epoch;
+    let cutoff = epoch.poc_start(1).unwrap() - epoch.inference_validation_cutoff;
+    assert!(
+        finished.iter().any(|(id, _)| net.state.inference.record(id).unwrap().finished_height >= cutoff),
+        "the scenario reaches past the cutoff"
+    );
     for i in 0..HOSTS {
-        let seed = format!("epoch-0-seed-{i}");
-        let listed = selected_inferences(&net.state, 0, &host(i).address(), seed.as_bytes()).unwrap();
+        let listed = selected_inferences(&net.state, 0, &host(i).address(), &seed(i).0).unwrap();
         // Exactly the inferences of others whose proof under host i's key selects it.
         let proved: Vec<Hash> = finished
             .iter()
@@ -414,6 +219,7 @@ fn the_selected_validations_are_recomputed_from_the_revealed_seed() {
                     Ok(output)
                 );
                 *executor != i
+                    && net.state.inference.record(id).unwrap().finished_height < cutoff
                     && selects(&net.state, 0, &host(*executor).address(), &host(i).address(), output)
             })
             .map(|(id, _)| *id)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use gonka_chain::{BankMsg, CollateralMsg, GenesisAccount, InferenceMsg, Msg, Params, Tx};
+use gonka_chain::{BankMsg, CollateralMsg, GenesisAccount, InferenceMsg, Msg, Params};
 use gonka_client::devnet::{HOST_BALANCE, genesis_for, init_home};
 use gonka_client::rest::NodeClient;
 use gonka_node::home::{Home, NodeConfig};
@@ -160,6 +160,9 @@ pub(crate) enum TxCommand {
     /// Host collateral: what vouches for the requests a host forwards as a transfer agent.
     #[command(subcommand)]
     Collateral(CollateralCommand),
+    /// Rewards: claim a settled epoch by hand (the host claims by itself in the claim window).
+    #[command(subcommand)]
+    Rewards(RewardsCommand),
     /// Register the key's account as a developer.
     RegisterDeveloper {
         /// Key name.
@@ -218,6 +221,24 @@ pub(crate) enum CollateralCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub(crate) enum RewardsCommand {
+    /// Claim the host's settled epoch: `gonka tx rewards claim OPERATIONAL_KEY --host ADDRESS`. The key
+    /// is the host's operational key (its epoch seed is what the host committed); it signs for the host.
+    Claim {
+        /// Key name of the host's operational key.
+        from: String,
+        /// The host's account address.
+        #[arg(long)]
+        host: String,
+        /// The settled epoch (default: the one waiting).
+        #[arg(long)]
+        epoch: Option<u64>,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+}
+
 fn positive_amount(amount: &str) -> anyhow::Result<Amount> {
     let parsed = Amount::parse(amount)
         .with_context(|| format!("amount {amount:?}: use ngonka (e.g. 1000) or GNK (e.g. 1.5gnk)"))?;
@@ -235,12 +256,23 @@ fn print(value: &impl Serialize, output: OutputFormat) -> anyhow::Result<()> {
 }
 
 async fn sign_and_send(submit: &SubmitArgs, from: &str, messages: Vec<Msg>) -> anyhow::Result<()> {
-    let SubmitArgs { keyring, node, wait } = submit;
-    let key = keyring.load(from)?;
+    let key = submit.keyring.load(from)?;
+    sign_and_send_for(submit, &key, key.address(), messages).await
+}
+
+/// Signs `messages` with `key` for `account` (its own, or a host's when `key` is its operational key).
+async fn sign_and_send_for(
+    submit: &SubmitArgs,
+    key: &gonka_primitives::AccountKey,
+    account: Address,
+    messages: Vec<Msg>,
+) -> anyhow::Result<()> {
+    let SubmitArgs { node, wait, .. } = submit;
     let client = NodeClient::new(&node.node);
     let chain_id = client.status().await?.chain.chain_id;
-    let sequence = client.account(&key.address()).await?.sequence;
-    let tx = Tx::new(&chain_id, &key, sequence, messages);
+    let sequence = client.account(&account).await?.sequence;
+    let tx =
+        gonka_chain::TxBody { chain_id, account, signer: key.public_key(), sequence, messages }.sign(key);
     let submitted = client.submit(&tx).await?;
     if !submitted.accepted {
         bail!("transaction {} rejected: {}", tx.hash(), submitted.error.as_deref().unwrap_or("rejected"));
@@ -288,6 +320,24 @@ pub(crate) fn tx(command: TxCommand) -> anyhow::Result<()> {
                 let amount = positive_amount(&amount)?;
                 let msg = Msg::Collateral(CollateralMsg::Withdraw { amount });
                 sign_and_send(&submit, &from, vec![msg]).await
+            }
+            TxCommand::Rewards(RewardsCommand::Claim { from, host, epoch, submit }) => {
+                let host: Address = host.parse().with_context(|| format!("host {host:?}"))?;
+                let key = submit.keyring.load(&from)?;
+                let client = NodeClient::new(&submit.node.node);
+                let epoch = match epoch {
+                    Some(epoch) => epoch,
+                    None => client
+                        .rewards(&host)
+                        .await?
+                        .claimable
+                        .map(|c| c.epoch)
+                        .with_context(|| format!("{host} has no settled epoch waiting to be claimed"))?,
+                };
+                let chain_id = client.status().await?.chain.chain_id;
+                let seed = gonka_host::protocol::epoch_seed(&key, &chain_id, epoch);
+                let msg = Msg::Rewards(gonka_chain::RewardsMsg::Claim { epoch, seed });
+                sign_and_send_for(&submit, &key, host, vec![msg]).await
             }
             TxCommand::RegisterDeveloper { from, submit } => {
                 sign_and_send(&submit, &from, vec![Msg::Inference(InferenceMsg::RegisterDeveloper)]).await
@@ -341,6 +391,17 @@ pub(crate) enum QueryCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// An address's rewards: fees owed by epoch, the settlement waiting for its claim (and until when),
+    /// the vesting schedule and its settled epochs.
+    Rewards {
+        /// The address.
+        address: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
+    /// The supply: every pool (balances, escrows, fees, owed, settled, vesting, collateral, unbonding),
+    /// genesis supply, minted, burned, the cap, and whether it all balances.
+    Supply(NodeArgs),
     /// One host: power, collateral, and its standing (status, reputation, validated and invalidated
     /// answers).
     Participant {
@@ -387,6 +448,16 @@ pub(crate) fn query(command: QueryCommand) -> anyhow::Result<()> {
                     &found.with_context(|| format!("no inference {id} (never seen, or pruned)"))?,
                     node.output,
                 )
+            }
+            QueryCommand::Rewards { address, node } => {
+                let address: Address = address.parse().context("not a gonka address")?;
+                print(&NodeClient::new(&node.node).rewards(&address).await?, node.output)
+            }
+            QueryCommand::Supply(node) => {
+                let supply = NodeClient::new(&node.node).supply().await?;
+                print(&supply, node.output)?;
+                anyhow::ensure!(supply.balanced, "the supply does not balance");
+                Ok(())
             }
             QueryCommand::Participant { address, node } => {
                 let address: Address = address.parse().context("not a gonka address")?;

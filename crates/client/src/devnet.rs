@@ -107,6 +107,7 @@ pub fn genesis_for(
         accounts,
         participants,
         developers,
+        tokenomics: gonka_chain::Tokenomics::devnet(),
     }
 }
 

@@ -133,6 +133,16 @@ impl NodeClient {
         self.get_optional(&format!("/participants/{address}")).await
     }
 
+    /// `address`'s rewards: fees owed by epoch, the settlement waiting for its claim, vesting, summaries.
+    pub async fn rewards(&self, address: &Address) -> anyhow::Result<gonka_chain::views::RewardsView> {
+        self.get(&format!("/rewards/{address}")).await
+    }
+
+    /// The supply, every pool and whether it balances.
+    pub async fn supply(&self) -> anyhow::Result<gonka_chain::views::SupplyView> {
+        self.get("/supply").await
+    }
+
     /// Submits a signed transaction; the result says whether the mempool admitted it.
     pub async fn submit(&self, tx: &Tx) -> anyhow::Result<SubmitResult> {
         let url = format!("{}/txs", self.base);

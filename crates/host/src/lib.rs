@@ -13,6 +13,7 @@
 //!   for both roles), and the replay guard they keep.
 //! - [`receipts`]: the outbox of Start and Finish receipts, resubmitted until the chain holds them.
 //! - [`protocol`]: the off-chain messages hosts and developers sign and the HTTP headers carrying them.
+//! - [`rewards`]: the claim of each settled epoch, revealing its seed.
 //! - [`validation`]: the validation duties — selection by VRF, checks of others' answers, verdicts
 //!   and votes; [`verdict`]: the payload an executor keeps and the pure verdict on it.
 #![deny(missing_docs)]
@@ -22,5 +23,6 @@ pub mod exposure;
 pub mod poc;
 pub mod protocol;
 pub mod receipts;
+pub mod rewards;
 pub mod validation;
 pub mod verdict;

@@ -70,19 +70,19 @@ pub fn payload_request_message(
 /// The host's secret seed for `epoch`: its deterministic (RFC 6979) signature over the domain, chain
 /// id and epoch, so it can be recomputed after a restart instead of stored. It is committed at the
 /// start of PoC and revealed when the epoch's rewards are claimed.
-pub fn epoch_seed(key: &AccountKey, chain_id: &str, epoch: u64) -> Vec<u8> {
+pub fn epoch_seed(key: &AccountKey, chain_id: &str, epoch: u64) -> gonka_primitives::AccountSignature {
     let mut message = SEED_DOMAIN.to_vec();
     message.extend_from_slice(chain_id.as_bytes());
     message.push(0);
     message.extend_from_slice(&epoch.to_be_bytes());
-    key.sign(&message).0.to_vec()
+    key.sign(&message)
 }
 
 /// The host's validation (VRF) key for `epoch` (`docs/spec/validation.md` §2): derived from its secret
 /// epoch seed, so it is recomputed rather than stored, its public half is the PoC seed commitment, and
 /// revealing the seed reveals the key.
 pub fn validation_key(key: &AccountKey, chain_id: &str, epoch: u64) -> gonka_primitives::VrfKey {
-    gonka_primitives::VrfKey::from_seed(&epoch_seed(key, chain_id, epoch))
+    gonka_primitives::VrfKey::from_seed(&epoch_seed(key, chain_id, epoch).0)
 }
 
 #[cfg(test)]

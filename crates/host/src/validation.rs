@@ -156,6 +156,8 @@ pub struct ValidationHost {
     /// This host's validation key per epoch, when it is the one the roster holds.
     keys: BTreeMap<u64, Option<VrfKey>>,
     summary: ValidationSummary,
+    /// The claims of settled epochs, which prove this duty (`docs/spec/economy.md` §4).
+    claims: crate::rewards::ClaimHost,
 }
 
 impl ValidationHost {
@@ -178,8 +180,12 @@ impl ValidationHost {
         waiting: &dyn Fn(&Msg) -> bool,
         input: ValidationInput,
     ) -> Vec<ValidationAction> {
-        if !self.enabled || !chain.hosts.is_host(&me.account) || chain.validation.is_invalid(&me.account) {
+        if !chain.hosts.is_host(&me.account) {
             return Vec::new();
+        }
+        let claim = self.claims.plan(chain, me, waiting).map(|msg| ValidationAction::Submit(vec![msg]));
+        if !self.enabled || chain.validation.is_invalid(&me.account) {
+            return claim.into_iter().collect();
         }
         self.take(input, chain.height());
         self.select(chain, me);
@@ -187,6 +193,7 @@ impl ValidationHost {
         let mut actions = self.follow_up(chain, me, waiting);
         self.start_checks(chain.height(), &mut actions);
         self.summary.queued = self.tasks.len();
+        actions.extend(claim);
         actions
     }
 

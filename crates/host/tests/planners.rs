@@ -62,6 +62,7 @@ fn genesis_of(hosts: usize, powered: usize) -> Genesis {
             })
             .collect(),
         developers: vec![],
+        tokenomics: Default::default(),
     }
 }
 

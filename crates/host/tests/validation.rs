@@ -53,6 +53,7 @@ fn genesis() -> Genesis {
             })
             .collect(),
         developers: vec![developer().address()],
+        tokenomics: Default::default(),
     }
 }
 

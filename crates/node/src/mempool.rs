@@ -473,6 +473,7 @@ mod tests {
                 validation_key: None,
             }],
             developers: vec![],
+            tokenomics: gonka_chain::Tokenomics::default(),
         }
     }
 

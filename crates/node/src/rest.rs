@@ -164,6 +164,7 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/poc/progress", get(poc_progress))
         .route("/validation/progress", get(validation_progress))
         .route("/participants/{address}", get(participant))
+        .route("/rewards/{address}", get(rewards))
         .route("/poc/nonces/{address}", get(poc_nonces))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
@@ -397,6 +398,12 @@ async fn participant(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiRes
         .with_state(|s| views::host(s, &address))
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("{address} is not a registered host")))
+}
+
+async fn rewards(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::RewardsView> {
+    let address: Address =
+        address.parse().map_err(|e| ApiError::invalid("address", format!("not a gonka address: {e}")))?;
+    Ok(Json(ctx.chain.with_state(|s| views::rewards(s, &address))))
 }
 
 /// `?after=NONCE&limit=N` of `GET /poc/nonces/{address}`.

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use gonka_chain::{Hold, State};
+use gonka_chain::{ClaimStatus, Hold, State};
 use gonka_poc::capping::effective_max_share;
 use gonka_primitives::{Address, Amount, Hash};
 use serde::Serialize;
@@ -13,8 +13,8 @@ use crate::ledger::Ledger;
 
 /// Every live node has the same app hash as every other node at the same height.
 pub const APP_HASH_AGREEMENT: &str = "app_hash_agreement";
-/// `supply = Σ balances + Σ holds`, recounted from the rows, equals the genesis supply (nothing mints
-/// yet), and every module invariant holds.
+/// `supply = Σ balances + Σ holds`, recounted from the rows, equals the genesis supply plus the
+/// subsidy minted less what was burned, minted never exceeds the cap, and every module invariant holds.
 pub const SUPPLY_CONSERVED: &str = "supply_conserved";
 /// No inference is charged more than once.
 pub const NO_DOUBLE_CHARGE: &str = "no_double_charge";
@@ -46,9 +46,13 @@ pub const HONEST_WEIGHT_TRACKS_COMPUTE: &str = "honest_weight_tracks_compute";
 /// today: a host new to the set gets none, and no single PoC window can hand over the validator set
 /// (`docs/spec/poc.md` §5.1).
 pub const POWER_MOVES_BOUNDED: &str = "power_moves_bounded";
+/// An honest host that was never down nor cut off claims every epoch settled to it, and no claim of
+/// its is forfeited for missed validations (`docs/spec/economy.md` §4); nothing settles to a host found
+/// INVALID in the epoch.
+pub const HONEST_HOSTS_PAID: &str = "honest_hosts_paid";
 
 /// Every invariant, in report order.
-pub const ALL: [&str; 12] = [
+pub const ALL: [&str; 13] = [
     APP_HASH_AGREEMENT,
     SUPPLY_CONSERVED,
     NO_DOUBLE_CHARGE,
@@ -61,6 +65,7 @@ pub const ALL: [&str; 12] = [
     CHEATER_WEIGHT_ZERO,
     HONEST_WEIGHT_TRACKS_COMPUTE,
     POWER_MOVES_BOUNDED,
+    HONEST_HOSTS_PAID,
 ];
 
 /// Largest relative gap between an honest host's weight share and its compute share: about five
@@ -108,12 +113,53 @@ pub fn supply(state: &State, genesis_supply: Amount) -> Vec<Violation> {
         found.push(violation(SUPPLY_CONSERVED, height, broken.to_string()));
     }
     let total = state.bank.supply().total;
-    if total != genesis_supply {
+    let totals = state.rewards.totals();
+    let expected = (genesis_supply.0 + totals.minted.0).checked_sub(totals.burned().0);
+    if expected != Some(total.0) || totals.genesis_supply != genesis_supply {
         found.push(violation(
             SUPPLY_CONSERVED,
             height,
-            format!("supply {total}, genesis supply {genesis_supply}"),
+            format!(
+                "supply {total}, genesis supply {genesis_supply} + minted {} − burned {}",
+                totals.minted,
+                totals.burned()
+            ),
         ));
+    }
+    found
+}
+
+/// The economy's rules over `state` (`docs/spec/economy.md`): no claim of a host in `honest` (never down
+/// nor cut off, not Byzantine) is forfeited, or left unclaimed once its window closed; no host found
+/// INVALID in an epoch has anything settled for it.
+pub fn economy(state: &State, honest: &[Address]) -> Vec<Violation> {
+    let height = state.height();
+    let mut found = Vec::new();
+    for (&(epoch, host), summary) in state.rewards.summaries().iter() {
+        let found_invalid = state.validation.standing(&host).invalid_epoch.is_some_and(|e| e <= epoch);
+        if found_invalid && (summary.work.0 > 0 || summary.reward.0 > 0) {
+            found.push(violation(
+                HONEST_HOSTS_PAID,
+                height,
+                format!("{host} INVALID was settled epoch {epoch}"),
+            ));
+        }
+        if !honest.contains(&host) {
+            continue;
+        }
+        match summary.claim {
+            ClaimStatus::Forfeited { missed, selected } => found.push(violation(
+                HONEST_HOSTS_PAID,
+                height,
+                format!("honest {host} forfeited epoch {epoch}: {missed} of {selected} validations missed"),
+            )),
+            ClaimStatus::Unclaimed => found.push(violation(
+                HONEST_HOSTS_PAID,
+                height,
+                format!("honest {host} did not claim epoch {epoch}"),
+            )),
+            _ => {}
+        }
     }
     found
 }

@@ -76,6 +76,25 @@ pub struct ValidationTotals {
     pub invalid_hosts: u64,
 }
 
+/// What the economy did in a run, from the last state (`docs/spec/economy.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct EconomyTotals {
+    /// Epochs settled.
+    pub epochs_settled: u64,
+    /// Subsidy minted, ngonka.
+    pub minted: u128,
+    /// Work and reward coins claimed, ngonka.
+    pub claimed: u128,
+    /// Burned: unclaimed, forfeited, INVALID hosts' owed fees, ngonka.
+    pub burned: u128,
+    /// Host-epochs claimed.
+    pub claims: u64,
+    /// Host-epochs forfeited for missed validations.
+    pub forfeited: u64,
+    /// Host-epochs left unclaimed.
+    pub unclaimed: u64,
+}
+
 /// The result of one run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
@@ -104,6 +123,8 @@ pub struct Report {
     pub stages_checked: u64,
     /// The fault schedule, as drawn.
     pub faults: String,
+    /// What the economy did.
+    pub economy: EconomyTotals,
 }
 
 impl Report {
@@ -148,6 +169,11 @@ impl Report {
             v.cheated_refunded,
             v.cheated_paid_unjudged,
             v.invalid_hosts
+        ));
+        let e = &self.economy;
+        out.push_str(&format!(
+            "economy: {} epochs settled, {} minted, {} claimed, {} burned; {} claims, {} forfeited, {} unclaimed\n",
+            e.epochs_settled, e.minted, e.claimed, e.burned, e.claims, e.forfeited, e.unclaimed
         ));
         for host in &self.host_summaries {
             out.push_str(&format!(

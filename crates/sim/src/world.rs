@@ -1058,8 +1058,22 @@ impl Sim {
         let reference = self.nodes.iter().position(|n| n.height() == Some(height));
         if let Some(chain) = reference.and_then(|i| self.nodes[i].running.as_ref().map(|r| r.chain.clone())) {
             let supply = self.genesis_supply;
+            let faults = self.faults();
+            let cut_off: Vec<usize> = faults
+                .crashes
+                .iter()
+                .map(|(i, _)| *i)
+                .chain(faults.partition.iter().flat_map(|(set, _)| set.iter().copied()))
+                .collect();
+            let honest: Vec<Address> = self
+                .nodes
+                .iter()
+                .filter(|n| n.byzantine.is_none() && !cut_off.contains(&n.index))
+                .map(SimNode::address)
+                .collect();
             found.extend(chain.with_state(|state| {
                 let mut found = invariants::supply(state, supply);
+                found.extend(invariants::economy(state, &honest));
                 found.extend(self.check_stage(state));
                 self.confirmed = invariants::confirmed(state);
                 found
@@ -1145,6 +1159,13 @@ impl Sim {
             digest_parts.extend_from_slice(&violation.height.to_be_bytes());
             digest_parts.extend_from_slice(violation.detail.as_bytes());
         }
+        let economy = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.running.as_ref())
+            .max_by_key(|r| r.chain.with_state(|s| s.height()))
+            .map(|r| r.chain.with_state(economy_totals))
+            .unwrap_or_default();
         let end = self.canonical.len() as u64;
         let (worth, charged, in_flight) = self.ledger.delivered_totals(end);
         let traffic = TrafficSummary {
@@ -1168,8 +1189,30 @@ impl Sim {
             traffic,
             stages_checked: self.stages_checked,
             faults: format!("{:?}", self.faults),
+            economy,
         }
     }
+}
+
+/// The economy's totals in `state`.
+fn economy_totals(state: &State) -> crate::report::EconomyTotals {
+    let totals = state.rewards.totals();
+    let mut economy = crate::report::EconomyTotals {
+        epochs_settled: totals.last_settled.map_or(0, |e| e + 1),
+        minted: totals.minted.0,
+        claimed: totals.work_claimed.0 + totals.rewards_claimed.0,
+        burned: totals.burned().0,
+        ..Default::default()
+    };
+    for summary in state.rewards.summaries().values() {
+        match summary.claim {
+            gonka_chain::ClaimStatus::Claimed => economy.claims += 1,
+            gonka_chain::ClaimStatus::Forfeited { .. } => economy.forfeited += 1,
+            gonka_chain::ClaimStatus::Unclaimed => economy.unclaimed += 1,
+            _ => {}
+        }
+    }
+    economy
 }
 
 /// Each host's behaviour: the last hosts take the host behaviours, in the order given.
@@ -1239,6 +1282,7 @@ fn genesis(config: &SimConfig, nodes: &[SimNode], developers: &[Developer], drai
         accounts,
         participants,
         developers: developers.iter().map(|d| d.key.address()).collect(),
+        tokenomics: gonka_chain::Tokenomics::default(),
     }
 }
 

@@ -35,6 +35,7 @@ fn genesis_state() -> State {
             })
             .collect(),
         developers: vec![],
+        tokenomics: gonka_chain::Tokenomics::default(),
     };
     State::from_genesis(&genesis).expect("genesis")
 }

@@ -70,6 +70,21 @@ fn every_delivered_answer_is_paid_exactly_when_everyone_is_honest() {
     );
 }
 
+#[test]
+fn honest_hosts_claim_every_settled_epoch_and_cheaters_forfeit_nothing_they_did_not_earn() {
+    // 110 blocks of 40-block epochs: epochs 0 and 1 settle (heights 54 and 94), the claims of epoch 0
+    // vest and the first slot is released at epoch 1's settlement (`docs/spec/economy.md`).
+    let report = run(SimConfig::new(7, 4, 110));
+    assert!(report.broken().is_empty(), "{}", report.text());
+    let e = report.economy;
+    assert_eq!(e.epochs_settled, 2, "{}", report.text());
+    assert!(e.minted > 0 && e.claimed > 0, "{e:?}");
+    assert_eq!((e.forfeited, e.unclaimed), (0, 0), "{e:?}");
+    assert_eq!(e.claims, 8, "every host claims both epochs: {e:?}");
+    let report = run(SimConfig::new(7, 5, 110).with_byzantine(ByzantineKind::SubstituteModel, 1));
+    assert!(report.broken().is_empty(), "{}", report.text());
+}
+
 fn partitioned(host: usize, from: u64, to: u64) -> FaultPlan {
     FaultPlan {
         partition: Some((BTreeSet::from([host]), Window { from, to })),

@@ -23,6 +23,7 @@ fn genesis() -> Genesis {
             validation_key: None,
         }],
         developers: vec![],
+        tokenomics: Default::default(),
     }
 }
 

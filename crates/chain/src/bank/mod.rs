@@ -46,8 +46,9 @@ codec_struct!(Account { balance, sequence });
 pub enum Hold {
     /// The escrow of a started inference, by inference id: the requester's until settled.
     Escrow(Hash),
-    /// Fees a host earned as executor or validator and has not been paid out yet.
-    Owed(Address),
+    /// Fees a host earned as executor or validator for answers of an epoch, until that epoch is settled
+    /// (`docs/spec/economy.md` §3): `Owed(epoch, host)`.
+    Owed(u64, Address),
     /// A host's collateral: what vouches for the requests it forwards as transfer agent
     /// (`docs/spec/inference.md` §4.1) and, later, what slashing takes.
     Collateral(Address),
@@ -56,6 +57,11 @@ pub enum Hold {
     /// The fee of a finished inference, by id, until its validation is over: then it is shared out to
     /// the executor and its validators, or refunded (`docs/spec/validation.md` §5.3).
     Fee(Hash),
+    /// A host's settled work and reward coins of one epoch, until it claims them (or they are burned at
+    /// the next settlement) (`docs/spec/economy.md` §4).
+    Settled(Address),
+    /// Coins a host claimed that vest over the coming settlements (`docs/spec/economy.md` §5).
+    Vesting(Address),
 }
 
 impl gonka_primitives::codec::Encode for Hold {
@@ -65,8 +71,9 @@ impl gonka_primitives::codec::Encode for Hold {
                 out.push(0);
                 id.encode(out);
             }
-            Hold::Owed(host) => {
+            Hold::Owed(epoch, host) => {
                 out.push(1);
+                epoch.encode(out);
                 host.encode(out);
             }
             Hold::Collateral(host) => {
@@ -81,6 +88,14 @@ impl gonka_primitives::codec::Encode for Hold {
                 out.push(4);
                 id.encode(out);
             }
+            Hold::Settled(host) => {
+                out.push(5);
+                host.encode(out);
+            }
+            Hold::Vesting(host) => {
+                out.push(6);
+                host.encode(out);
+            }
         }
     }
 }
@@ -91,10 +106,15 @@ impl gonka_primitives::codec::Decode for Hold {
     ) -> Result<Self, gonka_primitives::codec::DecodeError> {
         match <u8 as gonka_primitives::codec::Decode>::decode(reader)? {
             0 => Ok(Hold::Escrow(gonka_primitives::codec::Decode::decode(reader)?)),
-            1 => Ok(Hold::Owed(gonka_primitives::codec::Decode::decode(reader)?)),
+            1 => Ok(Hold::Owed(
+                gonka_primitives::codec::Decode::decode(reader)?,
+                gonka_primitives::codec::Decode::decode(reader)?,
+            )),
             2 => Ok(Hold::Collateral(gonka_primitives::codec::Decode::decode(reader)?)),
             3 => Ok(Hold::Unbonding(gonka_primitives::codec::Decode::decode(reader)?)),
             4 => Ok(Hold::Fee(gonka_primitives::codec::Decode::decode(reader)?)),
+            5 => Ok(Hold::Settled(gonka_primitives::codec::Decode::decode(reader)?)),
+            6 => Ok(Hold::Vesting(gonka_primitives::codec::Decode::decode(reader)?)),
             tag => Err(gonka_primitives::codec::DecodeError::InvalidTag { what: "hold", tag }),
         }
     }
@@ -196,17 +216,43 @@ impl Bank {
         self.move_amount(Place::Held(from), Place::Held(to), amount)
     }
 
-    /// Creates `amount` in `to`'s balance. Only a mechanism whose rules mint (the subsidy) calls it.
+    /// Creates `amount` in `to`'s balance: the genesis supply only.
     pub fn mint(&mut self, to: Address, amount: Amount) -> Result<(), BankError> {
-        let mut supply = self.supply();
-        supply.total = supply.total.checked_add(amount).ok_or_else(|| overflow("the supply"))?;
-        self.supply.set(supply);
-        self.credit(Place::Balance(to), amount)
+        self.mint_into(Place::Balance(to), amount)
+    }
+
+    /// Creates `amount` in `hold`. Only the subsidy step calls it (`docs/spec/economy.md` §2).
+    pub fn mint_held(&mut self, hold: Hold, amount: Amount) -> Result<(), BankError> {
+        self.mint_into(Place::Held(hold), amount)
     }
 
     /// Destroys `amount` from `from`'s balance.
     pub fn burn(&mut self, from: Address, amount: Amount) -> Result<(), BankError> {
-        self.debit(Place::Balance(from), amount)?;
+        self.burn_from(Place::Balance(from), amount)
+    }
+
+    /// Destroys `amount` from `hold`: unclaimed or forfeited rewards, slashes (`docs/spec/economy.md`
+    /// §2).
+    pub fn burn_held(&mut self, hold: Hold, amount: Amount) -> Result<(), BankError> {
+        self.burn_from(Place::Held(hold), amount)
+    }
+
+    fn mint_into(&mut self, to: Place, amount: Amount) -> Result<(), BankError> {
+        // A zero hold is never stored; a zero genesis balance still opens the account.
+        if amount == Amount::ZERO && matches!(to, Place::Held(_)) {
+            return Ok(());
+        }
+        let mut supply = self.supply();
+        supply.total = supply.total.checked_add(amount).ok_or_else(|| overflow("the supply"))?;
+        self.supply.set(supply);
+        self.credit(to, amount)
+    }
+
+    fn burn_from(&mut self, from: Place, amount: Amount) -> Result<(), BankError> {
+        if amount == Amount::ZERO {
+            return Ok(());
+        }
+        self.debit(from, amount)?;
         let mut supply = self.supply();
         supply.total = supply.total.checked_sub(amount).ok_or_else(|| overflow("the supply"))?;
         self.supply.set(supply);
@@ -381,12 +427,14 @@ mod tests {
         let escrow = Hold::Escrow(Hash([7; 32]));
         bank.transfer(address(1), address(2), Amount(300)).expect("transfer");
         bank.escrow(address(1), escrow, Amount(500)).expect("escrow");
-        bank.transfer_held(escrow, Hold::Owed(address(3)), Amount(120)).expect("fee");
+        bank.transfer_held(escrow, Hold::Owed(0, address(3)), Amount(120)).expect("fee");
         bank.release(escrow, address(1), Amount(380)).expect("refund");
         assert_eq!(bank.held(&escrow), Amount::ZERO, "an empty hold leaves no row");
-        assert_eq!(bank.held(&Hold::Owed(address(3))), Amount(120));
+        assert_eq!(bank.held(&Hold::Owed(0, address(3))), Amount(120));
         bank.burn(address(2), Amount(100)).expect("burn");
-        assert_eq!(bank.supply().total, Amount(900));
+        bank.mint_held(Hold::Settled(address(3)), Amount(50)).expect("subsidy");
+        bank.burn_held(Hold::Settled(address(3)), Amount(20)).expect("unclaimed");
+        assert_eq!(bank.supply().total, Amount(930));
         bank.recount().expect("totals match the rows");
     }
 

@@ -10,8 +10,9 @@
 //! - Start first: escrow `(prompt + max_tokens) × price` moves from the requester into the hold
 //!   `Escrow(id)`.
 //! - Finish after Start: cost `(prompt + completion) × price`; `min(cost, escrow)` moves to the
-//!   executor's hold `Owed(executor)`, the rest back to the requester.
-//! - Finish first: the requester pays `min(cost, balance)` straight into `Owed(executor)` and the TA that
+//!   inference's hold `Fee(id)` until its validation is over (`docs/spec/validation.md` §5.3), the rest
+//!   back to the requester.
+//! - Finish first: the requester pays `min(cost, balance)` straight into `Fee(id)` and the TA that
 //!   vouched for the request (its forward signature, carried by the Finish) pays the rest from its
 //!   collateral ([`crate::collateral::charge_vouched`]); a later Start only records the TA.
 //! - A Start not finished by its deadline (`start + expiry_base_blocks + ⌈max_tokens /
@@ -216,7 +217,7 @@ impl Module for Inferences {
                 Hold::Fee(id) if inference.records.get(id).is_none() => {
                     return broken("fee_matches_record", format!("fee of {id} without a record"));
                 }
-                Hold::Owed(host) if !state.hosts.is_host(host) => {
+                Hold::Owed(_, host) if !state.hosts.is_host(host) => {
                     return broken("fees_owed_to_hosts", format!("{host} is owed fees but is not a host"));
                 }
                 _ => {}

@@ -328,10 +328,16 @@ pub(super) fn settle(state: &mut State, id: Hash, height: u64) -> Result<Vec<Eve
     let fee = state.bank.held(&Hold::Fee(id));
     let share = fee.0 / (validators.len() as u128 + 1);
     for validator in &validators {
-        state.bank.transfer_held(Hold::Fee(id), Hold::Owed(*validator), Amount(share)).map_err(broken)?;
+        state
+            .bank
+            .transfer_held(Hold::Fee(id), Hold::Owed(record.epoch, *validator), Amount(share))
+            .map_err(broken)?;
     }
     let executor_share = state.bank.held(&Hold::Fee(id));
-    state.bank.transfer_held(Hold::Fee(id), Hold::Owed(record.executor), executor_share).map_err(broken)?;
+    state
+        .bank
+        .transfer_held(Hold::Fee(id), Hold::Owed(record.epoch, record.executor), executor_share)
+        .map_err(broken)?;
     state.inference.update_record(&id, |r| r.fee_settled = true);
     let mut events = vec![
         Event::new("fee_settled")

@@ -86,7 +86,8 @@ pub fn check_selection(
 
 /// Every inference of `epoch` that `host` was selected to validate, recomputed from its revealed
 /// epoch seed (reference §5.2 (b)): finished inferences of others, up to the epoch's validation cutoff
-/// (those finished in the last `inference_validation_cutoff` blocks before the next PoC are exempt).
+/// (those finished in the last `inference_validation_cutoff` blocks before the next PoC, and during it,
+/// are exempt).
 /// Refused when the seed's key is not the one the host committed.
 pub fn selected_inferences(
     state: &State,
@@ -100,10 +101,12 @@ pub fn selected_inferences(
         return Err(ValidationError::BadProof);
     }
     let params = state.params();
+    // The epoch ends when the next one becomes effective, after the next PoC; answers finished from
+    // `inference_validation_cutoff` blocks before that PoC on are exempt (reference §5.2).
     let cutoff = epoch
         .checked_add(1)
-        .and_then(|next| params.epoch.stages(next))
-        .map_or(u64::MAX, |s| s.inference_validation_cutoff);
+        .and_then(|next| params.epoch.poc_start(next))
+        .map_or(u64::MAX, |start| start.saturating_sub(params.epoch.inference_validation_cutoff));
     let heights = epoch_start(&params.epoch, epoch)..epoch_end(&params.epoch, epoch).min(cutoff);
     let mut selected = Vec::new();
     for (_, id) in state.inference.finished_between(heights) {

@@ -2,7 +2,9 @@
 //! transactions on top of a state.
 #![allow(dead_code, unreachable_pub)]
 
-use gonka_chain::{Block, GenesisParticipant, State, Tx, TxResult};
+pub mod net;
+
+use gonka_chain::{Block, GenesisParticipant, Hold, State, Tx, TxResult};
 use gonka_primitives::codec::{Bytes, Encode};
 use gonka_primitives::{AccountKey, ValidatorKey};
 
@@ -33,4 +35,19 @@ pub fn apply_block(state: &mut State, txs: &[Tx]) -> Vec<TxResult> {
     let proposer = ValidatorKey::from_secret_bytes([1; 32]).public_key();
     let header = state.next_header(proposer, state.meta.time_ms + 1000, &txs);
     state.apply_block(&Block { header, txs }, &|_| false).expect("a valid block").results
+}
+
+/// What `host` earned and was not paid yet: its fees of epochs not settled (`Owed`) and its settlement
+/// waiting for a claim (`Settled`).
+pub fn earned(state: &State, host: &gonka_primitives::Address) -> u128 {
+    state
+        .bank
+        .holds()
+        .iter()
+        .filter(|(hold, _)| match hold {
+            Hold::Owed(_, h) | Hold::Settled(h) => h == host,
+            _ => false,
+        })
+        .map(|(_, amount)| amount.0)
+        .sum()
 }

@@ -1,0 +1,245 @@
+//! The economy through the state machine (`docs/spec/economy.md`): an epoch's settlement of work and
+//! subsidy, claims that reveal the epoch seed and prove validation duty, vesting, and the burns of
+//! unclaimed, forfeited and INVALID hosts' coins — with the supply accounted after every block.
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)]
+
+mod common;
+
+use common::host;
+use common::net::*;
+
+use gonka_chain::rewards::{
+    self, ClaimStatus, RewardsMsg, claim_deadline, settlement_height, split_pro_rata,
+};
+use gonka_chain::validation::{SELECTION_CONTEXT, selection_message, selects};
+use gonka_chain::{Hold, Msg, views};
+use gonka_primitives::{Address, Amount, Hash, VrfProof};
+
+const GNK: u128 = rewards::GNK;
+
+impl Net {
+    /// Blocks until `height`, every invariant checked after each, and the supply view balanced.
+    fn run_to(&mut self, height: u64) {
+        while self.state.height() < height {
+            self.block(&[]);
+            assert_eq!(self.state.check_invariants(), Ok(()), "after block {}", self.state.height());
+            assert!(views::supply(&self.state).balanced, "supply view at {}", self.state.height());
+        }
+    }
+
+    /// Every host selected to validate `id` (of `executor`), with its proof.
+    fn all_selected(&self, id: &Hash, executor: usize) -> Vec<(usize, VrfProof)> {
+        (0..HOSTS)
+            .filter(|&i| i != executor)
+            .filter_map(|i| {
+                let (output, proof) = key(i).prove(SELECTION_CONTEXT, &selection_message(CHAIN, 0, id));
+                selects(&self.state, 0, &host(executor).address(), &host(i).address(), output)
+                    .then_some((i, proof))
+            })
+            .collect()
+    }
+
+    /// A finished answer every selected host passes, except `skipper` if it is selected.
+    fn served(&mut self, skipper: Option<usize>) -> (Hash, Vec<usize>) {
+        let (id, executor, _, _) = self.finished_and_selected();
+        let selected = self.all_selected(&id, executor);
+        for (validator, proof) in &selected {
+            if Some(*validator) != skipper {
+                self.validate(*validator, id, *proof, pass()).unwrap();
+            }
+        }
+        (id, selected.into_iter().map(|(v, _)| v).collect())
+    }
+
+    fn claim(
+        &mut self,
+        i: usize,
+        epoch: u64,
+        seed: gonka_primitives::AccountSignature,
+    ) -> Result<(), String> {
+        self.deliver(i, Msg::Rewards(RewardsMsg::Claim { epoch, seed }))
+    }
+
+    fn owed_in(&self, epoch: u64, i: usize) -> u128 {
+        self.state.bank.held(&Hold::Owed(epoch, host(i).address())).0
+    }
+
+    fn settled(&self, i: usize) -> u128 {
+        self.state.bank.held(&Hold::Settled(host(i).address())).0
+    }
+
+    fn spendable(&self, i: usize) -> u128 {
+        self.state.account(&host(i).address()).balance.0
+    }
+
+    fn settle_epoch_0(&mut self) -> [u128; HOSTS] {
+        let height = settlement_height(&self.state, 0).unwrap();
+        self.run_to(height - 1);
+        assert_eq!(
+            self.state.rewards.totals().last_settled,
+            None,
+            "not before every fee of the epoch is final"
+        );
+        let owed = std::array::from_fn(|i| self.owed_in(0, i));
+        self.run_to(height);
+        assert_eq!(self.state.rewards.totals().last_settled, Some(0));
+        owed
+    }
+}
+
+/// The epoch's weights in address order (as the chain splits), `skip` at zero.
+fn weights(skip: Option<usize>) -> Vec<(Address, u64)> {
+    let mut weights: Vec<(Address, u64)> =
+        (0..HOSTS).map(|i| (host(i).address(), if Some(i) == skip { 0 } else { 100 })).collect();
+    weights.sort();
+    weights
+}
+
+fn share(i: usize, skip: Option<usize>) -> u128 {
+    let shares = split_pro_rata(Amount(1_000 * GNK), &weights(skip)).unwrap();
+    shares.iter().find(|(a, _)| *a == host(i).address()).map_or(0, |(_, s)| s.0)
+}
+
+#[test]
+fn an_honest_epoch_settles_work_and_subsidy_and_claims_vest_to_the_ngonka() {
+    let mut net = Net::new();
+    for _ in 0..4 {
+        net.served(None);
+    }
+    let supply_before = net.state.bank.supply().total.0;
+    let owed = net.settle_epoch_0();
+    assert!(owed.iter().sum::<u128>() > 0, "fees were earned");
+    let totals = net.state.rewards.totals();
+    // Reference §6.3: R(0) minted, split by equal weights, the remainder to the first paid.
+    assert_eq!(totals.minted.0, 1_000 * GNK);
+    assert_eq!(net.state.bank.supply().total.0, supply_before + 1_000 * GNK);
+    for i in 0..HOSTS {
+        assert_eq!(net.owed_in(0, i), 0, "the epoch's fees left Owed");
+        assert_eq!(net.settled(i), owed[i] + share(i, None), "host {i}: work + reward");
+        let summary = net.state.rewards.summary(0, &host(i).address()).unwrap();
+        assert_eq!(
+            (summary.work.0, summary.reward.0, summary.claim),
+            (owed[i], share(i, None), ClaimStatus::Pending)
+        );
+        assert_eq!(summary.weight, 100);
+    }
+    let balances: [u128; HOSTS] = std::array::from_fn(|i| net.spendable(i));
+    for i in 0..HOSTS {
+        net.claim(i, 0, seed(i)).unwrap();
+        assert_eq!(net.settled(i), 0);
+        // Devnet vests over 2 settlements: ⌊x/2⌋ each, the remainder in the first.
+        let schedule = net.state.rewards.vesting_of(&host(i).address());
+        let (work, reward) = (owed[i], share(i, None));
+        let first = work / 2 + work % 2 + reward / 2 + reward % 2;
+        assert_eq!(schedule, vec![(1, Amount(first)), (2, Amount(work / 2 + reward / 2))], "host {i}");
+        assert_eq!(net.spendable(i), balances[i], "nothing spendable before the next settlement");
+        assert!(net.claim(i, 0, seed(i)).unwrap_err().contains("no settled rewards"), "claimed once");
+    }
+    assert_eq!(net.state.rewards.totals().work_claimed.0, owed.iter().sum::<u128>());
+    let height = settlement_height(&net.state, 1).unwrap();
+    net.run_to(height);
+    for i in 0..HOSTS {
+        let (work, reward) = (owed[i], share(i, None));
+        let first = work / 2 + work % 2 + reward / 2 + reward % 2;
+        assert_eq!(net.spendable(i), balances[i] + first, "host {i}: the first slot released, to the ngonka");
+        assert_eq!(net.state.rewards.summary(0, &host(i).address()).unwrap().claim, ClaimStatus::Claimed);
+    }
+    let height = settlement_height(&net.state, 2).unwrap();
+    net.run_to(height);
+    for i in 0..HOSTS {
+        assert_eq!(net.spendable(i), balances[i] + owed[i] + share(i, None), "host {i}: all of it");
+        assert!(net.state.rewards.vesting_of(&host(i).address()).is_empty());
+    }
+    // Nothing of epoch 0 burned; epoch 1 (the hosts kept their genesis power) was settled and, never
+    // claimed, burned at epoch 2's settlement.
+    let totals = net.state.rewards.totals();
+    assert_eq!((totals.burned_forfeited, totals.burned_invalid), (Amount::ZERO, Amount::ZERO));
+    let epoch_1: u128 = net.state.rewards.summaries_in(1).map(|(_, s)| s.work.0 + s.reward.0).sum();
+    assert!(epoch_1 > 0);
+    assert_eq!(totals.burned_unclaimed.0, epoch_1);
+}
+
+#[test]
+fn a_missed_validation_forfeits_the_claim_and_burns_at_the_next_settlement() {
+    let mut net = Net::new();
+    // Serve until some host is selected and skips its check, early in the epoch (before the cutoff).
+    let skipper = loop {
+        let (_, selected) = net.served(Some(1));
+        if selected.contains(&1) {
+            break 1;
+        }
+    };
+    net.settle_epoch_0();
+    let amount = net.settled(skipper);
+    assert!(amount >= share(skipper, None), "the skipper was settled like everyone");
+    // The claim lands (the seed is right) but pays nothing: the duty check found the miss.
+    let supply = net.state.bank.supply().total.0;
+    net.claim(skipper, 0, seed(skipper)).unwrap();
+    let settlement = *net.state.rewards.settlement(&host(skipper).address()).unwrap();
+    assert!(matches!(settlement.status, ClaimStatus::Forfeited { missed: 1.., .. }), "{settlement:?}");
+    assert_eq!(net.settled(skipper), amount, "still held until the next settlement");
+    assert!(net.claim(skipper, 0, seed(skipper)).unwrap_err().contains("forfeited"), "no second try");
+    for i in (0..HOSTS).filter(|&i| i != skipper) {
+        net.claim(i, 0, seed(i)).unwrap();
+    }
+    let height = settlement_height(&net.state, 1).unwrap();
+    net.run_to(height);
+    let epoch_1 = *net.state.rewards.summary(1, &host(skipper).address()).unwrap();
+    assert_eq!(net.settled(skipper), epoch_1.work.0 + epoch_1.reward.0, "only epoch 1's settlement waits");
+    assert_eq!(net.state.rewards.totals().burned_forfeited.0, amount, "burned, to the ngonka");
+    assert!(net.state.bank.supply().total.0 <= supply - amount + net.state.rewards.totals().minted.0);
+    assert!(net.state.rewards.vesting_of(&host(skipper).address()).is_empty(), "nothing vests");
+}
+
+#[test]
+fn an_invalid_host_is_paid_nothing_for_its_epoch() {
+    let mut net = Net::new();
+    let cheater = 3;
+    // The cheater passes an honest answer first, then is caught cheating three times in the epoch.
+    loop {
+        let (_, selected) = net.served(None);
+        if selected.contains(&cheater) {
+            break;
+        }
+    }
+    net.invalidate(cheater, 3);
+    assert!(net.state.validation.is_invalid(&host(cheater).address()));
+    let owed = net.settle_epoch_0();
+    // Found INVALID in the epoch: its answers were refunded and its verdict shares went to the
+    // executors (`docs/spec/validation.md` §5.3), so nothing is owed to it; its weight counts for nothing.
+    assert_eq!(owed[cheater], 0);
+    let summary = *net.state.rewards.summary(0, &host(cheater).address()).unwrap();
+    assert!(summary.invalid);
+    assert_eq!(summary.invalidated, 3);
+    assert_eq!(
+        (summary.work, summary.reward, summary.claim),
+        (Amount::ZERO, Amount::ZERO, ClaimStatus::Nothing)
+    );
+    assert!(net.state.rewards.settlement(&host(cheater).address()).is_none());
+    for i in (0..HOSTS).filter(|&i| i != cheater) {
+        assert_eq!(net.settled(i), owed[i] + share(i, Some(cheater)), "host {i}: the others split it all");
+    }
+    assert_eq!(net.state.rewards.totals().minted.0, 1_000 * GNK);
+}
+
+#[test]
+fn claims_with_a_wrong_seed_epoch_or_after_the_window_are_refused_and_unclaimed_coins_burn() {
+    let mut net = Net::new();
+    net.served(None);
+    net.settle_epoch_0();
+    assert!(net.claim(0, 0, seed(1)).unwrap_err().contains("does not match"));
+    assert!(net.claim(0, 1, seed(0)).unwrap_err().contains("not 1"));
+    let unclaimed: u128 = (0..HOSTS).map(|i| net.settled(i)).sum();
+    let deadline = claim_deadline(&net.state, 0);
+    net.run_to(deadline - 1);
+    assert!(net.claim(0, 0, seed(0)).unwrap_err().contains("claim window"), "refused at the deadline");
+    let supply = net.state.bank.supply().total.0;
+    let height = settlement_height(&net.state, 1).unwrap();
+    net.run_to(height);
+    let totals = net.state.rewards.totals();
+    assert_eq!(totals.burned_unclaimed.0, unclaimed);
+    assert_eq!(net.state.bank.supply().total.0, supply - unclaimed + (totals.minted.0 - 1_000 * GNK));
+    for i in 0..HOSTS {
+        assert_eq!(net.state.rewards.summary(0, &host(i).address()).unwrap().claim, ClaimStatus::Unclaimed);
+    }
+}
