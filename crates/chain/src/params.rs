@@ -135,6 +135,12 @@ impl Params {
         if self.collateral.unbonding_ms <= window || self.collateral.unbonding_ms > 7 * 24 * 3_600_000 {
             return Err(ParamsError::Limit("collateral.unbonding_ms"));
         }
+        let c = &self.collateral;
+        if [c.slash_invalid_ppm, c.slash_downtime_ppm, c.downtime_missed_ppm].iter().any(|p| *p > 1_000_000) {
+            return Err(ParamsError::Limit(
+                "collateral slash fractions and downtime threshold (ppm, at most 1,000,000)",
+            ));
+        }
         Ok(())
     }
 }

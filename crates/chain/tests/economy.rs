@@ -192,9 +192,11 @@ fn a_missed_validation_forfeits_the_claim_and_burns_at_the_next_settlement() {
 }
 
 #[test]
-fn an_invalid_host_is_paid_nothing_for_its_epoch() {
-    let mut net = Net::new();
+fn an_invalid_host_is_paid_nothing_for_its_epoch_and_loses_a_fifth_of_its_collateral() {
     let cheater = 3;
+    let mut genesis = genesis();
+    genesis.participants[cheater].collateral = Amount(500);
+    let mut net = Net::from_genesis(&genesis);
     // The cheater passes an honest answer first, then is caught cheating three times in the epoch.
     loop {
         let (_, selected) = net.served(None);
@@ -204,6 +206,9 @@ fn an_invalid_host_is_paid_nothing_for_its_epoch() {
     }
     net.invalidate(cheater, 3);
     assert!(net.state.validation.is_invalid(&host(cheater).address()));
+    // Reference §6.7: 20 % of the collateral burns on becoming INVALID.
+    assert_eq!(net.state.bank.held(&Hold::Collateral(host(cheater).address())).0, 400);
+    assert_eq!(net.state.rewards.totals().burned_slashed.0, 100);
     let owed = net.settle_epoch_0();
     // Found INVALID in the epoch: its answers were refunded and its verdict shares went to the
     // executors (`docs/spec/validation.md` §5.3), so nothing is owed to it; its weight counts for nothing.
@@ -242,4 +247,68 @@ fn claims_with_a_wrong_seed_epoch_or_after_the_window_are_refused_and_unclaimed_
     for i in 0..HOSTS {
         assert_eq!(net.state.rewards.summary(0, &host(i).address()).unwrap().claim, ClaimStatus::Unclaimed);
     }
+}
+
+impl Net {
+    /// A request drawn to `executor`, started by host 0 and never finished: it expires as a miss.
+    fn started_only(&mut self, executor: usize) {
+        loop {
+            self.requests += 1;
+            let request = self.request(&format!("abandoned {}", self.requests));
+            let drawn =
+                self.index_of(gonka_chain::inference::executor_for(&self.state, &request.id()).unwrap());
+            if drawn != executor {
+                continue;
+            }
+            let start = gonka_chain::InferenceMsg::Start {
+                request,
+                executor: host(executor).address(),
+                prompt_tokens: 20,
+            };
+            self.deliver(0, start.into()).unwrap();
+            return;
+        }
+    }
+}
+
+#[test]
+fn downtime_above_the_threshold_is_slashed_at_the_settlement_and_at_it_is_not() {
+    // A 25 % threshold for a short test: host 1 misses 1 of 4 drawn (25 %, not above), host 2 misses 1
+    // of 3 (33 %); each holds 1,000 collateral, and downtime costs 10 % (reference §6.7).
+    let mut genesis = genesis();
+    genesis.params.collateral.downtime_missed_ppm = 250_000;
+    for i in [1, 2] {
+        genesis.participants[i].collateral = Amount(1_000);
+    }
+    let mut net = Net::from_genesis(&genesis);
+    for (executor, finished) in [(1, 3), (2, 2)] {
+        for _ in 0..finished {
+            net.finished_by(Some(executor));
+        }
+        net.started_only(executor);
+    }
+    net.settle_epoch_0();
+    for (i, finished, missed, collateral) in [(1, 3, 1, 1_000), (2, 2, 1, 900)] {
+        let summary = net.state.rewards.summary(0, &host(i).address()).unwrap();
+        assert_eq!((summary.inferences, summary.missed), (finished, missed), "host {i}");
+        assert_eq!(net.state.bank.held(&Hold::Collateral(host(i).address())).0, collateral, "host {i}");
+    }
+    assert_eq!(net.state.rewards.totals().burned_slashed.0, 100);
+}
+
+#[test]
+fn withdrawn_collateral_is_still_slashed_while_it_unbonds() {
+    let cheater = 3;
+    let mut genesis = genesis();
+    genesis.participants[cheater].collateral = Amount(1_000);
+    let mut net = Net::from_genesis(&genesis);
+    let withdraw = gonka_chain::CollateralMsg::Withdraw { amount: Amount(600) };
+    net.deliver(cheater, Msg::Collateral(withdraw)).unwrap();
+    net.invalidate(cheater, 3);
+    let address = host(cheater).address();
+    // 20 % of both: 400 → 320 active, 600 → 480 unbonding.
+    assert_eq!(net.state.bank.held(&Hold::Collateral(address)).0, 320);
+    assert_eq!(net.state.bank.held(&Hold::Unbonding(address)).0, 480);
+    assert_eq!(net.state.rewards.totals().burned_slashed.0, 200);
+    net.run_to(net.state.height() + 1);
 }

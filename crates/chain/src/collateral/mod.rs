@@ -31,15 +31,71 @@ pub const MAX_UNBONDING_PER_HOST: usize = 16;
 pub struct CollateralParams {
     /// Block time a withdrawal waits before it returns to the balance.
     pub unbonding_ms: u64,
+    /// Share of its collateral (and unbonding collateral) a host loses on becoming INVALID, ppm
+    /// (reference §6.7 `slash_fraction_invalid`).
+    #[serde(default = "default_slash_invalid")]
+    pub slash_invalid_ppm: u64,
+    /// Share it loses for downtime, ppm (reference `slash_fraction_downtime`).
+    #[serde(default = "default_slash_downtime")]
+    pub slash_downtime_ppm: u64,
+    /// Downtime: missed / (finished + missed) of an epoch above this, ppm, at its settlement (reference
+    /// `downtime_missed_percentage_threshold`).
+    #[serde(default = "default_downtime_missed")]
+    pub downtime_missed_ppm: u64,
 }
-codec_struct!(CollateralParams { unbonding_ms });
+codec_struct!(CollateralParams { unbonding_ms, slash_invalid_ppm, slash_downtime_ppm, downtime_missed_ppm });
+
+fn default_slash_invalid() -> u64 {
+    200_000
+}
+
+fn default_slash_downtime() -> u64 {
+    100_000
+}
+
+fn default_downtime_missed() -> u64 {
+    50_000
+}
 
 impl Default for CollateralParams {
     fn default() -> CollateralParams {
         // Five minutes: past the 90 s request window and the 180 s record retention with room for
         // slow blocks.
-        CollateralParams { unbonding_ms: 300_000 }
+        CollateralParams {
+            unbonding_ms: 300_000,
+            slash_invalid_ppm: default_slash_invalid(),
+            slash_downtime_ppm: default_slash_downtime(),
+            downtime_missed_ppm: default_downtime_missed(),
+        }
     }
+}
+
+/// Parts per million.
+const PPM: u128 = 1_000_000;
+
+/// Burns `fraction_ppm` of `host`'s collateral and of its unbonding collateral (reference §6.7: a
+/// withdrawal is slashable until released) for `reason`; returns the event, with the amount burned.
+pub fn slash(
+    state: &mut State,
+    host: Address,
+    fraction_ppm: u64,
+    reason: &'static str,
+) -> Result<Vec<Event>, BankError> {
+    let fraction = u128::from(fraction_ppm.min(1_000_000));
+    let mut burned = 0u128;
+    for hold in [Hold::Collateral(host), Hold::Unbonding(host)] {
+        let held = state.bank.held(&hold).0;
+        let part = held / PPM * fraction + held % PPM * fraction / PPM;
+        state.bank.burn_held(hold, Amount(part))?;
+        burned += part;
+    }
+    if burned == 0 {
+        return Ok(Vec::new());
+    }
+    crate::rewards::record_slash(state, Amount(burned));
+    Ok(vec![
+        Event::new("collateral_slashed").with("host", host).with("amount", burned).with("reason", reason),
+    ])
 }
 
 tables! {

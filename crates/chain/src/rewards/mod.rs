@@ -65,6 +65,8 @@ pub struct RewardTotals {
     pub burned_forfeited: Amount,
     /// Burned: work coins of hosts found INVALID.
     pub burned_invalid: Amount,
+    /// Burned: collateral slashed (INVALID, downtime).
+    pub burned_slashed: Amount,
     /// Work coins claimed so far.
     pub work_claimed: Amount,
     /// Reward coins claimed so far.
@@ -79,6 +81,7 @@ codec_struct!(RewardTotals {
     burned_unclaimed,
     burned_forfeited,
     burned_invalid,
+    burned_slashed,
     work_claimed,
     rewards_claimed,
     last_settled,
@@ -87,7 +90,9 @@ codec_struct!(RewardTotals {
 impl RewardTotals {
     /// Everything burned.
     pub fn burned(&self) -> Amount {
-        Amount(self.burned_unclaimed.0 + self.burned_forfeited.0 + self.burned_invalid.0)
+        Amount(
+            self.burned_unclaimed.0 + self.burned_forfeited.0 + self.burned_invalid.0 + self.burned_slashed.0,
+        )
     }
 }
 
@@ -246,6 +251,18 @@ impl Rewards {
             .range((epoch, Address([0; 20]))..=(epoch, Address([0xff; 20])))
             .map(|((_, a), s)| (*a, s))
     }
+}
+
+/// Counts a collateral slash the collateral module burned (`docs/spec/economy.md` §6).
+pub(crate) fn record_slash(state: &mut State, amount: Amount) {
+    bump(state, |t| t.burned_slashed = Amount(t.burned_slashed.0 + amount.0));
+}
+
+/// Changes the running totals in place.
+fn bump(state: &mut State, change: impl FnOnce(&mut RewardTotals)) {
+    let mut totals = state.rewards.totals();
+    change(&mut totals);
+    state.rewards.totals.set(totals);
 }
 
 /// The height at which epoch `index` is settled: the first where every fee of its answers is final — an
@@ -450,10 +467,10 @@ fn claim(
     }
     state.rewards.settlements.remove(&host);
     state.rewards.summaries.update(&(epoch, host), |s| s.claim = ClaimStatus::Claimed);
-    let mut totals = state.rewards.totals();
-    totals.work_claimed = Amount(totals.work_claimed.0 + settlement.work.0);
-    totals.rewards_claimed = Amount(totals.rewards_claimed.0 + settlement.reward.0);
-    state.rewards.totals.set(totals);
+    bump(state, |t| {
+        t.work_claimed = Amount(t.work_claimed.0 + settlement.work.0);
+        t.rewards_claimed = Amount(t.rewards_claimed.0 + settlement.reward.0);
+    });
     Ok(vec![
         Event::new("rewards_claimed")
             .with("host", host)
@@ -473,7 +490,6 @@ fn settle(state: &mut State, index: u64) -> Result<Vec<Event>, InvariantViolatio
         InvariantViolation::new("supply_accounted", format!("settling epoch {index}: {e}"))
     };
     let mut events = Vec::new();
-    let mut totals = state.rewards.totals();
 
     // 1. Settlements nobody claimed (or whose claim failed) burn.
     let left: Vec<(Address, Settlement)> = state.rewards.settlements.iter().map(|(a, s)| (*a, *s)).collect();
@@ -483,9 +499,9 @@ fn settle(state: &mut State, index: u64) -> Result<Vec<Event>, InvariantViolatio
         state.rewards.settlements.remove(&host);
         let forfeited = matches!(settlement.status, ClaimStatus::Forfeited { .. });
         if forfeited {
-            totals.burned_forfeited = Amount(totals.burned_forfeited.0 + amount.0);
+            bump(state, |t| t.burned_forfeited = Amount(t.burned_forfeited.0 + amount.0));
         } else {
-            totals.burned_unclaimed = Amount(totals.burned_unclaimed.0 + amount.0);
+            bump(state, |t| t.burned_unclaimed = Amount(t.burned_unclaimed.0 + amount.0));
             state.rewards.summaries.update(&(settlement.epoch, host), |s| s.claim = ClaimStatus::Unclaimed);
         }
         events.push(
@@ -518,6 +534,7 @@ fn settle(state: &mut State, index: u64) -> Result<Vec<Event>, InvariantViolatio
         .map(|e| epoch_reward(&state.params().rewards, e))
         .unwrap_or(Amount::ZERO);
     let weighted = weights.iter().any(|(_, w)| *w > 0);
+    let totals = state.rewards.totals();
     let minted = if weighted { capped(reward, totals.minted, totals.subsidy_cap) } else { Amount::ZERO };
     let shares = split_pro_rata(minted, &weights).ok_or_else(|| {
         InvariantViolation::new(
@@ -542,12 +559,19 @@ fn settle(state: &mut State, index: u64) -> Result<Vec<Event>, InvariantViolatio
     for (host, amount) in owed {
         hosts.entry(host).or_default().1 = amount;
     }
+    let downtime_ppm = state.params().collateral.downtime_missed_ppm;
     for (host, (weight, work, share)) in hosts {
         let stats = state.inference.epoch_stats(index, &host);
         let is_invalid = invalid(state, &host);
+        // Downtime (reference §6.7): more than the threshold of the answers drawn to it missed.
+        let drawn = u128::from(stats.finished) + u128::from(stats.missed);
+        if drawn > 0 && u128::from(stats.missed) * 1_000_000 > u128::from(downtime_ppm) * drawn {
+            let fraction = state.params().collateral.slash_downtime_ppm;
+            events.extend(crate::collateral::slash(state, host, fraction, "downtime").map_err(broken)?);
+        }
         if is_invalid {
             state.bank.burn_held(Hold::Owed(index, host), work).map_err(broken)?;
-            totals.burned_invalid = Amount(totals.burned_invalid.0 + work.0);
+            bump(state, |t| t.burned_invalid = Amount(t.burned_invalid.0 + work.0));
         } else {
             state.bank.transfer_held(Hold::Owed(index, host), Hold::Settled(host), work).map_err(broken)?;
             state.bank.mint_held(Hold::Settled(host), share).map_err(broken)?;
@@ -581,9 +605,11 @@ fn settle(state: &mut State, index: u64) -> Result<Vec<Event>, InvariantViolatio
                 .with("invalid", is_invalid),
         );
     }
-    totals.minted = Amount(totals.minted.0 + minted.0);
-    totals.last_settled = Some(index);
-    state.rewards.totals.set(totals);
+    bump(state, |t| {
+        t.minted = Amount(t.minted.0 + minted.0);
+        t.last_settled = Some(index);
+    });
+    let totals = state.rewards.totals();
     if let Some(old) = index.checked_sub(SUMMARY_EPOCHS_KEPT) {
         state.rewards.summaries.remove_range(..=(old, Address([0xff; 20])));
     }

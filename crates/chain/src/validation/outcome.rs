@@ -255,7 +255,7 @@ fn conclude(state: &mut State, id: Hash, valid: bool, height: u64) -> Result<Vec
         .collect();
     for validator in wrong {
         state.inference.count(record.epoch, validator, |s| s.overturned += 1);
-        events.extend(evidence(state, validator, true, height));
+        events.extend(evidence(state, validator, true, height)?);
     }
     if valid {
         state.inference.update_record(&id, |r| r.status = InferenceStatus::Validated);
@@ -273,7 +273,7 @@ fn conclude(state: &mut State, id: Hash, valid: bool, height: u64) -> Result<Vec
             .with("requester", record.requester)
             .with("refund", refund.0),
     );
-    events.extend(evidence(state, record.executor, true, height));
+    events.extend(evidence(state, record.executor, true, height)?);
     Ok(events)
 }
 
@@ -350,7 +350,7 @@ pub(super) fn settle(state: &mut State, id: Hash, height: u64) -> Result<Vec<Eve
     if record.status == InferenceStatus::Validated {
         state.inference.count(record.epoch, record.executor, |s| s.validated += 1);
         state.validation.standings.upsert(record.executor, |s| s.validated += 1);
-        events.extend(evidence(state, record.executor, false, height));
+        events.extend(evidence(state, record.executor, false, height).map_err(broken)?);
     }
     Ok(events)
 }
@@ -358,7 +358,7 @@ pub(super) fn settle(state: &mut State, id: Hash, height: u64) -> Result<Vec<Eve
 /// Adds a failure's evidence to `host`'s standing (or takes a success's away), and makes it INVALID
 /// when the evidence reaches the threshold (reference Appendix A's sequential test, one-sided: never
 /// below 0, so an honest past buys no licence to cheat later).
-fn evidence(state: &mut State, host: Address, failure: bool, height: u64) -> Vec<Event> {
+fn evidence(state: &mut State, host: Address, failure: bool, height: u64) -> Result<Vec<Event>, BankError> {
     let params = state.params().validation;
     let mut became_invalid = false;
     state.validation.standings.upsert(host, |s| {
@@ -375,10 +375,15 @@ fn evidence(state: &mut State, host: Address, failure: bool, height: u64) -> Vec
         }
     });
     if !became_invalid {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let epoch = state.params().epoch.effective_epoch_at(height);
     state.validation.standings.update(&host, |s| s.invalid_epoch = Some(epoch));
     state.hosts.revoke_power(&host, height);
-    vec![Event::new("host_invalid").with("host", host).with("epoch", epoch).with("height", height)]
+    let mut events =
+        vec![Event::new("host_invalid").with("host", host).with("epoch", epoch).with("height", height)];
+    // Reference §6.7: becoming INVALID costs a share of the collateral, unbonding included.
+    let fraction = state.params().collateral.slash_invalid_ppm;
+    events.extend(crate::collateral::slash(state, host, fraction, "invalid")?);
+    Ok(events)
 }
