@@ -14,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod chain;
+mod economy;
 mod engine;
 mod inference;
 mod poc;
@@ -40,6 +41,8 @@ pub enum BenchCommand {
     Inference(inference::InferenceArgs),
     /// The simulator: blocks/s of 16 hosts with 3 Byzantine against the same network honest; s per seed.
     Sim(sim::SimArgs),
+    /// An epoch's settlement with 100 and 1,000 hosts: its block time against an ordinary block's.
+    Economy(economy::EconomyArgs),
     /// Answer validation on the embedded engine: false positives, detection per cheat kind, cost against
     /// serving, throughput while validating against not validating.
     Validation(validation::ValidationArgs),
@@ -61,6 +64,7 @@ pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> 
         BenchCommand::Chain(args) => runtime.block_on(chain::chain_bench(args, &context.exe)),
         BenchCommand::Poc(args) => poc::poc_bench(&args),
         BenchCommand::Sim(args) => sim::sim_bench(&args),
+        BenchCommand::Economy(args) => economy::economy_bench(&args),
         BenchCommand::Validation(args) => runtime.block_on(validation::validation_bench(args)),
         BenchCommand::Inference(args) => {
             tokio::runtime::Runtime::new()?.block_on(inference::inference_bench(args, &context.exe))

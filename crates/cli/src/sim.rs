@@ -133,6 +133,19 @@ pub(crate) fn run(args: &SimArgs) -> anyhow::Result<()> {
         sum(|t| t.cheated_paid_unjudged),
         sum(|t| t.invalid_hosts),
     );
+    let economy = |f: fn(&gonka_sim::report::EconomyTotals) -> u128| {
+        reports.iter().map(|r| f(&r.economy)).sum::<u128>()
+    };
+    println!(
+        "economy: {} epochs settled, {} ngonka minted, {} claimed, {} burned; {} claims, {} forfeited, {} unclaimed",
+        economy(|e| u128::from(e.epochs_settled)),
+        economy(|e| e.minted),
+        economy(|e| e.claimed),
+        economy(|e| e.burned),
+        economy(|e| u128::from(e.claims)),
+        economy(|e| u128::from(e.forfeited)),
+        economy(|e| u128::from(e.unclaimed)),
+    );
     if broken.is_empty() {
         println!("invariants: all held in every seed");
     }
