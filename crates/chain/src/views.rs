@@ -532,6 +532,35 @@ pub fn poc_nonces(state: &State, participant: &Address, after: Option<u64>, limi
     PocNoncesView { stage, participant: *participant, nonces, next_after }
 }
 
+/// A host's collateral: what vouches and what slashing takes (`docs/spec/economy.md` §5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollateralView {
+    /// The host.
+    pub address: Address,
+    /// Active collateral.
+    pub collateral: Amount,
+    /// Withdrawn collateral still unbonding (and slashable).
+    pub unbonding: Amount,
+    /// Withdrawals waiting: (release time ms, amount).
+    pub withdrawals: Vec<(u64, Amount)>,
+}
+
+/// `address`'s collateral.
+pub fn collateral(state: &State, address: &Address) -> CollateralView {
+    CollateralView {
+        address: *address,
+        collateral: state.bank.held(&Hold::Collateral(*address)),
+        unbonding: state.bank.held(&Hold::Unbonding(*address)),
+        withdrawals: state
+            .collateral
+            .unbonding()
+            .iter()
+            .filter(|((_, host), _)| host == address)
+            .map(|((at, _), amount)| (*at, *amount))
+            .collect(),
+    }
+}
+
 /// The fees owed to `address` for epochs not settled yet, by epoch.
 fn owed_to(state: &State, address: &Address) -> Vec<(u64, Amount)> {
     state

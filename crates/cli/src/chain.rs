@@ -399,6 +399,13 @@ pub(crate) enum QueryCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A host's collateral, unbonding collateral and waiting withdrawals.
+    Collateral {
+        /// The address.
+        address: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The supply: every pool (balances, escrows, fees, owed, settled, vesting, collateral, unbonding),
     /// genesis supply, minted, burned, the cap, and whether it all balances.
     Supply(NodeArgs),
@@ -452,6 +459,10 @@ pub(crate) fn query(command: QueryCommand) -> anyhow::Result<()> {
             QueryCommand::Rewards { address, node } => {
                 let address: Address = address.parse().context("not a gonka address")?;
                 print(&NodeClient::new(&node.node).rewards(&address).await?, node.output)
+            }
+            QueryCommand::Collateral { address, node } => {
+                let address: Address = address.parse().context("not a gonka address")?;
+                print(&NodeClient::new(&node.node).collateral(&address).await?, node.output)
             }
             QueryCommand::Supply(node) => {
                 let supply = NodeClient::new(&node.node).supply().await?;

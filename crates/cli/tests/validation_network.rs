@@ -120,6 +120,17 @@ async fn cheater_is_caught(cheat: &str) {
         let honest = standing(&net, host).await;
         assert_eq!((honest["status"].clone(), honest["invalidated"].clone()), (json!("active"), json!(0)));
     }
+    // Becoming INVALID burned a fifth of its collateral (`docs/spec/economy.md` §5); the supply balances.
+    let collateral = net.get(0, &format!("/collateral/{cheater}")).await.unwrap();
+    let slashed = gonka_client::devnet::HOST_COLLATERAL.0 / 5 * 4;
+    assert_eq!(collateral["collateral"], json!(slashed.to_string()), "{collateral}");
+    let supply = net.get(0, "/supply").await.unwrap();
+    assert_eq!(supply["balanced"], json!(true), "{supply}");
+    assert_eq!(
+        supply["burned"],
+        json!((gonka_client::devnet::HOST_COLLATERAL.0 / 5).to_string()),
+        "{supply}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

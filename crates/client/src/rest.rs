@@ -138,6 +138,11 @@ impl NodeClient {
         self.get(&format!("/rewards/{address}")).await
     }
 
+    /// `address`'s collateral, unbonding collateral and waiting withdrawals.
+    pub async fn collateral(&self, address: &Address) -> anyhow::Result<gonka_chain::views::CollateralView> {
+        self.get(&format!("/collateral/{address}")).await
+    }
+
     /// The supply, every pool and whether it balances.
     pub async fn supply(&self) -> anyhow::Result<gonka_chain::views::SupplyView> {
         self.get("/supply").await

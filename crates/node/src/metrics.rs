@@ -21,6 +21,10 @@ pub struct NodeMetrics {
     chain_height: Gauge,
     chain_validators: Gauge,
     mempool_txs: Gauge,
+    supply: Gauge,
+    subsidy_minted: Gauge,
+    burned: Gauge,
+    epochs_settled: Gauge,
     /// PoC nonces computed.
     pub poc_nonces: Counter,
     /// Valid PoC nonces found.
@@ -63,6 +67,15 @@ impl NodeMetrics {
         let chain_validators =
             gauge(&mut registry, "gonka_chain_validators", "Validators deciding the next height");
         let mempool_txs = gauge(&mut registry, "gonka_mempool_txs", "Transactions waiting in the mempool");
+        let supply = gauge(&mut registry, "gonka_supply_ngonka", "Every ngonka that exists");
+        let subsidy_minted =
+            gauge(&mut registry, "gonka_subsidy_minted_ngonka", "Subsidy minted by epoch settlements so far");
+        let burned = gauge(
+            &mut registry,
+            "gonka_burned_ngonka",
+            "Burned: unclaimed, forfeited, INVALID hosts' fees, slashes",
+        );
+        let epochs_settled = gauge(&mut registry, "gonka_epochs_settled", "Epochs settled");
         let poc_nonces = counter(&mut registry, "gonka_poc_nonces", "PoC nonces computed");
         let poc_valid = counter(&mut registry, "gonka_poc_valid_nonces", "Valid PoC nonces found");
         let poc_submitted =
@@ -98,6 +111,10 @@ impl NodeMetrics {
             chain_height,
             chain_validators,
             mempool_txs,
+            supply,
+            subsidy_minted,
+            burned,
+            epochs_settled,
             poc_nonces,
             poc_valid,
             poc_submitted,
@@ -119,7 +136,13 @@ impl NodeMetrics {
 
     /// The OpenMetrics text of every metric, with the gauges read now.
     pub fn encode(&self, chain: &Chain, engine: Option<&dyn Generator>) -> Result<String, std::fmt::Error> {
-        let (height, validators) = chain.with_state(|s| (s.height(), s.validator_set().len()));
+        let (height, validators, supply, totals) = chain
+            .with_state(|s| (s.height(), s.validator_set().len(), s.bank.supply().total, s.rewards.totals()));
+        let clamp = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
+        self.supply.set(clamp(supply.0));
+        self.subsidy_minted.set(clamp(totals.minted.0));
+        self.burned.set(clamp(totals.burned().0));
+        self.epochs_settled.set(totals.last_settled.map_or(0, |e| clamp(u128::from(e) + 1)));
         self.chain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
         self.chain_validators.set(i64::try_from(validators).unwrap_or(i64::MAX));
         self.mempool_txs.set(i64::try_from(chain.mempool_len()).unwrap_or(i64::MAX));

@@ -165,6 +165,7 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/validation/progress", get(validation_progress))
         .route("/participants/{address}", get(participant))
         .route("/rewards/{address}", get(rewards))
+        .route("/collateral/{address}", get(collateral))
         .route("/poc/nonces/{address}", get(poc_nonces))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
@@ -404,6 +405,12 @@ async fn rewards(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<
     let address: Address =
         address.parse().map_err(|e| ApiError::invalid("address", format!("not a gonka address: {e}")))?;
     Ok(Json(ctx.chain.with_state(|s| views::rewards(s, &address))))
+}
+
+async fn collateral(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::CollateralView> {
+    let address: Address =
+        address.parse().map_err(|e| ApiError::invalid("address", format!("not a gonka address: {e}")))?;
+    Ok(Json(ctx.chain.with_state(|s| views::collateral(s, &address))))
 }
 
 /// `?after=NONCE&limit=N` of `GET /poc/nonces/{address}`.
