@@ -471,6 +471,12 @@ impl State {
         if count == 0 || count > limits.max_messages_per_tx as usize {
             return Err(TxError::MessageCount { found: count, limit: limits.max_messages_per_tx });
         }
+        // A claim's duty check is the costliest message there is; alone in its transaction it runs at
+        // most once per host and epoch (a later message failing would roll back the forfeit it records,
+        // and the claim could be sent again: `docs/spec/economy.md` §4).
+        if count > 1 && body.messages.iter().any(|m| matches!(m, Msg::Rewards(_))) {
+            return Err(TxError::ClaimNotAlone);
+        }
         if !self.bank.has_account(&body.account) {
             return Err(TxError::UnknownAccount(body.account));
         }

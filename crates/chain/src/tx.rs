@@ -66,6 +66,9 @@ pub enum TxError {
         /// The limit.
         limit: u32,
     },
+    /// A rewards claim shares its transaction with other messages.
+    #[error("a rewards claim must be the only message of its transaction")]
+    ClaimNotAlone,
     /// The signature does not verify against the signer key.
     #[error("invalid signature")]
     InvalidSignature,

@@ -566,7 +566,7 @@ fn owed_to(state: &State, address: &Address) -> Vec<(u64, Amount)> {
     state
         .bank
         .holds()
-        .iter()
+        .range(Hold::Owed(0, Address([0; 20]))..=Hold::Owed(u64::MAX, Address([0xff; 20])))
         .filter_map(|(hold, amount)| match hold {
             Hold::Owed(epoch, host) if host == address => Some((*epoch, *amount)),
             _ => None,

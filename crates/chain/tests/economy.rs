@@ -310,6 +310,12 @@ fn withdrawn_collateral_is_still_slashed_while_it_unbonds() {
     assert_eq!(net.state.bank.held(&Hold::Collateral(address)).0, 320);
     assert_eq!(net.state.bank.held(&Hold::Unbonding(address)).0, 480);
     assert_eq!(net.state.rewards.totals().burned_slashed.0, 200);
+    let withdrawals = views::collateral(&net.state, &address).withdrawals;
+    assert_eq!(
+        withdrawals.iter().map(|(_, a)| a.0).collect::<Vec<_>>(),
+        vec![480],
+        "the withdrawal shrank too"
+    );
     net.run_to(net.state.height() + 1);
 }
 
@@ -414,4 +420,66 @@ proptest::proptest! {
             totals.genesis_supply.0 + totals.minted.0 - totals.burned().0
         );
     }
+}
+
+#[test]
+fn a_claim_must_be_alone_in_its_transaction() {
+    let mut net = Net::new();
+    net.served(None);
+    net.settle_epoch_0();
+    let claim = Msg::Rewards(RewardsMsg::Claim { epoch: 0, seed: seed(0) });
+    let tx = gonka_chain::Tx::new(CHAIN, &host(0), net.sequences[0], vec![claim.clone(), claim]);
+    net.sequences[0] += 1;
+    let result = net.block(&[tx]).remove(0);
+    assert!(result.error.unwrap_or_default().contains("only message"));
+    assert!(net.state.rewards.settlement(&host(0).address()).is_some(), "nothing happened");
+}
+
+#[test]
+fn a_validator_refused_more_payloads_than_it_may_dispute_still_did_its_duty() {
+    let mut net = Net::new();
+    let (executor, validator) = (0, 1);
+    // Five answers of host 0 that host 1 is selected for; host 0 withholds every payload from it.
+    let mut refused = 0;
+    while refused < 5 {
+        net.requests += 1;
+        let request = net.request(&format!("withheld {}", net.requests));
+        let id = request.id();
+        let drawn = net.index_of(gonka_chain::inference::executor_for(&net.state, &id).unwrap());
+        let Some((_, proof)) = net.all_selected(&id, drawn).into_iter().find(|(v, _)| *v == validator) else {
+            continue;
+        };
+        if drawn != executor {
+            continue;
+        }
+        let start = gonka_chain::InferenceMsg::Start {
+            request,
+            executor: host(executor).address(),
+            prompt_tokens: 20,
+        };
+        net.deliver(0, start.into()).unwrap();
+        net.deliver(executor, finish(request, executor)).unwrap();
+        let verdict = gonka_chain::Verdict { failure: gonka_chain::Failure::PayloadRefused, ..pass() };
+        // The fifth opens no vote (four may be open at once) but is recorded: it is not refused.
+        net.validate(validator, id, proof, verdict).unwrap();
+        refused += 1;
+    }
+    net.settle_epoch_0();
+    net.claim(validator, 0, seed(validator)).unwrap();
+    assert_eq!(net.state.rewards.summary(0, &host(validator).address()).unwrap().claim, ClaimStatus::Claimed);
+}
+
+#[test]
+fn a_host_without_a_key_in_the_epoch_claims_without_a_duty_check() {
+    let mut genesis = genesis();
+    genesis.participants[2].validation_key = None;
+    let mut net = Net::from_genesis(&genesis);
+    for _ in 0..3 {
+        net.served(Some(2));
+    }
+    net.settle_epoch_0();
+    assert!(net.settled(2) > 0, "host 2 earned its subsidy share");
+    // Never selected (no key), so no seed to check: any seed claims.
+    net.claim(2, 0, seed(3)).unwrap();
+    assert_eq!(net.state.rewards.summary(0, &host(2).address()).unwrap().claim, ClaimStatus::Claimed);
 }

@@ -82,12 +82,18 @@ pub fn slash(
     reason: &'static str,
 ) -> Result<Vec<Event>, BankError> {
     let fraction = u128::from(fraction_ppm.min(1_000_000));
+    let share = |amount: u128| amount / PPM * fraction + amount % PPM * fraction / PPM;
     let mut burned = 0u128;
     for hold in [Hold::Collateral(host), Hold::Unbonding(host)] {
-        let held = state.bank.held(&hold).0;
-        let part = held / PPM * fraction + held % PPM * fraction / PPM;
+        let part = share(state.bank.held(&hold).0);
         state.bank.burn_held(hold, Amount(part))?;
         burned += part;
+    }
+    // Each waiting withdrawal shrinks by the same share, so none is paid what was slashed.
+    let rows: Vec<((u64, Address), Amount)> =
+        state.collateral.unbonding.iter().filter(|((_, h), _)| *h == host).map(|(k, a)| (*k, *a)).collect();
+    for (key, amount) in rows {
+        state.collateral.unbonding.insert(key, Amount(amount.0 - share(amount.0)));
     }
     if burned == 0 {
         return Ok(Vec::new());

@@ -403,8 +403,10 @@ fn check_claim(
     if tx.height >= closed {
         return Err(RewardsError::WindowClosed { epoch, closed });
     }
+    // A host without a key in the epoch's roster (work drawn to it in the epoch before, finished in
+    // this one; a genesis host without a key) was never selected: nothing to reveal or check.
     let committed = state.validation.member(epoch, &tx.sender).and_then(|m| m.key);
-    if committed != Some(VrfKey::from_seed(&seed.0).public_key()) {
+    if committed.is_some_and(|key| key != VrfKey::from_seed(&seed.0).public_key()) {
         return Err(RewardsError::WrongSeed(epoch));
     }
     Ok(())
@@ -425,8 +427,12 @@ fn claim(
     epoch: u64,
     seed: &AccountSignature,
 ) -> Result<Vec<Event>, RewardsError> {
-    let selected =
-        selected_inferences(state, epoch, &host, &seed.0).map_err(|_| RewardsError::WrongSeed(epoch))?;
+    let keyed = state.validation.member(epoch, &host).and_then(|m| m.key).is_some();
+    let selected = if keyed {
+        selected_inferences(state, epoch, &host, &seed.0).map_err(|_| RewardsError::WrongSeed(epoch))?
+    } else {
+        Vec::new()
+    };
     let missed = selected.iter().filter(|id| !duty_done(state, id, &host)).count() as u64;
     let selected = selected.len() as u64;
     let Some(settlement) = state.rewards.settlement(&host).copied() else {
@@ -547,17 +553,26 @@ fn settle(state: &mut State, index: u64) -> Result<Vec<Event>, InvariantViolatio
     for (host, share) in shares {
         hosts.entry(host).or_default().2 = share;
     }
-    let owed: Vec<(Address, Amount)> = state
+    // Every fee owed for this epoch or, after a change of windows made an earlier epoch settle before
+    // its last fee, for one before it (`docs/spec/economy.md` §3): nothing stays owed for good.
+    let owed: Vec<(u64, Address, Amount)> = state
         .bank
         .holds()
-        .range(Hold::Owed(index, Address([0; 20]))..=Hold::Owed(index, Address([0xff; 20])))
+        .range(Hold::Owed(0, Address([0; 20]))..=Hold::Owed(index, Address([0xff; 20])))
         .filter_map(|(hold, amount)| match hold {
-            Hold::Owed(_, host) => Some((*host, *amount)),
+            Hold::Owed(epoch, host) => Some((*epoch, *host, *amount)),
             _ => None,
         })
         .collect();
-    for (host, amount) in owed {
-        hosts.entry(host).or_default().1 = amount;
+    for (epoch, host, amount) in owed {
+        if epoch != index {
+            state
+                .bank
+                .transfer_held(Hold::Owed(epoch, host), Hold::Owed(index, host), amount)
+                .map_err(broken)?;
+        }
+        let entry = hosts.entry(host).or_default();
+        entry.1 = Amount(entry.1.0 + amount.0);
     }
     let downtime_ppm = state.params().collateral.downtime_missed_ppm;
     for (host, (weight, work, share)) in hosts {

@@ -172,9 +172,6 @@ pub enum ValidationError {
     /// A verdict's figures contradict it (a pass with a failure count).
     #[error("the verdict's figures contradict it")]
     Inconsistent,
-    /// The validator already has the most open votes over this executor's payloads it says were refused.
-    #[error("too many open votes over payloads {0} refused; wait for them to end")]
-    TooManyRefusals(Address),
     /// A bank operation failed (an invariant, never a user error).
     #[error(transparent)]
     Bank(#[from] crate::bank::BankError),

@@ -46,17 +46,14 @@ pub(super) fn check_verdict(
     if state.validation.verdict(id, &sender).is_some() {
         return Err(ValidationError::Duplicate(sender));
     }
-    if verdict.failure == Failure::PayloadRefused
-        && open_refusals(state, &sender, &record.executor) >= OPEN_REFUSALS_MAX
-    {
-        return Err(ValidationError::TooManyRefusals(record.executor));
-    }
     check_selection(state, id, &sender, proof)
 }
 
 /// Votes a validator may have open at once over payloads it says one executor refused: a refusal it
 /// cannot prove costs it nothing when the vote finds the payload served (§5.2), so this bounds the
-/// votes it can force.
+/// votes it can force. A refusal past the bound is still recorded — it is the validator's duty done
+/// (`docs/spec/economy.md` §4), so an executor cannot make an honest validator forfeit its epoch by
+/// withholding more payloads than the bound — but opens no vote.
 pub const OPEN_REFUSALS_MAX: usize = 4;
 
 /// Open votes `accuser` opened by reporting `executor`'s payloads refused.
@@ -82,6 +79,8 @@ pub(super) fn apply_verdict(
 ) -> Result<Vec<Event>, ValidationError> {
     let sender = tx.sender;
     let record = state.inference.record(&id).cloned().ok_or(ValidationError::UnknownInference(id))?;
+    let capped = verdict.failure == Failure::PayloadRefused
+        && open_refusals(state, &sender, &record.executor) >= OPEN_REFUSALS_MAX;
     state.validation.verdicts.insert((id, sender), verdict);
     state.inference.count(record.epoch, sender, |s| s.validations += 1);
     let mut events = vec![
@@ -93,7 +92,9 @@ pub(super) fn apply_verdict(
             .with("failure", verdict.failure.name()),
     ];
     let open = state.validation.dispute(&id).is_some_and(|d| d.outcome.is_none());
-    if open {
+    if capped && !open {
+        events.push(Event::new("refusal_recorded").with("id", id).with("validator", sender));
+    } else if open {
         events.extend(cast(state, id, sender, verdict.passed(), tx.height)?);
     } else if verdict.passed() {
         if record.status == InferenceStatus::Finished {
