@@ -260,12 +260,7 @@ impl Net {
             if drawn != executor {
                 continue;
             }
-            let start = gonka_chain::InferenceMsg::Start {
-                request,
-                executor: host(executor).address(),
-                prompt_tokens: 20,
-            };
-            self.deliver(0, start.into()).unwrap();
+            self.start(request, executor);
             return;
         }
     }
@@ -452,12 +447,7 @@ fn a_validator_refused_more_payloads_than_it_may_dispute_still_did_its_duty() {
         if drawn != executor {
             continue;
         }
-        let start = gonka_chain::InferenceMsg::Start {
-            request,
-            executor: host(executor).address(),
-            prompt_tokens: 20,
-        };
-        net.deliver(0, start.into()).unwrap();
+        net.start(request, executor);
         net.deliver(executor, finish(request, executor)).unwrap();
         let verdict = gonka_chain::Verdict { failure: gonka_chain::Failure::PayloadRefused, ..pass() };
         // The fifth opens no vote (four may be open at once) but is recorded: it is not refused.

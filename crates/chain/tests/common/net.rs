@@ -109,12 +109,16 @@ impl Net {
                 continue;
             }
             let Some((validator, proof)) = self.selected(&id, executor) else { continue };
-            let start =
-                InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens: 20 };
-            self.deliver(0, start.into()).unwrap();
+            self.start(request, executor);
             self.deliver(executor, finish(request, executor)).unwrap();
             return (id, executor, validator, proof);
         }
+    }
+
+    /// Host 0's Start of `request` (20 prompt tokens), naming `executor`.
+    pub fn start(&mut self, request: SignedRequest, executor: usize) {
+        let start = InferenceMsg::Start { request, executor: host(executor).address(), prompt_tokens: 20 };
+        self.deliver(0, start.into()).unwrap();
     }
 
     /// A request for `body` through host 0, at the chain's time, for up to 50 tokens.
