@@ -609,8 +609,7 @@ pub fn supply(state: &State) -> SupplyView {
     let totals = state.rewards.totals();
     let balanced = state.bank.check_supply().is_ok()
         && supply.held.0 == sums.iter().sum::<u128>()
-        && totals.minted <= totals.subsidy_cap
-        && (totals.genesis_supply.0 + totals.minted.0).checked_sub(totals.burned().0) == Some(supply.total.0);
+        && crate::rewards::check_supply(state).is_ok();
     SupplyView {
         supply,
         escrowed: Amount(sums[0]),
