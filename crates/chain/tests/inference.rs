@@ -4,11 +4,11 @@
 
 mod common;
 
-use common::{host, participant};
+use common::{host, model, participant, priced_params};
 
 use gonka_chain::{
-    Genesis, GenesisAccount, Hold, InferenceMsg, InferenceStatus, ModelPrice, Msg, Params, RequestTerms,
-    SignedRequest, State, Tx, TxResult, inference, inference_id,
+    Genesis, GenesisAccount, Hold, InferenceMsg, InferenceStatus, Msg, RequestTerms, SignedRequest, State,
+    Tx, TxResult, inference, inference_id,
 };
 use gonka_primitives::{AccountKey, Address, Amount, Hash};
 use proptest::prelude::*;
@@ -22,18 +22,8 @@ fn developer() -> AccountKey {
     AccountKey::from_seed(b"developer")
 }
 
-fn model() -> Hash {
-    Hash::digest(b"model")
-}
-
 fn genesis() -> Genesis {
-    let mut params = Params::devnet(host(0).address());
-    params.inference.models.push(ModelPrice {
-        name: "m".into(),
-        content_hash: model(),
-        price_per_token: Amount(PRICE),
-        validation: Default::default(),
-    });
+    let mut params = priced_params(PRICE);
     params.inference.expiry_base_blocks = 3;
     params.inference.expiry_tokens_per_block = 10;
     let mut accounts: Vec<GenesisAccount> =

@@ -51,3 +51,20 @@ pub fn earned(state: &State, host: &gonka_primitives::Address) -> u128 {
         .map(|(_, amount)| amount.0)
         .sum()
 }
+
+/// The content hash of the test model `m`.
+pub fn model() -> gonka_primitives::Hash {
+    gonka_primitives::Hash::digest(b"model")
+}
+
+/// Devnet params (authority host 0) serving model `m` at `price` ngonka per token.
+pub fn priced_params(price: u128) -> gonka_chain::Params {
+    let mut params = gonka_chain::Params::devnet(host(0).address());
+    params.inference.models.push(gonka_chain::ModelPrice {
+        name: "m".into(),
+        content_hash: model(),
+        price_per_token: gonka_primitives::Amount(price),
+        validation: Default::default(),
+    });
+    params
+}

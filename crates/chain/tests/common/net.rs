@@ -4,12 +4,12 @@
 
 use gonka_chain::validation::{SELECTION_CONTEXT, selection_message, selects};
 use gonka_chain::{
-    Failure, Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, InferenceStatus, ModelPrice, Msg,
-    Params, RequestTerms, SignedRequest, State, Tx, TxResult, ValidationMsg, Verdict, inference,
+    Failure, Genesis, GenesisAccount, GenesisParticipant, InferenceMsg, InferenceStatus, Msg, RequestTerms,
+    SignedRequest, State, Tx, TxResult, ValidationMsg, Verdict, inference,
 };
 use gonka_primitives::{AccountKey, AccountSignature, Amount, Hash, VrfKey, VrfProof};
 
-use super::{host, participant};
+use super::{host, model, participant, priced_params};
 
 pub const CHAIN: &str = "gonka-validation-test";
 pub const PRICE: u128 = 10;
@@ -18,10 +18,6 @@ pub const FUNDS: u128 = 1_000_000;
 
 pub fn developer() -> AccountKey {
     AccountKey::from_seed(b"developer")
-}
-
-pub fn model() -> Hash {
-    Hash::digest(b"model")
 }
 
 /// Host `i`'s secret epoch-0 seed (revealed by its claim).
@@ -35,13 +31,7 @@ pub fn key(i: usize) -> VrfKey {
 }
 
 pub fn genesis() -> Genesis {
-    let mut params = Params::devnet(host(0).address());
-    params.inference.models.push(ModelPrice {
-        name: "m".into(),
-        content_hash: model(),
-        price_per_token: Amount(PRICE),
-        validation: Default::default(),
-    });
+    let params = priced_params(PRICE);
     let mut accounts: Vec<GenesisAccount> =
         (0..HOSTS).map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) }).collect();
     accounts.push(GenesisAccount { address: developer().address(), balance: Amount(FUNDS) });
