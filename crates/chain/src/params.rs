@@ -1,7 +1,7 @@
 //! All chain parameters: each module's own parameter group, the size limits of the chain core and the
 //! authority allowed to change them. They live in genesis and in the authority module's state.
 
-use gonka_primitives::{Address, codec_struct};
+use gonka_primitives::{Address, Amount, codec_struct};
 use serde::{Deserialize, Serialize};
 
 use crate::collateral::CollateralParams;
@@ -40,6 +40,34 @@ impl Default for Limits {
     }
 }
 
+/// Transaction fees (`docs/spec/economy.md` §8): what a transaction that is not a staked host's duty
+/// pays per message, burned. Duties ([`crate::State::is_duty`]) pay nothing; the mempool's per-host duty
+/// bound and the entry collateral behind every duty lane are their price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fees {
+    /// Fee per message of an ordinary transaction, in ngonka.
+    pub per_message: Amount,
+}
+codec_struct!(Fees { per_message });
+
+impl Default for Fees {
+    /// 10,000 ngonka (10⁻⁵ GNK) per message: a block full of ordinary spam (10,000 transactions of 32
+    /// messages) burns 3.2 GNK, while a developer's transfer costs less than a 100-token answer.
+    fn default() -> Fees {
+        Fees { per_message: Amount(10_000) }
+    }
+}
+
+impl Fees {
+    /// No fees: what chain tests that count ngonka by hand use.
+    pub const FREE: Fees = Fees { per_message: Amount::ZERO };
+
+    /// The fee of an ordinary transaction of `messages` messages.
+    pub fn for_messages(&self, messages: usize) -> Amount {
+        Amount(self.per_message.0.saturating_mul(messages as u128))
+    }
+}
+
 /// All chain parameters. They live in genesis and in state; `UpdateParams` replaces them as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Params {
@@ -60,10 +88,13 @@ pub struct Params {
     /// Settlement, subsidy and vesting.
     #[serde(default)]
     pub rewards: RewardParams,
+    /// Transaction fees.
+    #[serde(default)]
+    pub fees: Fees,
     /// The genesis authority: the only account allowed to send `UpdateParams` until governance exists.
     pub authority: Address,
 }
-codec_struct!(Params { epoch, limits, poc, inference, collateral, validation, rewards, authority });
+codec_struct!(Params { epoch, limits, poc, inference, collateral, validation, rewards, fees, authority });
 
 /// Why parameters are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,6 +118,7 @@ impl Params {
             collateral: CollateralParams::default(),
             validation: ValidationParams::default(),
             rewards: RewardParams::devnet(),
+            fees: Fees::default(),
             authority,
         }
     }
@@ -101,6 +133,7 @@ impl Params {
             collateral: CollateralParams::default(),
             validation: ValidationParams::mainnet(),
             rewards: RewardParams::mainnet(),
+            fees: Fees::default(),
             authority,
         }
     }
@@ -124,6 +157,9 @@ impl Params {
         }
         if l.max_block_bytes < l.max_tx_bytes + 1024 || l.max_block_bytes > 64 << 20 {
             return Err(ParamsError::Limit("max_block_bytes"));
+        }
+        if self.fees.per_message.0 > 1_000_000 * crate::rewards::GNK {
+            return Err(ParamsError::Limit("fees.per_message (at most 1,000,000 GNK)"));
         }
         if l.max_url_bytes < 16 || l.max_url_bytes > 2048 {
             return Err(ParamsError::Limit("max_url_bytes"));

@@ -5,9 +5,11 @@
 //! What an invalid transaction does in a block:
 //! - If it cannot be authenticated (malformed, wrong chain id, bad signature, unauthorized signer,
 //!   unknown account, wrong sequence) it is recorded as failed and changes nothing.
+//! - If its account cannot pay its fee (an ordinary transaction's, [`crate::params::Fees`]) it is
+//!   recorded as failed and changes nothing either.
 //! - If it is authenticated but a message fails (insufficient funds, bad URL...), the account's
-//!   sequence still advances — so the same signed bytes can never be retried — and every effect of
-//!   its messages is rolled back. There are no fees yet, so nothing else changes.
+//!   sequence still advances — so the same signed bytes can never be retried — its fee is still burned,
+//!   and every effect of its messages is rolled back.
 //! - If a message breaks an invariant (a bug), the block cannot be applied: [`BlockError::Invariant`]
 //!   stops the node.
 //!
@@ -420,19 +422,36 @@ impl State {
             }
         }
         let duty = self.is_duty(&tx);
+        let fee = self.fee(&tx, duty);
+        if fee > Amount::ZERO {
+            let total = debits.entry(tx.body.account).or_insert(Amount::ZERO);
+            *total = Amount(total.0.saturating_add(fee.0));
+            let balance = self.bank.balance(&tx.body.account);
+            if balance < fee {
+                return Err(TxError::CannotPayFee { account: tx.body.account, fee, balance });
+            }
+        }
         Ok(CheckedTx { hash: Hash::digest(bytes), tx, debits, duty })
+    }
+
+    /// What `tx` pays to be applied (`docs/spec/economy.md` §8): nothing for a staked host's duty,
+    /// otherwise the per-message fee, burned.
+    pub fn fee(&self, tx: &Tx, duty: bool) -> Amount {
+        if duty { Amount::ZERO } else { self.params().fees.for_messages(tx.body.messages.len()) }
     }
 
     /// Whether `tx` is a host's duty: only the messages whose window or deadline the host's weight
     /// and fees depend on — PoC commitments, batches and votes, inference Start and Finish, answer
-    /// validations and validation votes — for a [staked](State::is_staked_host) host
-    /// (`docs/spec/chain.md` §6). URL updates and everything else wait in the ordinary lane.
+    /// validations and validation votes, reward claims — for a [staked](State::is_staked_host) host
+    /// (`docs/spec/chain.md` §6). URL updates and everything else wait in the ordinary lane and pay
+    /// the fee; duties are free (`docs/spec/economy.md` §8).
     pub fn is_duty(&self, tx: &Tx) -> bool {
         let timed = |msg: &Msg| {
             matches!(
                 msg,
                 Msg::Poc(_)
                     | Msg::Validation(_)
+                    | Msg::Rewards(_)
                     | Msg::Inference(crate::InferenceMsg::Start { .. } | crate::InferenceMsg::Finish { .. })
             )
         };
@@ -590,10 +609,20 @@ impl State {
             Err(error) => return Ok(failed(error)),
         };
         let context = TxContext { sender: tx.body.account, signer: tx.body.signer, height };
+        let fee = self.fee(&tx, self.is_duty(&tx));
+        let balance = self.bank.balance(&context.sender);
+        if balance < fee {
+            return Ok(failed(TxError::CannotPayFee { account: context.sender, fee, balance }));
+        }
         self.bank.bump_sequence(&context.sender);
-        // The sequence bump stays whatever the messages do.
-        self.commit_tx();
         let mut events = Vec::new();
+        if fee > Amount::ZERO {
+            self.bank.burn(context.sender, fee).map_err(|e| InvariantViolation::new("fee_paid", e.to_string()))?;
+            crate::rewards::record_fee(self, fee);
+            events.push(Event::new("fee_burned").with("account", context.sender).with("amount", fee.0));
+        }
+        // The sequence bump and the fee stay whatever the messages do.
+        self.commit_tx();
         for msg in &tx.body.messages {
             match self.check_message(&context, msg).and_then(|()| self.apply_message(&context, msg)) {
                 Ok(effects) => events.extend(effects),

@@ -3,7 +3,7 @@
 //! messages themselves belong to the modules ([`crate::state::Msg`] routes them).
 
 use gonka_primitives::codec::{DecodeError, Encode};
-use gonka_primitives::{AccountKey, AccountPublicKey, AccountSignature, Address, Hash, codec_struct};
+use gonka_primitives::{AccountKey, AccountPublicKey, AccountSignature, Address, Amount, Hash, codec_struct};
 use serde::{Deserialize, Serialize};
 
 use crate::authority::AuthorityError;
@@ -69,6 +69,16 @@ pub enum TxError {
     /// A rewards claim shares its transaction with other messages.
     #[error("a rewards claim must be the only message of its transaction")]
     ClaimNotAlone,
+    /// The account cannot pay an ordinary transaction's fee.
+    #[error("{account} cannot pay the fee of {fee} (balance {balance})")]
+    CannotPayFee {
+        /// The paying account.
+        account: Address,
+        /// The fee.
+        fee: Amount,
+        /// Its spendable balance.
+        balance: Amount,
+    },
     /// The signature does not verify against the signer key.
     #[error("invalid signature")]
     InvalidSignature,

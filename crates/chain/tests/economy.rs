@@ -296,6 +296,7 @@ fn withdrawn_collateral_is_still_slashed_while_it_unbonds() {
     let cheater = 3;
     let mut genesis = genesis();
     genesis.participants[cheater].collateral = Amount(1_000);
+    genesis.accounts[cheater].balance = Amount(1_000 + common::FEE);
     let mut net = Net::from_genesis(&genesis);
     let withdraw = gonka_chain::CollateralMsg::Withdraw { amount: Amount(600) };
     net.deliver(cheater, Msg::Collateral(withdraw)).unwrap();
@@ -423,8 +424,7 @@ fn a_claim_must_be_alone_in_its_transaction() {
     net.served(None);
     net.settle_epoch_0();
     let claim = Msg::Rewards(RewardsMsg::Claim { epoch: 0, seed: seed(0) });
-    let tx = gonka_chain::Tx::new(CHAIN, &host(0), net.sequences[0], vec![claim.clone(), claim]);
-    net.sequences[0] += 1;
+    let tx = gonka_chain::Tx::new(CHAIN, &host(0), net.sequence(0), vec![claim.clone(), claim]);
     let result = net.block(&[tx]).remove(0);
     assert!(result.error.unwrap_or_default().contains("only message"));
     assert!(net.state.rewards.settlement(&host(0).address()).is_some(), "nothing happened");

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{host, model, participant, priced_params};
+use common::{FEE, host, model, participant, priced_params};
 
 use gonka_chain::{
     Genesis, GenesisAccount, Hold, InferenceMsg, InferenceStatus, Msg, RequestTerms, SignedRequest, State,
@@ -498,29 +498,40 @@ fn withdrawn_collateral_still_vouches_while_it_unbonds_then_returns() {
     let ta = 1;
     let deposit = |amount| Msg::Collateral(gonka_chain::CollateralMsg::Deposit { amount: Amount(amount) });
     let withdraw = |amount| Msg::Collateral(gonka_chain::CollateralMsg::Withdraw { amount: Amount(amount) });
+    // Every ordinary transaction burns its fee, even one whose message fails: 400 − 2 × FEE left.
     assert!(net.deliver(ta, deposit(0)).unwrap_err().contains("positive"));
-    assert!(net.deliver(ta, deposit(401)).is_err(), "more than the 400 left in the balance");
-    net.deliver(ta, deposit(400)).unwrap();
-    assert_eq!((net.state.account(&host(ta).address()).balance.0, collateral(&net, ta)), (0, (1_000, 0)));
-    assert!(net.deliver(ta, withdraw(1_001)).unwrap_err().contains("cannot cover"));
-    net.deliver(ta, withdraw(1_000)).unwrap();
-    assert_eq!(collateral(&net, ta), (0, 1_000), "unbonding, not spendable");
+    assert!(net.deliver(ta, deposit(400 - FEE)).is_err(), "more than the balance left after the fee");
+    assert_eq!(net.state.account(&host(ta).address()).balance.0, 400 - 2 * FEE);
+    let kept = 400 - 2 * FEE - FEE - 350;
+    net.deliver(ta, deposit(350)).unwrap();
+    assert_eq!((net.state.account(&host(ta).address()).balance.0, collateral(&net, ta)), (kept, (950, 0)));
+    assert!(net.deliver(ta, withdraw(951)).unwrap_err().contains("cannot cover"));
+    net.deliver(ta, withdraw(950)).unwrap();
+    let release_at = net.state.meta.time_ms + net.state.params().collateral.unbonding_ms;
+    assert_eq!(net.state.account(&host(ta).address()).balance.0, kept - 2 * FEE);
+    assert_eq!(collateral(&net, ta), (0, 950), "unbonding, not spendable");
+    assert_eq!(net.state.rewards.totals().burned_fees.0, 5 * FEE);
+    // With nothing left for the fee, a transaction is refused and uses no sequence.
+    let sequence = net.state.account(&host(ta).address()).sequence;
+    assert!(net.deliver(ta, withdraw(1)).unwrap_err().contains("cannot pay the fee"));
+    assert_eq!(net.state.account(&host(ta).address()).sequence, sequence);
+    net.sequences[ta] = sequence;
     // A request the TA vouched for still gets paid from the unbonding collateral.
     let (request, executor) = net.request(b"hello", ta, 50);
     assert_eq!(finished(&mut net, executor, finish(executor, request, 20, 12)), (320, 0, 320));
-    assert_eq!(collateral(&net, ta), (0, 680));
-    let unbonding_ms = net.state.params().collateral.unbonding_ms;
-    let release_at = net.state.meta.time_ms + unbonding_ms;
+    assert_eq!(collateral(&net, ta), (0, 630));
     while net.state.meta.time_ms + 1_000 < release_at - 2_000 {
         net.block(&[]);
     }
-    assert_eq!(collateral(&net, ta), (0, 680), "not before its time");
+    assert_eq!(collateral(&net, ta), (0, 630), "not before its time");
     for _ in 0..4 {
         net.block(&[]);
     }
     assert_eq!(collateral(&net, ta), (0, 0));
-    assert_eq!(net.state.account(&host(ta).address()).balance.0, 680, "what was left comes back");
+    assert_eq!(net.state.account(&host(ta).address()).balance.0, 630, "what was left comes back");
     // Only hosts hold collateral.
+    let funds = gonka_chain::BankMsg::Send { to: developer().address(), amount: Amount(100) };
+    net.deliver(0, Msg::Bank(funds)).unwrap();
     let stranger = Tx::new(CHAIN, &developer(), 0, vec![deposit(1)]);
     let result = net.block(&[stranger]).remove(0);
     let error = result.error.unwrap_or_default();

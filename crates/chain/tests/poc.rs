@@ -52,18 +52,23 @@ const R_TARGET: &str = "1.41";
 /// Collateral each host must hold to enter PoC here, and what each test host locks at genesis.
 const ENTRY: u128 = 500;
 
+/// What each host keeps above its collateral for ordinary transactions' fees.
+const FEES: u128 = 100;
+
 fn genesis(time_ms: u64) -> Genesis {
     let mut params = Params::devnet(host(0).address());
     params.epoch = epoch_params();
     params.poc.model = tiny_model();
     params.poc.r_target = R_TARGET.parse().unwrap();
     params.poc.entry_collateral = Amount(ENTRY);
+    // Ordinary transactions still pay a fee (from FEES).
+    params.fees.per_message = Amount(1);
     Genesis {
         chain_id: CHAIN.into(),
         genesis_time_ms: time_ms,
         params,
         accounts: (0..HOSTS)
-            .map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000) })
+            .map(|i| GenesisAccount { address: host(i).address(), balance: Amount(1_000 + FEES) })
             .collect(),
         participants: (0..HOSTS)
             .map(|i| GenesisParticipant { collateral: Amount(ENTRY), ..participant(i, 100) })
@@ -526,9 +531,11 @@ fn a_fully_fabricated_claim_is_rejected_at_every_size_and_entering_poc_needs_col
         txs.push(net.tx(validator, votes));
     }
     assert!(net.block(&txs).iter().all(|r| r.ok));
-    for (participant, mismatches) in [(2usize, 2u32), (3, 50)] {
+    // A made-up nonce can be a real one by chance (a random nonce's distance is below the target with
+    // the rate the devnet's calibration targets), so "every one mismatched" allows a few lucky ones.
+    for (participant, fabricated) in [(2usize, 2u32), (3, 50)] {
         let vote = net.state.poc.vote(st.poc_start, host(participant).address(), host(0).address()).unwrap();
-        assert!(vote.fraud && vote.mismatches == mismatches, "host {participant}: {vote:?}");
+        assert!(vote.fraud && vote.mismatches + fabricated / 10 >= fabricated, "host {participant}: {vote:?}");
     }
     net.advance_to(st.set_new_validators);
     let power = |i: usize| net.state.hosts.participants()[&host(i).address()].weight;

@@ -10,16 +10,21 @@ use proptest::prelude::*;
 
 const CHAIN: &str = "gonka-test";
 
+/// The per-message fee of ordinary transactions here.
+const FEE: u128 = 10;
+
 fn key(name: &str) -> AccountKey {
     AccountKey::from_seed(name.as_bytes())
 }
 
 fn genesis() -> Genesis {
     let host = key("host");
+    let mut params = Params::devnet(key("authority").address());
+    params.fees.per_message = Amount(FEE);
     Genesis {
         chain_id: CHAIN.into(),
         genesis_time_ms: 1_000,
-        params: Params::devnet(key("authority").address()),
+        params,
         accounts: ["alice", "bob", "host", "authority"]
             .iter()
             .map(|n| GenesisAccount { address: key(n).address(), balance: Amount(1_000) })
@@ -72,10 +77,11 @@ fn transfer_moves_funds_and_advances_sequence() {
     let mut state = State::from_genesis(&genesis()).expect("genesis");
     let results = apply(&mut state, &[send("alice", 0, "carol", 300)]);
     assert!(results[0].ok, "{:?}", results[0].error);
-    assert_eq!(state.account(&key("alice").address()).balance, Amount(700));
+    assert_eq!(state.account(&key("alice").address()).balance, Amount(700 - FEE));
     assert_eq!(state.account(&key("carol").address()).balance, Amount(300));
     assert_eq!(state.account(&key("alice").address()).sequence, 1);
-    assert_eq!(results[0].events[0].kind, "transfer");
+    assert_eq!(results[0].events[0].kind, "fee_burned");
+    assert_eq!(results[0].events[1].kind, "transfer");
 }
 
 #[test]
@@ -107,6 +113,55 @@ fn check_rejects_bad_signature_wrong_chain_and_replay() {
     assert_eq!(state.bank, before.bank);
 }
 
+/// Issue 14, item 7 (`docs/spec/economy.md` §8): ordinary transactions burn their fee per message,
+/// a staked host's duties are free, and a transaction whose account cannot pay changes nothing.
+#[test]
+fn ordinary_transactions_burn_their_fee_and_duties_are_free() {
+    let mut state = State::from_genesis(&genesis()).expect("genesis");
+    let supply = state.bank.supply().total.0;
+    let two = Tx::new(
+        CHAIN,
+        &key("alice"),
+        0,
+        vec![
+            Msg::Bank(BankMsg::Send { to: key("bob").address(), amount: Amount(100) }),
+            Msg::Bank(BankMsg::Send { to: key("bob").address(), amount: Amount(100) }),
+        ],
+    );
+    let checked = state.check_tx(&two.to_bytes(), None).expect("payable");
+    assert_eq!(checked.debits[&key("alice").address()], Amount(200 + 2 * FEE), "the fee is a debit");
+    assert!(apply(&mut state, &[two])[0].ok);
+    assert_eq!(state.account(&key("alice").address()).balance, Amount(800 - 2 * FEE));
+    assert_eq!(state.bank.supply().total.0, supply - 2 * FEE);
+    assert_eq!(state.rewards.totals().burned_fees, Amount(2 * FEE));
+    assert_eq!(gonka_chain::views::supply(&state).burned, Amount(2 * FEE));
+    assert!(gonka_chain::views::supply(&state).balanced);
+
+    // A duty of a staked host (weight 10) pays nothing, even with no balance left.
+    let host = key("host");
+    let everything = send("host", 0, "bob", 1_000 - FEE);
+    assert!(apply(&mut state, &[everything])[0].ok);
+    assert_eq!(state.account(&host.address()).balance, Amount::ZERO);
+    let commit = Msg::Poc(gonka_chain::PocMsg::SeedCommit {
+        epoch: 1,
+        commitment: gonka_primitives::VrfKey::from_seed(&[7; 64]).public_key(),
+    });
+    let duty = Tx::new(CHAIN, &host, 1, vec![commit]);
+    assert!(state.is_duty(&duty));
+    assert_eq!(state.fee(&duty, true), Amount::ZERO);
+
+    // An ordinary transaction its account cannot pay for is refused by the mempool and, in a block,
+    // fails without using its sequence.
+    let url = Msg::Hosts(HostsMsg::UpdateUrl { api_url: "http://127.0.0.1:9001".into() });
+    let unpaid = Tx::new(CHAIN, &host, 1, vec![url]);
+    assert!(!state.is_duty(&unpaid));
+    assert!(matches!(state.check_tx(&unpaid.to_bytes(), None), Err(TxError::CannotPayFee { .. })));
+    let before = state.bank.clone();
+    let results = apply(&mut state, &[unpaid]);
+    assert!(results[0].error.as_deref().unwrap_or("").contains("cannot pay the fee"), "{results:?}");
+    assert_eq!(state.bank, before);
+}
+
 #[test]
 fn malformed_and_oversized_bytes_are_rejected_without_panic() {
     let state = State::from_genesis(&genesis()).expect("genesis");
@@ -131,9 +186,10 @@ fn failed_message_rolls_back_earlier_messages_but_consumes_the_sequence() {
     let results = apply(&mut state, &[tx]);
     assert!(!results[0].ok);
     assert!(results[0].error.as_deref().unwrap_or("").contains("insufficient funds"));
+    // The fee of both messages stays burned: a failing transaction is not free.
     assert_eq!(
         state.account(&key("alice").address()),
-        gonka_chain::Account { balance: Amount(1000), sequence: 1 }
+        gonka_chain::Account { balance: Amount(1000 - 2 * FEE), sequence: 1 }
     );
     assert_eq!(state.account(&key("bob").address()).balance, Amount(1000));
     assert!(!state.bank.has_account(&key("carol").address()));
@@ -309,8 +365,10 @@ proptest! {
             }).collect();
             let results = apply(&mut state, &txs);
             prop_assert_eq!(results.len(), txs.len());
-            prop_assert_eq!(total(&state), supply.0);
-            prop_assert_eq!(state.bank.supply().total, supply);
+            // Only fees leave the balances: burned, and counted as burned.
+            let burned = state.rewards.totals().burned_fees.0;
+            prop_assert_eq!(total(&state) + burned, supply.0);
+            prop_assert_eq!(state.bank.supply().total.0 + burned, supply.0);
             prop_assert_eq!(state.check_invariants(), Ok(()));
         }
     }

@@ -67,6 +67,8 @@ pub struct RewardTotals {
     pub burned_invalid: Amount,
     /// Burned: collateral slashed (INVALID, downtime).
     pub burned_slashed: Amount,
+    /// Burned: transaction fees (`docs/spec/economy.md` §8).
+    pub burned_fees: Amount,
     /// Work coins claimed so far.
     pub work_claimed: Amount,
     /// Reward coins claimed so far.
@@ -82,6 +84,7 @@ codec_struct!(RewardTotals {
     burned_forfeited,
     burned_invalid,
     burned_slashed,
+    burned_fees,
     work_claimed,
     rewards_claimed,
     last_settled,
@@ -91,7 +94,11 @@ impl RewardTotals {
     /// Everything burned.
     pub fn burned(&self) -> Amount {
         Amount(
-            self.burned_unclaimed.0 + self.burned_forfeited.0 + self.burned_invalid.0 + self.burned_slashed.0,
+            self.burned_unclaimed.0
+                + self.burned_forfeited.0
+                + self.burned_invalid.0
+                + self.burned_slashed.0
+                + self.burned_fees.0,
         )
     }
 }
@@ -256,6 +263,11 @@ impl Rewards {
 /// Counts a collateral slash the collateral module burned (`docs/spec/economy.md` §6).
 pub(crate) fn record_slash(state: &mut State, amount: Amount) {
     bump(state, |t| t.burned_slashed = Amount(t.burned_slashed.0 + amount.0));
+}
+
+/// Counts a transaction fee the chain core burned (`docs/spec/economy.md` §8).
+pub(crate) fn record_fee(state: &mut State, amount: Amount) {
+    bump(state, |t| t.burned_fees = Amount(t.burned_fees.0 + amount.0));
 }
 
 /// Changes the running totals in place.

@@ -66,5 +66,10 @@ pub fn priced_params(price: u128) -> gonka_chain::Params {
         price_per_token: gonka_primitives::Amount(price),
         validation: Default::default(),
     });
+    // A fee the hosts' 1,000-ngonka test balances can pay a few times over.
+    params.fees.per_message = gonka_primitives::Amount(FEE);
     params
 }
+
+/// The per-message fee of ordinary transactions in the priced test params.
+pub const FEE: u128 = 10;

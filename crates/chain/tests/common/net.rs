@@ -50,7 +50,6 @@ pub fn genesis() -> Genesis {
 
 pub struct Net {
     pub state: State,
-    pub sequences: [u64; HOSTS],
     pub requests: u64,
 }
 
@@ -61,7 +60,7 @@ impl Net {
 
     pub fn from_genesis(genesis: &Genesis) -> Net {
         let mut net =
-            Net { state: State::from_genesis(genesis).unwrap(), sequences: [0; HOSTS], requests: 0 };
+            Net { state: State::from_genesis(genesis).unwrap(), requests: 0 };
         net.block(&[]);
         net
     }
@@ -71,10 +70,14 @@ impl Net {
     }
 
     pub fn deliver(&mut self, from: usize, msg: Msg) -> Result<(), String> {
-        let tx = Tx::new(CHAIN, &host(from), self.sequences[from], vec![msg]);
-        self.sequences[from] += 1;
+        let tx = Tx::new(CHAIN, &host(from), self.sequence(from), vec![msg]);
         let result = self.block(&[tx]).remove(0);
         if result.ok { Ok(()) } else { Err(result.error.unwrap_or_default()) }
+    }
+
+    /// Host `from`'s next sequence (a transaction that could not pay its fee did not use one).
+    pub fn sequence(&self, from: usize) -> u64 {
+        self.state.account(&host(from).address()).sequence
     }
 
     pub fn index_of(&self, address: gonka_primitives::Address) -> usize {
