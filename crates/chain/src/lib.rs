@@ -27,6 +27,7 @@ pub mod inference;
 pub mod module;
 pub mod params;
 pub mod poc;
+pub mod pricing;
 pub mod rewards;
 pub mod state;
 pub mod table;
@@ -47,10 +48,11 @@ pub use inference::{
     InferenceStatus, ModelPrice, RequestTerms, SignedRequest, inference_id, request_message,
 };
 pub use module::{InvariantViolation, Module};
-pub use params::{Limits, Params};
+pub use params::{Fees, Limits, Params};
 pub use poc::{
     ClaimKey, NonceKey, PocClaim, PocError, PocMsg, PocNonce, PocParams, PocStage, PocVote, VoteKey,
 };
+pub use pricing::{ModelPricing, PricingParams};
 pub use rewards::{
     ClaimStatus, EpochSummary, RewardParams, RewardsError, RewardsMsg, Settlement, Tokenomics,
 };

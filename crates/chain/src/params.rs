@@ -8,6 +8,7 @@ use crate::collateral::CollateralParams;
 use crate::epoch::{EpochParams, EpochParamsError};
 use crate::inference::InferenceParams;
 use crate::poc::PocParams;
+use crate::pricing::PricingParams;
 use crate::rewards::RewardParams;
 use crate::validation::ValidationParams;
 
@@ -91,10 +92,24 @@ pub struct Params {
     /// Transaction fees.
     #[serde(default)]
     pub fees: Fees,
+    /// Dynamic per-token prices.
+    #[serde(default)]
+    pub pricing: PricingParams,
     /// The genesis authority: the only account allowed to send `UpdateParams` until governance exists.
     pub authority: Address,
 }
-codec_struct!(Params { epoch, limits, poc, inference, collateral, validation, rewards, fees, authority });
+codec_struct!(Params {
+    epoch,
+    limits,
+    poc,
+    inference,
+    collateral,
+    validation,
+    rewards,
+    fees,
+    pricing,
+    authority
+});
 
 /// Why parameters are unusable.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +134,7 @@ impl Params {
             validation: ValidationParams::default(),
             rewards: RewardParams::devnet(),
             fees: Fees::default(),
+            pricing: PricingParams::default(),
             authority,
         }
     }
@@ -134,6 +150,7 @@ impl Params {
             validation: ValidationParams::mainnet(),
             rewards: RewardParams::mainnet(),
             fees: Fees::default(),
+            pricing: PricingParams::mainnet(),
             authority,
         }
     }
@@ -158,6 +175,7 @@ impl Params {
         if l.max_block_bytes < l.max_tx_bytes + 1024 || l.max_block_bytes > 64 << 20 {
             return Err(ParamsError::Limit("max_block_bytes"));
         }
+        self.pricing.validate().map_err(ParamsError::Limit)?;
         if self.fees.per_message.0 > 1_000_000 * crate::rewards::GNK {
             return Err(ParamsError::Limit("fees.per_message (at most 1,000,000 GNK)"));
         }

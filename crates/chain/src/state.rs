@@ -181,6 +181,8 @@ chain_modules! {
     Validation => validation: crate::validation::Validation,
     /// Epoch settlement, the subsidy, claims and vesting.
     Rewards => rewards: crate::rewards::Rewards,
+    /// Per-model prices that follow load.
+    Pricing => pricing: crate::pricing::Pricing,
 }
 
 /// The chain-level scalars, persisted as one record (the modules' scalars are their own tables).
@@ -617,7 +619,9 @@ impl State {
         self.bank.bump_sequence(&context.sender);
         let mut events = Vec::new();
         if fee > Amount::ZERO {
-            self.bank.burn(context.sender, fee).map_err(|e| InvariantViolation::new("fee_paid", e.to_string()))?;
+            self.bank
+                .burn(context.sender, fee)
+                .map_err(|e| InvariantViolation::new("fee_paid", e.to_string()))?;
             crate::rewards::record_fee(self, fee);
             events.push(Event::new("fee_burned").with("account", context.sender).with("amount", fee.0));
         }

@@ -545,6 +545,53 @@ pub struct CollateralView {
     pub withdrawals: Vec<(u64, Amount)>,
 }
 
+/// A model's price and the load behind it (`docs/spec/economy.md` §7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceView {
+    /// The name clients call it by.
+    pub model: String,
+    /// Its content hash.
+    pub content_hash: Hash,
+    /// What an inference started now locks per token, ngonka (before the developer's bound).
+    pub price_per_token: Amount,
+    /// The base price in the params (where the floating price started).
+    pub base_price: Amount,
+    /// Tokens finished in the window.
+    pub window_tokens: u64,
+    /// The window, in blocks.
+    pub window_blocks: u32,
+    /// The network's capacity per block (tokens).
+    pub capacity_per_block: u128,
+    /// Utilisation over the window at the last block, ppm.
+    pub utilisation_ppm: u64,
+    /// Whether the grace period's price applies.
+    pub grace: bool,
+}
+
+/// The price of the served model called `name` or with content hash `name` (hex), if served.
+pub fn price(state: &State, name: &str) -> Option<PriceView> {
+    let models = &state.params().inference;
+    let served = models.model_named(name).or_else(|| Hash::from_hex(name).and_then(|h| models.model(&h)))?;
+    let row = state.pricing.model(&served.content_hash).copied().unwrap_or_default();
+    let params = &state.params().pricing;
+    Some(PriceView {
+        model: served.name.clone(),
+        content_hash: served.content_hash,
+        price_per_token: crate::pricing::price(state, &served.content_hash)?,
+        base_price: served.price_per_token,
+        window_tokens: row.window_tokens,
+        window_blocks: params.window_blocks,
+        capacity_per_block: crate::pricing::capacity_per_block(state),
+        utilisation_ppm: row.utilisation_ppm,
+        grace: state.params().epoch.effective_epoch_at(state.height() + 1) < params.grace_epochs,
+    })
+}
+
+/// Every served model's price.
+pub fn prices(state: &State) -> Vec<PriceView> {
+    state.params().inference.models.iter().filter_map(|m| price(state, &m.name)).collect()
+}
+
 /// `address`'s collateral.
 pub fn collateral(state: &State, address: &Address) -> CollateralView {
     CollateralView {

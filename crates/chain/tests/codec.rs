@@ -138,6 +138,7 @@ fn every_message_has_a_pinned_module_and_message_tag() {
         signature: gonka_primitives::RecoverableSignature([5; 65]),
         model: gonka_primitives::Hash([6; 32]),
         max_tokens: 7,
+        max_price_per_token: Amount(8),
     };
     let key = AccountKey::from_seed(b"tags");
     let messages: Vec<(Msg, &str, [u8; 2])> = vec![

@@ -5,8 +5,8 @@
 
 mod common;
 
-use common::host;
 use common::net::*;
+use common::{host, model};
 
 use gonka_chain::rewards::{
     self, ClaimStatus, RewardsMsg, claim_deadline, settlement_height, split_pro_rata,
@@ -472,4 +472,80 @@ fn a_host_without_a_key_in_the_epoch_claims_without_a_duty_check() {
     // Never selected (no key), so no seed to check: any seed claims.
     net.claim(2, 0, seed(3)).unwrap();
     assert_eq!(net.state.rewards.summary(0, &host(2).address()).unwrap().claim, ClaimStatus::Claimed);
+}
+
+/// Issue 14, item 6 (`docs/spec/economy.md` §7): under load the price rises, idle it falls, each block
+/// by at most the step bound, never under the floor; an inference locks the price of its first receipt
+/// but never more than its developer signed.
+#[test]
+fn the_price_rises_under_load_and_falls_when_idle_within_the_step_bounds() {
+    use gonka_chain::pricing;
+    let mut genesis = genesis();
+    let p = &mut genesis.params.pricing;
+    p.elasticity_ppm = 50_000;
+    // 400 of power at 0.01 tokens each: 4 tokens per block, 40 over the ten-block window. Every
+    // answer here is 32 tokens over two blocks: utilisation far above the zone.
+    p.capacity_per_weight_ppm = 10_000;
+    p.min_price = Amount(PRICE / 2);
+    let max_step = u128::from(p.max_step_ppm);
+    let mut net = Net::from_genesis(&genesis);
+    // Prices in micro-ngonka, block by block.
+    let micro =
+        |net: &Net| net.state.pricing.model(&model()).map_or(PRICE * pricing::PRICE_SCALE, |r| r.price_micro);
+    // At most `blocks` steps of the bound (rounding aside).
+    let step_ok = |before: u128, after: u128, blocks: u128| {
+        let bound = before * blocks * (max_step + max_step * max_step / 1_000_000) / 1_000_000 + blocks;
+        before.abs_diff(after) <= bound
+    };
+    let mut last = micro(&net);
+    let start = last;
+    for _ in 0..10 {
+        let height = net.state.height();
+        net.finished_and_selected();
+        let now = micro(&net);
+        let blocks = u128::from(net.state.height() - height);
+        assert!(step_ok(last, now, blocks), "{last} → {now} in {blocks} blocks");
+        last = now;
+    }
+    assert!(last > start, "load raised the price: {start} → {last}");
+    let busy = pricing::price(&net.state, &model()).unwrap();
+    assert!(busy.0 > PRICE, "{busy}");
+    // The record of an answer served now locks its developer's bound (2 × PRICE) if the price passed it.
+    let (id, ..) = net.finished_and_selected();
+    let locked = net.state.inference.record(&id).unwrap().price_per_token;
+    assert_eq!(locked, pricing::locked_price(&net.state, &model(), Amount(2 * PRICE)).unwrap().min(locked));
+    assert!(locked.0 <= 2 * PRICE);
+    // Idle: once the busy blocks left the window it falls every block by at most the step, down to
+    // the floor and no further.
+    let window = u64::from(net.state.params().pricing.window_blocks);
+    let mut previous = micro(&net);
+    for n in 0..200 {
+        net.block(&[]);
+        let now = micro(&net);
+        assert!(step_ok(previous, now, 1), "{previous} → {now} idle");
+        assert!(n < window || now <= previous, "{previous} → {now} idle past the window");
+        previous = now;
+    }
+    assert_eq!(pricing::price(&net.state, &model()), Some(Amount(PRICE / 2)), "the floor");
+    let view = gonka_chain::views::price(&net.state, "m").unwrap();
+    assert_eq!(
+        (view.price_per_token, view.window_tokens, view.base_price),
+        (Amount(PRICE / 2), 0, Amount(PRICE))
+    );
+    assert_eq!(net.state.check_invariants(), Ok(()));
+}
+
+/// The grace period prices every model at the grace price, then the base price applies.
+#[test]
+fn the_grace_period_serves_at_the_grace_price() {
+    use gonka_chain::pricing;
+    let mut genesis = genesis();
+    genesis.params.pricing.grace_epochs = 1;
+    genesis.params.pricing.grace_price = Amount(1);
+    let mut net = Net::from_genesis(&genesis);
+    assert_eq!(pricing::price(&net.state, &model()), Some(Amount(1)));
+    let (id, ..) = net.finished_and_selected();
+    assert_eq!(net.state.inference.record(&id).unwrap().price_per_token, Amount(1));
+    net.run_to(gonka_chain::validation::epoch_start(&net.state.params().epoch, 1));
+    assert_eq!(pricing::price(&net.state, &model()), Some(Amount(PRICE)));
 }

@@ -85,6 +85,8 @@ impl Net {
             timestamp_ns,
             model: model(),
             max_tokens,
+            // Twice the model's price: always within the bound.
+            max_price_per_token: Amount(2 * self.state.params().inference.models[0].price_per_token.0),
         };
         let request = SignedRequest::sign(&developer(), &self.state.meta.chain_id, terms);
         let executor = inference::executor_for(&self.state, &request.id()).unwrap();

@@ -535,7 +535,10 @@ fn a_fully_fabricated_claim_is_rejected_at_every_size_and_entering_poc_needs_col
     // the rate the devnet's calibration targets), so "every one mismatched" allows a few lucky ones.
     for (participant, fabricated) in [(2usize, 2u32), (3, 50)] {
         let vote = net.state.poc.vote(st.poc_start, host(participant).address(), host(0).address()).unwrap();
-        assert!(vote.fraud && vote.mismatches + fabricated / 10 >= fabricated, "host {participant}: {vote:?}");
+        assert!(
+            vote.fraud && vote.mismatches + fabricated / 10 >= fabricated,
+            "host {participant}: {vote:?}"
+        );
     }
     net.advance_to(st.set_new_validators);
     let power = |i: usize| net.state.hosts.participants()[&host(i).address()].weight;

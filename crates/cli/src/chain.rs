@@ -406,6 +406,13 @@ pub(crate) enum QueryCommand {
         #[command(flatten)]
         node: NodeArgs,
     },
+    /// A model's current price per token and the load behind it (name or content hash).
+    Price {
+        /// The model's name (as in `/v1/models`) or content hash.
+        model: String,
+        #[command(flatten)]
+        node: NodeArgs,
+    },
     /// The supply: every pool (balances, escrows, fees, owed, settled, vesting, collateral, unbonding),
     /// genesis supply, minted, burned, the cap, and whether it all balances.
     Supply(NodeArgs),
@@ -463,6 +470,9 @@ pub(crate) fn query(command: QueryCommand) -> anyhow::Result<()> {
             QueryCommand::Collateral { address, node } => {
                 let address: Address = address.parse().context("not a gonka address")?;
                 print(&NodeClient::new(&node.node).collateral(&address).await?, node.output)
+            }
+            QueryCommand::Price { model, node } => {
+                print(&NodeClient::new(&node.node).price(&model).await?, node.output)
             }
             QueryCommand::Supply(node) => {
                 let supply = NodeClient::new(&node.node).supply().await?;

@@ -111,12 +111,14 @@ pub(crate) fn chat(args: &ChatArgs) -> anyhow::Result<()> {
         }))?;
         let mut request =
             http.post(format!("{node}/v1/chat/completions")).header("content-type", "application/json");
+        let price = gonka_client::rest::NodeClient::new(node).price(model).await?;
         let choice = RequestChoice {
             chain_id: &status.chain.chain_id,
             transfer_agent: ta,
             model: model_hash,
             max_tokens: args.max_tokens,
             timestamp_ns: now_ns(),
+            max_price_per_token: gonka_client::signing::price_bound(price.price_per_token),
         };
         for (name, value) in signed_headers(&key, &body, &choice) {
             request = request.header(name, value);

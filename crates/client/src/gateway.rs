@@ -16,10 +16,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use gonka_api::ApiError;
 use gonka_host::protocol::{HEADER_EXECUTOR, HEADER_INFERENCE_ID};
-use gonka_primitives::{AccountKey, Address, Hash};
+use gonka_primitives::{AccountKey, Address, Amount, Hash};
 
 use crate::rest::NodeClient;
-use crate::signing::{RequestChoice, body_choice, now_ns, signed_headers};
+use crate::signing::{RequestChoice, body_choice, now_ns, price_bound, signed_headers};
 
 /// Largest request body the gateway forwards.
 const BODY_BYTES_MAX: usize = 4 << 20;
@@ -89,9 +89,23 @@ impl Gateway {
         let mut request = self.http.post(format!("{}/v1/chat/completions", self.node));
         // The developer signs the model and max_tokens the body asks for; a body that names no model
         // (or an unknown one) is signed for the zero hash and the TA answers it with the API's error.
-        let (model, max_tokens) = match body_choice(&body) {
-            Some((name, max_tokens)) => (self.model_hash(&name).await.unwrap_or(Hash::ZERO), max_tokens),
-            None => (Hash::ZERO, crate::signing::MAX_TOKENS_DEFAULT),
+        let (model, max_tokens, name) = match body_choice(&body) {
+            Some((name, max_tokens)) => {
+                (self.model_hash(&name).await.unwrap_or(Hash::ZERO), max_tokens, name)
+            }
+            None => (Hash::ZERO, crate::signing::MAX_TOKENS_DEFAULT, String::new()),
+        };
+        // The developer signs the most it pays per token: the model's price now with headroom for the
+        // blocks until the receipt (`docs/spec/economy.md` §7). An unknown model signs 0 and gets the
+        // TA's 404.
+        let max_price_per_token = if model == Hash::ZERO {
+            Amount::ZERO
+        } else {
+            let price = NodeClient::new(&self.node)
+                .price(&name)
+                .await
+                .map_err(|e| ApiError::Upstream(format!("cannot read the price of {name}: {e}")))?;
+            price_bound(price.price_per_token)
         };
         let choice = RequestChoice {
             chain_id: &self.chain_id,
@@ -99,6 +113,7 @@ impl Gateway {
             model,
             max_tokens,
             timestamp_ns: now_ns(),
+            max_price_per_token,
         };
         for (name, value) in signed_headers(&self.key, &body, &choice) {
             request = request.header(name, value);

@@ -143,6 +143,11 @@ impl NodeClient {
         self.get(&format!("/collateral/{address}")).await
     }
 
+    /// The current price of the model called `model` (or with that content hash).
+    pub async fn price(&self, model: &str) -> anyhow::Result<gonka_chain::views::PriceView> {
+        self.get(&format!("/price/{model}")).await
+    }
+
     /// The supply, every pool and whether it balances.
     pub async fn supply(&self) -> anyhow::Result<gonka_chain::views::SupplyView> {
         self.get("/supply").await

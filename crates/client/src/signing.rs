@@ -4,9 +4,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use gonka_chain::{RequestTerms, request_message};
 use gonka_host::protocol::{
-    HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature,
+    HEADER_MAX_PRICE, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS,
+    encode_signature,
 };
-use gonka_primitives::{AccountKey, Address, Hash};
+use gonka_primitives::{AccountKey, Address, Amount, Hash};
 
 /// Completion tokens a request reserves when its body names none (the API's own default).
 pub const MAX_TOKENS_DEFAULT: u32 = 256;
@@ -24,6 +25,8 @@ pub struct RequestChoice<'a> {
     pub max_tokens: u32,
     /// Request time, Unix nanoseconds.
     pub timestamp_ns: u64,
+    /// The most paid per token, ngonka.
+    pub max_price_per_token: Amount,
 }
 
 /// The headers of a signed request: what a developer (or the gateway for it) sends to a TA.
@@ -39,6 +42,7 @@ pub fn signed_headers(
         timestamp_ns: choice.timestamp_ns,
         model: choice.model,
         max_tokens: choice.max_tokens,
+        max_price_per_token: choice.max_price_per_token,
     };
     let message = request_message(choice.chain_id, &terms);
     vec![
@@ -47,6 +51,7 @@ pub fn signed_headers(
         (HEADER_TIMESTAMP, choice.timestamp_ns.to_string()),
         (HEADER_TRANSFER_ADDRESS, choice.transfer_agent.to_string()),
         (HEADER_MAX_TOKENS, choice.max_tokens.to_string()),
+        (HEADER_MAX_PRICE, choice.max_price_per_token.0.to_string()),
     ]
 }
 
@@ -61,6 +66,16 @@ pub fn body_choice(body: &[u8]) -> Option<(String, u32)> {
         .find_map(|field| value.get(*field).and_then(serde_json::Value::as_u64));
     let max_tokens = asked.map_or(MAX_TOKENS_DEFAULT, |n| u32::try_from(n).unwrap_or(u32::MAX));
     Some((model, max_tokens))
+}
+
+/// Headroom the gateway signs above a model's current price, percent: prices move at most a few
+/// percent per block, so a request admitted now still fits its bound when its receipt lands.
+pub const PRICE_HEADROOM_PERCENT: u128 = 25;
+
+/// The bound signed for a model whose current price is `price`: `price × (100 + headroom) / 100`,
+/// rounded up.
+pub fn price_bound(price: Amount) -> Amount {
+    Amount(price.0.saturating_mul(100 + PRICE_HEADROOM_PERCENT).div_ceil(100))
 }
 
 /// Nanoseconds since the Unix epoch.

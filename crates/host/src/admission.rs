@@ -37,6 +37,8 @@ pub struct RequestClaim {
     pub prompt_tokens: u32,
     /// Completion tokens reserved, as the developer signed them (`X-Max-Tokens`, or the body's).
     pub max_tokens: u32,
+    /// The most the developer pays per token (`X-Max-Price`, signed).
+    pub max_price_per_token: Amount,
 }
 
 /// The role the host plays for this request.
@@ -131,6 +133,17 @@ pub enum AdmissionError {
         /// Prompt plus max_tokens.
         tokens: u64,
     },
+    /// The developer's price bound is below the model's current price (400): the chain would lock
+    /// the bound, below what this host serves for (`docs/spec/economy.md` §7).
+    #[error(
+        "the price of this model is {price} ngonka per token, above the {bound} you signed (X-Max-Price)"
+    )]
+    PriceAboveBound {
+        /// The current price.
+        price: u128,
+        /// The signed bound.
+        bound: u128,
+    },
     /// The balance does not cover the escrow (402).
     #[error("balance {balance} ngonka cannot cover escrow {needed} ngonka")]
     InsufficientBalance {
@@ -180,6 +193,7 @@ pub fn verify_developer(chain: &State, claim: &RequestClaim) -> Result<SignedReq
         timestamp_ns: claim.timestamp_ns,
         model: model.content_hash,
         max_tokens: claim.max_tokens,
+        max_price_per_token: claim.max_price_per_token,
     };
     let request = SignedRequest::new(claim.requester, terms, claim.signature);
     if !request.verify(&chain.meta.chain_id) {
@@ -243,7 +257,13 @@ pub fn admit(
         // The executor counts the prompt only after the signatures (it checks this then).
         check_body_size(claim.body_len, claim.prompt_tokens, claim.max_tokens)?;
     }
-    let escrow = model.price_per_token.0.saturating_mul(tokens);
+    // The price the next block would lock must be within the bound; the escrow is reserved at the
+    // bound, the most any receipt can lock (prices move between admission and the receipt).
+    let price = gonka_chain::pricing::price(chain, &model.content_hash).unwrap_or(model.price_per_token);
+    if claim.max_price_per_token < price {
+        return Err(AdmissionError::PriceAboveBound { price: price.0, bound: claim.max_price_per_token.0 });
+    }
+    let escrow = claim.max_price_per_token.0.saturating_mul(tokens);
     if let Some(balance) = balance.filter(|b| b.0 < escrow) {
         return Err(AdmissionError::InsufficientBalance { balance: balance.0, needed: escrow });
     }

@@ -132,8 +132,7 @@ impl ExposureBook {
         me: &Address,
         request: &SignedRequest,
     ) -> Result<(), ExposureError> {
-        let needed =
-            chain.params().inference.charge_max(&request.model, request.body_len, request.max_tokens);
+        let needed = chain.params().inference.charge_max(request);
         let timestamp_ms = request.timestamp_ns / 1_000_000;
         self.reserve(chain, me, request.transfer_agent, request.id(), needed, timestamp_ms)
     }

@@ -22,6 +22,8 @@ pub const HEADER_TRANSFER_ADDRESS: &str = "x-transfer-address";
 pub const HEADER_TA_SIGNATURE: &str = "x-ta-signature";
 /// `max_tokens` the developer signed for (and the TA escrowed for, covered by its signature).
 pub const HEADER_MAX_TOKENS: &str = "x-max-tokens";
+/// The most the developer pays per token, ngonka (signed: `docs/spec/economy.md` §7).
+pub const HEADER_MAX_PRICE: &str = "x-max-price";
 /// Response header: the inference id (SHA-256 of the developer's signature).
 pub const HEADER_INFERENCE_ID: &str = "x-inference-id";
 /// Response header: the executor the chain drew.

@@ -266,6 +266,7 @@ fn request(state: &State) -> SignedRequest {
         timestamp_ns,
         model: Hash::digest(b"m"),
         max_tokens: 8,
+        max_price_per_token: gonka_primitives::Amount(1),
     };
     SignedRequest::sign(&developer, &state.meta.chain_id, terms)
 }

@@ -107,6 +107,7 @@ impl Net {
             timestamp_ns: self.state.meta.time_ms * 1_000_000,
             model: Hash::digest(b"m"),
             max_tokens: 8,
+            max_price_per_token: gonka_primitives::Amount(1),
         };
         let request = SignedRequest::sign(&developer(), CHAIN, terms);
         let id = request.id();

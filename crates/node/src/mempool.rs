@@ -568,6 +568,7 @@ mod tests {
             timestamp_ns: state.meta.time_ms * 1_000_000,
             model: Hash::digest(b"m"),
             max_tokens,
+            max_price_per_token: Amount(10),
         };
         let request = gonka_chain::SignedRequest::sign(dev, "mempool", terms);
         let start = gonka_chain::InferenceMsg::Start { request, executor: alice.address(), prompt_tokens };

@@ -166,6 +166,8 @@ pub fn router(context: Arc<RestContext>) -> Router {
         .route("/participants/{address}", get(participant))
         .route("/rewards/{address}", get(rewards))
         .route("/collateral/{address}", get(collateral))
+        .route("/prices", get(prices))
+        .route("/price/{model}", get(price))
         .route("/poc/nonces/{address}", get(poc_nonces))
         .route("/metrics", get(metrics))
         .route("/events", get(events))
@@ -405,6 +407,17 @@ async fn rewards(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<
     let address: Address =
         address.parse().map_err(|e| ApiError::invalid("address", format!("not a gonka address: {e}")))?;
     Ok(Json(ctx.chain.with_state(|s| views::rewards(s, &address))))
+}
+
+async fn prices(AxumState(ctx): Ctx) -> ApiResult<Vec<views::PriceView>> {
+    Ok(Json(ctx.chain.with_state(views::prices)))
+}
+
+async fn price(AxumState(ctx): Ctx, Path(model): Path<String>) -> ApiResult<views::PriceView> {
+    ctx.chain
+        .with_state(|s| views::price(s, &model))
+        .map(Json)
+        .ok_or_else(|| ApiError::ModelNotFound { model, param: None })
 }
 
 async fn collateral(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::CollateralView> {

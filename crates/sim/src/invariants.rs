@@ -18,8 +18,9 @@ pub const APP_HASH_AGREEMENT: &str = "app_hash_agreement";
 pub const SUPPLY_CONSERVED: &str = "supply_conserved";
 /// No inference is charged more than once.
 pub const NO_DOUBLE_CHARGE: &str = "no_double_charge";
-/// No answer is finally charged more than what was served (tokens × the served model's price) once a
-/// validator judged it, and nothing is charged for an answer never served (`docs/spec/sim.md` §3).
+/// No answer is finally charged more than what was served (tokens × the price locked at its first
+/// receipt) once a validator judged it, no price is locked above the bound its developer signed, and
+/// nothing is charged for an answer never served (`docs/spec/sim.md` §3, `docs/spec/economy.md` §7).
 pub const NO_OVERCHARGE: &str = "no_overcharge";
 /// No honest answer is invalidated or refunded, and no honest host is found INVALID — unless its
 /// executor was down or cut off in the answer's validation window and could not hand over the payload.
@@ -183,10 +184,19 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
         let settled_judged = judged.is_some_and(|j| j.settled.is_some() && !j.verdicts.is_empty());
         let net = ledger.net_charge(id);
         match ledger.served.get(id) {
-            Some(served) if settled_judged && net > served.cost().0 => found.push(violation(
+            Some(served) if charges.iter().any(|c| c.price > served.price_bound) => found.push(violation(
                 NO_OVERCHARGE,
                 height,
-                format!("{id} settled at {net} for {} tokens worth {}", served.tokens, served.cost()),
+                format!("{id} locked a price above the {} its developer signed", served.price_bound),
+            )),
+            Some(served) if settled_judged && net > ledger.worth(id, served).0 => found.push(violation(
+                NO_OVERCHARGE,
+                height,
+                format!(
+                    "{id} settled at {net} for {} tokens worth {}",
+                    served.tokens,
+                    ledger.worth(id, served)
+                ),
             )),
             None if charged > 0 => {
                 found.push(violation(
@@ -201,11 +211,17 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
     for (id, served) in ledger.served.iter().filter(|(_, s)| s.delivered) {
         let charged: Option<u128> = ledger.charges.get(id).map(|c| c.iter().map(|c| c.cost.0).sum());
         match charged {
-            Some(charged) if charged < served.cost().0 && !served.cheated => found.push(violation(
-                DELIVERED_ANSWERS_PAID,
-                height,
-                format!("{id} delivered {} tokens worth {}, paid {charged}", served.tokens, served.cost()),
-            )),
+            Some(charged) if charged < ledger.worth(id, served).0 && !served.cheated => {
+                found.push(violation(
+                    DELIVERED_ANSWERS_PAID,
+                    height,
+                    format!(
+                        "{id} delivered {} tokens worth {}, paid {charged}",
+                        served.tokens,
+                        ledger.worth(id, served)
+                    ),
+                ))
+            }
             None if height > served.settle_by && !served.excused => found.push(violation(
                 DELIVERED_ANSWERS_PAID,
                 height,
@@ -214,7 +230,7 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
                     served.executor,
                     if served.cheated { " (cheated)" } else { "" },
                     served.height,
-                    served.cost(),
+                    ledger.worth(id, served),
                     served.settle_by
                 ),
             )),

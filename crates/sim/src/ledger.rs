@@ -16,8 +16,9 @@ pub struct Served {
     pub executor: Address,
     /// Prompt plus completion tokens actually generated and sent.
     pub tokens: u64,
-    /// The price per token of the model actually served.
-    pub price: Amount,
+    /// The most per token its developer signed (`docs/spec/economy.md` §7): the chain locks the price
+    /// at the first receipt and never above this.
+    pub price_bound: Amount,
     /// Height at which it was generated.
     pub height: u64,
     /// Height by which the chain must have settled it (its expiry deadline plus a margin).
@@ -38,9 +39,9 @@ pub struct Served {
 }
 
 impl Served {
-    /// What the answer is worth.
-    pub fn cost(&self) -> Amount {
-        Amount(self.price.0 * u128::from(self.tokens))
+    /// What the answer is worth at `price` per token.
+    pub fn worth(&self, price: Amount) -> Amount {
+        Amount(price.0 * u128::from(self.tokens))
     }
 }
 
@@ -51,6 +52,8 @@ pub struct Charge {
     pub height: u64,
     /// The cost charged.
     pub cost: Amount,
+    /// The price per token the chain locked.
+    pub price: Amount,
 }
 
 /// What validation did with one answer, as the chain's events tell.
@@ -93,8 +96,12 @@ impl Ledger {
         for event in events {
             match event.kind.as_str() {
                 "inference_finished" => {
-                    let (Some(id), Some(cost)) = (id_of(event), amount(event, "cost")) else { continue };
-                    self.charges.entry(id).or_default().push(Charge { height, cost });
+                    let (Some(id), Some(cost), Some(price)) =
+                        (id_of(event), amount(event, "cost"), amount(event, "price"))
+                    else {
+                        continue;
+                    };
+                    self.charges.entry(id).or_default().push(Charge { height, cost, price });
                 }
                 "inference_validation" => {
                     let (Some(id), Some(validator)) =
@@ -124,6 +131,13 @@ impl Ledger {
         }
     }
 
+    /// What `served` (inference `id`) is worth: its tokens at the price the chain locked for it, or at
+    /// its developer's bound while no charge is seen.
+    pub fn worth(&self, id: &Hash, served: &Served) -> Amount {
+        let locked = self.charges.get(id).and_then(|c| c.first()).map_or(served.price_bound, |c| c.price);
+        served.worth(locked)
+    }
+
     /// What the developer of `id` paid in the end: its charge less any refund.
     pub fn net_charge(&self, id: &Hash) -> u128 {
         let charged: u128 = self.charges.get(id).map_or(0, |c| c.iter().map(|c| c.cost.0).sum());
@@ -142,10 +156,10 @@ impl Ledger {
                     in_flight += 1;
                     continue;
                 }
-                worth += served.cost().0;
+                worth += served.worth(served.price_bound).0;
                 continue;
             };
-            worth += served.cost().0;
+            worth += self.worth(id, served).0;
             charged += charges.iter().map(|c| c.cost.0).sum::<u128>();
         }
         (worth, charged, in_flight)

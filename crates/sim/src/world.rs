@@ -703,6 +703,7 @@ impl Sim {
             model: model().name,
             prompt_tokens: self.prompt_tokens(content),
             max_tokens: MAX_TOKENS,
+            max_price_per_token: request.max_price_per_token,
         };
         let admission = {
             let Some(running) = self.nodes[ta].running.as_mut() else { return };
@@ -796,6 +797,7 @@ impl Sim {
             model: model().name,
             prompt_tokens: self.prompt_tokens(&forged.content),
             max_tokens: MAX_TOKENS,
+            max_price_per_token: request.max_price_per_token,
         };
         self.traffic.requests += 1;
         let ta_signature = self.nodes[index].operational.sign_recoverable(&forward_message(
@@ -898,7 +900,6 @@ impl Sim {
         self.traffic.delivered += u64::from(delivered);
         let params = &self.genesis.params.inference;
         let settle_by = params.deadline(height + 1, request.max_tokens) + SETTLE_MARGIN_BLOCKS;
-        let price = params.model(&request.model).map_or(Amount::ZERO, |m| m.price_per_token);
         if delivered {
             self.unsettled.insert(id, (executor, ta, self.round));
         }
@@ -909,7 +910,7 @@ impl Sim {
                 developer: request.requester,
                 executor: self.nodes[executor].address(),
                 tokens,
-                price,
+                price_bound: request.max_price_per_token,
                 height,
                 settle_by,
                 delivered,
@@ -1247,7 +1248,7 @@ fn genesis(config: &SimConfig, nodes: &[SimNode], developers: &[Developer], drai
         let prompt = engine
             .render_chat(&[ChatMessage { role: "user".into(), content }])
             .map_or(0, |t| t.len() as u128);
-        let escrow = (prompt + u128::from(MAX_TOKENS)) * model().price_per_token.0;
+        let escrow = (prompt + u128::from(MAX_TOKENS)) * price_bound().0;
         accounts.push(GenesisAccount { address: drainer.key.address(), balance: Amount(escrow) });
     }
     for node in nodes {
@@ -1295,5 +1296,12 @@ pub(crate) fn request_terms(transfer_agent: Address, content: &str, timestamp_ns
         timestamp_ns,
         model: model().content_hash,
         max_tokens: MAX_TOKENS,
+        max_price_per_token: price_bound(),
     }
+}
+
+/// What a simulated developer signs per token: four times the base price, so prices that rise under
+/// load never price it out within a run.
+pub(crate) fn price_bound() -> Amount {
+    Amount(model().price_per_token.0 * 4)
 }

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::bank::BankError;
 
 /// Domain of the message a developer signs for a request.
-pub const REQUEST_DOMAIN: &[u8] = b"gonka/inference-request/v2\0";
+pub const REQUEST_DOMAIN: &[u8] = b"gonka/inference-request/v3\0";
 
 messages! {
     /// Messages of paid inference.
@@ -63,11 +63,14 @@ pub struct RequestTerms {
     pub model: Hash,
     /// Completion tokens reserved: the most the executor may generate and charge for.
     pub max_tokens: u32,
+    /// The most the developer pays per token: an inference locks the model's price at its first
+    /// receipt, but never above this (`docs/spec/economy.md` §7).
+    pub max_price_per_token: Amount,
 }
 
 /// The bytes a developer signs: domain ‖ chain id (length-prefixed) ‖ SHA-256(body) ‖ body length ‖
-/// timestamp (ns) ‖ TA address ‖ model content hash ‖ max_tokens, integers big-endian. The chain id makes
-/// a request signed for one network useless on another.
+/// timestamp (ns) ‖ TA address ‖ model content hash ‖ max_tokens ‖ max price per token (u128),
+/// integers big-endian. The chain id makes a request signed for one network useless on another.
 pub fn request_message(chain_id: &str, terms: &RequestTerms) -> Vec<u8> {
     let mut message = REQUEST_DOMAIN.to_vec();
     push_chain_id(&mut message, chain_id);
@@ -77,6 +80,7 @@ pub fn request_message(chain_id: &str, terms: &RequestTerms) -> Vec<u8> {
     message.extend_from_slice(&terms.transfer_agent.0);
     message.extend_from_slice(&terms.model.0);
     message.extend_from_slice(&terms.max_tokens.to_be_bytes());
+    message.extend_from_slice(&terms.max_price_per_token.0.to_be_bytes());
     message
 }
 
@@ -121,6 +125,8 @@ pub struct SignedRequest {
     pub model: Hash,
     /// Completion tokens reserved.
     pub max_tokens: u32,
+    /// The most the developer pays per token.
+    pub max_price_per_token: Amount,
 }
 codec_struct!(SignedRequest {
     requester,
@@ -130,7 +136,8 @@ codec_struct!(SignedRequest {
     timestamp_ns,
     signature,
     model,
-    max_tokens
+    max_tokens,
+    max_price_per_token
 });
 
 impl SignedRequest {
@@ -151,6 +158,7 @@ impl SignedRequest {
             signature,
             model: terms.model,
             max_tokens: terms.max_tokens,
+            max_price_per_token: terms.max_price_per_token,
         }
     }
 
@@ -163,6 +171,7 @@ impl SignedRequest {
             timestamp_ns: self.timestamp_ns,
             model: self.model,
             max_tokens: self.max_tokens,
+            max_price_per_token: self.max_price_per_token,
         }
     }
 

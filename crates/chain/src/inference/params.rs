@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use gonka_primitives::{Amount, Hash, codec_struct};
 use serde::{Deserialize, Serialize};
 
-use super::msg::InferenceError;
+use super::msg::{InferenceError, SignedRequest};
 use crate::params::ParamsError;
 
 /// A served model and its price.
@@ -110,13 +110,15 @@ impl InferenceParams {
         body_len.saturating_add(self.prompt_overhead_tokens).min(self.max_prompt_tokens)
     }
 
-    /// The most any receipt may charge for a request signed for `model` (a content hash) with a
-    /// `body_len`-byte body and `max_tokens`: `(prompt_tokens_max + max_tokens) × price`, 0 for a
-    /// model not served (`docs/spec/inference.md` §2).
-    pub fn charge_max(&self, model: &Hash, body_len: u32, max_tokens: u32) -> Amount {
-        let price = self.model(model).map_or(0, |m| m.price_per_token.0);
-        let tokens = u128::from(self.prompt_tokens_max(body_len)) + u128::from(max_tokens);
-        Amount(price.saturating_mul(tokens))
+    /// The most any receipt may charge for `request`: `(prompt_tokens_max + max_tokens) × the price
+    /// bound it signed`, 0 for a model not served (`docs/spec/inference.md` §2, `docs/spec/economy.md`
+    /// §7: the locked price never exceeds the bound).
+    pub fn charge_max(&self, request: &SignedRequest) -> Amount {
+        if self.model(&request.model).is_none() {
+            return Amount::ZERO;
+        }
+        let tokens = u128::from(self.prompt_tokens_max(request.body_len)) + u128::from(request.max_tokens);
+        Amount(request.max_price_per_token.0.saturating_mul(tokens))
     }
 
     /// The deadline of an inference started at `height` reserving `max_tokens`.

@@ -224,7 +224,7 @@ fn start(
         state.inference.records.update(&id, |i| i.transfer_agent = Some(sender));
         return Ok(Event::new("inference_started").with("id", id).with("status", status.name()));
     }
-    let price = price(state, &request.model)?;
+    let price = price(state, request)?;
     let escrow = tokens_cost(u64::from(prompt_tokens) + u64::from(request.max_tokens), price)?;
     state.bank.escrow(request.requester, Hold::Escrow(id), escrow).map_err(|e| match e {
         BankError::InsufficientFunds { balance, needed } => InferenceError::CannotPay { balance, needed },
@@ -282,6 +282,7 @@ fn finish_started(
     let tokens = u64::from(counts.prompt_tokens) + u64::from(counts.completion_tokens);
     let escrow = state.bank.held(&Hold::Escrow(id));
     let cost = tokens_cost(tokens, started.price_per_token)?.min(escrow);
+    crate::pricing::record_usage(state, &request.model, tokens);
     let refund = escrow.checked_sub(cost).ok_or(InferenceError::Overflow)?;
     state.bank.transfer_held(Hold::Escrow(id), Hold::Fee(id), cost)?;
     state.bank.release(Hold::Escrow(id), request.requester, refund)?;
@@ -293,7 +294,10 @@ fn finish_started(
         i.requester_paid = cost;
         i.status = InferenceStatus::Finished;
     });
-    Ok(Event::new("inference_finished").with("refund", refund.0).with("cost", cost.0))
+    Ok(Event::new("inference_finished")
+        .with("refund", refund.0)
+        .with("cost", cost.0)
+        .with("price", started.price_per_token.0))
 }
 
 /// What a Start of `request` would escrow now: `(prompt + max_tokens) × price`, or nothing when a
@@ -306,7 +310,7 @@ pub(super) fn start_escrow(
     if state.inference.record(&inference_id(&request.signature)).is_some() {
         return Ok(Amount::ZERO);
     }
-    tokens_cost(u64::from(prompt_tokens) + u64::from(request.max_tokens), price(state, &request.model)?)
+    tokens_cost(u64::from(prompt_tokens) + u64::from(request.max_tokens), price(state, request)?)
 }
 
 /// Finish first: the requester pays `min(cost, balance)` into the inference's fee hold and the TA that
@@ -322,8 +326,9 @@ fn finish_first(
     height: u64,
 ) -> Result<Event, InferenceError> {
     let tokens = u64::from(counts.prompt_tokens) + u64::from(counts.completion_tokens);
-    let price = price(state, &request.model)?;
+    let price = price(state, request)?;
     let full = tokens_cost(tokens, price)?;
+    crate::pricing::record_usage(state, &request.model, tokens);
     let from_requester = full.min(state.bank.balance(&request.requester));
     state.bank.escrow(request.requester, Hold::Fee(id), from_requester)?;
     let shortfall = Amount(full.0 - from_requester.0);
@@ -361,17 +366,16 @@ fn finish_first(
     Ok(Event::new("inference_finished")
         .with("refund", 0)
         .with("cost", cost.0)
+        .with("price", price.0)
         .with("requester_paid", from_requester.0)
         .with("transfer_agent_paid", from_ta.0))
 }
 
-fn price(state: &State, model: &Hash) -> Result<Amount, InferenceError> {
-    state
-        .params()
-        .inference
-        .model(model)
-        .map(|m| m.price_per_token)
-        .ok_or(InferenceError::UnknownModel(*model))
+/// The price `request` locks now: the model's current price, never above what its developer signed
+/// (`docs/spec/economy.md` §7).
+fn price(state: &State, request: &SignedRequest) -> Result<Amount, InferenceError> {
+    crate::pricing::locked_price(state, &request.model, request.max_price_per_token)
+        .ok_or(InferenceError::UnknownModel(request.model))
 }
 
 fn tokens_cost(tokens: u64, price: Amount) -> Result<Amount, InferenceError> {

@@ -68,6 +68,8 @@ pub fn priced_params(price: u128) -> gonka_chain::Params {
     });
     // A fee the hosts' 1,000-ngonka test balances can pay a few times over.
     params.fees.per_message = gonka_primitives::Amount(FEE);
+    // A fixed price, so scenarios count ngonka by hand; the pricing tests let it float.
+    params.pricing.elasticity_ppm = 0;
     params
 }
 

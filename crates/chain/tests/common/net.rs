@@ -59,8 +59,7 @@ impl Net {
     }
 
     pub fn from_genesis(genesis: &Genesis) -> Net {
-        let mut net =
-            Net { state: State::from_genesis(genesis).unwrap(), requests: 0 };
+        let mut net = Net { state: State::from_genesis(genesis).unwrap(), requests: 0 };
         net.block(&[]);
         net
     }
@@ -123,6 +122,8 @@ impl Net {
             timestamp_ns: self.state.meta.time_ms * 1_000_000,
             model: model(),
             max_tokens: 50,
+            // Twice the price: the fixed test price is always within the bound.
+            max_price_per_token: Amount(2 * PRICE),
         };
         SignedRequest::sign(&developer(), CHAIN, terms)
     }

@@ -185,8 +185,17 @@ pub struct Signed {
 pub fn sign(genesis: &Genesis, key: &AccountKey, body: Vec<u8>, ta: &Address, timestamp_ns: u64) -> Signed {
     let (model, max_tokens) = body_choice(&body).unwrap();
     let model = genesis.params.inference.model_named(&model).unwrap().content_hash;
-    let choice =
-        RequestChoice { chain_id: &genesis.chain_id, transfer_agent: *ta, model, max_tokens, timestamp_ns };
+    // A bound well above the base price: load may raise the price while a test runs.
+    let base = genesis.params.inference.model(&model).unwrap().price_per_token;
+    let max_price_per_token = gonka_primitives::Amount(base.0 * 4);
+    let choice = RequestChoice {
+        chain_id: &genesis.chain_id,
+        transfer_agent: *ta,
+        model,
+        max_tokens,
+        timestamp_ns,
+        max_price_per_token,
+    };
     let headers = signed_headers(key, &body, &choice);
     let terms = RequestTerms {
         transfer_agent: *ta,
@@ -195,6 +204,7 @@ pub fn sign(genesis: &Genesis, key: &AccountKey, body: Vec<u8>, ta: &Address, ti
         timestamp_ns,
         model,
         max_tokens,
+        max_price_per_token,
     };
     let id = SignedRequest::sign(key, &genesis.chain_id, terms).id();
     Signed { id, body, headers }

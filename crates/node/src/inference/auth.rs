@@ -7,8 +7,8 @@ use gonka_api::ApiError;
 use gonka_chain::State;
 use gonka_host::admission::{AdmissionError, ReplayError, RequestClaim};
 use gonka_host::exposure::ExposureError;
-use gonka_host::protocol::{HEADER_REQUESTER, HEADER_TIMESTAMP, decode_signature};
-use gonka_primitives::{Address, RecoverableSignature};
+use gonka_host::protocol::{HEADER_MAX_PRICE, HEADER_REQUESTER, HEADER_TIMESTAMP, decode_signature};
+use gonka_primitives::{Address, Amount, RecoverableSignature};
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -19,6 +19,7 @@ pub(crate) struct SignedHeaders {
     pub(crate) requester: Address,
     pub(crate) timestamp_ns: u64,
     pub(crate) signature: RecoverableSignature,
+    pub(crate) max_price_per_token: Amount,
 }
 
 impl SignedHeaders {
@@ -35,11 +36,13 @@ impl SignedHeaders {
             model: String::new(),
             prompt_tokens: 0,
             max_tokens: 0,
+            max_price_per_token: self.max_price_per_token,
         }
     }
 
-    /// Reads `Authorization`, `X-Requester-Address` and `X-Timestamp`: `401` when the signature is
-    /// missing or not 65 bytes of base64, `400` when another header is malformed.
+    /// Reads `Authorization`, `X-Requester-Address`, `X-Timestamp` and `X-Max-Price`: `401` when the
+    /// signature is missing or not 65 bytes of base64, `400` when another header is missing or
+    /// malformed.
     pub(crate) fn parse(headers: &HeaderMap) -> Result<SignedHeaders, ApiError> {
         let signature = header(headers, "authorization")
             .ok_or_else(|| {
@@ -64,7 +67,17 @@ impl SignedHeaders {
             .trim()
             .parse()
             .map_err(|_| ApiError::invalid("X-Timestamp", "X-Timestamp must be Unix nanoseconds"))?;
-        Ok(SignedHeaders { requester, timestamp_ns, signature })
+        let max_price: u128 = header(headers, HEADER_MAX_PRICE)
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "X-Max-Price",
+                    "missing X-Max-Price (the most you pay per token, ngonka, signed)",
+                )
+            })?
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::invalid("X-Max-Price", "X-Max-Price must be a whole number of ngonka"))?;
+        Ok(SignedHeaders { requester, timestamp_ns, signature, max_price_per_token: Amount(max_price) })
     }
 }
 
@@ -86,6 +99,7 @@ pub(crate) fn refused(error: AdmissionError) -> ApiError {
         AdmissionError::InsufficientBalance { balance, needed } => {
             ApiError::InsufficientBalance { balance, needed }
         }
+        AdmissionError::PriceAboveBound { .. } => ApiError::invalid("X-Max-Price", message),
         AdmissionError::NoExecutor => ApiError::Unavailable(message),
         AdmissionError::NotDrawn => ApiError::invalid("Authorization", message),
     }

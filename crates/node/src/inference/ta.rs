@@ -20,8 +20,8 @@ use gonka_api::ApiError;
 use gonka_chain::{BankError, InferenceError, InferenceMsg, TxError};
 use gonka_host::admission::{Admission, RequestClaim, Role, admit, verify_developer};
 use gonka_host::protocol::{
-    HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_TOKENS, HEADER_REQUESTER, HEADER_TA_SIGNATURE,
-    HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature, forward_message,
+    HEADER_EXECUTOR, HEADER_INFERENCE_ID, HEADER_MAX_PRICE, HEADER_MAX_TOKENS, HEADER_REQUESTER,
+    HEADER_TA_SIGNATURE, HEADER_TIMESTAMP, HEADER_TRANSFER_ADDRESS, encode_signature, forward_message,
 };
 use serde_json::json;
 
@@ -193,6 +193,7 @@ async fn forward(
         .header(HEADER_TRANSFER_ADDRESS, service.account().to_string())
         .header(HEADER_TA_SIGNATURE, encode_signature(&signature))
         .header(HEADER_MAX_TOKENS, request.max_tokens.to_string())
+        .header(HEADER_MAX_PRICE, request.max_price_per_token.0.to_string())
         .body(body);
     for name in [header::AUTHORIZATION, header::CONTENT_TYPE] {
         if let Some(value) = headers.get(&name) {
