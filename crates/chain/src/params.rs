@@ -146,7 +146,7 @@ impl Params {
             limits: Limits::default(),
             poc: PocParams::mainnet(),
             inference: InferenceParams::default(),
-            collateral: CollateralParams::default(),
+            collateral: CollateralParams::mainnet(),
             validation: ValidationParams::mainnet(),
             rewards: RewardParams::mainnet(),
             fees: Fees::default(),
@@ -190,10 +190,22 @@ impl Params {
             return Err(ParamsError::Limit("collateral.unbonding_ms"));
         }
         let c = &self.collateral;
-        if [c.slash_invalid_ppm, c.slash_downtime_ppm, c.downtime_missed_ppm].iter().any(|p| *p > 1_000_000) {
+        if [
+            c.slash_invalid_ppm,
+            c.slash_downtime_ppm,
+            c.downtime_missed_ppm,
+            c.base_weight_ppm,
+            c.slash_double_sign_ppm,
+        ]
+        .iter()
+        .any(|p| *p > 1_000_000)
+        {
             return Err(ParamsError::Limit(
-                "collateral slash fractions and downtime threshold (ppm, at most 1,000,000)",
+                "collateral slash fractions, downtime threshold and base weight (ppm, at most 1,000,000)",
             ));
+        }
+        if c.collateral_per_weight_unit == gonka_primitives::Amount::ZERO {
+            return Err(ParamsError::Limit("collateral.collateral_per_weight_unit (positive)"));
         }
         Ok(())
     }

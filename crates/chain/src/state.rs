@@ -444,7 +444,8 @@ impl State {
 
     /// Whether `tx` is a host's duty: only the messages whose window or deadline the host's weight
     /// and fees depend on — PoC commitments, batches and votes, inference Start and Finish, answer
-    /// validations and validation votes, reward claims — for a [staked](State::is_staked_host) host
+    /// validations and validation votes, reward claims, double-vote evidence — for a
+    /// [staked](State::is_staked_host) host
     /// (`docs/spec/chain.md` §6). URL updates and everything else wait in the ordinary lane and pay
     /// the fee; duties are free (`docs/spec/economy.md` §8).
     pub fn is_duty(&self, tx: &Tx) -> bool {
@@ -454,6 +455,7 @@ impl State {
                 Msg::Poc(_)
                     | Msg::Validation(_)
                     | Msg::Rewards(_)
+                    | Msg::Collateral(crate::CollateralMsg::ReportDoubleVote { .. })
                     | Msg::Inference(crate::InferenceMsg::Start { .. } | crate::InferenceMsg::Finish { .. })
             )
         };

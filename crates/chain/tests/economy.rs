@@ -549,3 +549,72 @@ fn the_grace_period_serves_at_the_grace_price() {
     net.run_to(gonka_chain::validation::epoch_start(&net.state.params().epoch, 1));
     assert_eq!(pricing::price(&net.state, &model()), Some(Amount(PRICE)));
 }
+
+/// Issue 14, item 5: a validator that signs two different votes for one height, round and kind is
+/// slashed `slash_double_sign_ppm` of its collateral when any host reports the pair — once; forged,
+/// same-value, future and unknown-key evidence is refused.
+#[test]
+fn a_double_vote_reported_by_any_host_slashes_the_signer_once() {
+    use gonka_chain::collateral::DoubleVote;
+    use gonka_primitives::consensus::{PRECOMMIT, PREVOTE};
+    let signer = 2;
+    let mut genesis = genesis();
+    genesis.participants[signer].collateral = Amount(1_000);
+    let mut net = Net::from_genesis(&genesis);
+    net.run_to(5);
+    let key = gonka_primitives::ValidatorKey::from_secret_bytes([3; 32]);
+    assert_eq!(key.public_key(), genesis.participants[signer].validator_key);
+    let sign = |height: u64,
+                kind: u8,
+                first: Option<Hash>,
+                second: Option<Hash>,
+                key: &gonka_primitives::ValidatorKey| {
+        let mut evidence = DoubleVote {
+            validator: key.public_key(),
+            kind,
+            height,
+            round: 0,
+            first,
+            first_signature: gonka_primitives::ValidatorSignature([0; 64]),
+            second,
+            second_signature: gonka_primitives::ValidatorSignature([0; 64]),
+        };
+        evidence.first_signature = key.sign(&evidence.sign_bytes(first.as_ref()));
+        evidence.second_signature = key.sign(&evidence.sign_bytes(second.as_ref()));
+        evidence
+    };
+    let report = |evidence| Msg::Collateral(gonka_chain::CollateralMsg::ReportDoubleVote { evidence });
+    let (a, b) = (Some(Hash([1; 32])), Some(Hash([2; 32])));
+    let refused = [
+        (sign(4, PRECOMMIT, a, a, &key), "same value"),
+        (sign(9, PRECOMMIT, a, b, &key), "past height"),
+        (
+            sign(4, PRECOMMIT, a, b, &gonka_primitives::ValidatorKey::from_secret_bytes([9; 32])),
+            "validator key",
+        ),
+        (
+            DoubleVote {
+                second_signature: sign(4, PRECOMMIT, a, b, &key).first_signature,
+                ..sign(4, PRECOMMIT, a, b, &key)
+            },
+            "signature",
+        ),
+    ];
+    for (evidence, why) in refused {
+        let error = net.deliver(0, report(evidence)).unwrap_err();
+        assert!(error.contains(why), "{why}: {error}");
+    }
+    // A reporter's duty: free for a staked host.
+    let balance = net.state.bank.balance(&host(0).address());
+    net.deliver(0, report(sign(4, PRECOMMIT, a, None, &key))).unwrap();
+    assert_eq!(net.state.bank.balance(&host(0).address()), balance);
+    let address = host(signer).address();
+    assert_eq!(net.state.bank.held(&Hold::Collateral(address)).0, 950, "5 % slashed");
+    assert_eq!(net.state.rewards.totals().burned_slashed.0, 50);
+    let again = net.deliver(1, report(sign(4, PRECOMMIT, None, a, &key))).unwrap_err();
+    assert!(again.contains("already reported"), "{again}");
+    // Another kind at the same height is another fault.
+    net.deliver(1, report(sign(4, PREVOTE, a, b, &key))).unwrap();
+    assert_eq!(net.state.bank.held(&Hold::Collateral(address)).0, 903);
+    assert_eq!(net.state.check_invariants(), Ok(()));
+}

@@ -63,6 +63,8 @@ fn genesis(time_ms: u64) -> Genesis {
     params.poc.entry_collateral = Amount(ENTRY);
     // Ordinary transactions still pay a fee (from FEES).
     params.fees.per_message = Amount(1);
+    // The entry collateral backs every weight here (collateral's weight has its own test).
+    params.collateral.collateral_per_weight_unit = Amount(1);
     Genesis {
         chain_id: CHAIN.into(),
         genesis_time_ms: time_ms,
@@ -326,6 +328,30 @@ fn honest_hosts_get_their_distinct_nonces_as_weight_and_it_becomes_voting_power(
     let mut powers: Vec<u64> = net.state.validator_set().iter().map(|(_, p)| *p).collect();
     powers.sort_unstable();
     assert_eq!(powers, [10, 20, 30, 40], "the 50 % devnet cap changes nobody here");
+}
+
+/// Issue 14, item 5 (reference §3.10, §6.7): after the grace period a host's weight counts for its
+/// base share and, above it, only as far as its collateral backs it; before, all of it.
+#[test]
+fn after_the_grace_period_collateral_backs_the_weight_above_the_base_share() {
+    for (grace, expected) in [(0, [10, 14, 16, 18]), (2, [10, 20, 30, 40])] {
+        let mut genesis = genesis(7);
+        // Each host's entry collateral backs 10 units; 20 % of any weight needs none.
+        genesis.params.collateral.collateral_per_weight_unit = Amount(ENTRY / 10);
+        genesis.params.collateral.weight_grace_epochs = grace;
+        let mut net = Net::from(&genesis);
+        net.advance_to(net.stages().poc_start);
+        let claims: Vec<Vec<(u64, u32)>> =
+            (0..HOSTS).map(|i| honest_claims(&net, i, 0, 10 * (i + 1))).collect();
+        assert_eq!(run_stage(&mut net, &claims, &[true; HOSTS]), [true; HOSTS]);
+        net.advance_to(net.stages().set_new_validators);
+        let power = |i: usize| net.state.hosts.participants()[&host(i).address()].weight;
+        // 10 → 2 + min(8, 10); 20 → 4 + 10; 30 → 6 + 10; 40 → 8 + 10.
+        assert_eq!([power(0), power(1), power(2), power(3)], expected, "grace {grace}");
+        let poc_weights: Vec<u64> =
+            (0..HOSTS).map(|i| net.state.hosts.participants()[&host(i).address()].poc_weight).collect();
+        assert_eq!(poc_weights, [10, 20, 30, 40], "the proven compute is kept as it was");
+    }
 }
 
 #[test]

@@ -14,7 +14,9 @@ use malachitebft_app_channel::app::streaming::StreamMessage;
 use malachitebft_app_channel::app::types::core::ExtendedCommitCertificate;
 use malachitebft_app_channel::app::types::core::{LinearTimeouts, Round, Validity};
 use malachitebft_app_channel::app::types::sync::RawDecidedValue;
-use malachitebft_app_channel::app::types::{LocallyProposedValue, PeerId, ProposedValue};
+use malachitebft_app_channel::app::types::{
+    LocallyProposedValue, MisbehaviorEvidence, PeerId, ProposedValue,
+};
 use malachitebft_app_channel::{AppMsg, NetworkMsg};
 use malachitebft_signing_ed25519::PublicKey;
 
@@ -53,6 +55,40 @@ pub(crate) fn to_validator_set(infos: &[ValidatorInfo]) -> Option<ValidatorSet> 
         }
     });
     ValidatorSet::new(validators)
+}
+
+/// The double votes of `evidence` whose signer is in the validator set of `height`, in the chain's terms.
+fn double_votes_of(
+    validators: &[ValidatorInfo],
+    evidence: &MisbehaviorEvidence<Ctx>,
+) -> Vec<crate::DoubleVoteEvidence> {
+    use malachitebft_app_channel::app::types::core::{NilOrVal, VoteType};
+    let value = |v: &NilOrVal<BlockHash>| match v {
+        NilOrVal::Nil => None,
+        NilOrVal::Val(hash) => Some(hash.0),
+    };
+    let mut found = Vec::new();
+    for (address, pairs) in &evidence.votes {
+        let Some(info) = validators.iter().find(|v| Address::from_public_key(&v.public_key) == *address)
+        else {
+            continue;
+        };
+        for (first, second) in pairs {
+            let vote = &first.message;
+            found.push(crate::DoubleVoteEvidence {
+                public_key: info.public_key,
+                kind: match vote.vote_type {
+                    VoteType::Prevote => gonka_primitives::consensus::PREVOTE,
+                    VoteType::Precommit => gonka_primitives::consensus::PRECOMMIT,
+                },
+                height: vote.height.0,
+                round: round_u32(vote.round),
+                first: (value(&vote.value), first.signature.to_bytes()),
+                second: (value(&second.message.value), second.signature.to_bytes()),
+            });
+        }
+    }
+    found
 }
 
 fn round_u32(round: Round) -> u32 {
@@ -310,8 +346,13 @@ impl<A: Application> Host<A> {
                 }
             }
 
-            AppMsg::Finalized { certificate, reply, .. } => {
+            AppMsg::Finalized { certificate, evidence, reply, .. } => {
                 let height = certificate.height;
+                if !evidence.votes.is_empty() {
+                    let found = self.double_votes(height, &evidence);
+                    warn!(%height, count = found.len(), "validators signed conflicting votes: reporting them");
+                    self.app.report_double_votes(found);
+                }
                 let next = if self.failed_commit == Some(height) {
                     self.failed_commit = None;
                     warn!(%height, "restarting height after a failed commit");
@@ -465,6 +506,17 @@ impl<A: Application> Host<A> {
         Some(value)
     }
 
+    /// The double votes Malachite reported at the finalization of `height`, with their signers' keys.
+    fn double_votes(
+        &self,
+        height: Height,
+        evidence: &MisbehaviorEvidence<Ctx>,
+    ) -> Vec<crate::DoubleVoteEvidence> {
+        self.app
+            .validator_set(height.0)
+            .map_or_else(Vec::new, |validators| double_votes_of(&validators, evidence))
+    }
+
     fn decided_values(&mut self, start: u64, end: u64) -> Vec<RawDecidedValue<Ctx>> {
         let mut out = Vec::new();
         if start == 0 || start > end || start < self.app.history_min_height() {
@@ -537,5 +589,59 @@ impl<A: Application> Host<A> {
         self.blocks.insert(stored);
         debug!(%height, %round, %hash, "processed synced value");
         SyncedValueOutcome::Verdict(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use malachitebft_app_channel::app::types::core::{NilOrVal, SignedMessage, VoteType};
+    use malachitebft_signing_ed25519::PrivateKey;
+
+    use super::*;
+    use crate::context::Vote;
+    use crate::signing::vote_sign_bytes;
+
+    /// The double votes Malachite reports carry the engine's signatures over the bytes the chain
+    /// checks evidence against (`gonka_primitives::consensus`).
+    #[test]
+    fn the_engines_double_votes_verify_as_the_chain_checks_them() {
+        let key = PrivateKey::from([7u8; 32]);
+        let public = *key.public_key().as_bytes();
+        let provider = Ed25519Provider::new(key);
+        let vote = |value| Vote {
+            vote_type: VoteType::Precommit,
+            height: Height(5),
+            round: Round::new(1),
+            value,
+            validator: Address::from_public_key(&public),
+            extension: None,
+        };
+        let signed = |vote: Vote| {
+            let signature = provider.sign_bytes(&vote_sign_bytes(&vote));
+            SignedMessage::new(vote, signature)
+        };
+        let mut evidence = MisbehaviorEvidence { proposals: Default::default(), votes: Default::default() };
+        evidence.votes.add(signed(vote(NilOrVal::Val(BlockHash([1; 32])))), signed(vote(NilOrVal::Nil)));
+        let validators = [ValidatorInfo { public_key: public, voting_power: 1 }];
+        let found = double_votes_of(&validators, &evidence);
+        assert_eq!(found.len(), 1);
+        let e = &found[0];
+        assert_eq!(
+            (e.kind, e.height, e.round, e.first.0, e.second.0),
+            (gonka_primitives::consensus::PRECOMMIT, 5, 1, Some([1; 32]), None)
+        );
+        let chain_key = gonka_primitives::ValidatorPublicKey(e.public_key);
+        let address = gonka_primitives::consensus::validator_address(&chain_key);
+        for (value, signature) in [e.first, e.second] {
+            let bytes = gonka_primitives::consensus::vote_sign_bytes(
+                e.kind,
+                e.height,
+                Some(e.round),
+                value.as_ref(),
+                &address,
+            );
+            assert_eq!(chain_key.verify(&bytes, &gonka_primitives::ValidatorSignature(signature)), Ok(()));
+        }
+        assert!(double_votes_of(&[], &evidence).is_empty(), "a signer outside the set is not reported");
     }
 }

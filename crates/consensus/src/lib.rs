@@ -89,6 +89,25 @@ pub fn proposer_of(validators: &[ValidatorInfo], height: u64, round: u32) -> Opt
     Some(*set.proposer(types::Height(height), round).public_key.as_bytes())
 }
 
+/// Two conflicting votes one validator signed for one height, round and kind, as the engine saw them:
+/// what the chain slashes on (`docs/spec/economy.md` §5). The signed bytes are
+/// [`gonka_primitives::consensus::vote_sign_bytes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoubleVoteEvidence {
+    /// The validator's ed25519 public key.
+    pub public_key: [u8; 32],
+    /// [`gonka_primitives::consensus::PREVOTE`] or [`gonka_primitives::consensus::PRECOMMIT`].
+    pub kind: u8,
+    /// Height.
+    pub height: u64,
+    /// Round.
+    pub round: u32,
+    /// The first vote's block hash (None: nil) and signature.
+    pub first: (Option<[u8; 32]>, [u8; 64]),
+    /// The second vote's.
+    pub second: (Option<[u8; 32]>, [u8; 64]),
+}
+
 /// What the chain provides to consensus. Methods are called from the consensus task and must
 /// return quickly.
 pub trait Application: Send + 'static {
@@ -118,6 +137,9 @@ pub trait Application: Send + 'static {
     fn committed_block(&self, height: u64) -> Option<(Vec<u8>, Vec<u8>)>;
     /// Earliest height still stored (1 if all history is kept).
     fn history_min_height(&self) -> u64;
+    /// Double votes the engine observed since the last decision: the application may report them to
+    /// the chain. By default they are only logged.
+    fn report_double_votes(&mut self, _evidence: Vec<DoubleVoteEvidence>) {}
 }
 
 /// Consensus step timeouts. Each grows by `delta` per round, capped at `max`.

@@ -14,7 +14,6 @@ use crate::context::{Address, BlockHash, GonkaContext, Height, Proposal, Proposa
 
 use malachitebft_app_channel::app::types::core::SigningScheme as _;
 
-const VOTE_DOMAIN: &[u8] = b"gonka-consensus/vote/v1";
 const PROPOSAL_DOMAIN: &[u8] = b"gonka-consensus/proposal/v1";
 const EXTENSION_DOMAIN: &[u8] = b"gonka-consensus/vote-extension/v1";
 const FIN_DOMAIN: &[u8] = b"gonka-consensus/proposal-fin/v1";
@@ -29,29 +28,24 @@ fn put_round(out: &mut Vec<u8>, round: Round) {
     }
 }
 
-fn put_value(out: &mut Vec<u8>, value: &NilOrVal<BlockHash>) {
-    match value {
-        NilOrVal::Nil => out.push(0),
-        NilOrVal::Val(h) => {
-            out.push(1);
-            out.extend_from_slice(&h.0);
-        }
-    }
-}
-
-/// Bytes signed for a vote. The extension is excluded (Malachite requires it).
+/// Bytes signed for a vote ([`gonka_primitives::consensus::vote_sign_bytes`], which the chain checks
+/// double-vote evidence with). The extension is excluded (Malachite requires it).
 pub(crate) fn vote_sign_bytes(vote: &Vote) -> Vec<u8> {
-    let mut out = Vec::with_capacity(VOTE_DOMAIN.len() + 80);
-    out.extend_from_slice(VOTE_DOMAIN);
-    out.push(match vote.vote_type {
-        VoteType::Prevote => 0,
-        VoteType::Precommit => 1,
-    });
-    out.extend_from_slice(&vote.height.0.to_be_bytes());
-    put_round(&mut out, vote.round);
-    put_value(&mut out, &vote.value);
-    out.extend_from_slice(&vote.validator.0);
-    out
+    let kind = match vote.vote_type {
+        VoteType::Prevote => gonka_primitives::consensus::PREVOTE,
+        VoteType::Precommit => gonka_primitives::consensus::PRECOMMIT,
+    };
+    let value = match &vote.value {
+        NilOrVal::Nil => None,
+        NilOrVal::Val(hash) => Some(&hash.0),
+    };
+    gonka_primitives::consensus::vote_sign_bytes(
+        kind,
+        vote.height.0,
+        vote.round.as_u32(),
+        value,
+        &vote.validator.0,
+    )
 }
 
 /// Bytes signed for a proposal.

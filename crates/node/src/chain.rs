@@ -341,13 +341,31 @@ impl Chain {
 /// The chain as consensus sees it.
 pub struct ChainApp {
     chain: Arc<Chain>,
+    /// Reports the double votes consensus sees, when this node is a host.
+    reporter: Option<Arc<crate::signer::HostSigner>>,
 }
 
 impl ChainApp {
-    /// Wraps the chain for consensus.
-    pub fn new(chain: Arc<Chain>) -> ChainApp {
-        ChainApp { chain }
+    /// Wraps the chain for consensus; `reporter` submits double-vote evidence for this host.
+    pub fn new(chain: Arc<Chain>, reporter: Option<Arc<crate::signer::HostSigner>>) -> ChainApp {
+        ChainApp { chain, reporter }
     }
+}
+
+/// Double-vote evidence from the engine as the chain's message (`docs/spec/economy.md` §5).
+pub fn double_vote_message(evidence: &gonka_consensus::DoubleVoteEvidence) -> gonka_chain::Msg {
+    let hash = |value: Option<[u8; 32]>| value.map(gonka_primitives::Hash);
+    let evidence = gonka_chain::collateral::DoubleVote {
+        validator: gonka_primitives::ValidatorPublicKey(evidence.public_key),
+        kind: evidence.kind,
+        height: evidence.height,
+        round: evidence.round,
+        first: hash(evidence.first.0),
+        first_signature: gonka_primitives::ValidatorSignature(evidence.first.1),
+        second: hash(evidence.second.0),
+        second_signature: gonka_primitives::ValidatorSignature(evidence.second.1),
+    };
+    gonka_chain::Msg::Collateral(gonka_chain::CollateralMsg::ReportDoubleVote { evidence })
 }
 
 impl Application for ChainApp {
@@ -395,6 +413,22 @@ impl Application for ChainApp {
 
     fn history_min_height(&self) -> u64 {
         1
+    }
+
+    fn report_double_votes(&mut self, evidence: Vec<gonka_consensus::DoubleVoteEvidence>) {
+        for found in &evidence {
+            tracing::warn!(
+                validator = %hex::encode(found.public_key),
+                height = found.height,
+                round = found.round,
+                "double vote seen"
+            );
+            let Some(reporter) = &self.reporter else { continue };
+            // Another host may have reported it first: the chain then refuses this one.
+            if let Err(error) = reporter.submit(vec![double_vote_message(found)]) {
+                tracing::info!(%error, "double-vote evidence not submitted");
+            }
+        }
     }
 }
 

@@ -117,8 +117,12 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         timeouts: Default::default(),
         max_block_bytes: genesis.params.limits.max_block_bytes as usize + 4096,
     };
-    let consensus =
-        gonka_consensus::run(consensus_config, ChainApp::new(chain.clone()), handle, shutdown.clone());
+    let consensus = gonka_consensus::run(
+        consensus_config,
+        ChainApp::new(chain.clone(), signer.clone()),
+        handle,
+        shutdown.clone(),
+    );
     let result = tokio::select! {
         result = consensus => result,
         reason = chain.halted() => Err(anyhow::anyhow!("the chain halted: {reason}")),

@@ -460,7 +460,8 @@ mod tests {
         Genesis {
             chain_id: "mempool".into(),
             genesis_time_ms: 0,
-            params: Params::devnet(alice.address()),
+            // No fees: these tests count debits by hand (fees are the chain's tests).
+            params: Params { fees: gonka_chain::Fees::FREE, ..Params::devnet(alice.address()) },
             accounts: vec![GenesisAccount { address: alice.address(), balance: Amount(1_000) }],
             participants: vec![GenesisParticipant {
                 address: alice.address(),

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::{
     AccountPublicKey, AccountSignature, Address, Amount, Decimal, Hash, RecoverableSignature,
-    ValidatorPublicKey, VrfProof, VrfPublicKey,
+    ValidatorPublicKey, ValidatorSignature, VrfProof, VrfPublicKey,
 };
 
 /// Longest string (in bytes) any decoded field may hold.
@@ -355,6 +355,7 @@ newtype_codec!(
     AccountSignature([u8; 64]),
     RecoverableSignature([u8; 65]),
     ValidatorPublicKey([u8; 32]),
+    ValidatorSignature([u8; 64]),
     VrfPublicKey([u8; 32]),
     VrfProof([u8; 96])
 );

@@ -240,6 +240,10 @@ pub struct ValidatorKey(ed25519_consensus::SigningKey);
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ValidatorPublicKey(pub [u8; 32]);
 
+/// An ed25519 signature by a validator key (64 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ValidatorSignature(pub [u8; 64]);
+
 impl ValidatorKey {
     /// A fresh key from the operating system's randomness.
     pub fn generate() -> ValidatorKey {
@@ -259,6 +263,11 @@ impl ValidatorKey {
     /// The public key.
     pub fn public_key(&self) -> ValidatorPublicKey {
         ValidatorPublicKey(self.0.verification_key().to_bytes())
+    }
+
+    /// Signs `message` (what consensus signs with it: [`crate::consensus`]).
+    pub fn sign(&self, message: &[u8]) -> ValidatorSignature {
+        ValidatorSignature(self.0.sign(message).to_bytes())
     }
 }
 
@@ -280,6 +289,35 @@ impl ValidatorPublicKey {
     pub fn from_bytes(bytes: [u8; 32]) -> Result<ValidatorPublicKey, KeyError> {
         ed25519_consensus::VerificationKey::try_from(bytes).map_err(|_| KeyError::InvalidPublicKey)?;
         Ok(ValidatorPublicKey(bytes))
+    }
+
+    /// Whether `signature` is this key's over `message`.
+    pub fn verify(&self, message: &[u8], signature: &ValidatorSignature) -> Result<(), KeyError> {
+        let key =
+            ed25519_consensus::VerificationKey::try_from(self.0).map_err(|_| KeyError::InvalidPublicKey)?;
+        key.verify(&ed25519_consensus::Signature::from(signature.0), message)
+            .map_err(|_| KeyError::InvalidSignature)
+    }
+}
+
+impl ValidatorSignature {
+    /// Parses 128 hex digits.
+    pub fn from_hex(text: &str) -> Result<ValidatorSignature, KeyError> {
+        let mut out = [0u8; 64];
+        hex::decode_to_slice(text, &mut out).map_err(|_| KeyError::InvalidSignature)?;
+        Ok(ValidatorSignature(out))
+    }
+}
+
+impl fmt::Display for ValidatorSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for ValidatorSignature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ValidatorSignature({self})")
     }
 }
 
@@ -313,6 +351,7 @@ macro_rules! hex_serde {
 hex_serde!(AccountPublicKey, AccountPublicKey::from_hex);
 hex_serde!(ValidatorPublicKey, ValidatorPublicKey::from_hex);
 hex_serde!(AccountSignature, AccountSignature::from_hex);
+hex_serde!(ValidatorSignature, ValidatorSignature::from_hex);
 hex_serde!(RecoverableSignature, RecoverableSignature::from_hex);
 hex_serde!(crate::VrfPublicKey, crate::VrfPublicKey::from_hex);
 hex_serde!(crate::VrfProof, crate::VrfProof::from_hex);

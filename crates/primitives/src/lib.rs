@@ -7,6 +7,7 @@
 pub mod address;
 pub mod amount;
 pub mod codec;
+pub mod consensus;
 pub mod decimal;
 pub mod hash;
 pub mod keys;
@@ -20,6 +21,6 @@ pub use decimal::Decimal;
 pub use hash::Hash;
 pub use keys::{
     AccountKey, AccountPublicKey, AccountSignature, KeyError, RecoverableSignature, ValidatorKey,
-    ValidatorPublicKey,
+    ValidatorPublicKey, ValidatorSignature,
 };
 pub use vrf::{VrfKey, VrfProof, VrfPublicKey};

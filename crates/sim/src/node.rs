@@ -139,7 +139,7 @@ impl SimNode {
         let signer = HostSigner::new(chain.clone(), gossip_tx, keys);
         let enabled = true;
         self.running = Some(Running {
-            app: ChainApp::new(chain.clone()),
+            app: ChainApp::new(chain.clone(), None),
             chain,
             signer,
             gossip,

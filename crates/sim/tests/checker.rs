@@ -84,7 +84,7 @@ fn served(tokens: u64, delivered: bool) -> Served {
         developer: Address([1; 20]),
         executor: Address([2; 20]),
         tokens,
-        price: Amount(10),
+        price_bound: Amount(10),
         height: 5,
         settle_by: 20,
         delivered,
@@ -102,10 +102,26 @@ fn ledger(entries: &[(u8, Option<Served>, &[u128])]) -> Ledger {
             ledger.serve(id, served.clone());
         }
         for cost in *charges {
-            ledger.charges.entry(id).or_default().push(Charge { height: 9, cost: Amount(*cost) });
+            // Locked at the bound: 10 per token.
+            ledger.charges.entry(id).or_default().push(Charge {
+                height: 9,
+                cost: Amount(*cost),
+                price: Amount(10),
+            });
         }
     }
     ledger
+}
+
+#[test]
+fn a_price_locked_above_the_signed_bound_is_an_overcharge() {
+    let mut above = ledger(&[(1, Some(served(10, true)), &[])]);
+    above.charges.entry(Hash([1; 32])).or_default().push(Charge {
+        height: 9,
+        cost: Amount(110),
+        price: Amount(11),
+    });
+    assert_eq!(names(&invariants::charges(&above, 30)), [invariants::NO_OVERCHARGE]);
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod msg;
 use gonka_primitives::{Address, Amount, codec_struct};
 use serde::{Deserialize, Serialize};
 
-pub use msg::{CollateralError, CollateralMsg};
+pub use msg::{CollateralError, CollateralMsg, DoubleVote};
 
 use crate::bank::{BankError, Hold};
 use crate::event::Event;
@@ -42,8 +42,53 @@ pub struct CollateralParams {
     /// `downtime_missed_percentage_threshold`).
     #[serde(default = "default_downtime_missed")]
     pub downtime_missed_ppm: u64,
+    /// Epochs before collateral weighs on PoC weight (reference `grace_period_end_epoch`, 180).
+    #[serde(default)]
+    pub weight_grace_epochs: u64,
+    /// Share of its PoC weight a host gets without collateral once the grace period is over, ppm
+    /// (reference `base_weight_ratio` 0.2).
+    #[serde(default = "default_base_weight")]
+    pub base_weight_ppm: u64,
+    /// Collateral that backs one unit of PoC weight above the base share (reference
+    /// `collateral_per_weight_unit`).
+    #[serde(default = "default_per_weight_unit")]
+    pub collateral_per_weight_unit: Amount,
+    /// Share of its collateral a host loses for a double vote, ppm (the reference slashes collateral
+    /// by the staking module's double-sign fraction, 5 %).
+    #[serde(default = "default_slash_double_sign")]
+    pub slash_double_sign_ppm: u64,
+    /// Blocks after its height a double vote may still be reported.
+    #[serde(default = "default_evidence_max_age")]
+    pub evidence_max_age_blocks: u64,
 }
-codec_struct!(CollateralParams { unbonding_ms, slash_invalid_ppm, slash_downtime_ppm, downtime_missed_ppm });
+
+fn default_slash_double_sign() -> u64 {
+    50_000
+}
+
+fn default_evidence_max_age() -> u64 {
+    10_000
+}
+codec_struct!(CollateralParams {
+    unbonding_ms,
+    slash_invalid_ppm,
+    slash_downtime_ppm,
+    downtime_missed_ppm,
+    weight_grace_epochs,
+    base_weight_ppm,
+    collateral_per_weight_unit,
+    slash_double_sign_ppm,
+    evidence_max_age_blocks
+});
+
+fn default_base_weight() -> u64 {
+    200_000
+}
+
+/// One GNK per unit of weight: a devnet host's 1,000 GNK backs 1,000 nonces a stage.
+fn default_per_weight_unit() -> Amount {
+    Amount(gonka_primitives::amount::NGONKA_PER_GNK)
+}
 
 fn default_slash_invalid() -> u64 {
     200_000
@@ -66,8 +111,40 @@ impl Default for CollateralParams {
             slash_invalid_ppm: default_slash_invalid(),
             slash_downtime_ppm: default_slash_downtime(),
             downtime_missed_ppm: default_downtime_missed(),
+            weight_grace_epochs: 0,
+            base_weight_ppm: default_base_weight(),
+            collateral_per_weight_unit: default_per_weight_unit(),
+            slash_double_sign_ppm: default_slash_double_sign(),
+            evidence_max_age_blocks: default_evidence_max_age(),
         }
     }
+}
+
+impl CollateralParams {
+    /// Mainnet: the reference's 180-epoch grace period, and 0.01 GNK per unit of weight (a host of a
+    /// million nonces a stage backs them with 10,000 GNK, the PoC entry collateral; the reference's
+    /// 4.2 ngonka per unit makes the requirement negligible, §12 item 26).
+    pub fn mainnet() -> CollateralParams {
+        CollateralParams {
+            weight_grace_epochs: 180,
+            collateral_per_weight_unit: Amount(gonka_primitives::amount::NGONKA_PER_GNK / 100),
+            ..CollateralParams::default()
+        }
+    }
+}
+
+/// The PoC weight `weight` of `host` counts for once collateral weighs (reference §3.10, §6.7): during
+/// the grace period all of it; then the base share unconditionally and the rest only as far as its
+/// collateral backs it, `base + min(weight − base, collateral / collateral_per_weight_unit)`.
+pub fn backed_weight(state: &State, host: &Address, weight: u64, epoch: u64) -> u64 {
+    let params = &state.params().collateral;
+    if epoch < params.weight_grace_epochs {
+        return weight;
+    }
+    let base = u128::from(weight) * u128::from(params.base_weight_ppm.min(1_000_000)) / PPM;
+    let rest = u128::from(weight) - base;
+    let backed = collateral_of(state, host).0 / params.collateral_per_weight_unit.0.max(1);
+    u64::try_from(base + rest.min(backed)).unwrap_or(weight)
 }
 
 /// Parts per million.
@@ -109,6 +186,8 @@ tables! {
     pub struct Collateral {
         /// Withdrawals waiting: (release time ms, host) → amount.
         unbonding: Table<(u64, Address), Amount> = 1,
+        /// Double votes slashed: (height, host, round × 2 + kind), kept for the evidence's age.
+        double_votes: Table<(u64, (Address, u64)), ()> = 2,
     }
 }
 
@@ -117,6 +196,48 @@ impl Collateral {
     pub fn unbonding(&self) -> &Table<(u64, Address), Amount> {
         &self.unbonding
     }
+}
+
+/// The host whose validator signed both votes of `evidence`, if it proves a double vote at most
+/// `evidence_max_age_blocks` old that was not slashed yet (`docs/spec/economy.md` §5).
+fn check_double_vote(state: &State, height: u64, evidence: &DoubleVote) -> Result<Address, CollateralError> {
+    let bad = |why| Err(CollateralError::BadEvidence(why));
+    let consensus = gonka_primitives::consensus::PREVOTE..=gonka_primitives::consensus::PRECOMMIT;
+    if !consensus.contains(&evidence.kind) {
+        return bad("unknown vote kind");
+    }
+    if evidence.first == evidence.second {
+        return bad("the two votes are for the same value");
+    }
+    let max_age = state.params().collateral.evidence_max_age_blocks;
+    if evidence.height >= height || evidence.height.saturating_add(max_age) < height {
+        return bad("the height is not a past height within the evidence age");
+    }
+    let Some(host) = state
+        .hosts
+        .participants()
+        .iter()
+        .find(|(_, p)| p.validator_key == evidence.validator)
+        .map(|(a, _)| *a)
+    else {
+        return bad("the key is no host's validator key");
+    };
+    if state.collateral.double_votes.get(&double_vote_key(host, evidence)).is_some() {
+        return Err(CollateralError::EvidenceSeen);
+    }
+    for (value, signature) in
+        [(&evidence.first, &evidence.first_signature), (&evidence.second, &evidence.second_signature)]
+    {
+        if evidence.validator.verify(&evidence.sign_bytes(value.as_ref()), signature).is_err() {
+            return bad("a vote's signature does not verify");
+        }
+    }
+    Ok(host)
+}
+
+/// The row of `host`'s double vote: one per (height, round, kind).
+fn double_vote_key(host: Address, evidence: &DoubleVote) -> (u64, (Address, u64)) {
+    (evidence.height, (host, u64::from(evidence.round) * 2 + u64::from(evidence.kind)))
 }
 
 /// `host`'s collateral that vouches for new requests.
@@ -165,6 +286,9 @@ impl Module for Collateral {
             return Err(CollateralError::NotAHost(tx.sender));
         }
         match msg {
+            CollateralMsg::ReportDoubleVote { evidence } => {
+                check_double_vote(state, tx.height, evidence).map(|_| ())
+            }
             CollateralMsg::Deposit { amount } | CollateralMsg::Withdraw { amount }
                 if *amount == Amount::ZERO =>
             {
@@ -194,6 +318,20 @@ impl Module for Collateral {
 
     fn apply(state: &mut State, tx: &TxContext, msg: &CollateralMsg) -> Result<Vec<Event>, CollateralError> {
         match msg {
+            CollateralMsg::ReportDoubleVote { evidence } => {
+                let host = check_double_vote(state, tx.height, evidence)?;
+                state.collateral.double_votes.insert(double_vote_key(host, evidence), ());
+                let fraction = state.params().collateral.slash_double_sign_ppm;
+                let mut events = slash(state, host, fraction, "double_vote")?;
+                events.push(
+                    Event::new("double_vote")
+                        .with("host", host)
+                        .with("height", evidence.height)
+                        .with("round", evidence.round)
+                        .with("reporter", tx.sender),
+                );
+                Ok(events)
+            }
             CollateralMsg::Deposit { amount } => {
                 state.bank.escrow(tx.sender, Hold::Collateral(tx.sender), *amount)?;
                 Ok(vec![Event::new("collateral_deposited").with("host", tx.sender).with("amount", amount.0)])
@@ -217,7 +355,7 @@ impl Module for Collateral {
     fn debits(_state: &State, tx: &TxContext, msg: &CollateralMsg) -> Vec<(Address, Amount)> {
         match msg {
             CollateralMsg::Deposit { amount } => vec![(tx.sender, *amount)],
-            CollateralMsg::Withdraw { .. } => Vec::new(),
+            CollateralMsg::Withdraw { .. } | CollateralMsg::ReportDoubleVote { .. } => Vec::new(),
         }
     }
 
@@ -241,6 +379,11 @@ impl Module for Collateral {
                 other => InvariantViolation::new("holds_cover_their_releases", other.to_string()),
             })?;
             events.push(Event::new("collateral_released").with("host", host).with("amount", paid.0));
+        }
+        // Double votes older than the evidence age can no longer be reported: their records go.
+        let max_age = state.params().collateral.evidence_max_age_blocks;
+        if let Some(before) = block.height.checked_sub(max_age) {
+            state.collateral.double_votes.remove_range(..(before, (Address([0; 20]), 0)));
         }
         Ok(events)
     }

@@ -110,9 +110,15 @@ fn settle_weights(state: &mut State, stage: u64) -> Vec<Event> {
         );
         return events;
     }
+    // The ceiling, then collateral (`docs/spec/economy.md` §5.1, reference §3.10: collateral before
+    // capping). The weight counts for the epoch whose PoC this is.
+    let epoch = state.poc.stage().map_or(0, |s| s.epoch);
     let bounded: Vec<(Address, u64)> = accepted
         .iter()
-        .map(|(address, weight)| (*address, (*weight).min(power_ceiling(state, address, total))))
+        .map(|(address, weight)| {
+            let ceiling = (*weight).min(power_ceiling(state, address, total));
+            (*address, crate::collateral::backed_weight(state, address, ceiling, epoch))
+        })
         .filter(|(_, power)| *power > 0)
         .collect();
     let capped = match gonka_poc::cap_power(&bounded, state.params().poc.max_individual_power) {

@@ -260,7 +260,7 @@ impl Rewards {
     }
 }
 
-/// Counts a collateral slash the collateral module burned (`docs/spec/economy.md` §6).
+/// Counts a collateral slash the collateral module burned (`docs/spec/economy.md` §5).
 pub(crate) fn record_slash(state: &mut State, amount: Amount) {
     bump(state, |t| t.burned_slashed = Amount(t.burned_slashed.0 + amount.0));
 }
