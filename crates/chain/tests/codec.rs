@@ -22,8 +22,9 @@ fn msg() -> impl Strategy<Value = Msg> {
         )),
         Just(Msg::Inference(InferenceMsg::RegisterDeveloper)),
         "https://[a-z0-9.]{1,30}".prop_map(|api_url| Msg::Hosts(HostsMsg::UpdateUrl { api_url })),
-        any::<[u8; 20]>()
-            .prop_map(|a| Msg::Authority(AuthorityMsg::UpdateParams { params: Params::mainnet(Address(a)) })),
+        any::<[u8; 20]>().prop_map(|a| Msg::Authority(AuthorityMsg::UpdateParams {
+            params: Box::new(Params::mainnet(Address(a)))
+        })),
     ]
 }
 
@@ -155,7 +156,7 @@ fn every_message_has_a_pinned_module_and_message_tag() {
         ),
         (HostsMsg::UpdateUrl { api_url: "http://b".into() }.into(), "update_host_url", [2, 1]),
         (
-            AuthorityMsg::UpdateParams { params: Params::devnet(Address([0; 20])) }.into(),
+            AuthorityMsg::UpdateParams { params: Box::new(Params::devnet(Address([0; 20]))) }.into(),
             "update_params",
             [3, 0],
         ),

@@ -583,7 +583,9 @@ fn a_double_vote_reported_by_any_host_slashes_the_signer_once() {
         evidence.second_signature = key.sign(&evidence.sign_bytes(second.as_ref()));
         evidence
     };
-    let report = |evidence| Msg::Collateral(gonka_chain::CollateralMsg::ReportDoubleVote { evidence });
+    let report = |evidence| {
+        Msg::Collateral(gonka_chain::CollateralMsg::ReportDoubleVote { evidence: Box::new(evidence) })
+    };
     let (a, b) = (Some(Hash([1; 32])), Some(Hash([2; 32])));
     let refused = [
         (sign(4, PRECOMMIT, a, a, &key), "same value"),

@@ -266,10 +266,14 @@ fn register_host_developer_and_params_by_authority_only() {
         CHAIN,
         &key("alice"),
         1,
-        vec![Msg::Authority(AuthorityMsg::UpdateParams { params: params.clone() })],
+        vec![Msg::Authority(AuthorityMsg::UpdateParams { params: Box::new(params.clone()) })],
     );
-    let by_authority =
-        Tx::new(CHAIN, &key("authority"), 0, vec![Msg::Authority(AuthorityMsg::UpdateParams { params })]);
+    let by_authority = Tx::new(
+        CHAIN,
+        &key("authority"),
+        0,
+        vec![Msg::Authority(AuthorityMsg::UpdateParams { params: Box::new(params) })],
+    );
     let results = apply(&mut state, &[register, duplicate_key, by_stranger, by_authority]);
     let oks: Vec<bool> = results.iter().map(|r| r.ok).collect();
     assert_eq!(oks, [true, false, false, true], "{results:?}");

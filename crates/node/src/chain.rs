@@ -365,7 +365,9 @@ pub fn double_vote_message(evidence: &gonka_consensus::DoubleVoteEvidence) -> go
         second: hash(evidence.second.0),
         second_signature: gonka_primitives::ValidatorSignature(evidence.second.1),
     };
-    gonka_chain::Msg::Collateral(gonka_chain::CollateralMsg::ReportDoubleVote { evidence })
+    gonka_chain::Msg::Collateral(gonka_chain::CollateralMsg::ReportDoubleVote {
+        evidence: Box::new(evidence),
+    })
 }
 
 impl Application for ChainApp {

@@ -417,7 +417,7 @@ async fn price(AxumState(ctx): Ctx, Path(model): Path<String>) -> ApiResult<view
     ctx.chain
         .with_state(|s| views::price(s, &model))
         .map(Json)
-        .ok_or_else(|| ApiError::ModelNotFound { model, param: None })
+        .ok_or(ApiError::ModelNotFound { model, param: None })
 }
 
 async fn collateral(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::CollateralView> {

@@ -220,7 +220,7 @@ pub fn charges(ledger: &Ledger, height: u64) -> Vec<Violation> {
                         served.tokens,
                         ledger.worth(id, served)
                     ),
-                ))
+                ));
             }
             None if height > served.settle_by && !served.excused => found.push(violation(
                 DELIVERED_ANSWERS_PAID,

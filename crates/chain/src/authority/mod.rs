@@ -17,8 +17,8 @@ messages! {
     pub enum AuthorityMsg {
         /// Replace all parameters; only the genesis authority may send it.
         0 => UpdateParams("update_params", account) {
-            /// The new parameters, validated before they apply.
-            params: Params,
+            /// The new parameters, validated before they apply (boxed: they are the largest message).
+            params: Box<Params>,
         },
     }
 }
@@ -77,7 +77,7 @@ impl Module for Authority {
 
     fn apply(state: &mut State, _tx: &TxContext, msg: &AuthorityMsg) -> Result<Vec<Event>, AuthorityError> {
         let AuthorityMsg::UpdateParams { params } = msg;
-        state.authority.params.set(params.clone());
+        state.authority.params.set((**params).clone());
         Ok(vec![Event::new("params_updated").with("authority", params.authority)])
     }
 

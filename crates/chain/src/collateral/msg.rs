@@ -24,8 +24,8 @@ messages! {
         /// consensus engine reported them (`docs/spec/economy.md` §5): its host's collateral is slashed
         /// by `slash_double_sign_ppm`, once per (validator, height, round, kind).
         2 => ReportDoubleVote("report_double_vote", routine) {
-            /// The evidence.
-            evidence: DoubleVote,
+            /// The evidence (boxed: the message enum stays small).
+            evidence: Box<DoubleVote>,
         },
     }
 }
