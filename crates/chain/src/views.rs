@@ -559,9 +559,9 @@ pub struct PriceView {
     /// Tokens finished in the window.
     pub window_tokens: u64,
     /// The window, in blocks.
-    pub window_blocks: u32,
-    /// The network's capacity per block (tokens).
-    pub capacity_per_block: u128,
+    pub window_ms: u64,
+    /// The network's capacity, tokens per second.
+    pub capacity_per_second: u128,
     /// Utilisation over the window at the last block, ppm.
     pub utilisation_ppm: u64,
     /// Whether the grace period's price applies.
@@ -580,8 +580,8 @@ pub fn price(state: &State, name: &str) -> Option<PriceView> {
         price_per_token: crate::pricing::price(state, &served.content_hash)?,
         base_price: served.price_per_token,
         window_tokens: row.window_tokens,
-        window_blocks: params.window_blocks,
-        capacity_per_block: crate::pricing::capacity_per_block(state),
+        window_ms: params.window_ms,
+        capacity_per_second: crate::pricing::capacity_per_second(state),
         utilisation_ppm: row.utilisation_ppm,
         grace: state.params().epoch.effective_epoch_at(state.height() + 1) < params.grace_epochs,
     })

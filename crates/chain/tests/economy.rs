@@ -483,7 +483,8 @@ fn the_price_rises_under_load_and_falls_when_idle_within_the_step_bounds() {
     let mut genesis = genesis();
     let p = &mut genesis.params.pricing;
     p.elasticity_ppm = 50_000;
-    // 400 of power at 0.01 tokens each: 4 tokens per block, 40 over the ten-block window. Every
+    // 400 of power at 0.01 tokens a second each: 4 a second, 40 over the ten-second window (blocks
+    // are a second apart here). Every
     // answer here is 32 tokens over two blocks: utilisation far above the zone.
     p.capacity_per_weight_ppm = 10_000;
     p.min_price = Amount(PRICE / 2);
@@ -517,7 +518,7 @@ fn the_price_rises_under_load_and_falls_when_idle_within_the_step_bounds() {
     assert!(locked.0 <= 2 * PRICE);
     // Idle: once the busy blocks left the window it falls every block by at most the step, down to
     // the floor and no further.
-    let window = u64::from(net.state.params().pricing.window_blocks);
+    let window = net.state.params().pricing.window_ms / 1_000;
     let mut previous = micro(&net);
     for n in 0..200 {
         net.block(&[]);

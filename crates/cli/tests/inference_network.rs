@@ -85,12 +85,13 @@ async fn settled(net: &Network, id: &Hash, status: &str, within: Duration) -> Va
         record["status"] == json!(status) || (status == "finished" && record["status"] == json!("validated"))
     };
     loop {
-        if let Some(record) = net.get(0, &format!("/inferences/{id}")).await
-            && reached(&record)
+        let record = net.get(0, &format!("/inferences/{id}")).await;
+        if let Some(record) = &record
+            && reached(record)
         {
-            return record;
+            return record.clone();
         }
-        assert!(Instant::now() < deadline, "inference {id} never became {status}");
+        assert!(Instant::now() < deadline, "inference {id} never became {status}: {record:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -270,14 +271,16 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         assert!(Instant::now() < deadline, "funding never landed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The TA names the escrow in its 402; the drainer is then funded for exactly one.
+    // The TA names the escrow in its 402; the drainer is then funded for exactly one, and the fee of
+    // the transfer that drains it.
     let probe = sign(&genesis, &drainer, drain_body(0), &ta, now_ns());
     let refusal = expect_error(post(&http, &ta_url, &probe).await, 402, Some("insufficient_balance")).await;
     let message = refusal["error"]["message"].as_str().unwrap().to_string();
     let escrow: u128 = message.split(", ").nth(1).and_then(|m| m.split(' ').next()).unwrap().parse().unwrap();
-    assert_eq!(net.submit(0, &fund(escrow - 1, 2)).await["accepted"], json!(true));
+    let fee = genesis.params.fees.per_message.0;
+    assert_eq!(net.submit(0, &fund(escrow - 1 + fee, 2)).await["accepted"], json!(true));
     let deadline = Instant::now() + Duration::from_secs(30);
-    while balance(&net, &drainer.address()).await != escrow {
+    while balance(&net, &drainer.address()).await != escrow + fee {
         assert!(Instant::now() < deadline, "funding never landed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -319,7 +322,7 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         "{} of 8 answers delivered, each paid in full; the drainer was funded {escrow}",
         delivered.len()
     );
-    assert!(balance(&net, &drainer.address()).await <= escrow);
+    assert!(balance(&net, &drainer.address()).await <= escrow + fee);
 
     // 429: two long streams hold both forwarding slots of TA 0; a third request is turned away. (Their
     // executors are not host 3, which is killed below.)
@@ -366,7 +369,10 @@ async fn errors_are_openai_shaped_and_never_cost_the_developer() {
         paid += record["cost"].as_str().unwrap().parse::<u128>().unwrap();
     }
     let before_kill = balance(&net, &developer.address()).await;
-    assert_eq!(before_kill, start_balance - 1_000 - escrow - paid, "exactly the finished requests' cost");
+    // It funded the poor account (1,000) and the drainer (its escrow and a fee) in three transfers,
+    // each burning a fee.
+    let funded = 1_000 + escrow + fee + 3 * fee;
+    assert_eq!(before_kill, start_balance - funded - paid, "exactly the finished requests' cost");
     let doomed = to_victim("Tell me everything about", 600);
     let response = post(&http, &ta_url, &doomed).await;
     assert_eq!(response.status().as_u16(), 200);

@@ -7,6 +7,7 @@ use std::sync::atomic::AtomicU64;
 
 use gonka_engine::Generator;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
@@ -25,6 +26,9 @@ pub struct NodeMetrics {
     subsidy_minted: Gauge,
     burned: Gauge,
     epochs_settled: Gauge,
+    fees_burned: Gauge,
+    /// Each served model's price per token, labelled `model`.
+    prices: Family<Vec<(String, String)>, Gauge>,
     /// PoC nonces computed.
     pub poc_nonces: Counter,
     /// Valid PoC nonces found.
@@ -76,6 +80,13 @@ impl NodeMetrics {
             "Burned: unclaimed, forfeited, INVALID hosts' fees, slashes",
         );
         let epochs_settled = gauge(&mut registry, "gonka_epochs_settled", "Epochs settled");
+        let fees_burned = gauge(
+            &mut registry,
+            "gonka_fees_burned_ngonka",
+            "Transaction fees burned (part of gonka_burned_ngonka)",
+        );
+        let prices = Family::<Vec<(String, String)>, Gauge>::default();
+        registry.register("gonka_price_ngonka", "Price per token of each served model", prices.clone());
         let poc_nonces = counter(&mut registry, "gonka_poc_nonces", "PoC nonces computed");
         let poc_valid = counter(&mut registry, "gonka_poc_valid_nonces", "Valid PoC nonces found");
         let poc_submitted =
@@ -115,6 +126,8 @@ impl NodeMetrics {
             subsidy_minted,
             burned,
             epochs_settled,
+            fees_burned,
+            prices,
             poc_nonces,
             poc_valid,
             poc_submitted,
@@ -143,6 +156,12 @@ impl NodeMetrics {
         self.subsidy_minted.set(clamp(totals.minted.0));
         self.burned.set(clamp(totals.burned().0));
         self.epochs_settled.set(totals.last_settled.map_or(0, |e| clamp(u128::from(e) + 1)));
+        self.fees_burned.set(clamp(totals.burned_fees.0));
+        for price in chain.with_state(gonka_chain::views::prices) {
+            self.prices
+                .get_or_create(&vec![("model".to_string(), price.model)])
+                .set(clamp(price.price_per_token.0));
+        }
         self.chain_height.set(i64::try_from(height).unwrap_or(i64::MAX));
         self.chain_validators.set(i64::try_from(validators).unwrap_or(i64::MAX));
         self.mempool_txs.set(i64::try_from(chain.mempool_len()).unwrap_or(i64::MAX));

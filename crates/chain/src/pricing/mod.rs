@@ -1,12 +1,12 @@
 //! Dynamic per-token prices (`docs/spec/economy.md` §7; reference §6.8).
 //!
 //! Each served model has a price that follows its load. Every Finish adds the answer's tokens to the
-//! model's usage of the block; at the end of each block the model's utilisation over the last
-//! `window_blocks` blocks is
+//! model's usage of the block; at the end of each block the model's utilisation over the blocks of the
+//! last `window_ms` of block time (the reference's 60 s) is
 //!
 //! ```text
-//! u = tokens in the window / (capacity per block × window_blocks)
-//! capacity per block = total voting power × capacity_per_weight_ppm / 10⁶  (fallback when no power)
+//! u = tokens in the window / (capacity per second × window seconds)
+//! capacity per second = total voting power × capacity_per_weight_ppm / 10⁶  (fallback when no power)
 //! ```
 //!
 //! and the price moves: unchanged inside the stability zone `[low, high]`; below it down by
@@ -47,12 +47,12 @@ const UTILISATION_CAP_PPM: u128 = 10 * PPM;
 /// Pricing parameters (reference §6.8 `DynamicPricingParams`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PricingParams {
-    /// Blocks of usage the utilisation is measured over (the reference's 60 s block-time window).
-    pub window_blocks: u32,
-    /// Tokens per block one unit of voting power is taken to serve, ppm (the model group's capacity;
+    /// Block time the utilisation is measured over, ms (the reference's 60 s).
+    pub window_ms: u64,
+    /// Tokens per second one unit of voting power is taken to serve, ppm (the model group's capacity;
     /// the reference counts one token per second per unit of weight).
     pub capacity_per_weight_ppm: u64,
-    /// Capacity per block when no host has power (the reference's 1,000).
+    /// Capacity in tokens per second when no host has power (the reference's 1,000).
     pub fallback_capacity_tokens: u64,
     /// Low edge of the stability zone, ppm of capacity (0.40).
     pub stability_low_ppm: u64,
@@ -70,7 +70,7 @@ pub struct PricingParams {
     pub grace_price: Amount,
 }
 codec_struct!(PricingParams {
-    window_blocks,
+    window_ms,
     capacity_per_weight_ppm,
     fallback_capacity_tokens,
     stability_low_ppm,
@@ -83,11 +83,11 @@ codec_struct!(PricingParams {
 });
 
 impl Default for PricingParams {
-    /// The devnet: ten one-second blocks of window, a CPU host's ~0.4 tokens per block per unit of
-    /// weight, no grace period, the reference's zone and steps.
+    /// The devnet: a ten-second window, a CPU host's ~0.4 tokens per second per unit of weight, no grace
+    /// period, the reference's zone and steps.
     fn default() -> PricingParams {
         PricingParams {
-            window_blocks: 10,
+            window_ms: 10_000,
             capacity_per_weight_ppm: 400_000,
             fallback_capacity_tokens: 1_000,
             stability_low_ppm: 400_000,
@@ -102,12 +102,12 @@ impl Default for PricingParams {
 }
 
 impl PricingParams {
-    /// Mainnet: twelve five-second blocks (the reference's 60 s), one token per second per unit of
-    /// weight, free inference for the first 90 epochs.
+    /// Mainnet: the reference's 60 s window, one token per second per unit of weight, free inference for
+    /// the first 90 epochs.
     pub fn mainnet() -> PricingParams {
         PricingParams {
-            window_blocks: 12,
-            capacity_per_weight_ppm: 5_000_000,
+            window_ms: 60_000,
+            capacity_per_weight_ppm: 1_000_000,
             grace_epochs: 90,
             ..Default::default()
         }
@@ -115,8 +115,8 @@ impl PricingParams {
 
     /// Whether the parameters are in range.
     pub fn validate(&self) -> Result<(), &'static str> {
-        if self.window_blocks == 0 || self.window_blocks > 10_000 {
-            return Err("pricing.window_blocks (1 to 10,000)");
+        if self.window_ms < 1_000 || self.window_ms > 3_600_000 {
+            return Err("pricing.window_ms (1 s to 1 h)");
         }
         if self.stability_low_ppm > self.stability_high_ppm {
             return Err("pricing.stability_low_ppm above stability_high_ppm");
@@ -165,7 +165,7 @@ tables! {
     pub struct Pricing {
         /// Per model (content hash): its price and window.
         models: Table<Hash, ModelPricing> = 1,
-        /// Per (model, height): tokens finished in that block, kept for the window.
+        /// Per (model, block time ms): tokens finished in the blocks of that time, kept for the window.
         usage: Table<(Hash, u64), u64> = 2,
     }
 }
@@ -216,10 +216,10 @@ fn initial(base: Amount, params: &PricingParams) -> ModelPricing {
     ModelPricing { price_micro: floored(base, params).0 * PRICE_SCALE, ..ModelPricing::default() }
 }
 
-/// Utilisation in ppm: `tokens / (capacity × blocks)`, capped at 10×.
-pub fn utilisation_ppm(tokens: u64, capacity_per_block: u128, blocks: u32) -> u64 {
-    let capacity = capacity_per_block.max(1).saturating_mul(u128::from(blocks.max(1)));
-    let ppm = (u128::from(tokens) * PPM / capacity).min(UTILISATION_CAP_PPM);
+/// Utilisation in ppm: `tokens / (capacity per second × window seconds)`, capped at 10×.
+pub fn utilisation_ppm(tokens: u64, capacity_per_second: u128, window_ms: u64) -> u64 {
+    let capacity_ms = capacity_per_second.max(1).saturating_mul(u128::from(window_ms.max(1)));
+    let ppm = (u128::from(tokens) * PPM * 1_000 / capacity_ms).min(UTILISATION_CAP_PPM);
     ppm as u64
 }
 
@@ -244,10 +244,10 @@ pub fn next_price(price_micro: u128, utilisation_ppm: u64, params: &PricingParam
     moved.clamp(params.min_price.0 * PRICE_SCALE, PRICE_CEILING * PRICE_SCALE)
 }
 
-/// The capacity of the served models per block: the network's voting power at `capacity_per_weight`,
-/// or the fallback when nobody has power. All hosts serve every model, so each model's group is the
-/// whole network.
-pub fn capacity_per_block(state: &State) -> u128 {
+/// The capacity of the served models in tokens per second: the network's voting power at
+/// `capacity_per_weight`, or the fallback when nobody has power. All hosts serve every model, so each
+/// model's group is the whole network.
+pub fn capacity_per_second(state: &State) -> u128 {
     let params = &state.params().pricing;
     let capacity = state.hosts.total_power().saturating_mul(u128::from(params.capacity_per_weight_ppm)) / PPM;
     if capacity == 0 { u128::from(params.fallback_capacity_tokens) } else { capacity }
@@ -273,14 +273,17 @@ impl Module for Pricing {
         let params = state.params().pricing;
         let models: Vec<(Hash, Amount)> =
             state.params().inference.models.iter().map(|m| (m.content_hash, m.price_per_token)).collect();
-        let capacity = capacity_per_block(state);
+        let capacity = capacity_per_second(state);
         let floating = state.params().epoch.effective_epoch_at(block.height + 1) >= params.grace_epochs;
-        let oldest_kept = block.height.saturating_sub(u64::from(params.window_blocks) - 1);
+        // Blocks whose time is within the window of this block's time stay.
+        let oldest_kept = block.time_ms.saturating_sub(params.window_ms - 1);
         let mut events = Vec::new();
         for (model, base) in models {
             let mut row = state.pricing.models.get(&model).copied().unwrap_or_else(|| initial(base, &params));
             if row.block_tokens > 0 {
-                state.pricing.usage.insert((model, block.height), row.block_tokens);
+                let key = (model, block.time_ms);
+                let same_ms = state.pricing.usage.get(&key).copied().unwrap_or(0);
+                state.pricing.usage.insert(key, same_ms.saturating_add(row.block_tokens));
                 row.window_tokens = row.window_tokens.saturating_add(row.block_tokens);
                 row.block_tokens = 0;
             }
@@ -290,7 +293,7 @@ impl Module for Pricing {
                 state.pricing.usage.remove(&key);
                 row.window_tokens = row.window_tokens.saturating_sub(tokens);
             }
-            row.utilisation_ppm = utilisation_ppm(row.window_tokens, capacity, params.window_blocks);
+            row.utilisation_ppm = utilisation_ppm(row.window_tokens, capacity, params.window_ms);
             if floating {
                 let before = row.price();
                 row.price_micro = next_price(row.price_micro, row.utilisation_ppm, &params);
@@ -359,10 +362,10 @@ mod tests {
 
     #[test]
     fn utilisation_is_tokens_over_capacity_of_the_window() {
-        assert_eq!(utilisation_ppm(50, 10, 10), 500_000);
-        assert_eq!(utilisation_ppm(0, 10, 10), 0);
-        assert_eq!(utilisation_ppm(u64::MAX, 1, 1), 10_000_000, "capped at 10×");
-        assert_eq!(utilisation_ppm(5, 0, 0), 5_000_000, "a zero capacity counts as one token");
+        assert_eq!(utilisation_ppm(50, 10, 10_000), 500_000, "50 tokens of 10 a second over 10 s");
+        assert_eq!(utilisation_ppm(0, 10, 10_000), 0);
+        assert_eq!(utilisation_ppm(u64::MAX, 1, 1_000), 10_000_000, "capped at 10×");
+        assert_eq!(utilisation_ppm(5, 0, 1_000), 5_000_000, "a zero capacity counts as one token a second");
     }
 
     #[test]
