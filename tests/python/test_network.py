@@ -1,7 +1,8 @@
 """The official OpenAI Python SDK against `gonka gateway` on a devnet of 3 hosts (started by run.sh).
 
 GONKA_DEVNET_DIR holds devnet.json. Every answer is paid from the developer's balance: exactly
-(prompt + completion tokens) x price, held for the answer until its validation is over, then shared among
+(prompt + completion tokens) x the price locked at its first receipt (prices follow load, within the bound
+the gateway signs: docs/spec/economy.md §7), held for the answer until its validation is over, then shared among
 the executor and the validators that passed it (docs/spec/validation.md §5.3); executors are drawn in
 proportion to voting power (genesis weights 100/200/300).
 """
@@ -42,8 +43,12 @@ def balance(plan: dict, address: str) -> int:
     return int(get(plan, f"/accounts/{address}")["balance"])
 
 
-def price(plan: dict) -> int:
-    return int(get(plan, "/params")["inference"]["models"][0]["price_per_token"])
+def locked_price(plan: dict, record: dict) -> int:
+    """The price the answer locked at its first receipt; the model's price is public at /price/{model}."""
+    locked = int(record["price_per_token"])
+    assert 0 < locked, record
+    assert int(get(plan, f"/price/{record['model']}")["base_price"]) > 0
+    return locked
 
 
 def finished(plan: dict, inference_id: str, timeout: float = 30.0) -> dict:
@@ -90,7 +95,7 @@ def test_a_non_streaming_answer_is_paid_exactly_by_its_tokens(plan, client, mode
         answer.usage.completion_tokens,
     )
     assert record["response_hash"] == hashlib.sha256(answer.choices[0].message.content.encode()).hexdigest()
-    cost = answer.usage.total_tokens * price(plan)
+    cost = answer.usage.total_tokens * locked_price(plan, record)
     assert int(record["cost"]) == cost
     assert balance(plan, developer) == before - cost
     assert_fee_held(plan, raw.headers["x-inference-id"], cost)
@@ -117,7 +122,7 @@ def test_a_streamed_answer_is_paid_exactly_by_its_tokens(plan, client, model) ->
     assert usage is not None
     record = finished(plan, raw.headers["x-inference-id"])
     assert record["response_hash"] == hashlib.sha256(text.encode()).hexdigest()
-    cost = usage.total_tokens * price(plan)
+    cost = usage.total_tokens * locked_price(plan, record)
     assert balance(plan, developer) == before - cost
     assert_fee_held(plan, raw.headers["x-inference-id"], cost)
 
