@@ -83,12 +83,12 @@ codec_struct!(PricingParams {
 });
 
 impl Default for PricingParams {
-    /// The devnet: a ten-second window, a CPU host's ~0.4 tokens per second per unit of weight, no grace
-    /// period, the reference's zone and steps.
+    /// The devnet: a ten-second window, the reference's one token per second per unit of weight, no
+    /// grace period, the reference's zone and steps.
     fn default() -> PricingParams {
         PricingParams {
             window_ms: 10_000,
-            capacity_per_weight_ppm: 400_000,
+            capacity_per_weight_ppm: 1_000_000,
             fallback_capacity_tokens: 1_000,
             stability_low_ppm: 400_000,
             stability_high_ppm: 600_000,
