@@ -137,7 +137,9 @@ pub fn economy(state: &State, honest: &[Address]) -> Vec<Violation> {
     let height = state.height();
     let mut found = Vec::new();
     for (&(epoch, host), summary) in state.rewards.summaries().iter() {
-        let found_invalid = state.validation.standing(&host).invalid_epoch.is_some_and(|e| e <= epoch);
+        // INVALID in the epoch or the one before it (it lasts through the next epoch).
+        let found_invalid =
+            state.validation.standing(&host).invalid_epoch.is_some_and(|e| e <= epoch && epoch <= e + 1);
         if found_invalid && (summary.work.0 > 0 || summary.reward.0 > 0) {
             found.push(violation(
                 HONEST_HOSTS_PAID,

@@ -547,9 +547,7 @@ fn settle(state: &mut State, index: u64) -> Result<Vec<Event>, InvariantViolatio
     // 3. The epoch's work and subsidy.
     let members: Vec<(Address, u64)> =
         state.validation.members_of(index).map(|(a, m)| (a, m.power)).collect();
-    let invalid = |state: &State, host: &Address| {
-        state.validation.standing(host).invalid_epoch.is_some_and(|found| found >= index)
-    };
+    let invalid = |state: &State, host: &Address| crate::validation::invalid_for_epoch(state, host, index);
     let weights: Vec<(Address, u64)> =
         members.iter().map(|(a, w)| (*a, if invalid(state, a) { 0 } else { *w })).collect();
     let reward = epochs_since(GENESIS_EPOCH, index)

@@ -163,6 +163,13 @@ impl Module for Validation {
     }
 }
 
+/// Whether `host` counts as INVALID for `epoch`'s money: found INVALID in it, since, or in the epoch
+/// before it — INVALID lasts through the epoch after the one it was found in, and an answer drawn to it
+/// just before it was found can finish in that next epoch (`docs/spec/validation.md` §6).
+pub fn invalid_for_epoch(state: &State, host: &Address, epoch: u64) -> bool {
+    state.validation.standing(host).invalid_epoch.is_some_and(|found| found.saturating_add(1) >= epoch)
+}
+
 /// Epoch `index` becomes effective at this block (after the hosts module applied its weights).
 fn begin_epoch(state: &mut State, index: u64, block: &BlockContext) -> Vec<Event> {
     let previous = index.saturating_sub(1);

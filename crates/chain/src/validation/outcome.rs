@@ -305,9 +305,9 @@ pub(super) fn settle(state: &mut State, id: Hash, height: u64) -> Result<Vec<Eve
         state.inference.update_record(&id, |r| r.settles_at = height + 1);
         return Ok(Vec::new());
     }
-    // Found INVALID in the answer's epoch or since: the answer is not paid (`docs/spec/validation.md`
-    // §5.3).
-    if state.validation.standing(&record.executor).invalid_epoch.is_some_and(|e| e >= record.epoch) {
+    // Found INVALID in the answer's epoch, the one before or since: the answer is not paid
+    // (`docs/spec/validation.md` §5.3).
+    if super::invalid_for_epoch(state, &record.executor, record.epoch) {
         let refunded = refund(state, &record, id).map_err(broken)?;
         return Ok(vec![
             Event::new("inference_refunded")
@@ -322,9 +322,7 @@ pub(super) fn settle(state: &mut State, id: Hash, height: u64) -> Result<Vec<Eve
         .verdicts_on(&id)
         .filter(|(_, v)| v.passed())
         .map(|(validator, _)| validator)
-        .filter(|validator| {
-            state.validation.standing(validator).invalid_epoch.is_none_or(|e| e < record.epoch)
-        })
+        .filter(|validator| !super::invalid_for_epoch(state, validator, record.epoch))
         .collect();
     let fee = state.bank.held(&Hold::Fee(id));
     let share = fee.0 / (validators.len() as u128 + 1);
