@@ -7,7 +7,7 @@
 //!   `Owed(N, host)`);
 //! - **reward coins**: its pro-rata share, by the epoch's weight, of the subsidy `R(N)` minted now
 //!   (decaying per epoch, capped for good at genesis' `subsidy_cap`);
-//! - a host found INVALID in the epoch or since gets neither: its work coins burn (the reference leaves
+//! - a host found INVALID in the epoch, the one before or since gets neither: its work coins burn (the reference leaves
 //!   them in the module account, out of circulation) and its weight counts for nothing.
 //!
 //! Both go into the hold `Settled(host)` and an [`EpochSummary`] is kept. The host then claims them with
