@@ -59,10 +59,9 @@ pub struct Address(pub [u8; ADDRESS_LEN]);
 impl Address {
     /// Derive the address of an ed25519 public key.
     pub fn from_public_key(public_key: &[u8; 32]) -> Self {
-        let digest = Sha256::digest(public_key);
-        let mut out = [0u8; ADDRESS_LEN];
-        out.copy_from_slice(&digest[..ADDRESS_LEN]);
-        Address(out)
+        Address(gonka_primitives::consensus::validator_address(&gonka_primitives::ValidatorPublicKey(
+            *public_key,
+        )))
     }
 }
 

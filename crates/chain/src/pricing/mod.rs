@@ -198,10 +198,10 @@ pub fn locked_price(state: &State, model: &Hash, bound: Amount) -> Option<Amount
 
 /// Counts `tokens` finished for `model` in the current block.
 pub fn record_usage(state: &mut State, model: &Hash, tokens: u64) {
-    if tokens == 0 || state.params().inference.model(model).is_none() {
+    let Some(base) = state.params().inference.model(model).map(|m| m.price_per_token) else { return };
+    if tokens == 0 {
         return;
     }
-    let base = state.params().inference.model(model).map_or(Amount::ZERO, |m| m.price_per_token);
     let mut row =
         state.pricing.models.get(model).copied().unwrap_or_else(|| initial(base, &state.params().pricing));
     row.block_tokens = row.block_tokens.saturating_add(tokens);
