@@ -4,6 +4,7 @@
 //!
 //! - `engine`: prefill, single-stream and batched decode, TTFT, scoring throughput and peak RSS.
 //! - `scoring-gap`: teacher-forced scoring logprobs against those reported during generation.
+//! - `fidelity`: the served engine against our plain f32 forward pass of the same GGUF.
 //! - `chain`: 4 validators on loopback — finalized transfers/s, block interval, commit latency.
 //! - `poc`: nonces/s against the dense f32 matmul rate of the same shapes; scaling over workers.
 //! - `inference`: the paid path (gateway → TA → executor) against the engine direct.
@@ -16,6 +17,7 @@
 mod chain;
 mod economy;
 mod engine;
+pub mod fidelity;
 mod inference;
 mod poc;
 mod sim;
@@ -33,6 +35,9 @@ pub enum BenchCommand {
     Engine(engine::EngineArgs),
     /// How far teacher-forced scoring logprobs are from the logprobs reported during generation.
     ScoringGap(engine::GapArgs),
+    /// The served engine against our plain f32 forward pass of the same GGUF: identical greedy answers,
+    /// top-1 agreement, |Δlogprob|.
+    Fidelity(fidelity::FidelityArgs),
     /// 4 validators on loopback: finalized transfers/s, block interval, commit latency, state size.
     Chain(chain::ChainArgs),
     /// PoC nonces/s (devnet and mainnet-shaped models) against the dense f32 matmul rate; scaling.
@@ -61,6 +66,7 @@ pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> 
     match command {
         BenchCommand::Engine(args) => runtime.block_on(engine::engine_bench(args)),
         BenchCommand::ScoringGap(args) => runtime.block_on(engine::scoring_gap(args)),
+        BenchCommand::Fidelity(args) => runtime.block_on(fidelity::fidelity_bench(args)),
         BenchCommand::Chain(args) => runtime.block_on(chain::chain_bench(args, &context.exe)),
         BenchCommand::Poc(args) => poc::poc_bench(&args),
         BenchCommand::Sim(args) => sim::sim_bench(&args),

@@ -84,8 +84,11 @@ const QEMU_FILE: &str = "GONKA_VALIDATION_FILE";
 #[test]
 fn rescores_answers_from_a_file() {
     let Ok(path) = std::env::var(QEMU_FILE) else { return };
-    let saved: Vec<(String, u32, String, gonka_host::verdict::Payload)> =
+    let mut saved: Vec<(String, u32, String, gonka_host::verdict::Payload)> =
         serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    if let Some(limit) = std::env::var("GONKA_VALIDATION_LIMIT").ok().and_then(|l| l.parse().ok()) {
+        saved.truncate(limit);
+    }
     let harness = Harness::load(1).unwrap();
     let runtime = runtime();
     for (body, max_tokens, id, payload) in &saved {
@@ -98,14 +101,16 @@ fn rescores_answers_from_a_file() {
         assert!(verdict.passed(), "{verdict:?}");
     }
     let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    let avx2 = std::arch::is_x86_feature_detected!("avx2");
     if std::env::var_os("GONKA_EXPECT_NO_AVX512").is_some() {
         assert!(!avx512, "qemu should hide AVX-512");
     }
-    println!("avx512f {avx512}: {} answers pass", saved.len());
+    println!("avx512f {avx512} avx2 {avx2}: {} answers pass", saved.len());
 }
 
 /// Answers generated natively (AVX-512 where the CPU has it) are re-scored by the same test binary run
-/// as an AVX2-only CPU under `qemu-x86_64 -cpu Haswell`: both verdicts still pass exactly. Skipped with a
+/// as an AVX2-only CPU under `qemu-x86_64 -cpu Haswell`, and the first of them as a CPU without AVX
+/// (`-cpu Nehalem`: every kernel on its scalar path): both verdicts still pass exactly. Skipped with a
 /// message when qemu-user is missing, unless `GONKA_REQUIRE_QEMU` is set (`scripts/test.sh` sets it).
 #[test]
 fn rescoring_agrees_on_an_avx2_only_cpu_under_qemu() {
@@ -130,15 +135,20 @@ fn rescoring_agrees_on_an_avx2_only_cpu_under_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("answers.json");
     std::fs::write(&file, serde_json::to_vec(&saved).unwrap()).unwrap();
-    let output = std::process::Command::new(&qemu)
-        .args(["-cpu", "Haswell"])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", "rescores_answers_from_a_file", "--nocapture", "--test-threads", "1"])
-        .env(QEMU_FILE, &file)
-        .env("GONKA_EXPECT_NO_AVX512", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "under qemu:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains(&format!("avx512f false: {} answers pass", cases.len())), "{stdout}");
+    for (cpu, answers, avx2) in [("Haswell", cases.len(), true), ("Nehalem", 1, false)] {
+        let output = std::process::Command::new(&qemu)
+            .args(["-cpu", cpu])
+            .arg(std::env::current_exe().unwrap())
+            .args(["--exact", "rescores_answers_from_a_file", "--nocapture", "--test-threads", "1"])
+            .env(QEMU_FILE, &file)
+            .env("GONKA_EXPECT_NO_AVX512", "1")
+            .env("GONKA_VALIDATION_LIMIT", answers.to_string())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "under qemu -cpu {cpu}:\n{stdout}\n{stderr}");
+        let expected = format!("avx512f false avx2 {avx2}: {answers} answers pass");
+        assert!(stdout.contains(&expected), "{cpu}: {stdout}");
+    }
 }

@@ -116,17 +116,22 @@ fn run_model(command: &ModelCommand) -> anyhow::Result<()> {
             if *output == OutputFormat::Json {
                 let rows: Vec<_> = models
                     .iter()
-                    .map(|m| serde_json::json!({"name": m.name, "size_bytes": m.size_bytes, "content_hash": m.content_hash, "quantization": m.quantization, "path": m.path}))
+                    .map(|m| serde_json::json!({"name": m.name, "size_bytes": m.size_bytes, "content_hash": m.content_hash, "quantization": m.quantization, "defaults": m.defaults, "path": m.path}))
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if models.is_empty() {
                 println!("no models installed; run `gonka model pull`");
             } else {
-                println!("{:<24} {:>10} {:<6} CONTENT HASH", "NAME", "SIZE", "QUANT");
+                println!("{:<24} {:>10} {:<6} {:<26} CONTENT HASH", "NAME", "SIZE", "QUANT", "DEFAULTS");
                 for m in models {
                     #[allow(clippy::cast_precision_loss)]
                     let mib = m.size_bytes as f64 / (1024.0 * 1024.0);
-                    println!("{:<24} {:>7.1} MiB {:<6} {}", m.name, mib, m.quantization, m.content_hash);
+                    let defaults =
+                        format!("temperature {} top_p {}", m.defaults.temperature, m.defaults.top_p);
+                    println!(
+                        "{:<24} {:>7.1} MiB {:<6} {:<26} {}",
+                        m.name, mib, m.quantization, defaults, m.content_hash
+                    );
                 }
             }
         }

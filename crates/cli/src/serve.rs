@@ -41,6 +41,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         queue_capacity: args.queue_capacity,
         max_tokens_cap: args.max_tokens_cap,
         threads: crate::compute_threads(),
+        defaults: model.defaults,
         ..EngineConfig::default()
     };
     let engine = Engine::load(&model.path, &model.name, &model.content_hash, config)

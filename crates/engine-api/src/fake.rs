@@ -216,7 +216,12 @@ impl FakeEngine {
         let content_hash =
             digest(&[b"fake-model", name.as_bytes()]).iter().map(|b| format!("{b:02x}")).collect();
         FakeEngine {
-            info: ModelInfo { name: name.to_string(), content_hash, context_length: 4096 },
+            info: ModelInfo {
+                name: name.to_string(),
+                content_hash,
+                context_length: 4096,
+                defaults: crate::GenerationDefaults::OPENAI,
+            },
             active: AtomicUsize::new(0),
         }
     }

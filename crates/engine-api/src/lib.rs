@@ -251,7 +251,7 @@ pub struct ChatMessage {
 }
 
 /// Facts about the loaded model that the API reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     /// Name clients use in `model` (e.g. `SmolLM2-135M-Instruct`).
     pub name: String,
@@ -259,6 +259,30 @@ pub struct ModelInfo {
     pub content_hash: String,
     /// Maximum prompt + completion tokens.
     pub context_length: usize,
+    /// The sampling parameters a request that omits them gets.
+    pub defaults: GenerationDefaults,
+}
+
+/// The sampling parameters a model recommends (its generation config, as vLLM applies a Hugging Face
+/// model's `generation_config.json`): what a request that omits `temperature` or `top_p` is sampled
+/// with. Validators rebuild a request with the same defaults, from the same model manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GenerationDefaults {
+    /// Softmax temperature.
+    pub temperature: f32,
+    /// Nucleus mass.
+    pub top_p: f32,
+}
+
+impl GenerationDefaults {
+    /// OpenAI's defaults (temperature 1, no nucleus filter), for a model that recommends none.
+    pub const OPENAI: GenerationDefaults = GenerationDefaults { temperature: 1.0, top_p: 1.0 };
+}
+
+impl Default for GenerationDefaults {
+    fn default() -> Self {
+        Self::OPENAI
+    }
 }
 
 /// A stream of [`GenerationEvent`]s. Dropping it cancels the generation and frees its slot.

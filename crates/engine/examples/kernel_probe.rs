@@ -1,4 +1,4 @@
-//! Scratch timing probe (not a benchmark): GMAC/s of `kernels::Q8Matrix::matmul` next to candle's
+//! Scratch timing probe (not a benchmark): GMAC/s of `kernels::QMatrix::matmul` next to candle's
 //! `QMatMul` on the same Q8_0 bytes, for the SmolLM2-135M shapes.
 //!
 //! Weights rotate through enough copies to exceed the L3 cache, as in a real forward pass (the model
@@ -12,7 +12,7 @@
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{Device, Module, Tensor};
-use gonka_engine::kernels::{GGML_BLOCK_BYTES, Pool, Q8Matrix};
+use gonka_engine::kernels::{GGML_BLOCK_BYTES, Pool, QMatrix};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -80,8 +80,8 @@ fn ours() -> BTreeMap<(usize, usize, usize, usize), f64> {
     for threads in THREADS {
         let pool = Pool::new(threads);
         for (n, k) in SHAPES {
-            let mats: Vec<Q8Matrix> = (0..copies(n, k))
-                .map(|c| Q8Matrix::from_ggml_q8_0(&ggml_bytes(n, k, c as u64 + 1), n, k).unwrap())
+            let mats: Vec<QMatrix> = (0..copies(n, k))
+                .map(|c| QMatrix::from_ggml_q8_0(&ggml_bytes(n, k, c as u64 + 1), n, k).unwrap())
                 .collect();
             for m in BATCHES {
                 let x = activations(m, k);
@@ -183,7 +183,7 @@ fn main() {
 fn hot() {
     let pool = Pool::new(1);
     for (n, k) in [(64, 576), (256, 576), (128, 1536)] {
-        let w = Q8Matrix::from_ggml_q8_0(&ggml_bytes(n, k, 5), n, k).unwrap();
+        let w = QMatrix::from_ggml_q8_0(&ggml_bytes(n, k, 5), n, k).unwrap();
         for m in [1, 4, 8, 16, 64] {
             let x = activations(m, k);
             let mut out = vec![0.0; m * n];
@@ -195,8 +195,8 @@ fn hot() {
 
 /// One shape, both thread counts: `kernel_probe one N K M`.
 fn one(n: usize, k: usize, m: usize) {
-    let mats: Vec<Q8Matrix> = (0..copies(n, k))
-        .map(|c| Q8Matrix::from_ggml_q8_0(&ggml_bytes(n, k, c as u64 + 1), n, k).unwrap())
+    let mats: Vec<QMatrix> = (0..copies(n, k))
+        .map(|c| QMatrix::from_ggml_q8_0(&ggml_bytes(n, k, c as u64 + 1), n, k).unwrap())
         .collect();
     let x = activations(m, k);
     let mut out = vec![0.0; m * n];

@@ -20,16 +20,16 @@ use crate::score::{ScoredPosition, score, score_position};
 use crate::text::TextStream;
 use crate::tokenizer::Tokenizer;
 use crate::{
-    ChatMessage, CompletionText, EngineError, FinishReason, GenerationEvent, GenerationRequest,
-    GenerationStream, Generator, ModelInfo, PositionLogprobs, SamplingParams, ScoreFuture, ScoreRequest,
-    Scorer, TokenLogprob, Usage,
+    ChatMessage, CompletionText, EngineError, FinishReason, GenerationDefaults, GenerationEvent,
+    GenerationRequest, GenerationStream, Generator, ModelInfo, PositionLogprobs, SamplingParams, ScoreFuture,
+    ScoreRequest, Scorer, TokenLogprob, Usage,
 };
 
 /// Most alternatives a request may ask for per position (OpenAI's limit).
 pub const TOP_LOGPROBS_MAX: usize = 20;
 
 /// Limits and sizes of the engine. Every queue and buffer it owns is bounded by one of these.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EngineConfig {
     /// Sequences generating at once (batch slots).
     pub max_sequences: usize,
@@ -48,6 +48,8 @@ pub struct EngineConfig {
     /// devnet host told to cheat (`substitute-model`, `prefill`) serves while claiming the real one.
     /// Never set on an honest host.
     pub layers: Option<usize>,
+    /// The sampling parameters of a request that omits them: the model manifest's (`gonka model list`).
+    pub defaults: GenerationDefaults,
 }
 
 impl Default for EngineConfig {
@@ -60,6 +62,7 @@ impl Default for EngineConfig {
             max_tokens_cap: 4096,
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             layers: None,
+            defaults: GenerationDefaults::OPENAI,
         }
     }
 }
@@ -142,8 +145,12 @@ impl Engine {
         config.kv_tokens_max = config.kv_tokens_max.max(context_length);
         config.max_sequences = config.max_sequences.max(1);
         config.prefill_chunk_tokens = config.prefill_chunk_tokens.max(1);
-        let info =
-            ModelInfo { name: name.to_string(), content_hash: content_hash.to_string(), context_length };
+        let info = ModelInfo {
+            name: name.to_string(),
+            content_hash: content_hash.to_string(),
+            context_length,
+            defaults: config.defaults,
+        };
         let (jobs, receiver) = std_mpsc::channel();
         let counters = Arc::new(Counters::default());
         let worker = Worker {

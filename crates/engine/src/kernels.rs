@@ -1,23 +1,27 @@
-//! Q8_0 matrix products on the CPU whose every output element is a fixed sequence of float operations.
+//! Matrix products of quantized weights and 16-bit activations on the CPU, whose every output element
+//! is a fixed sequence of float operations.
 //!
 //! Validation compares the logits of a replayed batch with those a node produced, so an output must
 //! not depend on the batch it was computed in, on the thread count, or on how work was split:
-//! element `(r, j)` of [`Q8Matrix::matmul`] is a function of row `r` of the input, weight row `j` and
-//! `k` alone, and the portable scalar kernel performs exactly the same float operations as the AVX2
-//! and AVX-512 VNNI ones, so machines with and without them agree bit for bit.
+//! element `(r, j)` of [`QMatrix::matmul`] is a function of row `r` of the input, weight row `j` and
+//! `k` alone, and the portable scalar kernel performs exactly the same integer and float operations as
+//! the AVX2 one, so machines with and without it agree bit for bit (`docs/engine.md`, ADR 009).
 //!
-//! The arithmetic is GGML's Q8_0 × Q8_0 product: each input row is quantized per 32 values
-//! (`d = amax / 127` rounded through f16, `q = round(x / d)`), and an output element is, block by
-//! block in order, `acc = fma(f32(Σ q_w · q_x), dw · dx, acc)` starting from 0; the integer block sum
-//! is exact, so the only roundings are the scale product and the fused multiply-add.
+//! Weights are kept exactly as the GGUF ships them: per block of 32 values an integer quant `q_w` per
+//! value, a scale `d_w` and, for Q4_1, a minimum `m_w` (`w = d_w · q_w + m_w`; Q8_0 has no minimum).
+//! Each input row is quantized per 32 values to 16 bits (`d_x = amax / 32767`, `q_x = round(x / d_x)`),
+//! which keeps this model's massive activations from crushing their block's other values (8-bit input
+//! blocks did; `docs/engine.md` "Fidelity"). An output element is, block by block in order,
+//! `acc = fma(f32(Σ q_w · q_x), d_w · d_x, acc)`, then for matrices with minimums
+//! `acc = fma(m_w, s_x, acc)` with `s_x = d_x · f32(Σ q_x)`, starting from 0. The integer block sums are
+//! exact; their conversions to f32 round to nearest on every instruction set.
 //!
 //! Layout and speed: weights are stored in groups of [`GROUP`] output features whose quants are
-//! interleaved so that every 32-bit lane of the kernel's multiply-add accumulates one output: two at a
-//! time for AVX2 (16 bytes sign-extended to i16 hold one quant pair of each of the 8 features, for
-//! `vpmaddwd`), four at a time and offset by 128 for VNNI (`vpdpbusd`; see `vnni.rs`). The layout is
-//! chosen when a matrix is built, for the instruction set this CPU will run. A tile of up to
-//! [`ROW_TILE`] input rows shares each weight register (decode batches of up to 8 streams read the
-//! weights once), and panels of groups sized for L2 are swept by every row tile (prefill).
+//! interleaved so that every 32-bit lane of the kernel's multiply-add accumulates one output: 16 bytes
+//! sign-extended to i16 hold one quant pair of each of the 8 features, for `vpmaddwd` against a
+//! broadcast pair of 16-bit input quants. A tile of up to [`ROW_TILE`] input rows shares each weight
+//! register (decode batches of up to 8 streams read the weights once), and panels of groups sized for L2
+//! are swept by every row tile (prefill).
 //!
 //! Work is split by [`Pool`] into contiguous ranges of feature groups; which thread computes a
 //! group, and next to which rows, changes nothing in its results.
@@ -32,8 +36,6 @@ mod exp;
 mod pool;
 mod scalar;
 mod vector;
-#[cfg(target_arch = "x86_64")]
-mod vnni;
 
 pub use exp::{exp, exp_shifted_sum, silu_mul, sum_exp_shifted};
 pub use pool::{Pool, SPIN_BEFORE_PARK, THREADS_MAX};
@@ -42,14 +44,18 @@ pub use vector::{attention_scores, dot, max, weighted_sum};
 use std::marker::PhantomData;
 use std::ops::Range;
 
-/// Values per Q8_0 block.
+/// Values per quantization block (weights and inputs).
 pub const BLOCK: usize = 32;
 /// Bytes of one GGML Q8_0 block: an f16 scale and 32 quants.
 pub const GGML_BLOCK_BYTES: usize = 34;
+/// Bytes of one GGML Q4_1 block: an f16 scale, an f16 minimum and 32 quants of 4 bits.
+pub const GGML_Q4_1_BLOCK_BYTES: usize = 20;
 /// Output features interleaved together: one AVX2 register of f32 holds one per lane.
 pub const GROUP: usize = 8;
 /// Input rows multiplied against each weight register while it is loaded.
 pub const ROW_TILE: usize = 8;
+/// The largest 16-bit input quant (the quantization is symmetric, so -32768 is never used).
+const X_QUANT_MAX: f32 = 32767.0;
 /// Group chunks per pool thread: more than one lets fast threads take over from slow ones.
 const CHUNKS_PER_THREAD: usize = 4;
 /// Weight bytes in one panel, the set of groups every row tile sweeps while it stays in L2.
@@ -60,7 +66,7 @@ const PANEL_GROUPS_MAX: usize = 32;
 /// tiles to the pool costs more than it saves).
 const PARALLEL_QUANTIZE_ROWS_MIN: usize = 4 * ROW_TILE;
 
-/// 32 quants, aligned so that one aligned 256-bit load reads them.
+/// 32 weight quants, aligned so that one aligned 256-bit load reads them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, align(32))]
 struct Block([i8; BLOCK]);
@@ -69,42 +75,21 @@ impl Block {
     const ZERO: Block = Block([0; BLOCK]);
 }
 
-/// How a group's 8 [`Block`]s hold the quants of one block of its 8 features; each kernel reads one.
+/// 32 input quants of 16 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Layout {
-    /// Quant pairs `(2h, 2h+1)` of the 8 features fill 16 consecutive bytes, feature by feature, so that
-    /// sign-extending 16 bytes to i16 lines each feature's pair up with one 32-bit lane (`vpmaddwd`).
-    Pairs,
-    /// Quant quads `4h..4h+4` of the 8 features fill block `h`, feature by feature, stored as `q + 128`
-    /// (unsigned), so that one 32-bit lane holds one feature's quad (`vpdpbusd`, unsigned × signed).
-    Quads,
+#[repr(C, align(64))]
+struct XBlock([i16; BLOCK]);
+
+impl XBlock {
+    const ZERO: XBlock = XBlock([0; BLOCK]);
 }
 
-impl Layout {
-    /// Where quant `e` of feature `c` lives: `(block, byte)`.
-    fn slot(self, c: usize, e: usize) -> (usize, usize) {
-        match self {
-            Layout::Pairs => {
-                let pair = e / 2;
-                (pair / 2, (pair % 2) * 16 + c * 2 + e % 2)
-            }
-            Layout::Quads => (e / 4, c * 4 + e % 4),
-        }
-    }
-
-    /// The stored form of quant `q`.
-    fn encode(self, q: i8) -> i8 {
-        match self {
-            Layout::Pairs => q,
-            // Flipping the sign bit adds 128 and reads as u8: -128..=127 becomes 0..=255.
-            Layout::Quads => q ^ i8::MIN,
-        }
-    }
-
-    /// The quant a stored byte holds.
-    fn decode(self, stored: i8) -> i8 {
-        self.encode(stored)
-    }
+/// Where quant `e` of feature `c` of a group lives among the group's 8 [`Block`]s: `(block, byte)`.
+/// Quant pairs `(2h, 2h+1)` of the 8 features fill 16 consecutive bytes, feature by feature, so that
+/// sign-extending 16 bytes to i16 lines each feature's pair up with one 32-bit lane (`vpmaddwd`).
+fn slot(c: usize, e: usize) -> (usize, usize) {
+    let pair = e / 2;
+    (pair / 2, (pair % 2) * 16 + c * 2 + e % 2)
 }
 
 /// Quant pair `p` of one block of each of the [`ROW_TILE`] rows of a row tile, for the AVX2 kernel:
@@ -122,33 +107,35 @@ impl PairRows {
 /// Why a weight matrix could not be built.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum KernelError {
-    /// Q8_0 quantizes rows in blocks of 32 values.
-    #[error("row length {k} is not a multiple of the Q8_0 block size {BLOCK}")]
+    /// Weights are quantized in blocks of 32 values.
+    #[error("row length {k} is not a multiple of the block size {BLOCK}")]
     RowLengthNotBlockMultiple {
         /// The offending row length.
         k: usize,
     },
-    /// The byte buffer does not hold `n × k / 32` GGML Q8_0 blocks.
-    #[error("Q8_0 matrix [{n}, {k}] needs {expected} bytes, got {actual}")]
+    /// The byte buffer does not hold `n × k / 32` GGML blocks.
+    #[error("{format} matrix [{n}, {k}] needs {expected} bytes, got {actual}")]
     ByteLengthMismatch {
+        /// The GGML format.
+        format: &'static str,
         /// Output features.
         n: usize,
         /// Row length.
         k: usize,
-        /// `n × k / 32 × 34`.
+        /// `n × k / 32 × block bytes`.
         expected: usize,
         /// Bytes given.
         actual: usize,
     },
     /// The matrix would not fit in memory.
-    #[error("Q8_0 matrix [{n}, {k}] is too large")]
+    #[error("matrix [{n}, {k}] is too large")]
     TooLarge {
         /// Output features.
         n: usize,
         /// Row length.
         k: usize,
     },
-    /// Matrices stacked along `n` must share `k`.
+    /// Matrices stacked along `n` must share `k` and the kind of quantization.
     #[error("cannot stack a matrix with rows of {found} onto rows of {expected}")]
     StackRowLengthMismatch {
         /// Row length of the first part.
@@ -156,108 +143,148 @@ pub enum KernelError {
         /// Row length of the mismatching part.
         found: usize,
     },
+    /// Matrices with and without minimums compute differently and cannot be stacked.
+    #[error("cannot stack matrices with and without per-block minimums")]
+    StackMixedMinimums,
     /// Stacking needs at least one part.
     #[error("cannot stack zero matrices")]
     EmptyStack,
 }
 
-/// A weight matrix of `n` output features by `k` inputs in Q8_0, repacked for [`Q8Matrix::matmul`].
+/// A weight matrix of `n` output features by `k` inputs, exactly as a GGUF stores it (Q8_0 or Q4_1),
+/// repacked for [`QMatrix::matmul`].
 ///
 /// Features are stored in groups of [`GROUP`] (the last one padded with zero features). Group `g`,
-/// block `b` occupies `qs[(g·nb + b)·8..][..8]`, quant `e` of feature `c` at `layout.slot(c, e)`,
-/// and `d[(g·nb + b)·8 + c]` is the f32 scale of feature `c`.
+/// block `b` occupies `qs[(g·nb + b)·8..][..8]`, quant `e` of feature `c` at `slot(c, e)`;
+/// `d[(g·nb + b)·8 + c]` is the f32 scale of feature `c` and `m[…]` its minimum (empty for Q8_0).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Q8Matrix {
+pub struct QMatrix {
     n: usize,
     k: usize,
     /// Blocks per row, `k / 32`.
     nb: usize,
-    /// The layout of `qs`: the one this machine's fastest kernel reads.
-    layout: Layout,
     qs: Vec<Block>,
     d: Vec<f32>,
+    /// Per-block minimums (Q4_1), or empty.
+    m: Vec<f32>,
 }
 
-impl Q8Matrix {
+impl QMatrix {
     /// Repack a GGML Q8_0 tensor of `n` rows by `k` values: row-major, `k / 32` blocks per row, each a
     /// little-endian f16 scale followed by 32 `i8` quants.
     pub fn from_ggml_q8_0(bytes: &[u8], n: usize, k: usize) -> Result<Self, KernelError> {
+        let nb = Self::check("Q8_0", bytes, n, k, GGML_BLOCK_BYTES)?;
+        let mut matrix = Self::zeros(n, k, false);
+        for (i, block) in bytes.chunks_exact(GGML_BLOCK_BYTES).enumerate() {
+            let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
+            let q = Block(std::array::from_fn(|e| i8::from_le_bytes([block[2 + e]])));
+            matrix.set_block(i / nb.max(1), i % nb.max(1), d, 0.0, &q);
+        }
+        Ok(matrix)
+    }
+
+    /// Repack a GGML Q4_1 tensor of `n` rows by `k` values: row-major, `k / 32` blocks per row, each a
+    /// little-endian f16 scale, an f16 minimum and 16 bytes whose low nibbles are quants 0..16 and high
+    /// nibbles quants 16..32 (value = scale · quant + minimum). Lossless: quants are kept as bytes.
+    pub fn from_ggml_q4_1(bytes: &[u8], n: usize, k: usize) -> Result<Self, KernelError> {
+        let nb = Self::check("Q4_1", bytes, n, k, GGML_Q4_1_BLOCK_BYTES)?;
+        let mut matrix = Self::zeros(n, k, true);
+        for (i, block) in bytes.chunks_exact(GGML_Q4_1_BLOCK_BYTES).enumerate() {
+            let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
+            let m = f16_bits_to_f32(u16::from_le_bytes([block[2], block[3]]));
+            let nibbles = &block[4..];
+            #[allow(clippy::cast_possible_wrap)]
+            let q = Block(std::array::from_fn(|e| match e < 16 {
+                true => (nibbles[e] & 0x0F) as i8,
+                false => (nibbles[e - 16] >> 4) as i8,
+            }));
+            matrix.set_block(i / nb.max(1), i % nb.max(1), d, m, &q);
+        }
+        Ok(matrix)
+    }
+
+    /// Blocks per row, after checking `k` and the byte length.
+    fn check(
+        format: &'static str,
+        bytes: &[u8],
+        n: usize,
+        k: usize,
+        block_bytes: usize,
+    ) -> Result<usize, KernelError> {
         if !k.is_multiple_of(BLOCK) {
             return Err(KernelError::RowLengthNotBlockMultiple { k });
         }
         let nb = k / BLOCK;
         let expected = n
             .checked_mul(nb)
-            .and_then(|blocks| blocks.checked_mul(GGML_BLOCK_BYTES))
+            .and_then(|blocks| blocks.checked_mul(block_bytes))
             .ok_or(KernelError::TooLarge { n, k })?;
         if bytes.len() != expected {
-            return Err(KernelError::ByteLengthMismatch { n, k, expected, actual: bytes.len() });
+            return Err(KernelError::ByteLengthMismatch { format, n, k, expected, actual: bytes.len() });
         }
-        let mut matrix = Self::zeros(n, k, Isa::detect().layout());
-        for (i, block) in bytes.chunks_exact(GGML_BLOCK_BYTES).enumerate() {
-            let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
-            let q = Block(std::array::from_fn(|e| i8::from_le_bytes([block[2 + e]])));
-            matrix.set_block(i / nb.max(1), i % nb.max(1), d, &q);
-        }
-        Ok(matrix)
+        Ok(nb)
     }
 
-    fn zeros(n: usize, k: usize, layout: Layout) -> Self {
+    fn zeros(n: usize, k: usize, minimums: bool) -> Self {
         let nb = k / BLOCK;
         let slots = n.div_ceil(GROUP) * nb * GROUP;
-        let zero = Block([layout.encode(0); BLOCK]);
-        Self { n, k, nb, layout, qs: vec![zero; slots], d: vec![0.0; slots] }
+        let m = if minimums { vec![0.0; slots] } else { Vec::new() };
+        Self { n, k, nb, qs: vec![Block::ZERO; slots], d: vec![0.0; slots], m }
     }
 
-    /// The same matrix in the layout `layout` (every product unchanged).
-    #[cfg(test)]
-    fn relayout(&self, layout: Layout) -> Self {
-        let mut matrix = Self::zeros(self.n, self.k, layout);
-        self.copy_into(&mut matrix, 0);
-        matrix
+    /// Whether blocks carry minimums (Q4_1).
+    fn has_minimums(&self) -> bool {
+        !self.m.is_empty()
     }
 
-    /// Store every feature of this matrix into `dest` (same `k`, any layout) from feature `first` on.
-    fn copy_into(&self, dest: &mut Q8Matrix, first: usize) {
+    /// Store every feature of this matrix into `dest` (same `k`) from feature `first` on.
+    fn copy_into(&self, dest: &mut QMatrix, first: usize) {
         for j in 0..self.n {
             for b in 0..self.nb {
-                let (d, q) = self.block(j, b);
-                dest.set_block(first + j, b, d, &q);
+                let (d, m, q) = self.block(j, b);
+                dest.set_block(first + j, b, d, m, &q);
             }
         }
     }
 
-    /// Store block `b` of feature `j`.
-    fn set_block(&mut self, j: usize, b: usize, d: f32, q: &Block) {
+    /// Store block `b` of feature `j` (`m` is dropped by a matrix without minimums).
+    fn set_block(&mut self, j: usize, b: usize, d: f32, m: f32, q: &Block) {
         let (g, c) = (j / GROUP, j % GROUP);
         let base = (g * self.nb + b) * GROUP;
         self.d[base + c] = d;
+        if let Some(slot) = self.m.get_mut(base + c) {
+            *slot = m;
+        }
         for (e, &q) in q.0.iter().enumerate() {
-            let (block, byte) = self.layout.slot(c, e);
-            self.qs[base + block].0[byte] = self.layout.encode(q);
+            let (block, byte) = slot(c, e);
+            self.qs[base + block].0[byte] = q;
         }
     }
 
-    /// Block `b` of feature `j`: its scale and quants.
-    fn block(&self, j: usize, b: usize) -> (f32, Block) {
+    /// Block `b` of feature `j`: its scale, minimum (0 without) and quants.
+    fn block(&self, j: usize, b: usize) -> (f32, f32, Block) {
         let (g, c) = (j / GROUP, j % GROUP);
         let base = (g * self.nb + b) * GROUP;
         let blocks = &self.qs[base..base + GROUP];
         let quant = |e| {
-            let (block, byte) = self.layout.slot(c, e);
-            self.layout.decode(blocks[block].0[byte])
+            let (block, byte) = slot(c, e);
+            blocks[block].0[byte]
         };
-        (self.d[base + c], Block(std::array::from_fn(quant)))
+        (self.d[base + c], self.m.get(base + c).copied().unwrap_or(0.0), Block(std::array::from_fn(quant)))
     }
 
-    /// Concatenate matrices sharing `k` along `n`: the rows of `parts[0]`, then `parts[1]`, …
-    /// Every output column is computed exactly as it would be by its own part.
-    pub fn stack(parts: &[Q8Matrix]) -> Result<Self, KernelError> {
+    /// Concatenate matrices sharing `k` (and all with, or all without, minimums) along `n`: the rows of
+    /// `parts[0]`, then `parts[1]`, … Every output column is computed exactly as it would be by its own
+    /// part.
+    pub fn stack(parts: &[QMatrix]) -> Result<Self, KernelError> {
         let first = parts.first().ok_or(KernelError::EmptyStack)?;
         if let Some(part) = parts.iter().find(|p| p.k != first.k) {
             return Err(KernelError::StackRowLengthMismatch { expected: first.k, found: part.k });
         }
-        let mut stacked = Self::zeros(parts.iter().map(|p| p.n).sum(), first.k, first.layout);
+        if parts.iter().any(|p| p.has_minimums() != first.has_minimums()) {
+            return Err(KernelError::StackMixedMinimums);
+        }
+        let mut stacked = Self::zeros(parts.iter().map(|p| p.n).sum(), first.k, first.has_minimums());
         let mut first_feature = 0;
         for part in parts {
             part.copy_into(&mut stacked, first_feature);
@@ -278,10 +305,10 @@ impl Q8Matrix {
 
     /// Bytes of weight storage held (the last group's padding included).
     pub fn bytes(&self) -> usize {
-        self.qs.len() * size_of::<Block>() + self.d.len() * size_of::<f32>()
+        self.qs.len() * size_of::<Block>() + (self.d.len() + self.m.len()) * size_of::<f32>()
     }
 
-    /// Dequantize weight row `j` (`q · d` per value) into `out` (`k` values), as GGML does.
+    /// Dequantize weight row `j` (`q · d`, plus `m` for Q4_1) into `out` (`k` values), as GGML does.
     ///
     /// # Panics
     /// If `j >= n` or `out.len() != k`.
@@ -289,17 +316,20 @@ impl Q8Matrix {
         assert!(j < self.n, "row {j} of a matrix with {} rows", self.n);
         assert_eq!(out.len(), self.k, "output row length");
         for (b, out) in out.chunks_exact_mut(BLOCK).enumerate() {
-            let (d, q) = self.block(j, b);
+            let (d, m, q) = self.block(j, b);
             for (o, &q) in out.iter_mut().zip(&q.0) {
-                *o = f32::from(q) * d;
+                *o = match self.has_minimums() {
+                    true => f32::from(q) * d + m,
+                    false => f32::from(q) * d,
+                };
             }
         }
     }
 
-    /// `out[r][j] = Σ_blocks (dw · dx) · (Σ q_w · q_x)` for the `m` rows of `x` (`[m][k]`, row-major)
-    /// and every weight row `j`; `out` is `[m][n]`, row-major. Each element is computed by one fixed
-    /// sequence of float operations (see the module documentation), whatever `m`, the other rows, the
-    /// pool's thread count or the instruction set.
+    /// `out[r][j] = Σ_blocks (dw · dx) · (Σ q_w · q_x) [+ m_w · s_x]` for the `m` rows of `x` (`[m][k]`,
+    /// row-major) and every weight row `j`; `out` is `[m][n]`, row-major. Each element is computed by one
+    /// fixed sequence of float operations (see the module documentation), whatever `m`, the other rows,
+    /// the pool's thread count or the instruction set.
     ///
     /// # Panics
     /// If `x.len() != m * k` or `out.len() != m * n`.
@@ -308,8 +338,6 @@ impl Q8Matrix {
     }
 
     fn matmul_with(&self, isa: Isa, x: &[f32], m: usize, out: &mut [f32], pool: &Pool) {
-        // A SIMD kernel reads one layout; the scalar one reads any.
-        let isa = if isa.layout() == self.layout { isa } else { Isa::Scalar };
         assert_eq!(x.len(), m * self.k, "input is [m][k]");
         assert_eq!(out.len(), m * self.n, "output is [m][n]");
         if m == 0 || self.n == 0 {
@@ -329,7 +357,8 @@ impl Q8Matrix {
     /// Compute the features of groups `groups` for every row into `out`: panel by panel, every row
     /// tile per panel.
     fn columns(&self, isa: Isa, rows: &QuantRows, groups: Range<usize>, out: &DisjointOut<'_>) {
-        let group_bytes = GROUP * (self.k + size_of::<f32>() * self.nb);
+        let per_block = if self.has_minimums() { 2 } else { 1 } * size_of::<f32>();
+        let group_bytes = GROUP * (self.k + per_block * self.nb);
         let panel_groups = (PANEL_BYTES / group_bytes).clamp(1, PANEL_GROUPS_MAX);
         let mut results = [0.0f32; PANEL_GROUPS_MAX * ROW_TILE * GROUP];
         let mut first = groups.start;
@@ -362,9 +391,14 @@ impl Q8Matrix {
     /// group `panel.start + g`.
     fn tile(&self, isa: Isa, x: &QuantRows, rows: Range<usize>, panel: Range<usize>, results: &mut [f32]) {
         let nb = self.nb;
-        let wq = &self.qs[panel.start * nb * GROUP..panel.end * nb * GROUP];
-        let wd = &self.d[panel.start * nb * GROUP..panel.end * nb * GROUP];
+        let span = panel.start * nb * GROUP..panel.end * nb * GROUP;
+        let w = Weights {
+            qs: &self.qs[span.clone()],
+            d: &self.d[span.clone()],
+            m: if self.has_minimums() { &self.m[span] } else { &[] },
+        };
         let xd = &x.d[rows.start * nb..rows.end * nb];
+        let xs = &x.s[rows.start * nb..rows.end * nb];
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
@@ -377,67 +411,46 @@ impl Q8Matrix {
                 // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
                 unsafe {
                     match rows.len() {
-                        1 => avx2::dot_groups::<1>(wq, wd, xp, xd, nb, results),
-                        2 => avx2::dot_groups::<2>(wq, wd, xp, xd, nb, results),
-                        3 => avx2::dot_groups::<3>(wq, wd, xp, xd, nb, results),
-                        4 => avx2::dot_groups::<4>(wq, wd, xp, xd, nb, results),
-                        5 => avx2::dot_groups::<5>(wq, wd, xp, xd, nb, results),
-                        6 => avx2::dot_groups::<6>(wq, wd, xp, xd, nb, results),
-                        7 => avx2::dot_groups::<7>(wq, wd, xp, xd, nb, results),
-                        _ => avx2::dot_groups::<8>(wq, wd, xp, xd, nb, results),
-                    }
-                }
-            }
-            #[cfg(target_arch = "x86_64")]
-            Isa::Vnni => {
-                let xq = &x.qs[rows.start * nb..rows.end * nb];
-                let xs = &x.offsets[rows.start * nb..rows.end * nb];
-                // SAFETY: `Isa::Vnni` is only constructed after detecting its features at run time.
-                unsafe {
-                    match rows.len() {
-                        1 => vnni::dot_groups::<1>(wq, wd, xq, xd, xs, nb, results),
-                        2 => vnni::dot_groups::<2>(wq, wd, xq, xd, xs, nb, results),
-                        3 => vnni::dot_groups::<3>(wq, wd, xq, xd, xs, nb, results),
-                        4 => vnni::dot_groups::<4>(wq, wd, xq, xd, xs, nb, results),
-                        5 => vnni::dot_groups::<5>(wq, wd, xq, xd, xs, nb, results),
-                        6 => vnni::dot_groups::<6>(wq, wd, xq, xd, xs, nb, results),
-                        7 => vnni::dot_groups::<7>(wq, wd, xq, xd, xs, nb, results),
-                        _ => vnni::dot_groups::<8>(wq, wd, xq, xd, xs, nb, results),
+                        1 => avx2::dot_groups::<1>(&w, xp, xd, xs, nb, results),
+                        2 => avx2::dot_groups::<2>(&w, xp, xd, xs, nb, results),
+                        3 => avx2::dot_groups::<3>(&w, xp, xd, xs, nb, results),
+                        4 => avx2::dot_groups::<4>(&w, xp, xd, xs, nb, results),
+                        5 => avx2::dot_groups::<5>(&w, xp, xd, xs, nb, results),
+                        6 => avx2::dot_groups::<6>(&w, xp, xd, xs, nb, results),
+                        7 => avx2::dot_groups::<7>(&w, xp, xd, xs, nb, results),
+                        _ => avx2::dot_groups::<8>(&w, xp, xd, xs, nb, results),
                     }
                 }
             }
             Isa::Scalar => {
                 let xq = &x.qs[rows.start * nb..rows.end * nb];
-                scalar::dot_groups(self.layout, wq, wd, xq, xd, nb, results);
+                scalar::dot_groups(&w, xq, xd, xs, nb, results);
             }
         }
     }
 }
 
+/// Whole groups of a [`QMatrix`] as a kernel reads them: quants, scales and minimums (empty without).
+struct Weights<'a> {
+    qs: &'a [Block],
+    d: &'a [f32],
+    m: &'a [f32],
+}
+
 /// The instruction set the kernels run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Isa {
-    /// AVX2 + FMA: `vpmaddwd` on sign-extended quant pairs.
+    /// AVX2 + FMA: `vpmaddwd` on sign-extended weight pairs and 16-bit input pairs.
     #[cfg(target_arch = "x86_64")]
     Avx2,
-    /// AVX-512 VNNI on 256-bit registers (plus AVX2 + FMA): `vpdpbusd` on quant quads.
-    #[cfg(target_arch = "x86_64")]
-    Vnni,
     Scalar,
 }
 
 impl Isa {
-    /// The fastest instruction set this CPU has. The choice is fixed for the process (the detection
-    /// is cached), so every matrix is built in the layout its products will read.
+    /// The fastest instruction set this CPU has.
     fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            if is_x86_feature_detected!("avx512f")
-                && is_x86_feature_detected!("avx512vl")
-                && is_x86_feature_detected!("avx512vnni")
-            {
-                return Isa::Vnni;
-            }
             return Isa::Avx2;
         }
         Isa::Scalar
@@ -450,37 +463,23 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         if Isa::detect() != Isa::Scalar {
             isas.push(Isa::Avx2);
-            if Isa::detect() == Isa::Vnni {
-                isas.push(Isa::Vnni);
-            }
         }
         isas
     }
-
-    /// The weight layout this instruction set's kernel reads.
-    fn layout(self) -> Layout {
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Vnni => Layout::Quads,
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Layout::Pairs,
-            Isa::Scalar => Layout::Pairs,
-        }
-    }
 }
 
-/// Input rows quantized to Q8_0: `m` rows of `nb` blocks, scales already rounded through f16.
+/// Input rows quantized to 16 bits per 32 values: `m` rows of `nb` blocks.
 #[derive(Default)]
 struct QuantRows {
     m: usize,
-    qs: Vec<Block>,
-    /// The quants as the AVX2 kernel reads them (empty for the others): for row tile `t`, block `b`
-    /// and pair `p`, `pairs[(t·nb + b)·16 + p]`; rows past `m` in the last tile are zero.
+    qs: Vec<XBlock>,
+    /// The quants as the AVX2 kernel reads them (empty for the scalar one): for row tile `t`, block
+    /// `b` and pair `p`, `pairs[(t·nb + b)·16 + p]`; rows past `m` in the last tile are zero.
     pairs: Vec<PairRows>,
-    /// For the VNNI kernel (empty for the others): `-128 · Σ q` of each block of each row, the term
-    /// that cancels the `+128` of its unsigned weights (`Layout::Quads`).
-    offsets: Vec<i32>,
+    /// Scales `d_x`.
     d: Vec<f32>,
+    /// `d_x · f32(Σ q_x)` of each block: what a weight block's minimum multiplies.
+    s: Vec<f32>,
 }
 
 thread_local! {
@@ -506,29 +505,23 @@ impl QuantRows {
         let mut rows = INPUT_SCRATCH.take().unwrap_or_default();
         let nb = k / BLOCK;
         rows.m = m;
-        set_len_reusing(&mut rows.qs, m * nb, Block::ZERO);
+        set_len_reusing(&mut rows.qs, m * nb, XBlock::ZERO);
         set_len_reusing(&mut rows.d, m * nb, 0.0);
-        let (pairs, offsets) = match isa {
+        set_len_reusing(&mut rows.s, m * nb, 0.0);
+        let pairs = match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => (m.div_ceil(ROW_TILE) * nb * BLOCK / 2, 0),
-            #[cfg(target_arch = "x86_64")]
-            Isa::Vnni => (0, m * nb),
-            Isa::Scalar => (0, 0),
+            Isa::Avx2 => m.div_ceil(ROW_TILE) * nb * BLOCK / 2,
+            Isa::Scalar => 0,
         };
         set_len_reusing(&mut rows.pairs, pairs, PairRows::ZERO);
-        set_len_reusing(&mut rows.offsets, offsets, 0);
-        if isa == Isa::Scalar {
-            scalar::quantize_rows(x, &mut rows);
-            return rows;
-        }
         let tiles = rows
             .qs
             .chunks_mut(ROW_TILE * nb)
             .zip(rows.d.chunks_mut(ROW_TILE * nb))
+            .zip(rows.s.chunks_mut(ROW_TILE * nb))
             .zip(tile_parts(&mut rows.pairs, nb * BLOCK / 2))
-            .zip(tile_parts(&mut rows.offsets, ROW_TILE * nb))
             .zip(x.chunks(ROW_TILE * k))
-            .map(|((((qs, d), pairs), offsets), x)| InputTile { x, qs, d, pairs, offsets });
+            .map(|((((qs, d), s), pairs), x)| InputTile { x, qs, d, s, pairs });
         if m >= PARALLEL_QUANTIZE_ROWS_MIN && pool.threads() > 1 {
             // Each tile is taken by exactly one task, so its lock is never contended.
             let tiles: Vec<_> = tiles.map(|tile| std::sync::Mutex::new(Some(tile))).collect();
@@ -555,10 +548,10 @@ impl QuantRows {
 /// One row tile of an input being quantized: its values and the parts of [`QuantRows`] it fills.
 struct InputTile<'a> {
     x: &'a [f32],
-    qs: &'a mut [Block],
+    qs: &'a mut [XBlock],
     d: &'a mut [f32],
+    s: &'a mut [f32],
     pairs: &'a mut [PairRows],
-    offsets: &'a mut [i32],
 }
 
 impl InputTile<'_> {
@@ -567,10 +560,7 @@ impl InputTile<'_> {
             // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => unsafe { avx2::quantize_tile(self, nb) },
-            // SAFETY: `Isa::Vnni` is only constructed after detecting its features at run time.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Vnni => unsafe { vnni::quantize_tile(self) },
-            Isa::Scalar => unreachable!("scalar rows are quantized whole"),
+            Isa::Scalar => scalar::quantize_tile(self),
         }
     }
 }

@@ -2,9 +2,9 @@
 #![deny(missing_docs)]
 
 pub use gonka_engine_api::{
-    Backend, ChatMessage, CompletionText, EngineError, FinishReason, GenerationEvent, GenerationRequest,
-    GenerationStream, Generator, ModelInfo, PositionLogprobs, Replay, SamplingParams, ScoreFuture,
-    ScoreRequest, ScoredPosition, Scorer, TokenLogprob, Usage,
+    Backend, ChatMessage, CompletionText, EngineError, FinishReason, GenerationDefaults, GenerationEvent,
+    GenerationRequest, GenerationStream, Generator, ModelInfo, PositionLogprobs, Replay, SamplingParams,
+    ScoreFuture, ScoreRequest, ScoredPosition, Scorer, TokenLogprob, Usage,
 };
 
 pub mod chat;
@@ -13,6 +13,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod poc;
+pub mod reference;
 pub mod sampler;
 pub mod score;
 pub mod store;

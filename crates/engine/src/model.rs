@@ -1,8 +1,8 @@
 //! A Llama-architecture transformer over GGUF weights: config read from the checkpoint, pure forward pass.
 //!
-//! Weights are Q8_0 matrices multiplied by our own kernels (`crate::kernels`), which compute every output
-//! element with one fixed sequence of float operations whatever the number of rows, threads or CPU
-//! features; every other operation here (RMSNorm, RoPE, attention, SwiGLU) is written per row in plain
+//! Weights are the file's own Q8_0 and Q4_1 matrices, multiplied by our own kernels (`crate::kernels`) with
+//! 16-bit activations, which compute every output element with one fixed sequence of float operations
+//! whatever the number of rows, threads or CPU features; every other operation here (RMSNorm, RoPE, attention, SwiGLU) is written per row in plain
 //! Rust with a fixed summation order. So a token's numbers do not depend on whether it
 //! was computed in a prefill, in a batched decode step next to other sequences, or alone: the logprobs a
 //! validator's teacher-forced pass computes equal those seen during generation on the same binary and
@@ -18,7 +18,7 @@ use candle_core::quantized::{GgmlDType, QTensor};
 
 use crate::gguf::{self, MetadataError};
 use crate::kernels::{
-    KernelError, Pool, Q8Matrix, attention_scores, dot, exp_shifted_sum, max, silu_mul, weighted_sum,
+    KernelError, Pool, QMatrix, attention_scores, dot, exp_shifted_sum, max, silu_mul, weighted_sum,
 };
 
 /// Loading or running the model failed.
@@ -78,7 +78,7 @@ pub struct LlamaConfig {
 }
 
 impl LlamaConfig {
-    fn from_gguf(content: &Content) -> Result<Self, ModelError> {
+    pub(crate) fn from_gguf(content: &Content) -> Result<Self, ModelError> {
         let arch = gguf::read_string(content, "general.architecture")?;
         if arch != "llama" {
             return Err(ModelError::Unsupported(format!("architecture `{arch}` (only llama)")));
@@ -126,23 +126,23 @@ impl LlamaConfig {
 struct Layer {
     attn_norm: Vec<f32>,
     /// Query, key and value projections stacked into one matrix (one kernel launch instead of three).
-    wqkv: Q8Matrix,
-    wo: Q8Matrix,
+    wqkv: QMatrix,
+    wo: QMatrix,
     ffn_norm: Vec<f32>,
     /// Gate and up projections stacked.
-    w_gate_up: Q8Matrix,
-    w_down: Q8Matrix,
+    w_gate_up: QMatrix,
+    w_down: QMatrix,
 }
 
 /// The model: weights plus RoPE tables. Immutable once loaded; share it behind an `Arc`.
 pub struct Llama {
     config: LlamaConfig,
     /// Token embeddings; also the output projection when the checkpoint ties them.
-    embedding: Q8Matrix,
+    embedding: QMatrix,
     layers: Vec<Layer>,
     output_norm: Vec<f32>,
     /// Separate output projection, when the checkpoint has one.
-    output: Option<Q8Matrix>,
+    output: Option<QMatrix>,
     /// Threads every matrix product and attention pass is split over.
     pool: Pool,
     /// `cos`/`sin` of `position * theta_i`, `[context_length][head_dim / 2]`.
@@ -232,26 +232,26 @@ impl Llama {
         let config = LlamaConfig::from_gguf(content)?;
         let mut tensor =
             |name: &str| -> Result<QTensor, ModelError> { Ok(content.tensor(file, name, &Device::Cpu)?) };
-        let embedding = q8(&tensor("token_embd.weight")?)?;
+        let embedding = matrix(&tensor("token_embd.weight")?)?;
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let mut weight = |suffix: &str| tensor(&format!("blk.{i}.{suffix}.weight"));
             layers.push(Layer {
                 attn_norm: vector(&weight("attn_norm")?)?,
-                wqkv: Q8Matrix::stack(&[
-                    q8(&weight("attn_q")?)?,
-                    q8(&weight("attn_k")?)?,
-                    q8(&weight("attn_v")?)?,
+                wqkv: QMatrix::stack(&[
+                    matrix(&weight("attn_q")?)?,
+                    matrix(&weight("attn_k")?)?,
+                    matrix(&weight("attn_v")?)?,
                 ])?,
-                wo: q8(&weight("attn_output")?)?,
+                wo: matrix(&weight("attn_output")?)?,
                 ffn_norm: vector(&weight("ffn_norm")?)?,
-                w_gate_up: Q8Matrix::stack(&[q8(&weight("ffn_gate")?)?, q8(&weight("ffn_up")?)?])?,
-                w_down: q8(&weight("ffn_down")?)?,
+                w_gate_up: QMatrix::stack(&[matrix(&weight("ffn_gate")?)?, matrix(&weight("ffn_up")?)?])?,
+                w_down: matrix(&weight("ffn_down")?)?,
             });
         }
         let output_norm = vector(&tensor("output_norm.weight")?)?;
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => Some(q8(&tensor("output.weight")?)?),
+            true => Some(matrix(&tensor("output.weight")?)?),
             false => None,
         };
         check_shapes(&config, &embedding, &layers, output.as_ref())?;
@@ -350,7 +350,7 @@ impl Llama {
         Ok(self.matmul(self.output.as_ref().unwrap_or(&self.embedding), hidden, rows))
     }
 
-    fn matmul(&self, w: &Q8Matrix, x: &[f32], m: usize) -> Vec<f32> {
+    fn matmul(&self, w: &QMatrix, x: &[f32], m: usize) -> Vec<f32> {
         let mut out = vec![0.0f32; m * w.n()];
         w.matmul(x, m, &mut out, &self.pool);
         out
@@ -528,26 +528,32 @@ fn vector(t: &QTensor) -> Result<Vec<f32>, ModelError> {
     Ok(t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
 }
 
-/// A weight matrix as Q8_0 for the kernels; other quantizations are converted at load (`gonka model
-/// pull` installs Q8_0 already, so this only costs time for hand-picked files).
-fn q8(t: &QTensor) -> Result<Q8Matrix, ModelError> {
+/// A weight matrix for the kernels, exactly as the file stores it when it is Q8_0 or Q4_1 (the
+/// default model ships Q4_1 layers and a Q8_0 embedding). Any other quantization is converted to Q8_0
+/// at load, which changes the weights: such a file is served, but not as exactly as the two the
+/// kernels take.
+fn matrix(t: &QTensor) -> Result<QMatrix, ModelError> {
     let (n, k) = t.shape().dims2()?;
-    if t.dtype() == GgmlDType::Q8_0 {
-        return Ok(Q8Matrix::from_ggml_q8_0(&t.data()?, n, k)?);
+    match t.dtype() {
+        GgmlDType::Q8_0 => Ok(QMatrix::from_ggml_q8_0(&t.data()?, n, k)?),
+        GgmlDType::Q4_1 => Ok(QMatrix::from_ggml_q4_1(&t.data()?, n, k)?),
+        other => {
+            tracing::warn!(dtype = ?other, "converting a weight matrix to Q8_0: its values change");
+            let converted = QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?;
+            Ok(QMatrix::from_ggml_q8_0(&converted.data()?, n, k)?)
+        }
     }
-    let converted = QTensor::quantize(&t.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?;
-    Ok(Q8Matrix::from_ggml_q8_0(&converted.data()?, n, k)?)
 }
 
 /// Every weight matrix has the shape the config implies; a corrupt or foreign file stops here instead of
 /// panicking inside a kernel.
 fn check_shapes(
     c: &LlamaConfig,
-    embedding: &Q8Matrix,
+    embedding: &QMatrix,
     layers: &[Layer],
-    output: Option<&Q8Matrix>,
+    output: Option<&QMatrix>,
 ) -> Result<(), ModelError> {
-    let expect = |what: &str, m: &Q8Matrix, n: usize, k: usize| {
+    let expect = |what: &str, m: &QMatrix, n: usize, k: usize| {
         if m.n() == n && m.k() == k {
             Ok(())
         } else {

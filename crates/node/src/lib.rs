@@ -158,7 +158,7 @@ fn start_inference(
             &model.path,
             &model.name,
             &model.content_hash,
-            gonka_engine::EngineConfig { threads, layers, ..Default::default() },
+            gonka_engine::EngineConfig { threads, layers, defaults: model.defaults, ..Default::default() },
         )
         .with_context(|| format!("loading {}", model.path.display()))
     };

@@ -81,7 +81,7 @@ fn prepare(
     limits: &crate::ApiLimits,
 ) -> Result<(ChatPlan, GenerationRequest), ApiError> {
     let info = generator.model_info();
-    let plan = request::parse_body(body)?.validate(&info.name, limits)?;
+    let plan = request::parse_body(body)?.validate(info, limits)?;
     let prompt_tokens = generator.render_chat(&plan.messages)?;
     let max_tokens =
         fit_max_tokens(prompt_tokens.len(), plan.max_tokens, limits.max_tokens_default, info.context_length)?;
@@ -147,7 +147,7 @@ pub fn summarize_request(
         return Err(ApiError::BodyTooLarge { body_bytes_max: limits.body_bytes_max });
     }
     let info = generator.model_info();
-    let plan = request::parse_body(body)?.validate(&info.name, limits)?;
+    let plan = request::parse_body(body)?.validate(info, limits)?;
     let prompt_tokens = generator.render_chat(&plan.messages)?.len();
     let max_tokens =
         fit_max_tokens(prompt_tokens, plan.max_tokens, limits.max_tokens_default, info.context_length)?;

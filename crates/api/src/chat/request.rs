@@ -10,7 +10,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use gonka_engine_api::{ChatMessage, SamplingParams};
+use gonka_engine_api::{ChatMessage, GenerationDefaults, ModelInfo, SamplingParams};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -131,8 +131,8 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<ChatCompletionBody, ApiError> {
 impl ChatCompletionBody {
     /// Check every field against what this server serves and `limits`, in the order a client would fix
     /// them: the model, the messages, then the parameters.
-    pub(crate) fn validate(self, model_name: &str, limits: &ApiLimits) -> Result<ChatPlan, ApiError> {
-        if self.model != model_name {
+    pub(crate) fn validate(self, model: &ModelInfo, limits: &ApiLimits) -> Result<ChatPlan, ApiError> {
+        if self.model != model.name {
             return Err(ApiError::ModelNotFound { model: self.model, param: Some("model") });
         }
         let messages = validate_messages(self.messages, limits.messages_max)?;
@@ -158,7 +158,8 @@ impl ChatCompletionBody {
         }
         let max_tokens =
             validate_max_tokens(self.max_tokens, self.max_completion_tokens, limits.max_tokens_cap)?;
-        let sampling = validate_sampling(self.temperature, self.top_p, self.top_k, self.seed)?;
+        let sampling =
+            validate_sampling(self.temperature, self.top_p, self.top_k, self.seed, model.defaults)?;
         let body_seed = self.seed.map(i64::cast_unsigned);
         let stop = validate_stop(self.stop)?;
         let top_logprobs = validate_logprobs(self.logprobs, self.top_logprobs)?;
@@ -358,15 +359,21 @@ fn validate_max_tokens(
 }
 
 /// Temperature in `[0, 2]`; `top_p` in `[0, 1]`, where `0` means greedy (the limit of a shrinking
-/// nucleus is the argmax, and OpenAI accepts `0`); `top_k` as sent; a signed `seed` reinterpreted as its
-/// two's-complement `u64`, or a fresh random seed when absent (OpenAI's unseeded behaviour).
+/// nucleus is the argmax, and OpenAI accepts `0`); either one omitted takes the model's recommended
+/// value (`model_defaults`); `top_k` as sent; a signed `seed` reinterpreted as its two's-complement
+/// `u64`, or a fresh random seed when absent (OpenAI's unseeded behaviour).
 fn validate_sampling(
     temperature: Option<f64>,
     top_p: Option<f64>,
     top_k: Option<u64>,
     seed: Option<i64>,
+    model_defaults: GenerationDefaults,
 ) -> Result<SamplingParams, ApiError> {
-    let defaults = SamplingParams::default();
+    let defaults = SamplingParams {
+        temperature: model_defaults.temperature,
+        top_p: model_defaults.top_p,
+        ..SamplingParams::default()
+    };
     let mut temperature = match temperature {
         None => defaults.temperature,
         Some(value) if (0.0..=TEMPERATURE_MAX).contains(&value) => value as f32,
@@ -467,8 +474,30 @@ mod tests {
     use super::*;
 
     fn plan(body: &Value) -> Result<ChatPlan, ApiError> {
+        plan_for(body, GenerationDefaults::OPENAI)
+    }
+
+    fn plan_for(body: &Value, defaults: GenerationDefaults) -> Result<ChatPlan, ApiError> {
         let bytes = serde_json::to_vec(body).expect("a JSON value encodes");
-        parse_body(&bytes)?.validate("m", &ApiLimits::default())
+        let model = ModelInfo { name: "m".into(), content_hash: String::new(), context_length: 64, defaults };
+        parse_body(&bytes)?.validate(&model, &ApiLimits::default())
+    }
+
+    #[test]
+    fn omitted_sampling_parameters_take_the_models_recommended_ones() {
+        let recommended = GenerationDefaults { temperature: 0.2, top_p: 0.9 };
+        let hi = serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+        let plan = plan_for(&hi, recommended).expect("valid request");
+        assert_eq!((plan.sampling.temperature, plan.sampling.top_p), (0.2, 0.9));
+        // What the request names wins, parameter by parameter.
+        let mut named = hi.clone();
+        named["temperature"] = serde_json::json!(1.0);
+        let plan = plan_for(&named, recommended).expect("valid request");
+        assert_eq!((plan.sampling.temperature, plan.sampling.top_p), (1.0, 0.9));
+        let mut greedy = hi;
+        greedy["temperature"] = serde_json::json!(0);
+        let plan = plan_for(&greedy, recommended).expect("valid request");
+        assert_eq!(plan.sampling.temperature, 0.0);
     }
 
     #[test]

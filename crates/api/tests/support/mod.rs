@@ -62,6 +62,7 @@ impl FakeGenerator {
                 name: MODEL.to_owned(),
                 content_hash: "ab".repeat(32),
                 context_length: CONTEXT_LENGTH,
+                defaults: gonka_engine_api::GenerationDefaults::OPENAI,
             },
             mode,
             submitted: Mutex::new(Vec::new()),

@@ -7,7 +7,7 @@
 // The intrinsics are the vocabulary of this module.
 use std::arch::x86_64::*;
 
-use super::{BLOCK, Block, GROUP, InputTile, PairRows, ROW_TILE, scalar};
+use super::{BLOCK, Block, GROUP, InputTile, PairRows, ROW_TILE, Weights, X_QUANT_MAX, XBlock, scalar};
 
 #[target_feature(enable = "avx2,fma")]
 fn load_half(block: &Block, half: usize) -> __m128i {
@@ -23,14 +23,14 @@ fn load_f32x8(values: &[f32]) -> __m256 {
     unsafe { _mm256_loadu_ps(values.as_ptr()) }
 }
 
-/// Quantize the rows of one row tile (up to [`ROW_TILE`] rows of `nb` blocks) into its `qs`/`d`,
-/// bit-identical to `scalar::quantize_rows`, and lay its quants out in its `pairs` for `dot_groups`.
+/// Quantize the rows of one row tile (up to [`ROW_TILE`] rows of `nb` blocks) into its `qs`/`d`/`s`,
+/// bit-identical to `scalar::quantize_tile`, and lay its quants out in its `pairs` for `dot_groups`.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn quantize_tile(tile: InputTile<'_>, nb: usize) {
-    let InputTile { x, qs, d, pairs, .. } = tile;
+    let InputTile { x, qs, d, s, pairs } = tile;
     let rows = qs.len() / nb;
     assert!(rows <= ROW_TILE && x.len() == rows * nb * BLOCK && d.len() == rows * nb, "one row tile");
-    assert!(pairs.len() == nb * BLOCK / 2, "pairs of one tile");
+    assert!(s.len() == d.len() && pairs.len() == nb * BLOCK / 2, "sums and pairs of one tile");
     for (b, block_pairs) in pairs.chunks_exact_mut(BLOCK / 2).enumerate() {
         // Pairs 0..8 and 8..16 of each row of the tile, then transposed to rows within a pair.
         let mut halves = [[_mm256_setzero_si256(); ROW_TILE]; 2];
@@ -39,6 +39,7 @@ pub(super) fn quantize_tile(tile: InputTile<'_>, nb: usize) {
             let block = r * nb + b;
             let (scale, [row_low, row_high]) = quantize_block(&x[block * BLOCK..][..BLOCK], &mut qs[block]);
             d[block] = scale;
+            s[block] = scalar::block_sum(scale, &qs[block]);
             (*low, *high) = (row_low, row_high);
         }
         for (half, out) in halves.iter().zip(block_pairs.chunks_exact_mut(8)) {
@@ -75,7 +76,7 @@ fn transpose8(rows: &[__m256i; 8]) -> [__m256i; 8] {
 /// Quantize one block into `q`; returns its scale and its quant pairs 0..8 and 8..16 as 32-bit lanes
 /// of two i16 each.
 #[target_feature(enable = "avx2,fma")]
-pub(super) fn quantize_block(x: &[f32], q: &mut Block) -> (f32, [__m256i; 2]) {
+pub(super) fn quantize_block(x: &[f32], q: &mut XBlock) -> (f32, [__m256i; 2]) {
     let sign = _mm256_set1_ps(-0.0);
     let v = [load_f32x8(&x[0..]), load_f32x8(&x[8..]), load_f32x8(&x[16..]), load_f32x8(&x[24..])];
     // NaN lanes become 0 before the max, matching `f32::max`, which ignores NaN.
@@ -93,18 +94,19 @@ pub(super) fn quantize_block(x: &[f32], q: &mut Block) -> (f32, [__m256i; 2]) {
     // packs interleave 128-bit halves; the permutations restore element order.
     let low = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(i[0], i[1]));
     let high = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_packs_epi32(i[2], i[3]));
-    let packed = _mm256_packs_epi16(_mm256_packs_epi32(i[0], i[1]), _mm256_packs_epi32(i[2], i[3]));
-    let ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    // SAFETY: `Block` is 32 bytes aligned to 32, exactly what an aligned 256-bit store writes.
-    unsafe { _mm256_store_si256(q.0.as_mut_ptr().cast(), ordered) };
+    // SAFETY: `XBlock` is 64 bytes aligned to 64: two aligned 256-bit stores fill it.
+    unsafe {
+        _mm256_store_si256(q.0.as_mut_ptr().cast(), low);
+        _mm256_store_si256(q.0.as_mut_ptr().add(16).cast(), high);
+    }
     (d, [low, high])
 }
 
-/// NaN to 0 and clamp to `-127..=127`: what `(v.round() as i8).max(-127)` does to out-of-range input.
+/// NaN to 0 and clamp to `±32767`: what `(v.round() as i16).max(-32767)` does to out-of-range input.
 #[target_feature(enable = "avx2,fma")]
 fn clamp_quant(v: __m256) -> __m256 {
     let v = _mm256_and_ps(v, _mm256_cmp_ps::<_CMP_ORD_Q>(v, v));
-    _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0)), _mm256_set1_ps(127.0))
+    _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-X_QUANT_MAX)), _mm256_set1_ps(X_QUANT_MAX))
 }
 
 /// `f32::round` (half away from zero) for |v| < 2^23: truncate, then step away from zero when the
@@ -121,31 +123,34 @@ fn round_half_away(v: __m256) -> __m256 {
 
 /// Dot products of `R` quantized rows against consecutive feature groups.
 ///
-/// `wq`/`wd` hold whole groups in the interleaved layout of `Q8Matrix`; `xp` is one row tile of
-/// `QuantRows::pairs` (rows `R..` unused) and `xd` the scales of its `R` rows;
+/// `w` holds whole groups in the interleaved layout of `QMatrix`; `xp` is one row tile of
+/// `QuantRows::pairs` (rows `R..` unused), `xd` and `xs` the scales and scaled sums of its `R` rows;
 /// `results[(g * R + r) * GROUP + c]` receives the dot of row `r` with feature `c` of group `g`.
 ///
-/// Per quant pair, the pairs of the group's 8 features are sign-extended to i16 once (see
-/// `weight_slot`) and used by all `R` rows: each row broadcasts its own pair and one `vpmaddwd` forms
-/// the exact products, lane `c` for feature `c`. Every (row, group) pair has its own integer block
-/// sum and f32 accumulator, so a result depends neither on `R` nor on the other rows.
+/// Per quant pair, the pairs of the group's 8 features are sign-extended to i16 once and used by all
+/// `R` rows: each row broadcasts its own pair and one `vpmaddwd` forms the exact products, lane `c` for
+/// feature `c`. Every (row, group) pair has its own integer block sum and f32 accumulator, so a result
+/// depends neither on `R` nor on the other rows.
 #[target_feature(enable = "avx2,fma")]
 pub(super) fn dot_groups<const R: usize>(
-    wq: &[Block],
-    wd: &[f32],
+    w: &Weights<'_>,
     xp: &[PairRows],
     xd: &[f32],
+    xs: &[f32],
     nb: usize,
     results: &mut [f32],
 ) {
     let groups = results.len() / (R * GROUP);
-    assert!(wq.len() == groups * nb * GROUP && wd.len() == groups * nb * GROUP, "whole groups");
-    assert!(xp.len() == nb * BLOCK / 2 && xd.len() == R * nb, "one row tile of `R` rows");
+    let minimums = !w.m.is_empty();
+    assert!(w.qs.len() == groups * nb * GROUP && w.d.len() == groups * nb * GROUP, "whole groups");
+    assert!(!minimums || w.m.len() == w.d.len(), "one minimum per scale");
+    assert!(xp.len() == nb * BLOCK / 2 && xd.len() == R * nb && xs.len() == R * nb, "one row tile");
     let x_scales: [&[f32]; R] = std::array::from_fn(|r| &xd[r * nb..][..nb]);
+    let x_sums: [&[f32]; R] = std::array::from_fn(|r| &xs[r * nb..][..nb]);
     let group_len = nb * GROUP;
-    for ((wq, wd), results) in
-        wq.chunks_exact(group_len).zip(wd.chunks_exact(group_len)).zip(results.chunks_exact_mut(R * GROUP))
-    {
+    for (g, results) in results.chunks_exact_mut(R * GROUP).enumerate() {
+        let wq = &w.qs[g * group_len..][..group_len];
+        let wd = &w.d[g * group_len..][..group_len];
         let mut acc = [_mm256_setzero_ps(); R];
         let blocks = wq.chunks_exact(GROUP).zip(wd.chunks_exact(GROUP)).zip(xp.chunks_exact(BLOCK / 2));
         for (b, ((blocks, dw), xp)) in blocks.enumerate() {
@@ -154,16 +159,22 @@ pub(super) fn dot_groups<const R: usize>(
                 for (half, xp) in xp.iter().enumerate() {
                     let w = _mm256_cvtepi8_epi16(load_half(block, half));
                     for (sum, &x) in sums.iter_mut().zip(&xp.0) {
-                        // |x| <= 127 and |w| <= 128: pair sums fit easily in i32.
+                        // |w| <= 128 and |x| <= 32767: a pair sums to < 2^24 and a block to < 2^31.
                         *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(w, _mm256_set1_epi32(x)));
                     }
                 }
             }
             let dw = load_f32x8(dw);
             for ((acc, sum), xd) in acc.iter_mut().zip(sums).zip(&x_scales) {
-                // The block sum is below 2^24 in magnitude, so the conversion is exact.
+                // Rounds to nearest like the scalar `as f32`.
                 let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xd[b]));
                 *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *acc);
+            }
+            if minimums {
+                let wm = load_f32x8(&w.m[g * group_len + b * GROUP..][..GROUP]);
+                for (acc, xs) in acc.iter_mut().zip(&x_sums) {
+                    *acc = _mm256_fmadd_ps(wm, _mm256_set1_ps(xs[b]), *acc);
+                }
             }
         }
         for (acc, out) in acc.iter().zip(results.chunks_exact_mut(GROUP)) {
