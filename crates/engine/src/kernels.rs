@@ -18,8 +18,10 @@
 //!
 //! Layout and speed: weights are stored in groups of [`GROUP`] output features whose quants are
 //! interleaved so that every 32-bit lane of the kernel's multiply-add accumulates one output: 16 bytes
-//! sign-extended to i16 hold one quant pair of each of the 8 features, for `vpmaddwd` against a
-//! broadcast pair of 16-bit input quants. A tile of up to [`ROW_TILE`] input rows shares each weight
+//! extended to i16 hold one quant pair of each of the 8 features, for `vpmaddwd` against a broadcast
+//! pair of 16-bit input quants. Q4_1's 4-bit quants are packed two to a byte (the 8 blocks of a group's
+//! block in 4, low nibbles then high nibbles), so single-stream decode, which is bound by reading the
+//! weights, reads half the bytes. A tile of up to [`ROW_TILE`] input rows shares each weight
 //! register (decode batches of up to 8 streams read the weights once), and panels of groups sized for L2
 //! are swept by every row tile (prefill).
 //!
@@ -155,8 +157,10 @@ pub enum KernelError {
 /// repacked for [`QMatrix::matmul`].
 ///
 /// Features are stored in groups of [`GROUP`] (the last one padded with zero features). Group `g`,
-/// block `b` occupies `qs[(g·nb + b)·8..][..8]`, quant `e` of feature `c` at `slot(c, e)`;
-/// `d[(g·nb + b)·8 + c]` is the f32 scale of feature `c` and `m[…]` its minimum (empty for Q8_0).
+/// block `b` occupies `qs[(g·nb + b)·B..][..B]` with `B` = 8 [`Block`]s, quant `e` of feature `c` at
+/// `slot(c, e)`; for 4-bit quants `B` = 4 and slot block `i` is the low nibbles of stored block `i % 4`
+/// when `i < 4`, its high nibbles otherwise. `d[(g·nb + b)·8 + c]` is the f32 scale of feature `c` and
+/// `m[…]` its minimum (empty for Q8_0).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QMatrix {
     n: usize,
@@ -167,6 +171,8 @@ pub struct QMatrix {
     d: Vec<f32>,
     /// Per-block minimums (Q4_1), or empty.
     m: Vec<f32>,
+    /// Quants are 4-bit (`0..=15`), two per byte.
+    nibbles: bool,
 }
 
 impl QMatrix {
@@ -174,7 +180,7 @@ impl QMatrix {
     /// little-endian f16 scale followed by 32 `i8` quants.
     pub fn from_ggml_q8_0(bytes: &[u8], n: usize, k: usize) -> Result<Self, KernelError> {
         let nb = Self::check("Q8_0", bytes, n, k, GGML_BLOCK_BYTES)?;
-        let mut matrix = Self::zeros(n, k, false);
+        let mut matrix = Self::zeros(n, k, false, false);
         for (i, block) in bytes.chunks_exact(GGML_BLOCK_BYTES).enumerate() {
             let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
             let q = Block(std::array::from_fn(|e| i8::from_le_bytes([block[2 + e]])));
@@ -188,7 +194,7 @@ impl QMatrix {
     /// nibbles quants 16..32 (value = scale · quant + minimum). Lossless: quants are kept as bytes.
     pub fn from_ggml_q4_1(bytes: &[u8], n: usize, k: usize) -> Result<Self, KernelError> {
         let nb = Self::check("Q4_1", bytes, n, k, GGML_Q4_1_BLOCK_BYTES)?;
-        let mut matrix = Self::zeros(n, k, true);
+        let mut matrix = Self::zeros(n, k, true, true);
         for (i, block) in bytes.chunks_exact(GGML_Q4_1_BLOCK_BYTES).enumerate() {
             let d = f16_bits_to_f32(u16::from_le_bytes([block[0], block[1]]));
             let m = f16_bits_to_f32(u16::from_le_bytes([block[2], block[3]]));
@@ -225,11 +231,12 @@ impl QMatrix {
         Ok(nb)
     }
 
-    fn zeros(n: usize, k: usize, minimums: bool) -> Self {
+    fn zeros(n: usize, k: usize, minimums: bool, nibbles: bool) -> Self {
         let nb = k / BLOCK;
         let slots = n.div_ceil(GROUP) * nb * GROUP;
         let m = if minimums { vec![0.0; slots] } else { Vec::new() };
-        Self { n, k, nb, qs: vec![Block::ZERO; slots], d: vec![0.0; slots], m }
+        let blocks = n.div_ceil(GROUP) * nb * stored_blocks(nibbles);
+        Self { n, k, nb, qs: vec![Block::ZERO; blocks], d: vec![0.0; slots], m, nibbles }
     }
 
     /// Whether blocks carry minimums (Q4_1).
@@ -248,6 +255,9 @@ impl QMatrix {
     }
 
     /// Store block `b` of feature `j` (`m` is dropped by a matrix without minimums).
+    ///
+    /// # Panics
+    /// If the matrix packs 4-bit quants and one of `q` is outside `0..=15`.
     fn set_block(&mut self, j: usize, b: usize, d: f32, m: f32, q: &Block) {
         let (g, c) = (j / GROUP, j % GROUP);
         let base = (g * self.nb + b) * GROUP;
@@ -255,9 +265,22 @@ impl QMatrix {
         if let Some(slot) = self.m.get_mut(base + c) {
             *slot = m;
         }
+        let stored = (g * self.nb + b) * stored_blocks(self.nibbles);
         for (e, &q) in q.0.iter().enumerate() {
             let (block, byte) = slot(c, e);
-            self.qs[base + block].0[byte] = q;
+            if self.nibbles {
+                assert!((0..16).contains(&q), "a 4-bit quant is 0..=15, got {q}");
+                let target = &mut self.qs[stored + block % 4].0[byte];
+                let bits = target.cast_unsigned();
+                let bits = if block < 4 {
+                    (bits & 0xF0) | q.cast_unsigned()
+                } else {
+                    (bits & 0x0F) | (q.cast_unsigned() << 4)
+                };
+                *target = bits.cast_signed();
+            } else {
+                self.qs[stored + block].0[byte] = q;
+            }
         }
     }
 
@@ -265,10 +288,11 @@ impl QMatrix {
     fn block(&self, j: usize, b: usize) -> (f32, f32, Block) {
         let (g, c) = (j / GROUP, j % GROUP);
         let base = (g * self.nb + b) * GROUP;
-        let blocks = &self.qs[base..base + GROUP];
+        let stored = (g * self.nb + b) * stored_blocks(self.nibbles);
+        let blocks = &self.qs[stored..stored + stored_blocks(self.nibbles)];
         let quant = |e| {
             let (block, byte) = slot(c, e);
-            blocks[block].0[byte]
+            weight_quant(blocks, self.nibbles, block, byte)
         };
         (self.d[base + c], self.m.get(base + c).copied().unwrap_or(0.0), Block(std::array::from_fn(quant)))
     }
@@ -281,10 +305,12 @@ impl QMatrix {
         if let Some(part) = parts.iter().find(|p| p.k != first.k) {
             return Err(KernelError::StackRowLengthMismatch { expected: first.k, found: part.k });
         }
-        if parts.iter().any(|p| p.has_minimums() != first.has_minimums()) {
+        let kind = |p: &QMatrix| (p.has_minimums(), p.nibbles);
+        if parts.iter().any(|p| kind(p) != kind(first)) {
             return Err(KernelError::StackMixedMinimums);
         }
-        let mut stacked = Self::zeros(parts.iter().map(|p| p.n).sum(), first.k, first.has_minimums());
+        let n = parts.iter().map(|p| p.n).sum();
+        let mut stacked = Self::zeros(n, first.k, first.has_minimums(), first.nibbles);
         let mut first_feature = 0;
         for part in parts {
             part.copy_into(&mut stacked, first_feature);
@@ -358,7 +384,8 @@ impl QMatrix {
     /// tile per panel.
     fn columns(&self, isa: Isa, rows: &QuantRows, groups: Range<usize>, out: &DisjointOut<'_>) {
         let per_block = if self.has_minimums() { 2 } else { 1 } * size_of::<f32>();
-        let group_bytes = GROUP * (self.k + per_block * self.nb);
+        let quant_bytes = if self.nibbles { self.k / 2 } else { self.k };
+        let group_bytes = GROUP * (quant_bytes + per_block * self.nb);
         let panel_groups = (PANEL_BYTES / group_bytes).clamp(1, PANEL_GROUPS_MAX);
         let mut results = [0.0f32; PANEL_GROUPS_MAX * ROW_TILE * GROUP];
         let mut first = groups.start;
@@ -392,10 +419,12 @@ impl QMatrix {
     fn tile(&self, isa: Isa, x: &QuantRows, rows: Range<usize>, panel: Range<usize>, results: &mut [f32]) {
         let nb = self.nb;
         let span = panel.start * nb * GROUP..panel.end * nb * GROUP;
+        let stored = stored_blocks(self.nibbles);
         let w = Weights {
-            qs: &self.qs[span.clone()],
+            qs: &self.qs[panel.start * nb * stored..panel.end * nb * stored],
             d: &self.d[span.clone()],
             m: if self.has_minimums() { &self.m[span] } else { &[] },
+            nibbles: self.nibbles,
         };
         let xd = &x.d[rows.start * nb..rows.end * nb];
         let xs = &x.s[rows.start * nb..rows.end * nb];
@@ -435,6 +464,23 @@ struct Weights<'a> {
     qs: &'a [Block],
     d: &'a [f32],
     m: &'a [f32],
+    /// 4-bit quants, two per byte.
+    nibbles: bool,
+}
+
+/// Stored [`Block`]s per block of a group: 8, or 4 when two 4-bit quants share a byte.
+const fn stored_blocks(nibbles: bool) -> usize {
+    if nibbles { GROUP / 2 } else { GROUP }
+}
+
+/// Byte `byte` of slot block `block` among a group block's stored blocks.
+fn weight_quant(stored: &[Block], nibbles: bool, block: usize, byte: usize) -> i8 {
+    if !nibbles {
+        return stored[block].0[byte];
+    }
+    let bits = stored[block % 4].0[byte].cast_unsigned();
+    let quant = if block < 4 { bits & 0x0F } else { bits >> 4 };
+    quant.cast_signed()
 }
 
 /// The instruction set the kernels run on.

@@ -7,7 +7,9 @@
 // The intrinsics are the vocabulary of this module.
 use std::arch::x86_64::*;
 
-use super::{BLOCK, Block, GROUP, InputTile, PairRows, ROW_TILE, Weights, X_QUANT_MAX, XBlock, scalar};
+use super::{
+    BLOCK, Block, GROUP, InputTile, PairRows, ROW_TILE, Weights, X_QUANT_MAX, XBlock, scalar, stored_blocks,
+};
 
 #[target_feature(enable = "avx2,fma")]
 fn load_half(block: &Block, half: usize) -> __m128i {
@@ -121,6 +123,16 @@ fn round_half_away(v: __m256) -> __m256 {
     _mm256_add_ps(t, step)
 }
 
+/// Add one quant pair's products to each row's block sums: `w` holds the pair of each of the 8 features
+/// as i16, lane `c` for feature `c`; `xp` the pair of each row.
+#[target_feature(enable = "avx2,fma")]
+fn accumulate<const R: usize>(sums: &mut [__m256i; R], w: __m256i, xp: &PairRows) {
+    for (sum, &x) in sums.iter_mut().zip(&xp.0) {
+        // |w| <= 128 and |x| <= 32767: a pair sums to < 2^24 and a block to < 2^31.
+        *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(w, _mm256_set1_epi32(x)));
+    }
+}
+
 /// Dot products of `R` quantized rows against consecutive feature groups.
 ///
 /// `w` holds whole groups in the interleaved layout of `QMatrix`; `xp` is one row tile of
@@ -142,25 +154,41 @@ pub(super) fn dot_groups<const R: usize>(
 ) {
     let groups = results.len() / (R * GROUP);
     let minimums = !w.m.is_empty();
-    assert!(w.qs.len() == groups * nb * GROUP && w.d.len() == groups * nb * GROUP, "whole groups");
+    let stored_len = groups * nb * stored_blocks(w.nibbles);
+    assert!(w.qs.len() == stored_len && w.d.len() == groups * nb * GROUP, "whole groups");
     assert!(!minimums || w.m.len() == w.d.len(), "one minimum per scale");
     assert!(xp.len() == nb * BLOCK / 2 && xd.len() == R * nb && xs.len() == R * nb, "one row tile");
     let x_scales: [&[f32]; R] = std::array::from_fn(|r| &xd[r * nb..][..nb]);
     let x_sums: [&[f32]; R] = std::array::from_fn(|r| &xs[r * nb..][..nb]);
     let group_len = nb * GROUP;
+    let stored = stored_blocks(w.nibbles);
     for (g, results) in results.chunks_exact_mut(R * GROUP).enumerate() {
-        let wq = &w.qs[g * group_len..][..group_len];
+        let wq = &w.qs[g * nb * stored..][..nb * stored];
         let wd = &w.d[g * group_len..][..group_len];
         let mut acc = [_mm256_setzero_ps(); R];
-        let blocks = wq.chunks_exact(GROUP).zip(wd.chunks_exact(GROUP)).zip(xp.chunks_exact(BLOCK / 2));
+        let blocks = wq.chunks_exact(stored).zip(wd.chunks_exact(GROUP)).zip(xp.chunks_exact(BLOCK / 2));
         for (b, ((blocks, dw), xp)) in blocks.enumerate() {
             let mut sums = [_mm256_setzero_si256(); R];
-            for (block, xp) in blocks.iter().zip(xp.chunks_exact(2)) {
-                for (half, xp) in xp.iter().enumerate() {
-                    let w = _mm256_cvtepi8_epi16(load_half(block, half));
-                    for (sum, &x) in sums.iter_mut().zip(&xp.0) {
-                        // |w| <= 128 and |x| <= 32767: a pair sums to < 2^24 and a block to < 2^31.
-                        *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(w, _mm256_set1_epi32(x)));
+            if w.nibbles {
+                // Stored block `i` holds slot blocks `i` (low nibbles) and `i + 4` (high nibbles); slot
+                // block `s` holds pairs `2s` and `2s + 1`. Integer sums do not depend on the order.
+                let low_nibbles = _mm256_set1_epi8(0x0F);
+                for (i, block) in blocks.iter().enumerate() {
+                    // SAFETY: `Block` is 32 bytes aligned to 32, exactly what an aligned 256-bit load reads.
+                    let packed = unsafe { _mm256_load_si256(block.0.as_ptr().cast()) };
+                    let low = _mm256_and_si256(packed, low_nibbles);
+                    let high = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low_nibbles);
+                    for (slot, bytes) in [(i, low), (i + 4, high)] {
+                        let halves = [_mm256_castsi256_si128(bytes), _mm256_extracti128_si256::<1>(bytes)];
+                        for (half, bytes) in halves.into_iter().enumerate() {
+                            accumulate(&mut sums, _mm256_cvtepu8_epi16(bytes), &xp[2 * slot + half]);
+                        }
+                    }
+                }
+            } else {
+                for (block, xp) in blocks.iter().zip(xp.chunks_exact(2)) {
+                    for (half, xp) in xp.iter().enumerate() {
+                        accumulate(&mut sums, _mm256_cvtepi8_epi16(load_half(block, half)), xp);
                     }
                 }
             }

@@ -2,7 +2,7 @@
 //! kernels, in the same order, so both produce bit-identical results; they run where AVX2 is absent
 //! and in tests.
 
-use super::{BLOCK, GROUP, InputTile, Weights, X_QUANT_MAX, XBlock, slot};
+use super::{BLOCK, GROUP, InputTile, Weights, X_QUANT_MAX, XBlock, slot, stored_blocks, weight_quant};
 
 /// Quantize one 32-value block to 16 bits: `d = amax / 32767`, `q = round(x / d)` (half away from
 /// zero, NaN to 0, clamped to `±32767`). Returns the scale and `d · f32(Σ q)`.
@@ -57,12 +57,14 @@ pub(super) fn dot_groups(
 ) {
     let rows = xd.len() / nb.max(1);
     let group_len = nb * GROUP;
+    let stored_len = nb * stored_blocks(w.nibbles);
     for (g, results) in results.chunks_exact_mut(rows * GROUP).enumerate() {
         let span = g * group_len..(g + 1) * group_len;
         let group = Weights {
-            qs: &w.qs[span.clone()],
+            qs: &w.qs[g * stored_len..(g + 1) * stored_len],
             d: &w.d[span.clone()],
             m: if w.m.is_empty() { &[] } else { &w.m[span] },
+            nibbles: w.nibbles,
         };
         for (r, out) in results.chunks_exact_mut(GROUP).enumerate() {
             let x = (&xq[r * nb..][..nb], &xd[r * nb..][..nb], &xs[r * nb..][..nb]);
@@ -74,12 +76,13 @@ pub(super) fn dot_groups(
 fn dot_group(w: &Weights<'_>, (xq, xd, xs): (&[XBlock], &[f32], &[f32])) -> [f32; GROUP] {
     let mut acc = [0.0f32; GROUP];
     for (b, ((x, &dx), &sx)) in xq.iter().zip(xd).zip(xs).enumerate() {
-        let blocks = &w.qs[b * GROUP..][..GROUP];
+        let stored = stored_blocks(w.nibbles);
+        let blocks = &w.qs[b * stored..][..stored];
         for (c, acc) in acc.iter_mut().enumerate() {
             let mut sum = 0i32;
             for (e, &x) in x.0.iter().enumerate() {
                 let (block, byte) = slot(c, e);
-                sum += i32::from(blocks[block].0[byte]) * i32::from(x);
+                sum += i32::from(weight_quant(blocks, w.nibbles, block, byte)) * i32::from(x);
             }
             // |sum| <= 32 · 128 · 32767 < 2^31; the conversion rounds to nearest, as `vcvtdq2ps` does.
             #[allow(clippy::cast_precision_loss)]
