@@ -159,7 +159,7 @@ fn print_plan(plan: &DevnetPlan, dir: &std::path::Path) {
         println!("  gateway  {gateway}/v1 (OpenAI-compatible, signs with `{}`)", plan.developer.name);
         println!("chat with the network:");
         println!(
-            "  curl {gateway}/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"What is the capital of France?\"}}]}}'"
+            "  curl {gateway}/v1/chat/completions -H 'Content-Type: application/json' \\\n    -d '{{\"model\": \"{model}\", \"messages\": [{{\"role\": \"user\", \"content\": \"What is the capital of France? Answer in one sentence.\"}}]}}'"
         );
         println!(
             "  python3 -c 'from openai import OpenAI; c = OpenAI(base_url=\"{gateway}/v1\", api_key=\"unused\"); print(c.chat.completions.create(model=\"{model}\", messages=[{{\"role\": \"user\", \"content\": \"Hi!\"}}]).choices[0].message.content)'"

@@ -62,7 +62,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         println!("gonka serve: {} (sha256 {}) listening on http://{addr}", model.name, model.content_hash);
         println!(
-            "try: curl http://{addr}/v1/chat/completions -H 'Content-Type: application/json' \\\n  -d '{{\"model\": \"{}\", \"messages\": [{{\"role\": \"user\", \"content\": \"What is the capital of France?\"}}]}}'",
+            "try: curl http://{addr}/v1/chat/completions -H 'Content-Type: application/json' \\\n  -d '{{\"model\": \"{}\", \"messages\": [{{\"role\": \"user\", \"content\": \"What is the capital of France? Answer in one sentence.\"}}]}}'",
             model.name
         );
         axum::serve(listener, gonka_api::app(state)).with_graceful_shutdown(crate::wait_for_termination()).await?;
