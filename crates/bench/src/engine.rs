@@ -65,16 +65,16 @@ fn render(engine: &Engine, prompt: &str) -> anyhow::Result<Vec<u32>> {
 }
 
 /// One finished request, with the arrival time of every token.
-struct Run {
+pub(crate) struct Run {
     submitted: Instant,
     token_times: Vec<Instant>,
-    tokens: Vec<u32>,
+    pub(crate) tokens: Vec<u32>,
     logprobs: Vec<f32>,
     prompt_tokens: usize,
     reason: FinishReason,
 }
 
-async fn generate(engine: &Engine, request: GenerationRequest) -> anyhow::Result<Run> {
+pub(crate) async fn generate(engine: &Engine, request: GenerationRequest) -> anyhow::Result<Run> {
     let prompt_tokens = request.prompt_tokens.len();
     let submitted = Instant::now();
     let mut stream = engine.submit(request)?;

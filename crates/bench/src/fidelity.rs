@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use gonka_engine::reference::ReferenceModel;
-use gonka_engine::{ChatMessage, Engine, EngineConfig, GenerationEvent, GenerationRequest, Generator};
+use gonka_engine::{ChatMessage, Engine, EngineConfig, GenerationRequest, Generator};
 use serde::{Deserialize, Serialize};
 
 /// The prompt set: `bench/fidelity-prompts.json`.
@@ -160,16 +160,7 @@ async fn greedy(engine: &Engine, prompt_tokens: Vec<u32>, max_tokens: usize) -> 
         top_logprobs: None,
         ignore_eos: false,
     };
-    let mut stream = engine.submit(request)?;
-    let mut ids = Vec::new();
-    while let Some(event) = stream.recv().await {
-        match event {
-            GenerationEvent::Token { id, .. } => ids.push(id),
-            GenerationEvent::Finished { .. } => return Ok(ids),
-            GenerationEvent::Failed(e) => bail!("generation failed: {e}"),
-        }
-    }
-    bail!("the engine closed the stream without finishing")
+    Ok(crate::engine::generate(engine, request).await?.tokens)
 }
 
 /// `gonka bench fidelity`.

