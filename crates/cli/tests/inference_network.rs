@@ -26,10 +26,13 @@ use gonka_primitives::{AccountKey, Address, Amount, Hash, RecoverableSignature, 
 use serde_json::{Value, json};
 
 const MODEL: &str = "SmolLM2-135M-Instruct";
-/// Short expiry so refunds show within seconds: 6 blocks + 1 per 100 reserved tokens.
+/// Short expiry so refunds show within seconds: 20 blocks (the default base) + 1 per 100 reserved
+/// tokens. The base must outlast an answer under load: the burst below runs eight generations at once
+/// on four nodes, and on a two-core CI machine a delivered answer's Start expired at 7 blocks (about
+/// 2 s) before its Finish landed.
 /// The epoch is long enough that the test never leaves epoch 0, whose validation keys genesis names
 /// (no PoC runs: no later epoch would have any).
-const PARAMS: &str = r#"{"inference": {"expiry_base_blocks": 6, "expiry_tokens_per_block": 100},
+const PARAMS: &str = r#"{"inference": {"expiry_base_blocks": 20, "expiry_tokens_per_block": 100},
   "epoch": {"epoch_length": 1000000, "epoch_shift": 10}}"#;
 
 fn body(text: &str, max_tokens: u32, stream: bool) -> Vec<u8> {
