@@ -5,7 +5,8 @@
 //! not depend on the batch it was computed in, on the thread count, or on how work was split:
 //! element `(r, j)` of [`QMatrix::matmul`] is a function of row `r` of the input, weight row `j` and
 //! `k` alone, and the portable scalar kernel performs exactly the same integer and float operations as
-//! the AVX2 one, so machines with and without it agree bit for bit (`docs/engine.md`, ADR 009).
+//! the AVX2 one and its AVX-512 VNNI twin (`vpdpwssd` fusing each multiply-add with its accumulation),
+//! so machines with and without them agree bit for bit (`docs/engine.md`, ADR 009).
 //!
 //! Weights are kept exactly as the GGUF ships them: per block of 32 values an integer quant `q_w` per
 //! value, a scale `d_w` and, for Q4_1, a minimum `m_w` (`w = d_w · q_w + m_w`; Q8_0 has no minimum).
@@ -430,24 +431,33 @@ impl QMatrix {
         let xs = &x.s[rows.start * nb..rows.end * nb];
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => {
+            Isa::Avx2 | Isa::Avx512Vnni => {
                 debug_assert!(
                     rows.start.is_multiple_of(ROW_TILE),
                     "row tiles start at multiples of ROW_TILE"
                 );
                 let pairs = BLOCK / 2 * nb;
                 let xp = &x.pairs[rows.start / ROW_TILE * pairs..][..pairs];
-                // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
+                macro_rules! dispatch {
+                    ($kernel:ident) => {
+                        match rows.len() {
+                            1 => avx2::$kernel::<1>(&w, xp, xd, xs, nb, results),
+                            2 => avx2::$kernel::<2>(&w, xp, xd, xs, nb, results),
+                            3 => avx2::$kernel::<3>(&w, xp, xd, xs, nb, results),
+                            4 => avx2::$kernel::<4>(&w, xp, xd, xs, nb, results),
+                            5 => avx2::$kernel::<5>(&w, xp, xd, xs, nb, results),
+                            6 => avx2::$kernel::<6>(&w, xp, xd, xs, nb, results),
+                            7 => avx2::$kernel::<7>(&w, xp, xd, xs, nb, results),
+                            _ => avx2::$kernel::<8>(&w, xp, xd, xs, nb, results),
+                        }
+                    };
+                }
+                // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time, and
+                // `Isa::Avx512Vnni` after detecting those and AVX-512 F, VL and VNNI.
                 unsafe {
-                    match rows.len() {
-                        1 => avx2::dot_groups::<1>(&w, xp, xd, xs, nb, results),
-                        2 => avx2::dot_groups::<2>(&w, xp, xd, xs, nb, results),
-                        3 => avx2::dot_groups::<3>(&w, xp, xd, xs, nb, results),
-                        4 => avx2::dot_groups::<4>(&w, xp, xd, xs, nb, results),
-                        5 => avx2::dot_groups::<5>(&w, xp, xd, xs, nb, results),
-                        6 => avx2::dot_groups::<6>(&w, xp, xd, xs, nb, results),
-                        7 => avx2::dot_groups::<7>(&w, xp, xd, xs, nb, results),
-                        _ => avx2::dot_groups::<8>(&w, xp, xd, xs, nb, results),
+                    match isa {
+                        Isa::Avx512Vnni => dispatch!(dot_groups_vnni),
+                        _ => dispatch!(dot_groups),
                     }
                 }
             }
@@ -489,15 +499,37 @@ enum Isa {
     /// AVX2 + FMA: `vpmaddwd` on sign-extended weight pairs and 16-bit input pairs.
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    /// The AVX2 kernel with `vpdpwssd` (AVX-512 VNNI on 256-bit registers) fusing each multiply-add
+    /// with its accumulation.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
     Scalar,
 }
 
 impl Isa {
-    /// The fastest instruction set this CPU has.
+    /// The fastest instruction set this CPU has, unless `GONKA_KERNEL_ISA` (`scalar`, `avx2`) asks
+    /// for a slower one — for benchmarks and bit-identity checks on one machine.
     fn detect() -> Self {
+        static DETECTED: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+        *DETECTED.get_or_init(|| {
+            let best = Isa::best();
+            match std::env::var("GONKA_KERNEL_ISA").as_deref() {
+                Ok("scalar") => Isa::Scalar,
+                #[cfg(target_arch = "x86_64")]
+                Ok("avx2") if best != Isa::Scalar => Isa::Avx2,
+                _ => best,
+            }
+        })
+    }
+
+    /// The fastest instruction set this CPU has.
+    fn best() -> Self {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Isa::Avx2;
+            let vnni = is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512vl")
+                && is_x86_feature_detected!("avx512vnni");
+            return if vnni { Isa::Avx512Vnni } else { Isa::Avx2 };
         }
         Isa::Scalar
     }
@@ -507,8 +539,10 @@ impl Isa {
     fn available() -> Vec<Self> {
         let mut isas = vec![Isa::Scalar];
         #[cfg(target_arch = "x86_64")]
-        if Isa::detect() != Isa::Scalar {
-            isas.push(Isa::Avx2);
+        match Isa::best() {
+            Isa::Avx512Vnni => isas.extend([Isa::Avx2, Isa::Avx512Vnni]),
+            Isa::Avx2 => isas.push(Isa::Avx2),
+            Isa::Scalar => {}
         }
         isas
     }
@@ -556,7 +590,7 @@ impl QuantRows {
         set_len_reusing(&mut rows.s, m * nb, 0.0);
         let pairs = match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => m.div_ceil(ROW_TILE) * nb * BLOCK / 2,
+            Isa::Avx2 | Isa::Avx512Vnni => m.div_ceil(ROW_TILE) * nb * BLOCK / 2,
             Isa::Scalar => 0,
         };
         set_len_reusing(&mut rows.pairs, pairs, PairRows::ZERO);
@@ -603,9 +637,9 @@ struct InputTile<'a> {
 impl InputTile<'_> {
     fn quantize(self, isa: Isa, nb: usize) {
         match isa {
-            // SAFETY: `Isa::Avx2` is only constructed after detecting AVX2 and FMA at run time.
+            // SAFETY: both are only constructed after detecting AVX2 and FMA at run time.
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { avx2::quantize_tile(self, nb) },
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { avx2::quantize_tile(self, nb) },
             Isa::Scalar => scalar::quantize_tile(self),
         }
     }

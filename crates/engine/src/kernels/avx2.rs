@@ -1,8 +1,10 @@
-//! AVX2 + FMA kernels. Every function here performs exactly the float operations of its counterpart
-//! in `scalar.rs`, in the same order, so results are bit-identical to the reference.
+//! AVX2 + FMA kernels, and the matrix kernel's AVX-512 VNNI twin (`dot_groups_vnni`, on 256-bit
+//! registers). Every function here performs exactly the float operations of its counterpart in
+//! `scalar.rs`, in the same order, so results are bit-identical to the reference.
 //!
-//! Callers must have checked `is_x86_feature_detected!("avx2")` and `("fma")`: that is the safety
-//! contract of calling any `#[target_feature]` function below.
+//! Callers must have checked `is_x86_feature_detected!("avx2")` and `("fma")`, and for the VNNI
+//! kernel also `avx512f`, `avx512vl` and `avx512vnni`: that is the safety contract of calling any
+//! `#[target_feature]` function below.
 
 // The intrinsics are the vocabulary of this module.
 use std::arch::x86_64::*;
@@ -133,82 +135,106 @@ fn accumulate<const R: usize>(sums: &mut [__m256i; R], w: __m256i, xp: &PairRows
     }
 }
 
-/// Dot products of `R` quantized rows against consecutive feature groups.
-///
-/// `w` holds whole groups in the interleaved layout of `QMatrix`; `xp` is one row tile of
-/// `QuantRows::pairs` (rows `R..` unused), `xd` and `xs` the scales and scaled sums of its `R` rows;
-/// `results[(g * R + r) * GROUP + c]` receives the dot of row `r` with feature `c` of group `g`.
-///
-/// Per quant pair, the pairs of the group's 8 features are sign-extended to i16 once and used by all
-/// `R` rows: each row broadcasts its own pair and one `vpmaddwd` forms the exact products, lane `c` for
-/// feature `c`. Every (row, group) pair has its own integer block sum and f32 accumulator, so a result
-/// depends neither on `R` nor on the other rows.
-#[target_feature(enable = "avx2,fma")]
-pub(super) fn dot_groups<const R: usize>(
-    w: &Weights<'_>,
-    xp: &[PairRows],
-    xd: &[f32],
-    xs: &[f32],
-    nb: usize,
-    results: &mut [f32],
-) {
-    let groups = results.len() / (R * GROUP);
-    let minimums = !w.m.is_empty();
-    let stored_len = groups * nb * stored_blocks(w.nibbles);
-    assert!(w.qs.len() == stored_len && w.d.len() == groups * nb * GROUP, "whole groups");
-    assert!(!minimums || w.m.len() == w.d.len(), "one minimum per scale");
-    assert!(xp.len() == nb * BLOCK / 2 && xd.len() == R * nb && xs.len() == R * nb, "one row tile");
-    let x_scales: [&[f32]; R] = std::array::from_fn(|r| &xd[r * nb..][..nb]);
-    let x_sums: [&[f32]; R] = std::array::from_fn(|r| &xs[r * nb..][..nb]);
-    let group_len = nb * GROUP;
-    let stored = stored_blocks(w.nibbles);
-    for (g, results) in results.chunks_exact_mut(R * GROUP).enumerate() {
-        let wq = &w.qs[g * nb * stored..][..nb * stored];
-        let wd = &w.d[g * group_len..][..group_len];
-        let mut acc = [_mm256_setzero_ps(); R];
-        let blocks = wq.chunks_exact(stored).zip(wd.chunks_exact(GROUP)).zip(xp.chunks_exact(BLOCK / 2));
-        for (b, ((blocks, dw), xp)) in blocks.enumerate() {
-            let mut sums = [_mm256_setzero_si256(); R];
-            if w.nibbles {
-                // Stored block `i` holds slot blocks `i` (low nibbles) and `i + 4` (high nibbles); slot
-                // block `s` holds pairs `2s` and `2s + 1`. Integer sums do not depend on the order.
-                let low_nibbles = _mm256_set1_epi8(0x0F);
-                for (i, block) in blocks.iter().enumerate() {
-                    // SAFETY: `Block` is 32 bytes aligned to 32, exactly what an aligned 256-bit load reads.
-                    let packed = unsafe { _mm256_load_si256(block.0.as_ptr().cast()) };
-                    let low = _mm256_and_si256(packed, low_nibbles);
-                    let high = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low_nibbles);
-                    for (slot, bytes) in [(i, low), (i + 4, high)] {
-                        let halves = [_mm256_castsi256_si128(bytes), _mm256_extracti128_si256::<1>(bytes)];
-                        for (half, bytes) in halves.into_iter().enumerate() {
-                            accumulate(&mut sums, _mm256_cvtepu8_epi16(bytes), &xp[2 * slot + half]);
+/// [`accumulate`] in one instruction per row: `vpdpwssd` multiplies the i16 pairs and adds both
+/// products to the lane, the same exact integer sum without the separate `vpaddd` (AVX-512 VNNI on
+/// 256-bit registers).
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl,avx512vnni")]
+fn accumulate_vnni<const R: usize>(sums: &mut [__m256i; R], w: __m256i, xp: &PairRows) {
+    for (sum, &x) in sums.iter_mut().zip(&xp.0) {
+        // Exact for the same bounds as `accumulate`: no sum comes near the i32 range.
+        *sum = _mm256_dpwssd_epi32(*sum, w, _mm256_set1_epi32(x));
+    }
+}
+
+/// Generates a `dot_groups` kernel for one instruction set: the body is shared so that both kernels
+/// perform the same integer and float operations in the same order, and `$accumulate` (inlined under
+/// `$features`) is the only difference.
+macro_rules! dot_groups_kernel {
+    ($name:ident, $features:literal, $accumulate:ident) => {
+        /// Dot products of `R` quantized rows against consecutive feature groups.
+        ///
+        /// `w` holds whole groups in the interleaved layout of `QMatrix`; `xp` is one row tile of
+        /// `QuantRows::pairs` (rows `R..` unused), `xd` and `xs` the scales and scaled sums of its `R` rows;
+        /// `results[(g * R + r) * GROUP + c]` receives the dot of row `r` with feature `c` of group `g`.
+        ///
+        /// Per quant pair, the pairs of the group's 8 features are extended to i16 once and used by
+        /// all `R` rows: each row broadcasts its own pair and one `vpmaddwd` (`vpdpwssd`, which also
+        /// adds) forms the exact products, lane `c` for feature `c`. Every (row, group) pair has its
+        /// own integer block sum and f32 accumulator, so a result
+        /// depends neither on `R` nor on the other rows.
+        #[target_feature(enable = $features)]
+        pub(super) fn $name<const R: usize>(
+            w: &Weights<'_>,
+            xp: &[PairRows],
+            xd: &[f32],
+            xs: &[f32],
+            nb: usize,
+            results: &mut [f32],
+        ) {
+            let groups = results.len() / (R * GROUP);
+            let minimums = !w.m.is_empty();
+            let stored_len = groups * nb * stored_blocks(w.nibbles);
+            assert!(w.qs.len() == stored_len && w.d.len() == groups * nb * GROUP, "whole groups");
+            assert!(!minimums || w.m.len() == w.d.len(), "one minimum per scale");
+            assert!(xp.len() == nb * BLOCK / 2 && xd.len() == R * nb && xs.len() == R * nb, "one row tile");
+            let x_scales: [&[f32]; R] = std::array::from_fn(|r| &xd[r * nb..][..nb]);
+            let x_sums: [&[f32]; R] = std::array::from_fn(|r| &xs[r * nb..][..nb]);
+            let group_len = nb * GROUP;
+            let stored = stored_blocks(w.nibbles);
+            for (g, results) in results.chunks_exact_mut(R * GROUP).enumerate() {
+                let wq = &w.qs[g * nb * stored..][..nb * stored];
+                let wd = &w.d[g * group_len..][..group_len];
+                let mut acc = [_mm256_setzero_ps(); R];
+                let blocks =
+                    wq.chunks_exact(stored).zip(wd.chunks_exact(GROUP)).zip(xp.chunks_exact(BLOCK / 2));
+                for (b, ((blocks, dw), xp)) in blocks.enumerate() {
+                    let mut sums = [_mm256_setzero_si256(); R];
+                    if w.nibbles {
+                        // Stored block `i` holds slot blocks `i` (low nibbles) and `i + 4` (high nibbles); slot
+                        // block `s` holds pairs `2s` and `2s + 1`. Integer sums do not depend on the order.
+                        let low_nibbles = _mm256_set1_epi8(0x0F);
+                        for (i, block) in blocks.iter().enumerate() {
+                            // SAFETY: `Block` is 32 bytes aligned to 32, exactly what an aligned 256-bit load reads.
+                            let packed = unsafe { _mm256_load_si256(block.0.as_ptr().cast()) };
+                            let low = _mm256_and_si256(packed, low_nibbles);
+                            let high = _mm256_and_si256(_mm256_srli_epi16::<4>(packed), low_nibbles);
+                            for (slot, bytes) in [(i, low), (i + 4, high)] {
+                                let halves =
+                                    [_mm256_castsi256_si128(bytes), _mm256_extracti128_si256::<1>(bytes)];
+                                for (half, bytes) in halves.into_iter().enumerate() {
+                                    $accumulate(&mut sums, _mm256_cvtepu8_epi16(bytes), &xp[2 * slot + half]);
+                                }
+                            }
+                        }
+                    } else {
+                        for (block, xp) in blocks.iter().zip(xp.chunks_exact(2)) {
+                            for (half, xp) in xp.iter().enumerate() {
+                                $accumulate(&mut sums, _mm256_cvtepi8_epi16(load_half(block, half)), xp);
+                            }
+                        }
+                    }
+                    let dw = load_f32x8(dw);
+                    for ((acc, sum), xd) in acc.iter_mut().zip(sums).zip(&x_scales) {
+                        // Rounds to nearest like the scalar `as f32`.
+                        let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xd[b]));
+                        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *acc);
+                    }
+                    if minimums {
+                        let wm = load_f32x8(&w.m[g * group_len + b * GROUP..][..GROUP]);
+                        for (acc, xs) in acc.iter_mut().zip(&x_sums) {
+                            *acc = _mm256_fmadd_ps(wm, _mm256_set1_ps(xs[b]), *acc);
                         }
                     }
                 }
-            } else {
-                for (block, xp) in blocks.iter().zip(xp.chunks_exact(2)) {
-                    for (half, xp) in xp.iter().enumerate() {
-                        accumulate(&mut sums, _mm256_cvtepi8_epi16(load_half(block, half)), xp);
-                    }
-                }
-            }
-            let dw = load_f32x8(dw);
-            for ((acc, sum), xd) in acc.iter_mut().zip(sums).zip(&x_scales) {
-                // Rounds to nearest like the scalar `as f32`.
-                let scale = _mm256_mul_ps(dw, _mm256_set1_ps(xd[b]));
-                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, *acc);
-            }
-            if minimums {
-                let wm = load_f32x8(&w.m[g * group_len + b * GROUP..][..GROUP]);
-                for (acc, xs) in acc.iter_mut().zip(&x_sums) {
-                    *acc = _mm256_fmadd_ps(wm, _mm256_set1_ps(xs[b]), *acc);
+                for (acc, out) in acc.iter().zip(results.chunks_exact_mut(GROUP)) {
+                    assert!(out.len() == GROUP, "a group result holds 8 floats");
+                    // SAFETY: the assert above keeps the unaligned 8-float store inside `out`.
+                    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), *acc) };
                 }
             }
         }
-        for (acc, out) in acc.iter().zip(results.chunks_exact_mut(GROUP)) {
-            assert!(out.len() == GROUP, "a group result holds 8 floats");
-            // SAFETY: the assert above keeps the unaligned 8-float store inside `out`.
-            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), *acc) };
-        }
-    }
+    };
 }
+
+dot_groups_kernel!(dot_groups, "avx2,fma", accumulate);
+dot_groups_kernel!(dot_groups_vnni, "avx2,fma,avx512f,avx512vl,avx512vnni", accumulate_vnni);
