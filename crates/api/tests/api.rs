@@ -74,7 +74,8 @@ async fn sampling_parameters_reach_the_generator() {
         chat_body(),
         json!({"temperature": 0.5, "top_p": 0.9, "top_k": 40, "seed": -2, "stop": "\n\n",
                "max_completion_tokens": 3, "logprobs": true, "top_logprobs": 2, "user": "u-1",
-               "presence_penalty": 0, "response_format": {"type": "text"}, "some_future_field": {"x": 1}}),
+               "presence_penalty": 0.5, "frequency_penalty": -1.25, "logit_bias": {"17": -100, "3": 2.5},
+               "response_format": {"type": "text"}, "some_future_field": {"x": 1}}),
     );
     let answer = send(&router, post_chat(&body)).await;
     assert_eq!(answer.status, StatusCode::OK, "body: {}", answer.text());
@@ -91,6 +92,9 @@ async fn sampling_parameters_reach_the_generator() {
     assert_eq!(request.stop, vec!["\n\n".to_owned()]);
     assert_eq!(request.max_tokens, 3);
     assert_eq!(request.top_logprobs, Some(2));
+    let adjustments = &request.sampling.adjustments;
+    assert_eq!((adjustments.presence_penalty, adjustments.frequency_penalty), (0.5, -1.25));
+    assert_eq!(adjustments.logit_bias, vec![(3, 2.5), (17, -100.0)], "by token id");
 }
 
 #[tokio::test]
@@ -353,10 +357,25 @@ fn malformed_requests() -> Vec<Case> {
         chat_case("stop with 5 entries", json!({"stop": ["a", "b", "c", "d", "e"]}), bad, Some("stop")),
         chat_case("empty stop sequence", json!({"stop": [""]}), bad, Some("stop")),
         chat_case(
-            "non-zero presence_penalty",
-            json!({"presence_penalty": 0.5}),
+            "presence_penalty above 2",
+            json!({"presence_penalty": 2.5}),
             bad,
             Some("presence_penalty"),
+        ),
+        chat_case(
+            "frequency_penalty below -2",
+            json!({"frequency_penalty": -3}),
+            bad,
+            Some("frequency_penalty"),
+        ),
+        chat_case("logit_bias of the wrong type", json!({"logit_bias": [1, 2]}), bad, Some("logit_bias")),
+        chat_case("logit_bias naming no token", json!({"logit_bias": {"-5": 1}}), bad, Some("logit_bias.-5")),
+        chat_case("logit_bias above 100", json!({"logit_bias": {"42": 101}}), bad, Some("logit_bias.42")),
+        chat_case(
+            "logit_bias of too many tokens",
+            json!({"logit_bias": (0..1025).map(|i| (i.to_string(), json!(1))).collect::<serde_json::Map<_, _>>()}),
+            bad,
+            Some("logit_bias"),
         ),
         chat_case(
             "json response_format",

@@ -225,7 +225,7 @@ pub(crate) async fn scoring_gap(args: GapArgs) -> anyhow::Result<()> {
         for (i, prompt) in group.iter().enumerate() {
             let tokens = render(&engine, prompt)?;
             let seed = (group_index * 8 + i) as u64;
-            let sampling = SamplingParams { temperature: 1.0, top_p: 0.95, top_k: 0, seed };
+            let sampling = SamplingParams { top_p: 0.95, seed, ..SamplingParams::default() };
             pending.push((tokens.clone(), request(tokens, args.max_tokens, sampling, true)));
         }
         let runs = futures::future::join_all(pending.iter().map(|(_, r)| generate(&engine, r.clone()))).await;

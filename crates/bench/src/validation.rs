@@ -46,19 +46,23 @@ pub struct Case {
 }
 
 /// `count` requests over `prompts`: greedy and seeded sampling (temperature 0.7, 1.0 with top-p 0.9,
-/// some with their own seed), several answer lengths and prompt lengths (a prompt repeated up to three
+/// some with their own seed, some with presence and frequency penalties and a logit bias), several
+/// answer lengths and prompt lengths (a prompt repeated up to three
 /// times), in a fixed order.
 pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
     (0..count)
         .map(|i| {
             let prompt = prompts[i % prompts.len()].repeat(1 + i % 3);
             let max_tokens = [8u32, 16, 48, 96][i % 4];
-            let sampling = match i % 5 {
+            let sampling = match i % 6 {
                 0 => json!({"temperature": 0.0}),
                 1 => json!({"temperature": 0.7}),
                 2 => json!({"temperature": 1.0, "top_p": 0.9}),
                 3 => json!({"temperature": 1.0, "seed": i}),
-                _ => json!({"temperature": 0.8, "top_k": 40}),
+                4 => json!({"temperature": 0.8, "top_k": 40}),
+                // Penalties, and biases on two arbitrary token ids.
+                _ => json!({"temperature": 0.9, "presence_penalty": 0.8, "frequency_penalty": 0.4,
+                            "logit_bias": {"13": -2.5, "1030": 1.5}}),
             };
             let mut body = json!({
                 "model": gonka_engine::store::DEFAULT_MODEL.name,

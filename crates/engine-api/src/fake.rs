@@ -319,7 +319,7 @@ mod tests {
     fn request(prompt: Vec<u32>, temperature: f32, seed: u64) -> GenerationRequest {
         GenerationRequest {
             prompt_tokens: prompt,
-            sampling: SamplingParams { temperature, top_p: 1.0, top_k: 0, seed },
+            sampling: SamplingParams { temperature, seed, ..SamplingParams::default() },
             max_tokens: 64,
             stop: Vec::new(),
             top_logprobs: Some(3),
@@ -352,7 +352,7 @@ mod tests {
                 prompt_tokens: prompt,
                 completion_tokens: ids.clone(),
                 top_k: 3,
-                sampling: Some(SamplingParams { temperature: 0.8, top_p: 1.0, top_k: 0, seed: 7 }),
+                sampling: Some(SamplingParams { temperature: 0.8, seed: 7, ..SamplingParams::default() }),
             })
             .await
             .expect("scores");

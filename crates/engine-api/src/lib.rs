@@ -7,6 +7,7 @@
 
 pub mod fake;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -24,11 +25,75 @@ pub struct SamplingParams {
     pub top_k: usize,
     /// Seed of the request's own random stream: the same seed and request give the same tokens.
     pub seed: u64,
+    /// Penalties and biases added to the logits before every draw (none by default).
+    #[serde(default, skip_serializing_if = "LogitAdjustments::is_none")]
+    pub adjustments: LogitAdjustments,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 1.0, top_p: 1.0, top_k: 0, seed: 0 }
+        Self { temperature: 1.0, top_p: 1.0, top_k: 0, seed: 0, adjustments: LogitAdjustments::default() }
+    }
+}
+
+/// OpenAI's `presence_penalty`, `frequency_penalty` and `logit_bias`: what the sampler adds to the
+/// model's logits before it draws (`docs/spec/validation.md` §3.1). They change only the distribution
+/// the draw walks; reported logprobs stay the model's own. Every engine applies them through
+/// [`LogitAdjustments::apply`], so a validator replaying a draw rebuilds exactly the logits it was made
+/// from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogitAdjustments {
+    /// Subtracted once from the logit of every token already generated (OpenAI: −2 to 2).
+    pub presence_penalty: f32,
+    /// Subtracted from the logit of every token once per time it was already generated (−2 to 2).
+    pub frequency_penalty: f32,
+    /// `(token id, bias)` added to that token's logit (−100 to 100; ±100 bans or forces it), ids
+    /// strictly increasing.
+    pub logit_bias: Vec<(u32, f32)>,
+}
+
+impl LogitAdjustments {
+    /// Whether nothing is adjusted: the sampler then draws from the model's logits as they are.
+    pub fn is_none(&self) -> bool {
+        !self.penalizes() && self.logit_bias.is_empty()
+    }
+
+    /// Whether the logits depend on the tokens generated so far.
+    pub fn penalizes(&self) -> bool {
+        self.presence_penalty != 0.0 || self.frequency_penalty != 0.0
+    }
+
+    /// The completion tokens before a position as [`LogitAdjustments::apply`] takes them: how many
+    /// times each token id occurs (empty when nothing penalizes, since then counts change nothing).
+    pub fn counts(&self, previous: &[u32]) -> BTreeMap<u32, u32> {
+        let mut counts = BTreeMap::new();
+        if self.penalizes() {
+            for &token in previous {
+                *counts.entry(token).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// Adjusts `logits` (one position's row) in place, given how many times each token was generated
+    /// before this position (`counts`): for a token generated `c > 0` times,
+    /// `logit − (frequency_penalty · c + presence_penalty)`, all in f32; then every biased token gets
+    /// `+ bias`. Ids outside `logits` are skipped (engines refuse such biases before generating).
+    pub fn apply(&self, logits: &mut [f32], counts: &BTreeMap<u32, u32>) {
+        if self.penalizes() {
+            for (&token, &count) in counts {
+                if let Some(logit) = logits.get_mut(token as usize) {
+                    #[allow(clippy::cast_precision_loss)]
+                    let penalty = self.frequency_penalty * count as f32 + self.presence_penalty;
+                    *logit -= penalty;
+                }
+            }
+        }
+        for &(token, bias) in &self.logit_bias {
+            if let Some(logit) = logits.get_mut(token as usize) {
+                *logit += bias;
+            }
+        }
     }
 }
 

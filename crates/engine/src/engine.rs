@@ -255,6 +255,23 @@ impl Engine {
         if request.prompt_tokens.iter().any(|t| *t as usize >= vocab) {
             return invalid("messages", "prompt holds a token id outside the vocabulary".into());
         }
+        let adjustments = &s.adjustments;
+        for (param, penalty) in [
+            ("presence_penalty", adjustments.presence_penalty),
+            ("frequency_penalty", adjustments.frequency_penalty),
+        ] {
+            if !penalty.is_finite() {
+                return invalid(param, "must be a finite number".into());
+            }
+        }
+        if let Some((id, _)) =
+            adjustments.logit_bias.iter().find(|(id, bias)| *id as usize >= vocab || !bias.is_finite())
+        {
+            return invalid(
+                "logit_bias",
+                format!("token {id} is not in the vocabulary of {vocab} tokens, or its bias is not finite"),
+            );
+        }
         let needed = request.prompt_tokens.len() + request.max_tokens;
         if needed > self.info.context_length {
             return Err(EngineError::ContextLengthExceeded {

@@ -3,8 +3,8 @@
 
 pub use gonka_engine_api::{
     Backend, ChatMessage, CompletionText, EngineError, FinishReason, GenerationDefaults, GenerationEvent,
-    GenerationRequest, GenerationStream, Generator, ModelInfo, PositionLogprobs, Replay, SamplingParams,
-    ScoreFuture, ScoreRequest, ScoredPosition, Scorer, TokenLogprob, Usage,
+    GenerationRequest, GenerationStream, Generator, LogitAdjustments, ModelInfo, PositionLogprobs, Replay,
+    SamplingParams, ScoreFuture, ScoreRequest, ScoredPosition, Scorer, TokenLogprob, Usage,
 };
 
 pub mod chat;

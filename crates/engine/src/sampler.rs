@@ -8,6 +8,7 @@
 //! stability.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use gonka_engine_api::{Replay, draw_candidates, greedy_replay, sampling_uniform};
 
@@ -22,6 +23,10 @@ pub struct Sampler {
     params: SamplingParams,
     /// The position of the next token drawn (completion tokens so far).
     position: u64,
+    /// How many times each token was drawn so far (kept only when the request has penalties).
+    counts: BTreeMap<u32, u32>,
+    /// The adjusted copy of a position's logits (reused; empty when nothing is adjusted).
+    adjusted: Vec<f32>,
 }
 
 /// Order by logit descending, then id ascending; NaN sorts last.
@@ -101,22 +106,47 @@ pub fn log_sum_exp(logits: &[f32]) -> f32 {
 impl Sampler {
     /// A sampler for a request's first completion position.
     pub fn new(params: SamplingParams) -> Self {
-        Self { params, position: 0 }
+        Self { params, position: 0, counts: BTreeMap::new(), adjusted: Vec::new() }
     }
 
-    /// Pick the next token from raw logits.
+    /// Pick the next token from the model's logits (penalties and biases of the request applied to a
+    /// copy).
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
-        let drawn = draw(&self.params, logits, self.position, None).drawn;
+        let adjustments = &self.params.adjustments;
+        let drawn = if adjustments.is_none() {
+            draw(&self.params, logits, self.position, None).drawn
+        } else {
+            self.adjusted.clear();
+            self.adjusted.extend_from_slice(logits);
+            adjustments.apply(&mut self.adjusted, &self.counts);
+            draw(&self.params, &self.adjusted, self.position, None).drawn
+        };
+        if adjustments.penalizes() {
+            *self.counts.entry(drawn).or_insert(0) += 1;
+        }
         self.position += 1;
         drawn
     }
 }
 
-/// What the seeded sampler of `params` draws at completion position `position` from `logits`, and how
-/// far `token` is from being drawn there: what a validator checks at every position of an answer
+/// What the seeded sampler of `params` draws at completion position `position` from the model's
+/// `logits` after the completion tokens `previous` (the request's penalties count them), and how far
+/// `token` is from being drawn there: what a validator checks at every position of an answer
 /// (`docs/spec/validation.md` §3). Generation draws through the same code.
-pub fn replay(params: &SamplingParams, logits: &[f32], position: u64, token: u32) -> Replay {
-    draw(params, logits, position, Some(token))
+pub fn replay(
+    params: &SamplingParams,
+    logits: &[f32],
+    position: u64,
+    token: u32,
+    previous: &[u32],
+) -> Replay {
+    let adjustments = &params.adjustments;
+    if adjustments.is_none() {
+        return draw(params, logits, position, Some(token));
+    }
+    let mut adjusted = logits.to_vec();
+    adjustments.apply(&mut adjusted, &adjustments.counts(previous));
+    draw(params, &adjusted, position, Some(token))
 }
 
 fn draw(p: &SamplingParams, logits: &[f32], position: u64, given: Option<u32>) -> Replay {
@@ -183,9 +213,10 @@ fn draw(p: &SamplingParams, logits: &[f32], position: u64, given: Option<u32>) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gonka_engine_api::LogitAdjustments;
 
     fn params(temperature: f32, top_p: f32, top_k: usize, seed: u64) -> SamplingParams {
-        SamplingParams { temperature, top_p, top_k, seed }
+        SamplingParams { temperature, top_p, top_k, seed, ..SamplingParams::default() }
     }
 
     fn logits() -> Vec<f32> {
@@ -262,9 +293,11 @@ mod tests {
     /// Replays each drawn position of `params` over `l` and checks the replay agrees with the draw.
     fn replay_agrees(params: &SamplingParams, l: &[f32], positions: u64) {
         let mut s = Sampler::new(params.clone());
+        let mut previous = Vec::new();
         for position in 0..positions {
             let token = s.sample(l);
-            assert_eq!(replay(params, l, position, token), Replay { drawn: token, margin: 0.0 });
+            assert_eq!(replay(params, l, position, token, &previous), Replay { drawn: token, margin: 0.0 });
+            previous.push(token);
         }
     }
 
@@ -286,27 +319,91 @@ mod tests {
         let p = params(1.0, 1.0, 0, 21);
         let drawn = Sampler::new(p.clone()).sample(&l);
         let other = if drawn == 2 { 7 } else { 2 };
-        let r = replay(&p, &l, 0, other);
+        let r = replay(&p, &l, 0, other, &[]);
         assert_eq!(r.drawn, drawn);
         assert!(r.margin > 0.0 && r.margin < 0.5, "margin {}", r.margin);
         // A token outside the nucleus cannot be drawn at all.
         let nucleus = params(1.0, 0.4, 0, 21);
         let best = top_k_ids(&l, 1)[0];
-        assert_eq!(replay(&nucleus, &l, 0, 7).margin, if best == 7 { 0.0 } else { 1.0 });
+        assert_eq!(replay(&nucleus, &l, 0, 7, &[]).margin, if best == 7 { 0.0 } else { 1.0 });
     }
 
     #[test]
     fn greedy_replay_measures_the_probability_gap_and_ties_go_to_the_lower_id() {
         let l = [0.0f32, 2.0, 2.0, 1.0];
         let p = params(0.0, 1.0, 0, 1);
-        assert_eq!(replay(&p, &l, 0, 1), Replay { drawn: 1, margin: 0.0 });
-        let tie = replay(&p, &l, 0, 2);
+        assert_eq!(replay(&p, &l, 0, 1, &[]), Replay { drawn: 1, margin: 0.0 });
+        let tie = replay(&p, &l, 0, 2, &[]);
         assert_eq!(tie.drawn, 1);
         assert!(tie.margin > 0.0 && tie.margin < 1e-6, "a tie is a hair from being drawn: {}", tie.margin);
-        let third = replay(&p, &l, 0, 3);
+        let third = replay(&p, &l, 0, 3, &[]);
         let lse = log_sum_exp(&l);
         let gap = (2.0 - lse).exp() - (1.0 - lse).exp();
         assert!((third.margin - gap).abs() < 1e-6);
+    }
+
+    fn adjusted(
+        params: &SamplingParams,
+        presence: f32,
+        frequency: f32,
+        bias: &[(u32, f32)],
+    ) -> SamplingParams {
+        let adjustments = LogitAdjustments {
+            presence_penalty: presence,
+            frequency_penalty: frequency,
+            logit_bias: bias.to_vec(),
+        };
+        SamplingParams { adjustments, ..params.clone() }
+    }
+
+    #[test]
+    fn logit_bias_bans_and_forces_tokens() {
+        let l = logits();
+        let best = top_k_ids(&l, 1)[0];
+        let banned = adjusted(&params(0.0, 1.0, 0, 1), 0.0, 0.0, &[(best, -100.0)]);
+        assert_ne!(Sampler::new(banned).sample(&l), best);
+        let forced = adjusted(&params(1.0, 1.0, 0, 1), 0.0, 0.0, &[(17, 100.0)]);
+        let mut s = Sampler::new(forced);
+        assert!((0..50).all(|_| s.sample(&l) == 17));
+    }
+
+    #[test]
+    fn penalties_push_greedy_away_from_repeating_itself() {
+        // Greedy repeats the best token for ever; a presence penalty larger than the gap to the second
+        // best moves it to that token once, and a frequency penalty keeps growing with each use.
+        let mut l = vec![0.0f32; 10];
+        l[3] = 2.0;
+        l[5] = 1.5;
+        let greedy = params(0.0, 1.0, 0, 1);
+        let mut plain = Sampler::new(greedy.clone());
+        assert!((0..5).all(|_| plain.sample(&l) == 3));
+        let mut presence = Sampler::new(adjusted(&greedy, 1.0, 0.0, &[]));
+        let drawn: Vec<u32> = (0..4).map(|_| presence.sample(&l)).collect();
+        assert_eq!(drawn, [3, 5, 3, 3], "after both were used once the penalty no longer grows");
+        let mut frequency = Sampler::new(adjusted(&greedy, 0.0, 1.0, &[]));
+        let drawn: Vec<u32> = (0..4).map(|_| frequency.sample(&l)).collect();
+        assert_eq!(drawn, [3, 5, 3, 5]);
+    }
+
+    #[test]
+    fn replay_with_adjustments_rebuilds_the_distribution_from_the_previous_tokens() {
+        let l = logits();
+        for p in [
+            adjusted(&params(1.0, 1.0, 0, 3), 0.5, 0.3, &[(5, 2.0), (900, -3.0)]),
+            adjusted(&params(0.7, 0.9, 40, 4), 1.5, 0.0, &[]),
+            adjusted(&params(0.0, 1.0, 0, 6), 0.0, 2.0, &[(1, 1.0)]),
+            adjusted(&params(1.0, 1.0, 0, 7), -2.0, 0.0, &[]),
+        ] {
+            replay_agrees(&p, &l, 40);
+        }
+        // Replayed without the history, a penalized answer no longer matches: the penalty is checked.
+        let p = adjusted(&params(0.0, 1.0, 0, 1), 0.0, 10.0, &[]);
+        let mut s = Sampler::new(p.clone());
+        let first = s.sample(&l);
+        let second = s.sample(&l);
+        assert_ne!(first, second);
+        assert!(replay(&p, &l, 1, second, &[]).margin > 0.0);
+        assert_eq!(replay(&p, &l, 1, second, &[first]).margin, 0.0);
     }
 
     #[test]

@@ -54,7 +54,8 @@ pub fn score(
         model.pool().run(n_rows, |i| {
             let row = &logits[i * vocab..][..vocab];
             let mut position = score_position(row, tokens[i], top_k);
-            position.replay = sampling.map(|s| replay(s, row, (first_position + i) as u64, tokens[i]));
+            let at = first_position + i;
+            position.replay = sampling.map(|s| replay(s, row, at as u64, tokens[i], &completion[..at]));
             if let Ok(mut slot) = slots[i].lock() {
                 *slot = Some(position);
             }

@@ -60,7 +60,8 @@ fn same_seed_gives_same_tokens_at_temperature_one() {
     let prompt = user(&engine, "Write a short poem about the sea.");
     let run = |seed| {
         let mut request = greedy(prompt.clone(), 24);
-        request.sampling = SamplingParams { temperature: 1.0, top_p: 0.95, top_k: 50, seed };
+        request.sampling =
+            SamplingParams { temperature: 1.0, top_p: 0.95, top_k: 50, seed, ..SamplingParams::default() };
         runtime().block_on(collect(engine.submit(request).expect("submits"))).ids
     };
     assert_eq!(run(42), run(42));
@@ -209,7 +210,7 @@ fn scoring_reproduces_generation_logprobs() {
             .map(|(i, p)| {
                 let prompt = user(&engine, p);
                 let mut request = greedy(prompt.clone(), 32);
-                request.sampling = SamplingParams { temperature: 1.0, top_p: 1.0, top_k: 0, seed: i as u64 };
+                request.sampling = SamplingParams { seed: i as u64, ..SamplingParams::default() };
                 request.top_logprobs = Some(5);
                 (prompt, engine.submit(request).expect("submits"))
             })
@@ -227,4 +228,46 @@ fn scoring_reproduces_generation_logprobs() {
             }
         }
     });
+}
+
+/// Penalties and logit biases change the distribution every draw walks (issue 16, item 3); a validator
+/// replaying the seeded sampler with the request's adjustments and the answer's earlier tokens finds
+/// every token exactly where the draw put it, and without them finds the answer off its draws.
+#[test]
+fn penalized_and_biased_answers_replay_exactly_and_only_with_their_adjustments() {
+    use gonka_engine::{LogitAdjustments, ScoreRequest, Scorer};
+    let engine = engine(EngineConfig::default());
+    let prompt = user(&engine, "Repeat the word hello ten times.");
+    let plain = runtime().block_on(collect(engine.submit(greedy(prompt.clone(), 24)).expect("submits")));
+    // Ban the plain answer's first token and penalize repetition hard.
+    let adjustments = LogitAdjustments {
+        presence_penalty: 1.5,
+        frequency_penalty: 0.5,
+        logit_bias: vec![(plain.ids[0], -100.0)],
+    };
+    for temperature in [0.0, 1.0] {
+        let sampling = SamplingParams {
+            temperature,
+            seed: 9,
+            adjustments: adjustments.clone(),
+            ..SamplingParams::default()
+        };
+        let mut request = greedy(prompt.clone(), 24);
+        request.sampling = sampling.clone();
+        let got = runtime().block_on(collect(engine.submit(request).expect("submits")));
+        assert_ne!(got.ids[0], plain.ids[0], "the banned token is never drawn");
+        let replay = |sampling: SamplingParams| {
+            let request = ScoreRequest {
+                prompt_tokens: prompt.clone(),
+                completion_tokens: got.ids.clone(),
+                top_k: 0,
+                sampling: Some(sampling),
+            };
+            let scored = runtime().block_on(Scorer::score(&engine, request)).expect("scores");
+            scored.iter().map(|p| p.replay.expect("replayed").margin).collect::<Vec<f32>>()
+        };
+        assert!(replay(sampling.clone()).iter().all(|m| *m == 0.0), "temperature {temperature}");
+        let unadjusted = SamplingParams { adjustments: LogitAdjustments::default(), ..sampling };
+        assert!(replay(unadjusted).iter().any(|m| *m > 0.0), "temperature {temperature}");
+    }
 }

@@ -27,7 +27,7 @@ pub struct Generated {
 
 /// The sampling every simulated request of inference `id` uses.
 pub fn sampling(id: &Hash) -> SamplingParams {
-    SamplingParams { temperature: TEMPERATURE, top_p: 1.0, top_k: 0, seed: sampling_seed(None, id) }
+    SamplingParams { temperature: TEMPERATURE, seed: sampling_seed(None, id), ..SamplingParams::default() }
 }
 
 /// The prompt tokens of a simulated request's body (its text is the one user message).

@@ -6,11 +6,12 @@
 //! can say which message is at fault. Unknown top-level fields are ignored, because OpenAI SDKs send
 //! fields newer than this server.
 
+use std::collections::BTreeMap;
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use gonka_engine_api::{ChatMessage, GenerationDefaults, ModelInfo, SamplingParams};
+use gonka_engine_api::{ChatMessage, GenerationDefaults, LogitAdjustments, ModelInfo, SamplingParams};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -23,6 +24,12 @@ const STOP_SEQUENCE_BYTES_MAX: usize = 256;
 /// OpenAI's bound on `top_logprobs`, which the engine shares.
 const TOP_LOGPROBS_MAX: u64 = 20;
 const TEMPERATURE_MAX: f64 = 2.0;
+/// OpenAI's bound on `presence_penalty` and `frequency_penalty`.
+const PENALTY_MAX: f64 = 2.0;
+/// OpenAI's bound on a `logit_bias` value.
+const LOGIT_BIAS_LIMIT: f64 = 100.0;
+/// Most tokens one request may bias (each is one addition per generated token).
+const LOGIT_BIAS_MAX: usize = 1024;
 
 /// Roles accepted as plain text. `function` (deprecated by OpenAI) is not.
 const ROLES: [&str; 5] = ["system", "user", "assistant", "developer", "tool"];
@@ -137,10 +144,7 @@ impl ChatCompletionBody {
         }
         let messages = validate_messages(self.messages, limits.messages_max)?;
         reject_unsupported(&UnsupportedFields {
-            presence_penalty: self.presence_penalty,
-            frequency_penalty: self.frequency_penalty,
             response_format: self.response_format.as_ref(),
-            logit_bias: self.logit_bias.as_ref(),
             tools: self.tools.as_ref(),
             tool_choice: self.tool_choice.as_ref(),
             functions: self.functions.as_ref(),
@@ -158,8 +162,10 @@ impl ChatCompletionBody {
         }
         let max_tokens =
             validate_max_tokens(self.max_tokens, self.max_completion_tokens, limits.max_tokens_cap)?;
-        let sampling =
+        let mut sampling =
             validate_sampling(self.temperature, self.top_p, self.top_k, self.seed, model.defaults)?;
+        sampling.adjustments =
+            validate_adjustments(self.presence_penalty, self.frequency_penalty, self.logit_bias)?;
         let body_seed = self.seed.map(i64::cast_unsigned);
         let stop = validate_stop(self.stop)?;
         let top_logprobs = validate_logprobs(self.logprobs, self.top_logprobs)?;
@@ -261,10 +267,7 @@ fn message_text(index: usize, content: Value) -> Result<String, ApiError> {
 
 /// Fields OpenAI defines that this server accepts only at their defaults.
 struct UnsupportedFields<'a> {
-    presence_penalty: Option<f64>,
-    frequency_penalty: Option<f64>,
     response_format: Option<&'a Value>,
-    logit_bias: Option<&'a Value>,
     tools: Option<&'a Value>,
     tool_choice: Option<&'a Value>,
     functions: Option<&'a Value>,
@@ -279,13 +282,6 @@ struct UnsupportedFields<'a> {
 fn reject_unsupported(fields: &UnsupportedFields<'_>) -> Result<(), ApiError> {
     let unsupported =
         |param: &str, what: &str| Err(ApiError::invalid(param, format!("{what} is not supported.")));
-    for (param, value) in
-        [("presence_penalty", fields.presence_penalty), ("frequency_penalty", fields.frequency_penalty)]
-    {
-        if value.is_some_and(|value| value != 0.0) {
-            return unsupported(param, &format!("A non-zero `{param}`"));
-        }
-    }
     if let Some(format) = fields.response_format
         && !format.is_null()
         && format.get("type").and_then(Value::as_str) != Some("text")
@@ -293,7 +289,6 @@ fn reject_unsupported(fields: &UnsupportedFields<'_>) -> Result<(), ApiError> {
         return unsupported("response_format", "A `response_format` other than `{\"type\": \"text\"}`");
     }
     let defaults_only = [
-        ("logit_bias", fields.logit_bias, "`logit_bias`"),
         ("tools", fields.tools, "Tool calling"),
         ("functions", fields.functions, "Function calling"),
         ("audio", fields.audio, "Audio output"),
@@ -401,7 +396,57 @@ fn validate_sampling(
         Some(Err(_)) => return Err(ApiError::invalid("top_k", "`top_k` is too large.")),
     };
     let seed = seed.map_or_else(fresh_seed, i64::cast_unsigned);
-    Ok(SamplingParams { temperature, top_p, top_k, seed })
+    Ok(SamplingParams { temperature, top_p, top_k, seed, ..SamplingParams::default() })
+}
+
+/// `presence_penalty` and `frequency_penalty` in `[-2, 2]` (0 when omitted), and `logit_bias` as an
+/// object of at most [`LOGIT_BIAS_MAX`] token ids (decimal strings) to biases in `[-100, 100]`; whether an
+/// id is in the vocabulary is the engine's check.
+fn validate_adjustments(
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
+    logit_bias: Option<Value>,
+) -> Result<LogitAdjustments, ApiError> {
+    let penalty = |param: &str, value: Option<f64>| match value {
+        None => Ok(0.0),
+        Some(value) if (-PENALTY_MAX..=PENALTY_MAX).contains(&value) => Ok(value as f32),
+        Some(value) => Err(ApiError::invalid(param, format!("`{param}` is {value}; it must be in [-2, 2]."))),
+    };
+    let presence_penalty = penalty("presence_penalty", presence_penalty)?;
+    let frequency_penalty = penalty("frequency_penalty", frequency_penalty)?;
+    let biases = match logit_bias {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(biases)) => biases,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "logit_bias",
+                "`logit_bias` must be an object mapping token ids to biases.",
+            ));
+        }
+    };
+    if biases.len() > LOGIT_BIAS_MAX {
+        return Err(ApiError::invalid(
+            "logit_bias",
+            format!("`logit_bias` biases {} tokens; the limit is {LOGIT_BIAS_MAX}.", biases.len()),
+        ));
+    }
+    let mut logit_bias = BTreeMap::new();
+    for (key, bias) in biases {
+        let param = || format!("logit_bias.{key}");
+        let id = key
+            .parse::<u32>()
+            .ok()
+            .filter(|_| key.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| ApiError::invalid(param(), format!("`{key}` is not a token id.")))?;
+        let bias = bias
+            .as_f64()
+            .filter(|bias| (-LOGIT_BIAS_LIMIT..=LOGIT_BIAS_LIMIT).contains(bias))
+            .ok_or_else(|| {
+                ApiError::invalid(param(), format!("The bias of token {id} must be a number in [-100, 100]."))
+            })?;
+        logit_bias.insert(id, bias as f32);
+    }
+    Ok(LogitAdjustments { presence_penalty, frequency_penalty, logit_bias: logit_bias.into_iter().collect() })
 }
 
 /// A seed for a request that sent none: std's per-instance random hasher keys over a process counter,
