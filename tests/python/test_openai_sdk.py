@@ -150,6 +150,38 @@ def test_the_same_seed_reproduces_a_sampled_answer(client: OpenAI, model: str) -
     assert isinstance(sample(4321), str)
 
 
+def test_logit_bias_and_penalties_shape_the_answer(client: OpenAI, model: str) -> None:
+    # A bias of +100 on one ordinary token makes greedy decoding emit it at every position; the SDK sends
+    # the integer key as the JSON string the API expects.
+    forced = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Write a long story about a dragon."}],
+        temperature=0,
+        max_tokens=6,
+        logprobs=True,
+        logit_bias={1030: 100},
+    )
+    entries = forced.choices[0].logprobs.content
+    assert len(entries) == 6
+    assert len({entry.token for entry in entries}) == 1, [entry.token for entry in entries]
+    # Penalties are accepted in OpenAI's range and change a repetitive greedy answer.
+    def repeat(**penalties) -> str:
+        response = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Repeat the word hello ten times."}],
+            temperature=0,
+            max_tokens=16,
+            **penalties,
+        )
+        return response.choices[0].message.content or ""
+
+    assert repeat(presence_penalty=2.0, frequency_penalty=2.0) != repeat()
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=model, messages=QUESTION, presence_penalty=2.5)
+    assert raised.value.status_code == 400
+    assert raised.value.body["param"] == "presence_penalty"
+
+
 def test_unknown_model_is_not_found(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as raised:
         client.chat.completions.create(model="no-such-model", messages=QUESTION)
