@@ -378,10 +378,28 @@ fn malformed_requests() -> Vec<Case> {
             Some("logit_bias"),
         ),
         chat_case(
-            "json response_format",
-            json!({"response_format": {"type": "json_object"}}),
+            "unknown response_format type",
+            json!({"response_format": {"type": "yaml"}}),
             bad,
-            Some("response_format"),
+            Some("response_format.type"),
+        ),
+        chat_case(
+            "json_schema without a name",
+            json!({"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}}),
+            bad,
+            Some("response_format.json_schema.name"),
+        ),
+        chat_case(
+            "json_schema whose schema is a string",
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": "object"}}}),
+            bad,
+            Some("response_format.json_schema.schema"),
+        ),
+        chat_case(
+            "json_schema with a non-boolean strict",
+            json!({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "strict": "yes"}}}),
+            bad,
+            Some("response_format.json_schema.strict"),
         ),
         chat_case(
             "tools",

@@ -46,23 +46,30 @@ pub struct Case {
 }
 
 /// `count` requests over `prompts`: greedy and seeded sampling (temperature 0.7, 1.0 with top-p 0.9,
-/// some with their own seed, some with presence and frequency penalties and a logit bias), several
-/// answer lengths and prompt lengths (a prompt repeated up to three
-/// times), in a fixed order.
+/// some with their own seed, some with presence and frequency penalties and a logit bias, some
+/// constrained to a JSON Schema), several answer lengths and prompt lengths (a prompt repeated up to
+/// three times), in a fixed order.
 pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
     (0..count)
         .map(|i| {
             let prompt = prompts[i % prompts.len()].repeat(1 + i % 3);
             let max_tokens = [8u32, 16, 48, 96][i % 4];
-            let sampling = match i % 6 {
+            let sampling = match i % 7 {
                 0 => json!({"temperature": 0.0}),
                 1 => json!({"temperature": 0.7}),
                 2 => json!({"temperature": 1.0, "top_p": 0.9}),
                 3 => json!({"temperature": 1.0, "seed": i}),
                 4 => json!({"temperature": 0.8, "top_k": 40}),
                 // Penalties, and biases on two arbitrary token ids.
-                _ => json!({"temperature": 0.9, "presence_penalty": 0.8, "frequency_penalty": 0.4,
+                5 => json!({"temperature": 0.9, "presence_penalty": 0.8, "frequency_penalty": 0.4,
                             "logit_bias": {"13": -2.5, "1030": 1.5}}),
+                _ => json!({"temperature": 0.7, "response_format": {"type": "json_schema", "json_schema": {
+                    "name": "summary", "strict": true, "schema": {
+                        "type": "object",
+                        "properties": {"topic": {"type": "string", "maxLength": 60},
+                                       "sentiment": {"enum": ["positive", "neutral", "negative"]},
+                                       "keywords": {"type": "array", "items": {"type": "string"}, "maxItems": 4}},
+                        "required": ["topic", "sentiment", "keywords"], "additionalProperties": false}}}}),
             };
             let mut body = json!({
                 "model": gonka_engine::store::DEFAULT_MODEL.name,
@@ -164,6 +171,20 @@ impl Harness {
                     )
                     .text;
                 }
+                answer
+            }
+            Answerer::Cheat(cheat::Cheat::IgnoreConstraints) => {
+                // Generated as if the body named no grammar, penalties or biases, claiming it did.
+                let mut body: serde_json::Value = serde_json::from_slice(&case.body)?;
+                if let Some(fields) = body.as_object_mut() {
+                    for field in ["response_format", "presence_penalty", "frequency_penalty", "logit_bias"] {
+                        fields.remove(field);
+                    }
+                }
+                let mut answer =
+                    answer_recorded(&*self.engine, &serde_json::to_vec(&body)?, &case.id, &limits, TOP_K)
+                        .await?;
+                answer.body = String::from_utf8_lossy(&case.body).into_owned();
                 answer
             }
             Answerer::Cheat(cheat::Cheat::WrongSeed) => {
@@ -305,6 +326,7 @@ pub(crate) async fn validation_bench(args: ValidationArgs) -> anyhow::Result<()>
         cheat::Cheat::Prefill,
         cheat::Cheat::EditAnswer,
         cheat::Cheat::WrongSeed,
+        cheat::Cheat::IgnoreConstraints,
     ] {
         let cheated = harness.run(Answerer::Cheat(kind), &all[..args.cheats]).await?;
         // An answer identical to the honest one (a greedy answer under another seed, a cheaper model

@@ -28,12 +28,36 @@ pub struct SamplingParams {
     /// Penalties and biases added to the logits before every draw (none by default).
     #[serde(default, skip_serializing_if = "LogitAdjustments::is_none")]
     pub adjustments: LogitAdjustments,
+    /// The grammar the output must stay inside (structured outputs); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grammar: Option<OutputGrammar>,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        Self { temperature: 1.0, top_p: 1.0, top_k: 0, seed: 0, adjustments: LogitAdjustments::default() }
+        Self {
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: 0,
+            adjustments: LogitAdjustments::default(),
+            grammar: None,
+        }
     }
+}
+
+/// What a constrained answer must be (`docs/spec/validation.md` §3.2): at every position the sampler
+/// draws only among the tokens that keep the output a prefix of a sentence of this grammar, and ends
+/// only where the output is a whole one. The set of allowed tokens after a given prefix is a pure
+/// function of the grammar, the tokenizer and the prefix, so a validator rebuilds each position's mask
+/// from the answer itself. Engines compile it with one pinned grammar engine (llguidance).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputGrammar {
+    /// JSON matching a JSON Schema, given as JSON text (OpenAI's `json_schema` response format; `{"type":
+    /// "object"}` for `json_object`). Objects are written compactly with `", "` and `": "` separators and
+    /// their properties in the schema's order.
+    JsonSchema(String),
 }
 
 /// OpenAI's `presence_penalty`, `frequency_penalty` and `logit_bias`: what the sampler adds to the
@@ -363,6 +387,12 @@ pub trait Generator: Send + Sync + 'static {
     fn model_info(&self) -> &ModelInfo;
     /// Apply the model's chat template and tokenize, ready for generation.
     fn render_chat(&self, messages: &[ChatMessage]) -> Result<Vec<u32>, EngineError>;
+    /// Whether `submit` would accept `request`'s parameters (its grammar compiles, its ids are in the
+    /// vocabulary, …), without queueing it: what a transfer agent asks before it escrows for a request.
+    fn check(&self, request: &GenerationRequest) -> Result<(), EngineError> {
+        let _ = request;
+        Ok(())
+    }
     /// Queue a request.
     fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError>;
     /// Requests waiting for a slot right now.

@@ -18,11 +18,11 @@ fn main() {
     };
     let prompt: Vec<u32> = (0..37).map(|_| token()).collect();
     let completion: Vec<u32> = (0..64).map(|_| token()).collect();
-    gonka_engine::score::score(&model, &prompt, &completion, 5, None).unwrap();
+    gonka_engine::score::score(&model, &prompt, &completion, 5, None, None).unwrap();
     let mut times: Vec<f64> = (0..rounds)
         .map(|_| {
             let started = Instant::now();
-            gonka_engine::score::score(&model, &prompt, &completion, 5, None).unwrap();
+            gonka_engine::score::score(&model, &prompt, &completion, 5, None, None).unwrap();
             started.elapsed().as_secs_f64()
         })
         .collect();

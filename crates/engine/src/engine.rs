@@ -14,6 +14,7 @@ use candle_core::quantized::gguf_file::Content;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::chat::ChatTemplate;
+use crate::constraint::{Constraint, Grammars};
 use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
 use crate::sampler::Sampler;
 use crate::score::{ScoredPosition, score, score_position};
@@ -85,15 +86,13 @@ pub enum LoadError {
 }
 
 enum Job {
-    Generate {
-        request: GenerationRequest,
-        events: mpsc::Sender<GenerationEvent>,
-    },
+    Generate(Waiting),
     Score {
         prompt: Vec<u32>,
         completion: Vec<u32>,
         top_k: usize,
         sampling: Option<SamplingParams>,
+        constraint: Option<Constraint>,
         reply: oneshot::Sender<Result<Vec<ScoredPosition>, EngineError>>,
     },
 }
@@ -110,9 +109,18 @@ pub struct Engine {
     config: EngineConfig,
     tokenizer: Arc<Tokenizer>,
     template: ChatTemplate,
+    grammars: Grammars,
     jobs: Mutex<Option<std_mpsc::Sender<Job>>>,
     counters: Arc<Counters>,
     thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A generation accepted by `submit`, waiting for a slot.
+struct Waiting {
+    request: GenerationRequest,
+    /// Its grammar, compiled (when it names one).
+    constraint: Option<Constraint>,
+    events: mpsc::Sender<GenerationEvent>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -170,6 +178,7 @@ impl Engine {
         Ok(Self {
             info,
             config,
+            grammars: Grammars::new(Arc::clone(&tokenizer)),
             tokenizer,
             template,
             jobs: Mutex::new(Some(jobs)),
@@ -223,8 +232,10 @@ impl Engine {
                 message: format!("a token id is outside the vocabulary of {vocab}"),
             });
         }
+        let constraint = self.compile(sampling.as_ref())?;
         let (reply, answer) = oneshot::channel();
-        self.send(Job::Score { prompt, completion, top_k: top_k.min(TOP_LOGPROBS_MAX), sampling, reply })?;
+        let top_k = top_k.min(TOP_LOGPROBS_MAX);
+        self.send(Job::Score { prompt, completion, top_k, sampling, constraint, reply })?;
         Ok(answer)
     }
 
@@ -233,7 +244,16 @@ impl Engine {
         jobs.as_ref().ok_or(EngineError::ShutDown)?.send(job).map_err(|_| EngineError::ShutDown)
     }
 
-    fn validate(&self, request: &GenerationRequest) -> Result<(), EngineError> {
+    /// The request's grammar compiled for this tokenizer, if it names one.
+    fn compile(&self, sampling: Option<&SamplingParams>) -> Result<Option<Constraint>, EngineError> {
+        match sampling.and_then(|s| s.grammar.as_ref()) {
+            Some(grammar) => self.grammars.compile(grammar, "response_format.json_schema.schema").map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Checks `request` against the engine's limits and compiles its grammar.
+    fn validate(&self, request: &GenerationRequest) -> Result<Option<Constraint>, EngineError> {
         let invalid = |param, message: String| Err(EngineError::InvalidParameter { param, message });
         let s = &request.sampling;
         if request.prompt_tokens.is_empty() {
@@ -280,7 +300,7 @@ impl Engine {
                 context_length: self.info.context_length,
             });
         }
-        Ok(())
+        self.compile(Some(s))
     }
 }
 
@@ -395,8 +415,12 @@ impl Generator for Engine {
         self.tokenizer.encode(&text).map_err(|e| EngineError::Model(e.to_string()))
     }
 
+    fn check(&self, request: &GenerationRequest) -> Result<(), EngineError> {
+        self.validate(request).map(|_| ())
+    }
+
     fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
-        self.validate(&request)?;
+        let constraint = self.validate(&request)?;
         let capacity = self.config.queue_capacity;
         // Reserve a queue place first so concurrent submitters cannot overshoot the bound.
         let reserved = self
@@ -408,7 +432,7 @@ impl Generator for Engine {
         }
         // One event per token plus the final one: the engine never blocks on a slow reader.
         let (events, stream) = mpsc::channel(request.max_tokens + 2);
-        if let Err(e) = self.send(Job::Generate { request, events }) {
+        if let Err(e) = self.send(Job::Generate(Waiting { request, constraint, events })) {
             self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(e);
         }
@@ -449,7 +473,7 @@ struct Worker {
     config: EngineConfig,
     jobs: std_mpsc::Receiver<Job>,
     counters: Arc<Counters>,
-    waiting: VecDeque<(GenerationRequest, mpsc::Sender<GenerationEvent>)>,
+    waiting: VecDeque<Waiting>,
     active: Vec<Sequence>,
     kv_reserved: usize,
 }
@@ -491,9 +515,9 @@ impl Worker {
 
     fn accept(&mut self, job: Job) {
         match job {
-            Job::Generate { request, events } => self.waiting.push_back((request, events)),
-            Job::Score { prompt, completion, top_k, sampling, reply } => {
-                let result = score(&self.model, &prompt, &completion, top_k, sampling.as_ref())
+            Job::Generate(waiting) => self.waiting.push_back(waiting),
+            Job::Score { prompt, completion, top_k, sampling, constraint, reply } => {
+                let result = score(&self.model, &prompt, &completion, top_k, sampling.as_ref(), constraint)
                     .map_err(|e| EngineError::Model(e.to_string()));
                 let _ = reply.send(result);
             }
@@ -508,7 +532,7 @@ impl Worker {
 
     fn drop_cancelled(&mut self) {
         let queued = self.waiting.len();
-        self.waiting.retain(|(_, events)| !events.is_closed());
+        self.waiting.retain(|waiting| !waiting.events.is_closed());
         self.counters.waiting.fetch_sub(queued - self.waiting.len(), Ordering::AcqRel);
         let before = self.active.len();
         let mut freed = 0;
@@ -531,12 +555,12 @@ impl Worker {
     /// Move waiting requests into free slots, first come first served, while their KV reservation fits.
     fn admit(&mut self) {
         while self.active.len() < self.config.max_sequences {
-            let Some((request, _)) = self.waiting.front() else { break };
+            let Some(Waiting { request, .. }) = self.waiting.front() else { break };
             let reserve = request.prompt_tokens.len() + request.max_tokens;
             if self.kv_reserved + reserve > self.config.kv_tokens_max {
                 break;
             }
-            let Some((request, events)) = self.waiting.pop_front() else { break };
+            let Some(Waiting { request, constraint, events }) = self.waiting.pop_front() else { break };
             self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
             self.kv_reserved += reserve;
             self.active.push(Sequence {
@@ -544,7 +568,7 @@ impl Worker {
                 prefilled: 0,
                 next_input: 0,
                 top_logprobs: request.top_logprobs,
-                sampler: Sampler::new(request.sampling.clone()),
+                sampler: Sampler::constrained(request.sampling.clone(), constraint),
                 ending: Ending::new(
                     &request.stop,
                     request.prompt_tokens.len(),

@@ -3,11 +3,13 @@
 
 pub use gonka_engine_api::{
     Backend, ChatMessage, CompletionText, EngineError, FinishReason, GenerationDefaults, GenerationEvent,
-    GenerationRequest, GenerationStream, Generator, LogitAdjustments, ModelInfo, PositionLogprobs, Replay,
-    SamplingParams, ScoreFuture, ScoreRequest, ScoredPosition, Scorer, TokenLogprob, Usage,
+    GenerationRequest, GenerationStream, Generator, LogitAdjustments, ModelInfo, OutputGrammar,
+    PositionLogprobs, Replay, SamplingParams, ScoreFuture, ScoreRequest, ScoredPosition, Scorer,
+    TokenLogprob, Usage,
 };
 
 pub mod chat;
+pub mod constraint;
 pub mod engine;
 pub mod gguf;
 pub mod kernels;

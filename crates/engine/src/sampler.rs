@@ -13,14 +13,17 @@ use std::collections::BTreeMap;
 use gonka_engine_api::{Replay, draw_candidates, greedy_replay, sampling_uniform};
 
 use crate::SamplingParams;
+use crate::constraint::{Constraint, Mask};
 
 /// Temperatures at or below this are treated as greedy decoding.
 const GREEDY_TEMPERATURE_MAX: f32 = 1e-5;
 
 /// Draws tokens for one request.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Sampler {
     params: SamplingParams,
+    /// The request's grammar state, when its output is constrained.
+    constraint: Option<Constraint>,
     /// The position of the next token drawn (completion tokens so far).
     position: u64,
     /// How many times each token was drawn so far (kept only when the request has penalties).
@@ -106,23 +109,34 @@ pub fn log_sum_exp(logits: &[f32]) -> f32 {
 impl Sampler {
     /// A sampler for a request's first completion position.
     pub fn new(params: SamplingParams) -> Self {
-        Self { params, position: 0, counts: BTreeMap::new(), adjusted: Vec::new() }
+        Self::constrained(params, None)
     }
 
-    /// Pick the next token from the model's logits (penalties and biases of the request applied to a
-    /// copy).
+    /// A sampler whose draws stay inside `constraint` (compiled from `params.grammar`).
+    pub fn constrained(params: SamplingParams, constraint: Option<Constraint>) -> Self {
+        Self { params, constraint, position: 0, counts: BTreeMap::new(), adjusted: Vec::new() }
+    }
+
+    /// Pick the next token from the model's logits (penalties and biases of the request, then its
+    /// grammar's mask, applied to a copy).
     pub fn sample(&mut self, logits: &[f32]) -> u32 {
         let adjustments = &self.params.adjustments;
-        let drawn = if adjustments.is_none() {
+        let drawn = if adjustments.is_none() && self.constraint.is_none() {
             draw(&self.params, logits, self.position, None).drawn
         } else {
             self.adjusted.clear();
             self.adjusted.extend_from_slice(logits);
             adjustments.apply(&mut self.adjusted, &self.counts);
+            if let Some(constraint) = &mut self.constraint {
+                constraint.mask().apply(&mut self.adjusted);
+            }
             draw(&self.params, &self.adjusted, self.position, None).drawn
         };
         if adjustments.penalizes() {
             *self.counts.entry(drawn).or_insert(0) += 1;
+        }
+        if let Some(constraint) = &mut self.constraint {
+            constraint.commit(drawn);
         }
         self.position += 1;
         drawn
@@ -130,22 +144,30 @@ impl Sampler {
 }
 
 /// What the seeded sampler of `params` draws at completion position `position` from the model's
-/// `logits` after the completion tokens `previous` (the request's penalties count them), and how far
-/// `token` is from being drawn there: what a validator checks at every position of an answer
-/// (`docs/spec/validation.md` §3). Generation draws through the same code.
+/// `logits` after the completion tokens `previous` (the request's penalties count them) under the
+/// grammar's `mask` there (when the request is constrained), and how far `token` is from being drawn
+/// there: what a validator checks at every position of an answer (`docs/spec/validation.md` §3, §3.2).
+/// Generation draws through the same code. A token the mask refuses could not have been drawn at all.
 pub fn replay(
     params: &SamplingParams,
     logits: &[f32],
     position: u64,
     token: u32,
     previous: &[u32],
+    mask: Option<&Mask>,
 ) -> Replay {
     let adjustments = &params.adjustments;
-    if adjustments.is_none() {
+    if adjustments.is_none() && mask.is_none() {
         return draw(params, logits, position, Some(token));
     }
     let mut adjusted = logits.to_vec();
     adjustments.apply(&mut adjusted, &adjustments.counts(previous));
+    if let Some(mask) = mask {
+        mask.apply(&mut adjusted);
+        if !mask.allows(token) {
+            return Replay { drawn: draw(params, &adjusted, position, None).drawn, margin: 1.0 };
+        }
+    }
     draw(params, &adjusted, position, Some(token))
 }
 
@@ -296,7 +318,10 @@ mod tests {
         let mut previous = Vec::new();
         for position in 0..positions {
             let token = s.sample(l);
-            assert_eq!(replay(params, l, position, token, &previous), Replay { drawn: token, margin: 0.0 });
+            assert_eq!(
+                replay(params, l, position, token, &previous, None),
+                Replay { drawn: token, margin: 0.0 }
+            );
             previous.push(token);
         }
     }
@@ -319,24 +344,24 @@ mod tests {
         let p = params(1.0, 1.0, 0, 21);
         let drawn = Sampler::new(p.clone()).sample(&l);
         let other = if drawn == 2 { 7 } else { 2 };
-        let r = replay(&p, &l, 0, other, &[]);
+        let r = replay(&p, &l, 0, other, &[], None);
         assert_eq!(r.drawn, drawn);
         assert!(r.margin > 0.0 && r.margin < 0.5, "margin {}", r.margin);
         // A token outside the nucleus cannot be drawn at all.
         let nucleus = params(1.0, 0.4, 0, 21);
         let best = top_k_ids(&l, 1)[0];
-        assert_eq!(replay(&nucleus, &l, 0, 7, &[]).margin, if best == 7 { 0.0 } else { 1.0 });
+        assert_eq!(replay(&nucleus, &l, 0, 7, &[], None).margin, if best == 7 { 0.0 } else { 1.0 });
     }
 
     #[test]
     fn greedy_replay_measures_the_probability_gap_and_ties_go_to_the_lower_id() {
         let l = [0.0f32, 2.0, 2.0, 1.0];
         let p = params(0.0, 1.0, 0, 1);
-        assert_eq!(replay(&p, &l, 0, 1, &[]), Replay { drawn: 1, margin: 0.0 });
-        let tie = replay(&p, &l, 0, 2, &[]);
+        assert_eq!(replay(&p, &l, 0, 1, &[], None), Replay { drawn: 1, margin: 0.0 });
+        let tie = replay(&p, &l, 0, 2, &[], None);
         assert_eq!(tie.drawn, 1);
         assert!(tie.margin > 0.0 && tie.margin < 1e-6, "a tie is a hair from being drawn: {}", tie.margin);
-        let third = replay(&p, &l, 0, 3, &[]);
+        let third = replay(&p, &l, 0, 3, &[], None);
         let lse = log_sum_exp(&l);
         let gap = (2.0 - lse).exp() - (1.0 - lse).exp();
         assert!((third.margin - gap).abs() < 1e-6);
@@ -402,8 +427,8 @@ mod tests {
         let first = s.sample(&l);
         let second = s.sample(&l);
         assert_ne!(first, second);
-        assert!(replay(&p, &l, 1, second, &[]).margin > 0.0);
-        assert_eq!(replay(&p, &l, 1, second, &[first]).margin, 0.0);
+        assert!(replay(&p, &l, 1, second, &[], None).margin > 0.0);
+        assert_eq!(replay(&p, &l, 1, second, &[first], None).margin, 0.0);
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::Mutex;
 
 use crate::SamplingParams;
 pub use crate::ScoredPosition;
+use crate::constraint::Constraint;
 use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
 use crate::sampler::{log_sum_exp, replay, top_k_ids};
 
@@ -14,13 +15,15 @@ const SCORE_CHUNK_TOKENS: usize = 512;
 const LOGITS_CHUNK_ROWS: usize = 64;
 
 /// Score `completion` as a continuation of `prompt`; with `sampling`, also replay the seeded sampler at
-/// every position.
+/// every position (under `constraint`'s masks, rebuilt from the completion's own tokens, when the
+/// sampling names a grammar).
 pub fn score(
     model: &Llama,
     prompt: &[u32],
     completion: &[u32],
     top_k: usize,
     sampling: Option<&SamplingParams>,
+    mut constraint: Option<Constraint>,
 ) -> Result<Vec<ScoredPosition>, ModelError> {
     if prompt.is_empty() || completion.is_empty() {
         return Ok(Vec::new());
@@ -51,11 +54,17 @@ pub fn score(
         // The softmax statistics and top-k of each position are independent: spread them over the pool.
         let slots: Vec<Mutex<Option<ScoredPosition>>> = (0..n_rows).map(|_| Mutex::new(None)).collect();
         let first_position = rows_index * LOGITS_CHUNK_ROWS;
+        // Masks follow the grammar token by token: built in order here, then used in parallel.
+        let masks: Vec<_> = match &mut constraint {
+            Some(constraint) => tokens.iter().map(|&token| Some(constraint.step(token))).collect(),
+            None => vec![None; n_rows],
+        };
         model.pool().run(n_rows, |i| {
             let row = &logits[i * vocab..][..vocab];
             let mut position = score_position(row, tokens[i], top_k);
             let at = first_position + i;
-            position.replay = sampling.map(|s| replay(s, row, at as u64, tokens[i], &completion[..at]));
+            position.replay =
+                sampling.map(|s| replay(s, row, at as u64, tokens[i], &completion[..at], masks[i].as_ref()));
             if let Ok(mut slot) = slots[i].lock() {
                 *slot = Some(position);
             }

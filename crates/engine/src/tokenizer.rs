@@ -56,6 +56,8 @@ pub struct Tokenizer {
     eos_id: u32,
     /// Ids that end a turn: eos plus control tokens the template closes turns with.
     stop_ids: Vec<u32>,
+    /// Whether each id is a control or user-defined token (matched atomically, never spelled out).
+    special: Vec<bool>,
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -112,14 +114,17 @@ impl Tokenizer {
 
         let mut special = Vec::new();
         let mut token_bytes = Vec::with_capacity(tokens.len());
+        let mut is_special = Vec::with_capacity(tokens.len());
         for (id, token) in tokens.iter().enumerate() {
             let kind = token_types.get(id).copied().unwrap_or(1);
-            if kind == TOKEN_TYPE_CONTROL || kind == TOKEN_TYPE_USER_DEFINED {
+            let atomic = kind == TOKEN_TYPE_CONTROL || kind == TOKEN_TYPE_USER_DEFINED;
+            if atomic {
                 special.push(AddedToken::from((*token).to_string(), kind == TOKEN_TYPE_CONTROL));
                 token_bytes.push(token.as_bytes().to_vec());
             } else {
                 token_bytes.push(byte_level_decode(token));
             }
+            is_special.push(atomic);
         }
         inner.add_special_tokens(special).map_err(|e| TokenizerError::Library(e.to_string()))?;
 
@@ -132,7 +137,7 @@ impl Tokenizer {
                 }
             }
         }
-        Ok(Self { inner, token_bytes, eos_id, stop_ids })
+        Ok(Self { inner, token_bytes, eos_id, stop_ids, special: is_special })
     }
 
     /// Token ids of `text`, with control tokens in the text matched atomically.
@@ -165,6 +170,12 @@ impl Tokenizer {
     /// Tokens that end generation.
     pub fn stop_ids(&self) -> &[u32] {
         &self.stop_ids
+    }
+
+    /// Whether `id` is a control or user-defined token such as `<|im_start|>`: its text is a name,
+    /// not bytes of the output.
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special.get(id as usize).copied().unwrap_or(false)
     }
 }
 

@@ -271,3 +271,91 @@ fn penalized_and_biased_answers_replay_exactly_and_only_with_their_adjustments()
         assert!(replay(unadjusted).iter().any(|m| *m > 0.0), "temperature {temperature}");
     }
 }
+
+/// Structured outputs (`docs/spec/validation.md` §3.2): an answer constrained by a JSON Schema parses and
+/// matches it at every temperature, replays exactly under its grammar, and an answer made without the
+/// grammar (what an executor ignoring `response_format` sends) is found off the grammar's draws.
+#[test]
+fn schema_constrained_answers_parse_and_replay_only_under_their_grammar() {
+    use gonka_engine::{OutputGrammar, ScoreRequest, Scorer};
+    let engine = engine(EngineConfig::default());
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "maxLength": 40},
+            "country": {"type": "string", "enum": ["France", "Germany", "Italy"]},
+            "population_millions": {"type": "number", "minimum": 0, "maximum": 100},
+            "landmarks": {"type": "array", "items": {"type": "string", "maxLength": 30}, "maxItems": 3}
+        },
+        "required": ["city", "country", "population_millions", "landmarks"],
+        "additionalProperties": false
+    });
+    let grammar = OutputGrammar::JsonSchema(schema.to_string());
+    let prompt = user(&engine, "Describe Paris as JSON with its city, country, population and landmarks.");
+    for temperature in [0.0, 0.8] {
+        let sampling = SamplingParams {
+            temperature,
+            seed: 5,
+            grammar: Some(grammar.clone()),
+            ..SamplingParams::default()
+        };
+        let mut request = greedy(prompt.clone(), 120);
+        request.sampling = sampling.clone();
+        let got = runtime().block_on(collect(engine.submit(request).expect("submits")));
+        assert_eq!(got.reason, Some(FinishReason::Stop), "temperature {temperature}: {:?}", got.text);
+        let value: serde_json::Value = serde_json::from_str(&got.text)
+            .unwrap_or_else(|e| panic!("temperature {temperature}: {e}: {:?}", got.text));
+        let object = value.as_object().expect("an object");
+        assert_eq!(object.keys().count(), 4, "{value}");
+        assert!(["France", "Germany", "Italy"].contains(&object["country"].as_str().expect("a string")));
+        let population = object["population_millions"].as_f64().expect("a number");
+        assert!((0.0..=100.0).contains(&population), "{value}");
+        assert!(object["landmarks"].as_array().expect("an array").len() <= 3, "{value}");
+
+        let replay = |sampling: SamplingParams, completion: &[u32]| {
+            let request = ScoreRequest {
+                prompt_tokens: prompt.clone(),
+                completion_tokens: completion.to_vec(),
+                top_k: 0,
+                sampling: Some(sampling),
+            };
+            let scored = runtime().block_on(Scorer::score(&engine, request)).expect("scores");
+            scored.iter().map(|p| p.replay.expect("replayed").margin).collect::<Vec<f32>>()
+        };
+        assert!(replay(sampling.clone(), &got.ids).iter().all(|m| *m == 0.0), "temperature {temperature}");
+
+        // The same request without the grammar: its answer is not JSON of this schema, and the
+        // grammar's replay finds a token it could never have drawn.
+        let mut free = greedy(prompt.clone(), 40);
+        free.sampling = SamplingParams { grammar: None, ..sampling.clone() };
+        let unconstrained = runtime().block_on(collect(engine.submit(free).expect("submits")));
+        assert!(replay(sampling, &unconstrained.ids).contains(&1.0), "{:?}", unconstrained.text);
+    }
+}
+
+#[test]
+fn invalid_and_unsupported_schemas_are_refused_before_generating() {
+    use gonka_engine::OutputGrammar;
+    let engine = engine(EngineConfig::default());
+    let prompt = user(&engine, "Hi");
+    for schema in [
+        "not json".to_string(),
+        "[1, 2]".to_string(),
+        r##"{"type": "object", "properties": {"a": {"$ref": "#/$defs/missing"}}, "required": ["a"]}"##
+            .to_string(),
+        r#"{"type": "strnig"}"#.to_string(),
+    ] {
+        let mut request = greedy(prompt.clone(), 8);
+        request.sampling.grammar = Some(OutputGrammar::JsonSchema(schema.clone()));
+        match engine.submit(request) {
+            Err(EngineError::InvalidParameter { param, message }) => {
+                assert_eq!(param, "response_format.json_schema.schema", "{schema}: {message}");
+            }
+            Err(other) => panic!("{schema}: {other}"),
+            Ok(_) => panic!("{schema}: accepted"),
+        }
+    }
+    // The engine keeps serving.
+    let got = runtime().block_on(collect(engine.submit(greedy(prompt, 4)).expect("submits")));
+    assert!(!got.ids.is_empty());
+}

@@ -135,7 +135,8 @@ pub struct RequestSummary {
 }
 
 /// Validates a chat request exactly as the handler does and counts its prompt tokens, without
-/// generating: the same `400`/`404`/`413` errors a direct request would get.
+/// generating: the same `400`/`404`/`413` errors a direct request would get (the engine's own checks,
+/// such as whether its grammar engine supports the request's schema, included).
 pub fn summarize_request(
     headers: &HeaderMap,
     body: &[u8],
@@ -146,12 +147,14 @@ pub fn summarize_request(
     if body.len() > limits.body_bytes_max {
         return Err(ApiError::BodyTooLarge { body_bytes_max: limits.body_bytes_max });
     }
-    let info = generator.model_info();
-    let plan = request::parse_body(body)?.validate(info, limits)?;
-    let prompt_tokens = generator.render_chat(&plan.messages)?.len();
-    let max_tokens =
-        fit_max_tokens(prompt_tokens, plan.max_tokens, limits.max_tokens_default, info.context_length)?;
-    Ok(RequestSummary { model: plan.model, prompt_tokens, max_tokens, stream: plan.stream })
+    let (plan, request) = prepare(body, generator, limits)?;
+    generator.check(&request)?;
+    Ok(RequestSummary {
+        model: plan.model,
+        prompt_tokens: request.prompt_tokens.len(),
+        max_tokens: request.max_tokens,
+        stream: plan.stream,
+    })
 }
 
 /// Accept `application/json`, with or without parameters such as `charset`.

@@ -11,7 +11,9 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use gonka_engine_api::{ChatMessage, GenerationDefaults, LogitAdjustments, ModelInfo, SamplingParams};
+use gonka_engine_api::{
+    ChatMessage, GenerationDefaults, LogitAdjustments, ModelInfo, OutputGrammar, SamplingParams,
+};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -30,6 +32,11 @@ const PENALTY_MAX: f64 = 2.0;
 const LOGIT_BIAS_LIMIT: f64 = 100.0;
 /// Most tokens one request may bias (each is one addition per generated token).
 const LOGIT_BIAS_MAX: usize = 1024;
+
+/// Longest `response_format.json_schema.name` (OpenAI's limit).
+const SCHEMA_NAME_MAX: usize = 64;
+/// Largest JSON Schema a request may constrain its answer with, in bytes of JSON.
+const SCHEMA_BYTES_MAX: usize = 64 * 1024;
 
 /// Roles accepted as plain text. `function` (deprecated by OpenAI) is not.
 const ROLES: [&str; 5] = ["system", "user", "assistant", "developer", "tool"];
@@ -144,7 +151,6 @@ impl ChatCompletionBody {
         }
         let messages = validate_messages(self.messages, limits.messages_max)?;
         reject_unsupported(&UnsupportedFields {
-            response_format: self.response_format.as_ref(),
             tools: self.tools.as_ref(),
             tool_choice: self.tool_choice.as_ref(),
             functions: self.functions.as_ref(),
@@ -166,6 +172,7 @@ impl ChatCompletionBody {
             validate_sampling(self.temperature, self.top_p, self.top_k, self.seed, model.defaults)?;
         sampling.adjustments =
             validate_adjustments(self.presence_penalty, self.frequency_penalty, self.logit_bias)?;
+        sampling.grammar = validate_response_format(self.response_format)?;
         let body_seed = self.seed.map(i64::cast_unsigned);
         let stop = validate_stop(self.stop)?;
         let top_logprobs = validate_logprobs(self.logprobs, self.top_logprobs)?;
@@ -267,7 +274,6 @@ fn message_text(index: usize, content: Value) -> Result<String, ApiError> {
 
 /// Fields OpenAI defines that this server accepts only at their defaults.
 struct UnsupportedFields<'a> {
-    response_format: Option<&'a Value>,
     tools: Option<&'a Value>,
     tool_choice: Option<&'a Value>,
     functions: Option<&'a Value>,
@@ -282,12 +288,6 @@ struct UnsupportedFields<'a> {
 fn reject_unsupported(fields: &UnsupportedFields<'_>) -> Result<(), ApiError> {
     let unsupported =
         |param: &str, what: &str| Err(ApiError::invalid(param, format!("{what} is not supported.")));
-    if let Some(format) = fields.response_format
-        && !format.is_null()
-        && format.get("type").and_then(Value::as_str) != Some("text")
-    {
-        return unsupported("response_format", "A `response_format` other than `{\"type\": \"text\"}`");
-    }
     let defaults_only = [
         ("tools", fields.tools, "Tool calling"),
         ("functions", fields.functions, "Function calling"),
@@ -324,6 +324,70 @@ fn is_null_or_empty(value: &Value) -> bool {
         Value::Array(items) => items.is_empty(),
         Value::Object(fields) => fields.is_empty(),
         _ => false,
+    }
+}
+
+/// `response_format`: `text` (or none) leaves the answer free; `json_object` constrains it to a JSON
+/// object; `json_schema` to JSON matching `json_schema.schema` (any JSON when the schema is omitted),
+/// enforced whether or not `strict` is set (`docs/spec/validation.md` §3.2). Whether the grammar engine
+/// supports every keyword of the schema is the engine's check.
+fn validate_response_format(format: Option<Value>) -> Result<Option<OutputGrammar>, ApiError> {
+    let format = match format {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Object(format)) => format,
+        Some(_) => return Err(ApiError::invalid("response_format", "`response_format` must be an object.")),
+    };
+    let kind = format.get("type").and_then(Value::as_str);
+    match kind {
+        Some("text") => Ok(None),
+        Some("json_object") => Ok(Some(OutputGrammar::JsonSchema(r#"{"type": "object"}"#.to_owned()))),
+        Some("json_schema") => {
+            let param = "response_format.json_schema";
+            let Some(Value::Object(spec)) = format.get("json_schema") else {
+                return Err(ApiError::invalid(
+                    param,
+                    "`json_schema` must be an object with `name` and `schema`.",
+                ));
+            };
+            let name = spec.get("name").and_then(Value::as_str).unwrap_or_default();
+            let name_ok = !name.is_empty()
+                && name.len() <= SCHEMA_NAME_MAX
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !name_ok {
+                return Err(ApiError::invalid(
+                    "response_format.json_schema.name",
+                    format!("`name` must be 1 to {SCHEMA_NAME_MAX} letters, digits, `_` or `-`."),
+                ));
+            }
+            if spec.get("strict").is_some_and(|strict| !strict.is_boolean() && !strict.is_null()) {
+                return Err(ApiError::invalid(
+                    "response_format.json_schema.strict",
+                    "`strict` must be a boolean.",
+                ));
+            }
+            let schema = match spec.get("schema") {
+                None | Some(Value::Null) => Value::Object(serde_json::Map::new()),
+                Some(schema @ (Value::Object(_) | Value::Bool(_))) => schema.clone(),
+                Some(_) => {
+                    return Err(ApiError::invalid(
+                        "response_format.json_schema.schema",
+                        "`schema` must be a JSON Schema object.",
+                    ));
+                }
+            };
+            let text = schema.to_string();
+            if text.len() > SCHEMA_BYTES_MAX {
+                return Err(ApiError::invalid(
+                    "response_format.json_schema.schema",
+                    format!("The schema is {} bytes; at most {SCHEMA_BYTES_MAX} are accepted.", text.len()),
+                ));
+            }
+            Ok(Some(OutputGrammar::JsonSchema(text)))
+        }
+        _ => Err(ApiError::invalid(
+            "response_format.type",
+            "`response_format.type` must be `text`, `json_object` or `json_schema`.",
+        )),
     }
 }
 
@@ -552,6 +616,28 @@ mod tests {
         )
         .expect("valid request");
         assert_eq!(plan.sampling.seed, u64::MAX);
+    }
+
+    #[test]
+    fn response_formats_become_grammars_keeping_the_schemas_property_order() {
+        let grammar = |format: &str| {
+            let body = format!(
+                r#"{{"model": "m", "messages": [{{"role": "user", "content": "hi"}}], "response_format": {format}}}"#
+            );
+            let body: Value = serde_json::from_str(&body).expect("test JSON");
+            plan(&body).expect("valid request").sampling.grammar
+        };
+        assert_eq!(grammar(r#"{"type": "text"}"#), None);
+        assert_eq!(
+            grammar(r#"{"type": "json_object"}"#),
+            Some(OutputGrammar::JsonSchema(r#"{"type": "object"}"#.into()))
+        );
+        let schema =
+            r#"{"type":"object","properties":{"zeta":{"type":"string"},"alpha":{"type":"integer"}}}"#;
+        let format = format!(
+            r#"{{"type": "json_schema", "json_schema": {{"name": "x", "strict": true, "schema": {schema}}}}}"#
+        );
+        assert_eq!(grammar(&format), Some(OutputGrammar::JsonSchema(schema.into())));
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!   tokens (the pre-fill attack of reference §5.7);
 //! - `edit-answer`: changes one token of the answer (to the next most likely one) after generating it;
 //! - `wrong-seed`: samples with another seed than the request's, and claims the right one;
+//! - `ignore-constraints`: generates as if the request named no `response_format`, penalties or
+//!   logit bias (cheaper: no grammar to follow), and claims it honoured them;
 //! - `refuse-payload`: answers honestly, never hands its payloads to validators.
 //!
 //! Only the devnet writes this setting into a host's config; a node with it set warns at start.
@@ -36,14 +38,22 @@ pub enum Cheat {
     EditAnswer,
     /// Samples with another seed.
     WrongSeed,
+    /// Ignores the request's grammar, penalties and logit bias.
+    IgnoreConstraints,
     /// Keeps its payloads from validators.
     RefusePayload,
 }
 
 impl Cheat {
     /// Every kind.
-    pub const ALL: [Cheat; 5] =
-        [Cheat::SubstituteModel, Cheat::Prefill, Cheat::EditAnswer, Cheat::WrongSeed, Cheat::RefusePayload];
+    pub const ALL: [Cheat; 6] = [
+        Cheat::SubstituteModel,
+        Cheat::Prefill,
+        Cheat::EditAnswer,
+        Cheat::WrongSeed,
+        Cheat::IgnoreConstraints,
+        Cheat::RefusePayload,
+    ];
 
     /// Its `--byzantine` name.
     pub fn name(self) -> &'static str {
@@ -52,6 +62,7 @@ impl Cheat {
             Cheat::Prefill => "prefill",
             Cheat::EditAnswer => "edit-answer",
             Cheat::WrongSeed => "wrong-seed",
+            Cheat::IgnoreConstraints => "ignore-constraints",
             Cheat::RefusePayload => "refuse-payload",
         }
     }

@@ -133,6 +133,7 @@ pub(crate) async fn execute(
         seed: if cheat == Some(Cheat::WrongSeed) { seed ^ WRONG_SEED } else { seed },
         recorded_top_k,
         edit_at: (cheat == Some(Cheat::EditAnswer)).then_some(EDIT_POSITION),
+        unconstrained: cheat == Some(Cheat::IgnoreConstraints),
         sink: Mutex::new(Some(record_tx)),
     });
     // The TA escrowed for `max_tokens`: never generate more, and use it as the default.
@@ -236,6 +237,8 @@ struct Recording {
     recorded_top_k: usize,
     /// An `edit-answer` cheat: the position whose token it replaces by the next most likely one.
     edit_at: Option<usize>,
+    /// An `ignore-constraints` cheat: drops the request's grammar, penalties and logit bias.
+    unconstrained: bool,
     sink: Mutex<Option<oneshot::Sender<Record>>>,
 }
 
@@ -248,7 +251,15 @@ impl Generator for Recording {
         self.inner.render_chat(messages)
     }
 
+    fn check(&self, request: &GenerationRequest) -> Result<(), EngineError> {
+        self.inner.check(request)
+    }
+
     fn submit(&self, mut request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+        if self.unconstrained {
+            request.sampling.grammar = None;
+            request.sampling.adjustments = gonka_engine::LogitAdjustments::default();
+        }
         let mut recorder = Recorder::prepare(&mut request, self.seed, self.recorded_top_k, self.edit_at);
         let mut events = self.inner.submit(request)?;
         let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).take();
