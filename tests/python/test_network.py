@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 from openai import OpenAI
+from pydantic import BaseModel, Field
 
 DEVNET = os.environ["GONKA_DEVNET_DIR"]
 QUESTION = [
@@ -125,6 +126,40 @@ def test_a_streamed_answer_is_paid_exactly_by_its_tokens(plan, client, model) ->
     cost = usage.total_tokens * locked_price(plan, record)
     assert balance(plan, developer) == before - cost
     assert_fee_held(plan, raw.headers["x-inference-id"], cost)
+
+
+class Capital(BaseModel):
+    country: str = Field(max_length=30)
+    capital: str = Field(max_length=30)
+    on_the_coast: bool
+    population_millions: float = Field(ge=0, le=50)
+
+
+def test_a_structured_answer_parses_and_is_paid_exactly(plan, client, model) -> None:
+    """A pydantic schema through the gateway: the executor's answer parses, and its receipts bill it like
+    any other answer (validators replay it under the same grammar: docs/spec/validation.md §3.2)."""
+    developer = plan["developer"]["address"]
+    before = balance(plan, developer)
+    raw = client.chat.completions.with_raw_response.parse(
+        model=model, messages=QUESTION, response_format=Capital, max_tokens=80, temperature=0
+    )
+    answer = raw.parse()
+    parsed = answer.choices[0].message.parsed
+    assert isinstance(parsed, Capital), answer.choices[0].message.content
+    record = finished(plan, raw.headers["x-inference-id"])
+    assert record["response_hash"] == hashlib.sha256(answer.choices[0].message.content.encode()).hexdigest()
+    cost = answer.usage.total_tokens * locked_price(plan, record)
+    assert balance(plan, developer) == before - cost
+
+
+def test_an_invalid_schema_is_refused_before_anything_is_escrowed(plan, client, model) -> None:
+    developer = plan["developer"]["address"]
+    before = balance(plan, developer)
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strnig"}}}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=model, messages=QUESTION, response_format=bad, max_tokens=8)
+    assert raised.value.body["param"] == "response_format.json_schema.schema"
+    assert balance(plan, developer) == before
 
 
 def test_an_unknown_model_is_an_openai_404(client) -> None:

@@ -4,11 +4,14 @@ GONKA_BASE_URL points at the server's /v1. Greedy answers (temperature 0) must b
 are delivered; seeded sampled answers must repeat.
 """
 
+import json
 import os
+from typing import Literal
 
 import openai
 import pytest
 from openai import OpenAI
+from pydantic import BaseModel, Field
 
 # SmolLM2-135M, with the template's default system prompt, greedily answers this question with a list of
 # French words (llama.cpp on the same file agrees); a short system prompt of our own keeps it on topic.
@@ -180,6 +183,176 @@ def test_logit_bias_and_penalties_shape_the_answer(client: OpenAI, model: str) -
         client.chat.completions.create(model=model, messages=QUESTION, presence_penalty=2.5)
     assert raised.value.status_code == 400
     assert raised.value.body["param"] == "presence_penalty"
+
+
+class Landmark(BaseModel):
+    name: str = Field(max_length=40)
+    kind: Literal["museum", "monument", "park", "church"]
+
+
+class City(BaseModel):
+    name: str = Field(max_length=40)
+    country: Literal["France", "Germany", "Italy", "Spain"]
+    population_millions: float = Field(ge=0, le=40)
+    founded_century: int = Field(ge=-10, le=21)
+    landmarks: list[Landmark] = Field(max_length=3)
+
+
+class Sentiment(BaseModel):
+    label: Literal["positive", "neutral", "negative"]
+    confidence: float = Field(ge=0, le=1)
+    reasons: list[str] = Field(max_length=3)
+
+
+@pytest.mark.parametrize(
+    "schema, prompt",
+    [
+        (City, "Describe Paris: its name, country, population, founding century and landmarks."),
+        (Sentiment, "Classify the sentiment of: 'I loved the food but the service was slow.'"),
+    ],
+)
+@pytest.mark.parametrize("temperature", [0, 0.7])
+def test_parse_returns_an_object_of_the_pydantic_schema(client: OpenAI, model: str, schema, prompt, temperature) -> None:
+    completion = client.chat.completions.parse(
+        model=model,
+        messages=[{"role": "user", "content": prompt}],
+        response_format=schema,
+        temperature=temperature,
+        seed=3,
+        max_tokens=200,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "stop", choice.message.content
+    parsed = choice.message.parsed
+    assert isinstance(parsed, schema), choice.message.content
+    # pydantic checked every bound and enum; the text is the JSON it parsed.
+    assert schema.model_validate_json(choice.message.content) == parsed
+
+
+def test_json_object_mode_answers_an_object(client: OpenAI, model: str) -> None:
+    completion = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "Give the name and age of a fictional person as JSON."}],
+        response_format={"type": "json_object"},
+        temperature=0,
+        max_tokens=64,
+    )
+    content = completion.choices[0].message.content
+    assert completion.choices[0].finish_reason == "stop", content
+    assert isinstance(json.loads(content), dict)
+
+
+def test_an_invalid_schema_is_a_bad_request_naming_it(client: OpenAI, model: str) -> None:
+    bad = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "strnig"}}}
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=model, messages=QUESTION, response_format=bad)
+    assert raised.value.body["param"] == "response_format.json_schema.schema"
+    assert "strnig" in raised.value.body["message"]
+
+
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 40}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+ADD_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "add",
+        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+    },
+}
+WEATHER_QUESTION = [{"role": "user", "content": "What is the weather like in Paris right now?"}]
+
+
+def _streamed_calls(stream) -> tuple[str, list[dict], str]:
+    """Accumulates a streamed answer as the SDK's users do: content, tool calls by index, finish reason."""
+    content, calls, finish = "", {}, None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        choice = chunk.choices[0]
+        content += choice.delta.content or ""
+        for part in choice.delta.tool_calls or []:
+            call = calls.setdefault(part.index, {"id": None, "name": "", "arguments": ""})
+            call["id"] = part.id or call["id"]
+            if part.function is not None:
+                call["name"] += part.function.name or ""
+                call["arguments"] += part.function.arguments or ""
+        finish = choice.finish_reason or finish
+    return content, [calls[i] for i in sorted(calls)], finish
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_tool_round_trip(client: OpenAI, model: str, stream: bool) -> None:
+    """The model calls a function (forced by name), the client sends the result back as a `tool` message,
+    and the model answers in text."""
+    forced = {"type": "function", "function": {"name": "get_weather"}}
+    kwargs = dict(model=model, messages=WEATHER_QUESTION, tools=[WEATHER_TOOL, ADD_TOOL], tool_choice=forced,
+                  parallel_tool_calls=False, temperature=0, max_tokens=60)
+    if stream:
+        content, calls, finish = _streamed_calls(client.chat.completions.create(stream=True, **kwargs))
+        assistant = {"role": "assistant", "content": content or None, "tool_calls": [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}} for c in calls]}
+        whole = client.chat.completions.create(**kwargs).choices[0].message.tool_calls
+        assert [(c.function.name, c.function.arguments) for c in whole] == [(c["name"], c["arguments"]) for c in calls]
+    else:
+        answer = client.chat.completions.create(**kwargs)
+        finish = answer.choices[0].finish_reason
+        message = answer.choices[0].message
+        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in message.tool_calls]
+        assistant = message.model_dump(exclude_none=True)
+    assert finish == "tool_calls"
+    assert len(calls) == 1 and calls[0]["name"] == "get_weather" and calls[0]["id"].startswith("call_")
+    arguments = json.loads(calls[0]["arguments"])
+    assert isinstance(arguments["city"], str) and arguments["unit"] in ("celsius", "fahrenheit")
+    result = {"role": "tool", "tool_call_id": calls[0]["id"], "content": json.dumps({"temperature": 18, "sky": "sunny"})}
+    reply = client.chat.completions.create(
+        model=model, messages=WEATHER_QUESTION + [assistant, result], tools=[WEATHER_TOOL, ADD_TOOL],
+        tool_choice="none", temperature=0, max_tokens=40,
+    )
+    assert reply.choices[0].message.content and not reply.choices[0].message.tool_calls
+
+
+def test_required_tool_choice_calls_some_declared_function(client: OpenAI, model: str) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "What is 2 plus 3?"}], tools=[WEATHER_TOOL, ADD_TOOL],
+        tool_choice="required", parallel_tool_calls=False, temperature=0.7, seed=1, max_tokens=60,
+    )
+    calls = answer.choices[0].message.tool_calls
+    assert answer.choices[0].finish_reason == "tool_calls" and len(calls) == 1
+    assert calls[0].function.name in ("get_weather", "add")
+    assert isinstance(json.loads(calls[0].function.arguments), dict)
+
+
+def test_auto_tool_choice_answers_text_or_calls(client: OpenAI, model: str) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=WEATHER_QUESTION, tools=[WEATHER_TOOL], temperature=0, max_tokens=40
+    )
+    message = answer.choices[0].message
+    assert message.content or message.tool_calls
+
+
+@pytest.mark.parametrize(
+    "tools, choice, param",
+    [
+        ([WEATHER_TOOL], {"type": "function", "function": {"name": "get_time"}}, "tool_choice"),
+        ([{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"a": {"type": "strnig"}}}}}], "auto", "tools"),
+        ([{"type": "function", "function": {"name": "bad name"}}], "auto", "tools[0].function.name"),
+    ],
+)
+def test_bad_tools_are_bad_requests_naming_the_field(client: OpenAI, model: str, tools, choice, param) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=model, messages=QUESTION, tools=tools, tool_choice=choice, max_tokens=8)
+    assert raised.value.body["param"] == param
 
 
 def test_unknown_model_is_not_found(client: OpenAI) -> None:

@@ -402,10 +402,24 @@ fn malformed_requests() -> Vec<Case> {
             Some("response_format.json_schema.strict"),
         ),
         chat_case(
-            "tools",
-            json!({"tools": [{"type": "function", "function": {"name": "f"}}]}),
+            "tool_choice naming an undeclared function",
+            json!({"tools": [{"type": "function", "function": {"name": "f"}}],
+                   "tool_choice": {"type": "function", "function": {"name": "g"}}}),
             bad,
-            Some("tools"),
+            Some("tool_choice"),
+        ),
+        chat_case(
+            "a tool whose parameters are not an object schema",
+            json!({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "array"}}}]}),
+            bad,
+            Some("tools[0].function.parameters"),
+        ),
+        chat_case(
+            "tool_calls on a user message",
+            json!({"messages": [{"role": "user", "content": "hi", "tool_calls": [{"id": "c", "type": "function",
+                   "function": {"name": "f", "arguments": "{}"}}]}]}),
+            bad,
+            Some("messages[0].tool_calls"),
         ),
         chat_case("stream of the wrong type", json!({"stream": "yes"}), bad, Some("stream")),
         raw(

@@ -42,7 +42,7 @@ pub struct GapArgs {
     json: bool,
 }
 
-fn load(max_sequences: usize) -> anyhow::Result<(Engine, String)> {
+pub(crate) fn load(max_sequences: usize) -> anyhow::Result<(Engine, String)> {
     let model = crate::default_model()?;
     let config =
         EngineConfig { max_sequences, threads: gonka_engine::compute_threads(), ..EngineConfig::default() };
@@ -50,7 +50,7 @@ fn load(max_sequences: usize) -> anyhow::Result<(Engine, String)> {
     Ok((engine, model.path.display().to_string()))
 }
 
-fn read_prompts(path: &PathBuf) -> anyhow::Result<Vec<String>> {
+pub(crate) fn read_prompts(path: &PathBuf) -> anyhow::Result<Vec<String>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let prompts: Vec<String> =
         text.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
@@ -60,14 +60,14 @@ fn read_prompts(path: &PathBuf) -> anyhow::Result<Vec<String>> {
     Ok(prompts)
 }
 
-fn render(engine: &Engine, prompt: &str) -> anyhow::Result<Vec<u32>> {
+pub(crate) fn render(engine: &Engine, prompt: &str) -> anyhow::Result<Vec<u32>> {
     Ok(engine.render_chat(&[ChatMessage { role: "user".into(), content: prompt.into() }])?)
 }
 
 /// One finished request, with the arrival time of every token.
 pub(crate) struct Run {
     submitted: Instant,
-    token_times: Vec<Instant>,
+    pub(crate) token_times: Vec<Instant>,
     pub(crate) tokens: Vec<u32>,
     logprobs: Vec<f32>,
     prompt_tokens: usize,
@@ -95,7 +95,7 @@ pub(crate) async fn generate(engine: &Engine, request: GenerationRequest) -> any
     bail!("the engine closed the stream without finishing")
 }
 
-fn request(
+pub(crate) fn request(
     prompt_tokens: Vec<u32>,
     max_tokens: usize,
     sampling: SamplingParams,

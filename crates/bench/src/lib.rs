@@ -10,6 +10,8 @@
 //! - `inference`: the paid path (gateway → TA → executor) against the engine direct.
 //! - `sim`: simulated blocks per second of a 16-host network with 3 Byzantine hosts against the same
 //!   network honest; seconds per seed of the test suite's short runs.
+//! - `structured`: decode under a JSON Schema against free decode of as many tokens; mask and compile
+//!   costs of the grammar engine.
 //! - `validation`: answer validation on the embedded engine — false positives, detection per cheat,
 //!   cost against serving, throughput while validating.
 #![deny(missing_docs)]
@@ -22,6 +24,7 @@ mod inference;
 mod poc;
 mod sim;
 pub mod stats;
+mod structured;
 pub mod validation;
 
 use std::path::PathBuf;
@@ -48,6 +51,9 @@ pub enum BenchCommand {
     Sim(sim::SimArgs),
     /// An epoch's settlement with 100 and 1,000 hosts: its block time against an ordinary block's.
     Economy(economy::EconomyArgs),
+    /// Decode under a JSON Schema against free decode of as many tokens; the grammar engine's mask and
+    /// compile costs.
+    Structured(structured::StructuredArgs),
     /// Answer validation on the embedded engine: false positives, detection per cheat kind, cost against
     /// serving, throughput while validating against not validating.
     Validation(validation::ValidationArgs),
@@ -71,6 +77,7 @@ pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> 
         BenchCommand::Poc(args) => poc::poc_bench(&args),
         BenchCommand::Sim(args) => sim::sim_bench(&args),
         BenchCommand::Economy(args) => economy::economy_bench(&args),
+        BenchCommand::Structured(args) => runtime.block_on(structured::structured_bench(args)),
         BenchCommand::Validation(args) => runtime.block_on(validation::validation_bench(args)),
         BenchCommand::Inference(args) => {
             tokio::runtime::Runtime::new()?.block_on(inference::inference_bench(args, &context.exe))

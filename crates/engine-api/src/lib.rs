@@ -58,6 +58,19 @@ pub enum OutputGrammar {
     /// "object"}` for `json_object`). Objects are written compactly with `", "` and `": "` separators and
     /// their properties in the schema's order.
     JsonSchema(String),
+    /// A grammar in llguidance's Lark dialect: what a forced tool call must be (the call syntax, with
+    /// each function's parameter schema nested as `%json`).
+    Lark(String),
+}
+
+impl OutputGrammar {
+    /// The request field an invalid grammar is blamed on.
+    pub fn param(&self) -> &'static str {
+        match self {
+            OutputGrammar::JsonSchema(_) => "response_format.json_schema.schema",
+            OutputGrammar::Lark(_) => "tools",
+        }
+    }
 }
 
 /// OpenAI's `presence_penalty`, `frequency_penalty` and `logit_bias`: what the sampler adds to the

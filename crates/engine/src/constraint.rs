@@ -85,9 +85,10 @@ impl Grammars {
     }
 
     /// A fresh constraint for one answer, or the reason `grammar` cannot be used (an invalid or
-    /// unsupported schema: the request's error, named by `param`).
-    pub fn compile(&self, grammar: &OutputGrammar, param: &'static str) -> Result<Constraint, EngineError> {
+    /// unsupported schema: the request's error, named by [`OutputGrammar::param`]).
+    pub fn compile(&self, grammar: &OutputGrammar) -> Result<Constraint, EngineError> {
         let factory = self.factory()?;
+        let param = grammar.param();
         let top = match grammar {
             OutputGrammar::JsonSchema(text) => {
                 let mut schema: serde_json::Value = serde_json::from_str(text).map_err(|e| {
@@ -107,10 +108,11 @@ impl Grammars {
                 }
                 TopLevelGrammar::from_json_schema(schema)
             }
+            OutputGrammar::Lark(text) => TopLevelGrammar::from_lark(text.clone()),
         };
         let parser = factory.create_parser(top).map_err(|e| EngineError::InvalidParameter {
             param,
-            message: format!("unsupported or invalid schema: {}", first_line(&e.to_string())),
+            message: format!("unsupported or invalid schema: {}", first_line(&format!("{e:#}"))),
         })?;
         let matcher = Matcher::new(Ok(parser));
         if let Some(error) = matcher.get_error() {

@@ -192,6 +192,11 @@ impl Engine {
         &self.tokenizer
     }
 
+    /// The grammars of structured outputs, compiled for this engine's tokenizer.
+    pub fn grammars(&self) -> &Grammars {
+        &self.grammars
+    }
+
     /// The limits in force.
     pub fn config(&self) -> &EngineConfig {
         &self.config
@@ -247,7 +252,7 @@ impl Engine {
     /// The request's grammar compiled for this tokenizer, if it names one.
     fn compile(&self, sampling: Option<&SamplingParams>) -> Result<Option<Constraint>, EngineError> {
         match sampling.and_then(|s| s.grammar.as_ref()) {
-            Some(grammar) => self.grammars.compile(grammar, "response_format.json_schema.schema").map(Some),
+            Some(grammar) => self.grammars.compile(grammar).map(Some),
             None => Ok(None),
         }
     }

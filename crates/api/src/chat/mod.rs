@@ -4,6 +4,7 @@
 mod request;
 mod response;
 mod stream;
+mod tools;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +19,7 @@ use gonka_engine_api::{EngineError, GenerationEvent, GenerationRequest, Generati
 
 use self::request::ChatPlan;
 use self::response::{Collected, CompletionHead};
+use self::tools::CallSplitter;
 use crate::{ApiError, AppState, Metrics};
 
 /// When a request's [`crate::ApiLimits::request_timeout`] runs out.
@@ -58,19 +60,21 @@ pub(crate) async fn chat_completions(
     require_json(&headers)?;
     let body = body.map_err(|rejection| body_error(&rejection, state.limits.body_bytes_max))?;
     let (plan, request) = prepare(&body, &*state.generator, &state.limits)?;
-    let ChatPlan { model, top_logprobs, stream, include_usage, .. } = plan;
+    let ChatPlan { model, top_logprobs, stream, include_usage, tools, .. } = plan;
     let events = state.generator.submit(request)?;
 
     let head = CompletionHead::new(model);
+    let splitter = tools.map(|tools| CallSplitter::new(tools, head.id.trim_start_matches("chatcmpl-")));
     let deadline = state
         .limits
         .request_timeout
         .map(|budget| Deadline { at: tokio::time::Instant::from_std(arrived) + budget, budget });
     let mut watch = GenerationWatch { metrics: Arc::clone(&state.metrics), arrived, first_token_seen: false };
     if stream {
-        return Ok(stream::ChunkStream::new(events, head, include_usage, deadline, watch).into_response());
+        let chunks = stream::ChunkStream::new(events, head, include_usage, deadline, watch, splitter);
+        return Ok(chunks.into_response());
     }
-    let collected = within(deadline, collect(events, &mut watch, top_logprobs.is_some())).await?;
+    let collected = within(deadline, collect(events, &mut watch, top_logprobs.is_some(), splitter)).await?;
     Ok(Json(response::completion(head, collected)).into_response())
 }
 
@@ -93,6 +97,13 @@ fn prepare(
         top_logprobs: plan.top_logprobs,
         ignore_eos: false,
     };
+    // Every declared function's parameter schema must compile, whether or not this answer is forced to
+    // call one: the grammar of calls of every tool is the check.
+    if let Some(tools) = &plan.tools {
+        let mut probe = request.clone();
+        probe.sampling.grammar = Some(tools.check_grammar());
+        generator.check(&probe)?;
+    }
     Ok((plan, request))
 }
 
@@ -219,6 +230,7 @@ async fn collect(
     mut events: GenerationStream,
     watch: &mut GenerationWatch,
     logprobs_requested: bool,
+    splitter: Option<CallSplitter>,
 ) -> Result<Collected, ApiError> {
     let mut content = String::new();
     let mut logprobs = Vec::new();
@@ -232,7 +244,15 @@ async fn collect(
             GenerationEvent::Finished { reason, usage } => {
                 watch.finished(usage);
                 let logprobs = logprobs_requested.then_some(logprobs);
-                return Ok(Collected { content, logprobs, finish_reason: reason, usage });
+                let (content, calls) = match splitter {
+                    Some(mut splitter) => {
+                        let mut pieces = splitter.push(&content);
+                        pieces.extend(splitter.finish());
+                        response::gather(pieces)
+                    }
+                    None => (content, Vec::new()),
+                };
+                return Ok(Collected { content, calls, logprobs, finish_reason: reason, usage });
             }
             GenerationEvent::Failed(error) => return Err(error.into()),
         }

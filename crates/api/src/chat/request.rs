@@ -65,6 +65,7 @@ pub(crate) struct ChatCompletionBody {
     logit_bias: Option<Value>,
     tools: Option<Value>,
     tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
     functions: Option<Value>,
     function_call: Option<Value>,
     store: Option<bool>,
@@ -85,6 +86,8 @@ struct WireMessage {
     content: Option<Value>,
     tool_calls: Option<Value>,
 }
+
+pub(crate) use super::tools::ToolPlan;
 
 /// A validated request: what the handler needs to render, submit and answer.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +110,8 @@ pub(crate) struct ChatPlan {
     pub(crate) stream: bool,
     /// Streaming only: send a final usage chunk.
     pub(crate) include_usage: bool,
+    /// The declared tools and what `tool_choice` asks, when tools are declared.
+    pub(crate) tools: Option<ToolPlan>,
 }
 
 /// Parse a body. A value that does not fit the schema names its field as `param`; broken JSON has no
@@ -151,8 +156,6 @@ impl ChatCompletionBody {
         }
         let messages = validate_messages(self.messages, limits.messages_max)?;
         reject_unsupported(&UnsupportedFields {
-            tools: self.tools.as_ref(),
-            tool_choice: self.tool_choice.as_ref(),
             functions: self.functions.as_ref(),
             function_call: self.function_call.as_ref(),
             store: self.store,
@@ -173,6 +176,20 @@ impl ChatCompletionBody {
         sampling.adjustments =
             validate_adjustments(self.presence_penalty, self.frequency_penalty, self.logit_bias)?;
         sampling.grammar = validate_response_format(self.response_format)?;
+        let tools = ToolPlan::validate(self.tools, self.tool_choice, self.parallel_tool_calls)?;
+        let messages = match &tools {
+            Some(tools) => tools.render(messages),
+            None => messages,
+        };
+        if let Some(forced) = tools.as_ref().and_then(ToolPlan::grammar) {
+            if sampling.grammar.is_some() {
+                return Err(ApiError::invalid(
+                    "response_format",
+                    "A `response_format` other than text cannot be combined with a `tool_choice` that forces a call.",
+                ));
+            }
+            sampling.grammar = Some(forced);
+        }
         let body_seed = self.seed.map(i64::cast_unsigned);
         let stop = validate_stop(self.stop)?;
         let top_logprobs = validate_logprobs(self.logprobs, self.top_logprobs)?;
@@ -189,6 +206,7 @@ impl ChatCompletionBody {
             top_logprobs,
             stream,
             include_usage,
+            tools,
         })
     }
 }
@@ -214,15 +232,21 @@ fn validate_message(index: usize, message: WireMessage) -> Result<ChatMessage, A
             format!("Unsupported role `{role}`; expected one of {}.", ROLES.join(", ")),
         ));
     }
-    if tool_calls.as_ref().is_some_and(|calls| !is_null_or_empty(calls)) {
-        return Err(ApiError::invalid(
-            format!("messages[{index}].tool_calls"),
-            "Tool calls are not supported.",
-        ));
-    }
+    let calls = match tool_calls {
+        Some(calls) if !is_null_or_empty(&calls) => {
+            if role != "assistant" {
+                return Err(ApiError::invalid(
+                    format!("messages[{index}].tool_calls"),
+                    "Only assistant messages carry `tool_calls`.",
+                ));
+            }
+            Some(super::tools::render_calls(index, &calls)?)
+        }
+        _ => None,
+    };
     let content = match content {
         Some(content) => message_text(index, content)?,
-        // An assistant turn that only called tools has no content; with tool calls rejected, it is empty.
+        // An assistant turn that only called tools has no content.
         None if role == "assistant" => String::new(),
         None => {
             return Err(ApiError::invalid(
@@ -233,6 +257,12 @@ fn validate_message(index: usize, message: WireMessage) -> Result<ChatMessage, A
     };
     // The chat template knows `system`; OpenAI's `developer` role is its newer name.
     let role = if role == "developer" { "system".to_owned() } else { role };
+    let content = match (role.as_str(), calls) {
+        (_, Some(calls)) if content.is_empty() => calls,
+        (_, Some(calls)) => format!("{content}\n{calls}"),
+        ("tool", None) => super::tools::render_result(&content),
+        _ => content,
+    };
     Ok(ChatMessage { role, content })
 }
 
@@ -274,8 +304,6 @@ fn message_text(index: usize, content: Value) -> Result<String, ApiError> {
 
 /// Fields OpenAI defines that this server accepts only at their defaults.
 struct UnsupportedFields<'a> {
-    tools: Option<&'a Value>,
-    tool_choice: Option<&'a Value>,
     functions: Option<&'a Value>,
     function_call: Option<&'a Value>,
     store: Option<bool>,
@@ -289,7 +317,6 @@ fn reject_unsupported(fields: &UnsupportedFields<'_>) -> Result<(), ApiError> {
     let unsupported =
         |param: &str, what: &str| Err(ApiError::invalid(param, format!("{what} is not supported.")));
     let defaults_only = [
-        ("tools", fields.tools, "Tool calling"),
         ("functions", fields.functions, "Function calling"),
         ("audio", fields.audio, "Audio output"),
         ("prediction", fields.prediction, "Predicted output"),
@@ -300,11 +327,9 @@ fn reject_unsupported(fields: &UnsupportedFields<'_>) -> Result<(), ApiError> {
             return unsupported(param, what);
         }
     }
-    // With no tools, `none` and `auto` both mean "answer in text".
-    for (param, value) in [("tool_choice", fields.tool_choice), ("function_call", fields.function_call)] {
-        if value.is_some_and(|value| !value.is_null() && value != "none" && value != "auto") {
-            return unsupported(param, &format!("A `{param}` naming a tool"));
-        }
+    // With no functions, `none` and `auto` both mean "answer in text".
+    if fields.function_call.is_some_and(|value| !value.is_null() && value != "none" && value != "auto") {
+        return unsupported("function_call", "A `function_call` naming a function (use `tools`)");
     }
     if fields.store == Some(true) {
         return unsupported("store", "Storing completions");

@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_openai::types::chat::{
-    ChatChoice, ChatChoiceLogprobs, ChatCompletionResponseMessage, ChatCompletionTokenLogprob,
-    CompletionUsage, CreateChatCompletionResponse, FinishReason, Role, TopLogprobs,
+    ChatChoice, ChatChoiceLogprobs, ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+    ChatCompletionResponseMessage, ChatCompletionTokenLogprob, CompletionUsage, CreateChatCompletionResponse,
+    FinishReason, FunctionCall, Role, TopLogprobs,
 };
 use gonka_engine_api::{PositionLogprobs, TokenLogprob, Usage};
 use serde::Serialize;
+
+use super::tools::Piece;
 
 /// What every object of one completion repeats: its id, creation time and model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +65,14 @@ pub(crate) fn finish_reason(reason: gonka_engine_api::FinishReason) -> FinishRea
     }
 }
 
+/// An answer that ended on its own after calling tools finished with `tool_calls`.
+pub(crate) fn finish_reason_with_calls(reason: gonka_engine_api::FinishReason, called: bool) -> FinishReason {
+    match reason {
+        gonka_engine_api::FinishReason::Stop if called => FinishReason::ToolCalls,
+        other => finish_reason(other),
+    }
+}
+
 /// One position's logprobs in OpenAI's shape: the chosen token and its alternatives, best first.
 pub(crate) fn token_logprob(position: PositionLogprobs) -> ChatCompletionTokenLogprob {
     let PositionLogprobs { chosen, top } = position;
@@ -77,10 +88,40 @@ pub(crate) fn token_logprob(position: PositionLogprobs) -> ChatCompletionTokenLo
     ChatCompletionTokenLogprob { token: text, logprob, bytes: Some(bytes), top_logprobs }
 }
 
+/// One tool call of an answer: id, function name, arguments (JSON text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CollectedCall {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) arguments: String,
+}
+
+/// The pieces of an answer with tools gathered into content and calls.
+pub(crate) fn gather(pieces: Vec<Piece>) -> (String, Vec<CollectedCall>) {
+    let mut content = String::new();
+    let mut calls: Vec<CollectedCall> = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::Content(text) => content.push_str(&text),
+            Piece::CallStart { id, name, .. } => {
+                calls.push(CollectedCall { id, name, arguments: String::new() });
+            }
+            Piece::CallArguments { index, fragment } => {
+                if let Some(call) = calls.get_mut(index) {
+                    call.arguments.push_str(&fragment);
+                }
+            }
+        }
+    }
+    (content, calls)
+}
+
 /// What a finished non-streaming generation collected.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Collected {
     pub(crate) content: String,
+    /// Tool calls parsed from the answer (requests with tools only).
+    pub(crate) calls: Vec<CollectedCall>,
     /// `Some` when the request asked for logprobs.
     pub(crate) logprobs: Option<Vec<ChatCompletionTokenLogprob>>,
     pub(crate) finish_reason: gonka_engine_api::FinishReason,
@@ -89,15 +130,30 @@ pub(crate) struct Collected {
 
 /// The `chat.completion` object answering a non-streaming request.
 pub(crate) fn completion(head: CompletionHead, collected: Collected) -> CreateChatCompletionResponse {
+    let called = !collected.calls.is_empty();
+    let tool_calls = called.then(|| {
+        collected
+            .calls
+            .into_iter()
+            .map(|call| {
+                ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
+                    id: call.id,
+                    function: FunctionCall { name: call.name, arguments: call.arguments },
+                })
+            })
+            .collect()
+    });
+    let content = collected.content;
     let message = ChatCompletionResponseMessage {
-        content: Some(collected.content),
+        content: (!called || !content.trim().is_empty()).then_some(content),
+        tool_calls,
         role: Role::Assistant,
         ..Default::default()
     };
     let choice = ChatChoice {
         index: 0,
         message,
-        finish_reason: Some(finish_reason(collected.finish_reason)),
+        finish_reason: Some(finish_reason_with_calls(collected.finish_reason, called)),
         logprobs: collected
             .logprobs
             .map(|content| ChatChoiceLogprobs { content: Some(content), refusal: None }),
@@ -144,6 +200,28 @@ struct Delta {
     role: Option<Role>,
     #[serde(skip_serializing_if = "Option::is_none")]
     content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+/// A streamed tool call's part: its first chunk carries the id, type and name, later ones argument
+/// fragments (as OpenAI streams them).
+#[derive(Debug, Serialize)]
+struct ToolCallDelta {
+    index: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'static str>,
+    function: FunctionDelta,
+}
+
+#[derive(Debug, Serialize)]
+struct FunctionDelta {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arguments: Option<String>,
 }
 
 impl<'a> ChatCompletionChunk<'a> {
@@ -160,7 +238,7 @@ impl<'a> ChatCompletionChunk<'a> {
 
     /// The first chunk: the assistant role and empty content.
     pub(crate) fn role(head: &'a CompletionHead, include_usage: bool) -> Self {
-        let delta = Delta { role: Some(Role::Assistant), content: Some(String::new()) };
+        let delta = Delta { role: Some(Role::Assistant), content: Some(String::new()), tool_calls: None };
         Self::new(
             head,
             include_usage,
@@ -179,8 +257,50 @@ impl<'a> ChatCompletionChunk<'a> {
             content: Some(vec![token_logprob(position)]),
             refusal: None,
         });
-        let delta = Delta { role: None, content: Some(text) };
+        let delta = Delta { role: None, content: Some(text), tool_calls: None };
         Self::new(head, include_usage, vec![ChunkChoice { index: 0, delta, logprobs, finish_reason: None }])
+    }
+
+    /// A chunk carrying the pieces of an answer with tools that one token completed (content and tool
+    /// call parts), and the token's logprobs; `None` when there is nothing to send.
+    pub(crate) fn pieces(
+        head: &'a CompletionHead,
+        include_usage: bool,
+        pieces: Vec<Piece>,
+        logprobs: Option<PositionLogprobs>,
+    ) -> Option<Self> {
+        let mut content: Option<String> = None;
+        let mut calls = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Content(text) => content.get_or_insert_with(String::new).push_str(&text),
+                Piece::CallStart { index, id, name } => calls.push(ToolCallDelta {
+                    index,
+                    id: Some(id),
+                    kind: Some("function"),
+                    function: FunctionDelta { name: Some(name), arguments: Some(String::new()) },
+                }),
+                Piece::CallArguments { index, fragment } => calls.push(ToolCallDelta {
+                    index,
+                    id: None,
+                    kind: None,
+                    function: FunctionDelta { name: None, arguments: Some(fragment) },
+                }),
+            }
+        }
+        if content.is_none() && calls.is_empty() && logprobs.is_none() {
+            return None;
+        }
+        let logprobs = logprobs.map(|position| ChatChoiceLogprobs {
+            content: Some(vec![token_logprob(position)]),
+            refusal: None,
+        });
+        let delta = Delta { role: None, content, tool_calls: (!calls.is_empty()).then_some(calls) };
+        Some(Self::new(
+            head,
+            include_usage,
+            vec![ChunkChoice { index: 0, delta, logprobs, finish_reason: None }],
+        ))
     }
 
     /// The chunk ending the choice: an empty delta and the finish reason.
@@ -188,12 +308,13 @@ impl<'a> ChatCompletionChunk<'a> {
         head: &'a CompletionHead,
         include_usage: bool,
         reason: gonka_engine_api::FinishReason,
+        called: bool,
     ) -> Self {
         let choice = ChunkChoice {
             index: 0,
             delta: Delta::default(),
             logprobs: None,
-            finish_reason: Some(finish_reason(reason)),
+            finish_reason: Some(finish_reason_with_calls(reason, called)),
         };
         Self::new(head, include_usage, vec![choice])
     }

@@ -14,6 +14,7 @@ use gonka_engine_api::{GenerationEvent, GenerationStream, Usage};
 use serde::Serialize;
 
 use super::response::{ChatCompletionChunk, CompletionHead};
+use super::tools::CallSplitter;
 use super::{Deadline, GenerationWatch};
 use crate::ApiError;
 
@@ -22,6 +23,9 @@ use crate::ApiError;
 enum Phase {
     Role,
     Tokens,
+    /// The generation ended; the finish chunk comes next (after the held-back pieces of an answer
+    /// with tools).
+    Finish(gonka_engine_api::FinishReason, Usage),
     Usage(Usage),
     Done,
     Ended,
@@ -36,6 +40,8 @@ pub(crate) struct ChunkStream {
     deadline: Option<Deadline>,
     watch: GenerationWatch,
     phase: Phase,
+    /// Splits an answer with tools into content and tool-call parts.
+    splitter: Option<CallSplitter>,
 }
 
 impl ChunkStream {
@@ -45,8 +51,9 @@ impl ChunkStream {
         include_usage: bool,
         deadline: Option<Deadline>,
         watch: GenerationWatch,
+        splitter: Option<CallSplitter>,
     ) -> Self {
-        Self { events: Some(events), head, include_usage, deadline, watch, phase: Phase::Role }
+        Self { events: Some(events), head, include_usage, deadline, watch, phase: Phase::Role, splitter }
     }
 
     /// The SSE response; the body stream owns `self`.
@@ -68,6 +75,11 @@ impl ChunkStream {
                 Some(json_event(&ChatCompletionChunk::role(&self.head, self.include_usage)))
             }
             Phase::Tokens => Some(self.next_generation_event().await),
+            Phase::Finish(reason, usage) => {
+                self.phase = if self.include_usage { Phase::Usage(usage) } else { Phase::Done };
+                let called = self.splitter.as_ref().is_some_and(|splitter| splitter.calls() > 0);
+                Some(json_event(&ChatCompletionChunk::finish(&self.head, self.include_usage, reason, called)))
+            }
             Phase::Usage(usage) => {
                 self.phase = Phase::Done;
                 Some(json_event(&ChatCompletionChunk::usage(&self.head, usage)))
@@ -87,10 +99,17 @@ impl ChunkStream {
             match event {
                 GenerationEvent::Token { text, logprobs, .. } => {
                     self.watch.token();
+                    self.phase = Phase::Tokens;
+                    if let Some(splitter) = &mut self.splitter {
+                        let pieces = splitter.push(&text);
+                        match ChatCompletionChunk::pieces(&self.head, self.include_usage, pieces, logprobs) {
+                            Some(chunk) => return json_event(&chunk),
+                            None => continue,
+                        }
+                    }
                     if text.is_empty() && logprobs.is_none() {
                         continue;
                     }
-                    self.phase = Phase::Tokens;
                     return json_event(&ChatCompletionChunk::content(
                         &self.head,
                         self.include_usage,
@@ -101,8 +120,21 @@ impl ChunkStream {
                 GenerationEvent::Finished { reason, usage } => {
                     self.watch.finished(usage);
                     self.events = None;
-                    self.phase = if self.include_usage { Phase::Usage(usage) } else { Phase::Done };
-                    return json_event(&ChatCompletionChunk::finish(&self.head, self.include_usage, reason));
+                    self.phase = Phase::Finish(reason, usage);
+                    let held = self.splitter.as_mut().map(CallSplitter::finish).unwrap_or_default();
+                    match ChatCompletionChunk::pieces(&self.head, self.include_usage, held, None) {
+                        Some(chunk) => return json_event(&chunk),
+                        None => {
+                            let called = self.splitter.as_ref().is_some_and(|splitter| splitter.calls() > 0);
+                            self.phase = if self.include_usage { Phase::Usage(usage) } else { Phase::Done };
+                            return json_event(&ChatCompletionChunk::finish(
+                                &self.head,
+                                self.include_usage,
+                                reason,
+                                called,
+                            ));
+                        }
+                    }
                 }
                 GenerationEvent::Failed(error) => return self.fail(&ApiError::Engine(error)),
             }
