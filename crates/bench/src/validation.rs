@@ -47,14 +47,14 @@ pub struct Case {
 
 /// `count` requests over `prompts`: greedy and seeded sampling (temperature 0.7, 1.0 with top-p 0.9,
 /// some with their own seed, some with presence and frequency penalties and a logit bias, some
-/// constrained to a JSON Schema), several answer lengths and prompt lengths (a prompt repeated up to
-/// three times), in a fixed order.
+/// constrained to a JSON Schema, some forced to call a tool), several answer lengths and prompt lengths
+/// (a prompt repeated up to three times), in a fixed order.
 pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
     (0..count)
         .map(|i| {
             let prompt = prompts[i % prompts.len()].repeat(1 + i % 3);
             let max_tokens = [8u32, 16, 48, 96][i % 4];
-            let sampling = match i % 7 {
+            let sampling = match i % 8 {
                 0 => json!({"temperature": 0.0}),
                 1 => json!({"temperature": 0.7}),
                 2 => json!({"temperature": 1.0, "top_p": 0.9}),
@@ -63,6 +63,11 @@ pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
                 // Penalties, and biases on two arbitrary token ids.
                 5 => json!({"temperature": 0.9, "presence_penalty": 0.8, "frequency_penalty": 0.4,
                             "logit_bias": {"13": -2.5, "1030": 1.5}}),
+                7 => json!({"temperature": 0.8, "tool_choice": "required", "parallel_tool_calls": false, "tools": [
+                    {"type": "function", "function": {"name": "lookup", "description": "Search the notes",
+                     "parameters": {"type": "object", "properties": {"query": {"type": "string", "maxLength": 40},
+                                    "limit": {"type": "integer", "minimum": 1, "maximum": 10}},
+                                    "required": ["query", "limit"], "additionalProperties": false}}}]}),
                 _ => json!({"temperature": 0.7, "response_format": {"type": "json_schema", "json_schema": {
                     "name": "summary", "strict": true, "schema": {
                         "type": "object",
@@ -174,10 +179,13 @@ impl Harness {
                 answer
             }
             Answerer::Cheat(cheat::Cheat::IgnoreConstraints) => {
-                // Generated as if the body named no grammar, penalties or biases, claiming it did.
+                // Generated as if the body named no grammar (no schema, no forced call), penalties or
+                // biases, claiming it did.
                 let mut body: serde_json::Value = serde_json::from_slice(&case.body)?;
                 if let Some(fields) = body.as_object_mut() {
-                    for field in ["response_format", "presence_penalty", "frequency_penalty", "logit_bias"] {
+                    for field in
+                        ["response_format", "tool_choice", "presence_penalty", "frequency_penalty", "logit_bias"]
+                    {
                         fields.remove(field);
                     }
                 }

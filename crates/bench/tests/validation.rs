@@ -1,6 +1,6 @@
 //! Answer validation on the embedded engine (`docs/spec/validation.md` §3, §9): honest answers —
-//! greedy and seeded sampling, with and without penalties, logit bias and a JSON Schema, several prompt
-//! and answer lengths, generated 8 at a time by the
+//! greedy and seeded sampling, with and without penalties, logit bias, a JSON Schema and a forced tool
+//! call, several prompt and answer lengths, generated 8 at a time by the
 //! continuous-batching scheduler — pass both the distance and the sampling-replay verdicts exactly,
 //! also when the validator runs as an AVX2-only CPU under `qemu-x86_64 -cpu Haswell`; every cheat kind
 //! fails. `gonka bench validation` measures the same at larger counts, with the costs.
@@ -82,18 +82,19 @@ fn every_cheat_kind_fails_validation() {
 #[test]
 fn ignoring_constraints_fails_validation() {
     let harness = Harness::load(8).unwrap();
-    // `cases` cycles through seven samplings: the sixth has penalties and biases, the seventh a schema.
+    // `cases` cycles through eight samplings: the sixth has penalties and biases, the seventh a schema,
+    // the eighth a forced tool call.
     let cases: Vec<Case> =
-        short_cases(28).into_iter().enumerate().filter(|(i, _)| i % 7 >= 5).map(|(_, c)| c).collect();
+        short_cases(32).into_iter().enumerate().filter(|(i, _)| i % 8 >= 5).map(|(_, c)| c).collect();
     let runtime = runtime();
     let honest = runtime.block_on(harness.run(Answerer::Honest, &cases)).unwrap();
     assert!(honest.answers.iter().all(|(_, v)| v.passed()), "{:?}", honest.answers);
     let cheated = runtime.block_on(harness.run(Answerer::Cheat(Cheat::IgnoreConstraints), &cases)).unwrap();
     for (i, ((answer, verdict), (honest, _))) in cheated.answers.iter().zip(&honest.answers).enumerate() {
-        // Twelve tokens seldom repeat one, so a penalized answer may come out the same; a schema's
+        // Twelve tokens seldom repeat one, so a penalized answer may come out the same; a grammar's
         // answer never does.
-        let schema = i % 2 == 1;
-        if schema || answer.completion_token_ids != honest.completion_token_ids {
+        let grammar = i % 3 != 0;
+        if grammar || answer.completion_token_ids != honest.completion_token_ids {
             assert!(!verdict.passed(), "an unconstrained answer passed: {verdict:?} {:?}", answer.completion);
         }
     }
@@ -147,12 +148,12 @@ fn rescoring_agrees_on_an_avx2_only_cpu_under_qemu() {
         return;
     }
     let harness = Harness::load(8).unwrap();
-    // Greedy, top-p, top-k, penalties with logit bias, and a JSON Schema (`cases` cycles through seven
-    // samplings).
-    let cases: Vec<Case> = short_cases(7)
+    // Greedy, top-p, top-k, penalties with logit bias, a JSON Schema and a forced tool call (`cases`
+    // cycles through eight samplings).
+    let cases: Vec<Case> = short_cases(8)
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| [0, 2, 4, 5, 6].contains(i))
+        .filter(|(i, _)| [0, 2, 4, 5, 6, 7].contains(i))
         .map(|(_, c)| c)
         .collect();
     let judged = runtime().block_on(harness.run(Answerer::Honest, &cases)).unwrap();
