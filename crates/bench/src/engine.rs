@@ -71,7 +71,7 @@ pub(crate) struct Run {
     pub(crate) tokens: Vec<u32>,
     logprobs: Vec<f32>,
     prompt_tokens: usize,
-    reason: FinishReason,
+    pub(crate) reason: FinishReason,
 }
 
 pub(crate) async fn generate(engine: &Engine, request: GenerationRequest) -> anyhow::Result<Run> {

@@ -20,7 +20,7 @@ pub struct StructuredArgs {
     #[arg(long, default_value = "bench/prompts.txt")]
     prompts: PathBuf,
     /// Most tokens per answer.
-    #[arg(long, default_value_t = 96)]
+    #[arg(long, default_value_t = 160)]
     max_tokens: usize,
     /// Print one JSON object instead of text.
     #[arg(long)]
@@ -73,7 +73,7 @@ pub(crate) async fn structured_bench(args: StructuredArgs) -> anyhow::Result<()>
     }
 
     let (mut constrained, mut free) = ((0usize, 0.0f64), (0usize, 0.0f64));
-    let (mut parsed, mut answers) = (0usize, 0usize);
+    let (mut parsed, mut ended, mut answers) = (0usize, 0usize, 0usize);
     let mut mask_us = Vec::new();
     for (i, prompt) in prompts.iter().enumerate() {
         let prompt_tokens = render(&engine, prompt)?;
@@ -84,9 +84,11 @@ pub(crate) async fn structured_bench(args: StructuredArgs) -> anyhow::Result<()>
         let run = generate(&engine, shaped).await?;
         let text = engine.tokenizer().decode(&run.tokens);
         answers += 1;
-        parsed += usize::from(
-            serde_json::from_str::<serde_json::Value>(text.trim_end_matches("<|im_end|>")).is_ok(),
-        );
+        if run.reason == gonka_engine::FinishReason::Stop {
+            ended += 1;
+            let json = text.trim_end_matches("<|im_end|>");
+            parsed += usize::from(serde_json::from_str::<serde_json::Value>(json).is_ok());
+        }
         let (tokens, secs) = decode(&run);
         constrained.0 += tokens;
         constrained.1 += secs;
@@ -110,7 +112,8 @@ pub(crate) async fn structured_bench(args: StructuredArgs) -> anyhow::Result<()>
     let compile_ms = sorted(compile_ms);
     let report = json!({
         "answers": answers,
-        "answers_that_parse": parsed,
+        "answers_ended_by_the_model": ended,
+        "of_those_parse": parsed,
         "constrained_decode_tok_s": rate(constrained),
         "free_decode_tok_s": rate(free),
         "ratio": rate(constrained) / rate(free),

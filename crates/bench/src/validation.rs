@@ -183,9 +183,13 @@ impl Harness {
                 // biases, claiming it did.
                 let mut body: serde_json::Value = serde_json::from_slice(&case.body)?;
                 if let Some(fields) = body.as_object_mut() {
-                    for field in
-                        ["response_format", "tool_choice", "presence_penalty", "frequency_penalty", "logit_bias"]
-                    {
+                    for field in [
+                        "response_format",
+                        "tool_choice",
+                        "presence_penalty",
+                        "frequency_penalty",
+                        "logit_bias",
+                    ] {
                         fields.remove(field);
                     }
                 }
