@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Run the official OpenAI Python SDK against a real `gonka serve`, then against `gonka gateway` on a
-# 3-host devnet: makes the venv it needs, starts each on free ports, waits until they answer, runs
+# Run the official OpenAI Python SDK against a real `gonka serve`, then it and the OpenAI Agents SDK
+# against `gonka gateway` on a 3-host devnet: makes the venv it needs, starts each on free ports, waits until they answer, runs
 # pytest, and always stops them.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/../.." && pwd)"
 VENV="$REPO/.venv"
 BINARY="$REPO/target/release/gonka"
-OPENAI_VERSION="2.54.0"
+OPENAI_VERSION="3.63.0"
+# A real agent framework, run against the gateway (test_agents.py); it needs openai 3.
+AGENTS_VERSION="0.25.0"
 PYTEST_VERSION="8.4.2"
 HEALTH_WAIT_SECONDS=120
 
@@ -15,7 +17,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  "openai==$OPENAI_VERSION" "pytest==$PYTEST_VERSION"
+  "openai==$OPENAI_VERSION" "openai-agents==$AGENTS_VERSION" "pytest==$PYTEST_VERSION"
 
 [ -x "$BINARY" ] || { echo "missing $BINARY: run cargo build --release --bin gonka" >&2; exit 1; }
 
@@ -120,7 +122,8 @@ until network_ready; do
   fi
   sleep 0.5
 done
-GONKA_DEVNET_DIR="$DEVNET_DIR" "$VENV/bin/python" -m pytest -q -s "$REPO/tests/python/test_network.py" || status=$?
+GONKA_DEVNET_DIR="$DEVNET_DIR" "$VENV/bin/python" -m pytest -q -s "$REPO/tests/python/test_network.py" \
+  "$REPO/tests/python/test_agents.py" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- devnet logs ---" >&2
   tail -n 50 "$DEVNET_DIR"/host-*/node.log "$DEVNET_DIR/gateway.log" >&2 || true
