@@ -162,6 +162,16 @@ def test_an_invalid_schema_is_refused_before_anything_is_escrowed(plan, client, 
     assert balance(plan, developer) == before
 
 
+def test_several_choices_are_refused_before_anything_is_escrowed(plan, client, model) -> None:
+    """Receipts and validation count one answer per request; `n > 1` is `gonka serve`'s for now."""
+    developer = plan["developer"]["address"]
+    before = balance(plan, developer)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=model, messages=QUESTION, n=2, max_tokens=8)
+    assert raised.value.body["param"] == "n"
+    assert balance(plan, developer) == before
+
+
 def test_an_unknown_model_is_an_openai_404(client) -> None:
     with pytest.raises(openai.NotFoundError) as error:
         client.chat.completions.create(model="no-such-model", messages=QUESTION, max_tokens=4)

@@ -355,6 +355,30 @@ def test_bad_tools_are_bad_requests_naming_the_field(client: OpenAI, model: str,
     assert raised.value.body["param"] == param
 
 
+def test_n_answers_share_a_prompt_and_count_it_once(client: OpenAI, model: str) -> None:
+    answer = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Name a color."}], n=3, seed=7, temperature=1.0, max_tokens=12
+    )
+    assert [choice.index for choice in answer.choices] == [0, 1, 2]
+    assert all(choice.message.content for choice in answer.choices)
+    # Choice i is sampled with seed + i: the second choice is what seed 8 alone gives.
+    alone = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Name a color."}], seed=8, temperature=1.0, max_tokens=12
+    )
+    assert answer.choices[1].message.content == alone.choices[0].message.content
+    assert answer.usage.prompt_tokens == alone.usage.prompt_tokens
+    assert answer.usage.completion_tokens == sum(
+        len(client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Name a color."}], seed=7 + i, temperature=1.0,
+            max_tokens=12, logprobs=True,
+        ).choices[0].logprobs.content)
+        for i in range(3)
+    )
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model=model, messages=QUESTION, n=9)
+    assert raised.value.body["param"] == "n"
+
+
 def test_unknown_model_is_not_found(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as raised:
         client.chat.completions.create(model="no-such-model", messages=QUESTION)

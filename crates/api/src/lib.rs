@@ -45,6 +45,8 @@ pub struct ApiLimits {
     pub max_tokens_default: usize,
     /// Largest `max_tokens` a request may ask for.
     pub max_tokens_cap: usize,
+    /// Most answers one request may ask for (`n`); they share the prompt's prefill.
+    pub choices_max: usize,
     /// Wall-clock budget of one chat completion, from arrival to the last token; `None` waits as long as
     /// the generation runs. When it passes, the generation is cancelled and the client gets `504` (or an
     /// error event, when streaming).
@@ -58,6 +60,7 @@ impl Default for ApiLimits {
             messages_max: 256,
             max_tokens_default: 256,
             max_tokens_cap: 2048,
+            choices_max: 8,
             request_timeout: None,
         }
     }

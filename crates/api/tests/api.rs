@@ -177,6 +177,39 @@ async fn streaming_sends_role_tokens_finish_usage_then_done() {
 }
 
 #[tokio::test]
+async fn n_choices_each_get_their_seed_and_usage_counts_the_prompt_once() {
+    let (router, fake) = app(Mode::Script);
+    let answer = send(&router, post_chat(&with(chat_body(), json!({"n": 3, "seed": 10})))).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let json = answer.json();
+    let choices = json["choices"].as_array().expect("choices");
+    assert_eq!(choices.len(), 3);
+    for (index, choice) in choices.iter().enumerate() {
+        assert_eq!(choice["index"], index);
+        assert_eq!(choice["message"]["content"], SCRIPT_TEXT);
+    }
+    let seeds: Vec<u64> = fake.submitted().iter().map(|request| request.sampling.seed).collect();
+    assert_eq!(seeds, vec![10, 11, 12], "choice i is sampled with seed + i");
+    let prompt = json["usage"]["prompt_tokens"].as_u64().expect("prompt tokens");
+    assert_eq!(json["usage"]["completion_tokens"], 3 * 6);
+    assert_eq!(json["usage"]["total_tokens"], prompt + 18);
+
+    let body = with(chat_body(), json!({"n": 2, "stream": true, "stream_options": {"include_usage": true}}));
+    let (chunks, last) = chunks(&send(&router, post_chat(&body)).await);
+    assert_eq!(last.as_deref(), Some("[DONE]"));
+    for index in 0..2 {
+        let of_choice: Vec<&Value> =
+            chunks.iter().filter(|chunk| chunk["choices"][0]["index"] == index).collect();
+        assert_eq!(of_choice[0]["choices"][0]["delta"]["role"], "assistant");
+        let text: String =
+            of_choice.iter().filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(text, SCRIPT_TEXT, "choice {index}");
+        assert_eq!(of_choice.last().expect("a finish")["choices"][0]["finish_reason"], "stop");
+    }
+    assert_eq!(chunks.last().expect("usage")["usage"]["completion_tokens"], 12);
+}
+
+#[tokio::test]
 async fn streaming_without_include_usage_has_no_usage_key() {
     let (router, _fake) = app(Mode::Script);
     let answer = send(&router, post_chat(&with(chat_body(), json!({"stream": true})))).await;
@@ -327,7 +360,8 @@ fn malformed_requests() -> Vec<Case> {
             Some("top_logprobs"),
         ),
         chat_case("top_logprobs without logprobs", json!({"top_logprobs": 2}), bad, Some("top_logprobs")),
-        chat_case("n of 2", json!({"n": 2}), bad, Some("n")),
+        chat_case("n of 9, over the limit of 8", json!({"n": 9}), bad, Some("n")),
+        chat_case("n of 0", json!({"n": 0}), bad, Some("n")),
         chat_case("unknown model", json!({"model": "gpt-4o"}), StatusCode::NOT_FOUND, Some("model")),
         chat_case("missing messages", json!({"messages": null}), bad, Some("messages")),
         chat_case("empty messages", json!({"messages": []}), bad, Some("messages")),

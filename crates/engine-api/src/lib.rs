@@ -134,6 +134,13 @@ impl LogitAdjustments {
     }
 }
 
+/// The seed answer `choice` of a request seeded `seed` is sampled with when it asks for several
+/// (`n`): the request's own seed for the first, then the next ones, wrapping. A validator replays each
+/// choice with its own.
+pub fn choice_seed(seed: u64, choice: usize) -> u64 {
+    seed.wrapping_add(choice as u64)
+}
+
 /// Domain of the per-position uniform draw.
 const SAMPLING_DOMAIN: &[u8] = b"gonka/sampling/v1";
 
@@ -408,6 +415,23 @@ pub trait Generator: Send + Sync + 'static {
     }
     /// Queue a request.
     fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError>;
+    /// Queue `n ≥ 1` answers to one request (OpenAI's `n`): answer `i` is sampled with
+    /// [`choice_seed`]`(seed, i)`, otherwise exactly as `request`. An engine that can shares the
+    /// prompt's prefill among them; this default submits them one by one. All or none are queued.
+    fn submit_choices(
+        &self,
+        request: GenerationRequest,
+        n: usize,
+    ) -> Result<Vec<GenerationStream>, EngineError> {
+        let seed = request.sampling.seed;
+        (0..n.max(1))
+            .map(|choice| {
+                let mut request = request.clone();
+                request.sampling.seed = choice_seed(seed, choice);
+                self.submit(request)
+            })
+            .collect()
+    }
     /// Requests waiting for a slot right now.
     fn queue_depth(&self) -> usize;
     /// Requests generating right now.

@@ -121,6 +121,21 @@ struct Waiting {
     /// Its grammar, compiled (when it names one).
     constraint: Option<Constraint>,
     events: mpsc::Sender<GenerationEvent>,
+    /// The request's other choices (`n > 1`): they share its prefill and fork from it.
+    forks: Vec<Fork>,
+}
+
+/// Another answer to a sequence's prompt, started from the sequence's KV cache once its prefill is done.
+struct Fork {
+    sampler: Sampler,
+    events: mpsc::Sender<GenerationEvent>,
+}
+
+impl Waiting {
+    /// Whether nobody waits for any of its answers any more.
+    fn abandoned(&self) -> bool {
+        self.events.is_closed() && self.forks.iter().all(|fork| fork.events.is_closed())
+    }
 }
 
 impl std::fmt::Debug for Engine {
@@ -437,11 +452,60 @@ impl Generator for Engine {
         }
         // One event per token plus the final one: the engine never blocks on a slow reader.
         let (events, stream) = mpsc::channel(request.max_tokens + 2);
-        if let Err(e) = self.send(Job::Generate(Waiting { request, constraint, events })) {
+        if let Err(e) = self.send(Job::Generate(Waiting { request, constraint, events, forks: Vec::new() })) {
             self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(e);
         }
         Ok(stream)
+    }
+
+    /// The choices share one prefill: the first is prefilled, and the others fork from its KV cache
+    /// when it draws its first token (each with its own seed and grammar state).
+    fn submit_choices(
+        &self,
+        request: GenerationRequest,
+        n: usize,
+    ) -> Result<Vec<GenerationStream>, EngineError> {
+        if n <= 1 {
+            return Ok(vec![self.submit(request)?]);
+        }
+        let reserve = (request.prompt_tokens.len() + request.max_tokens).saturating_mul(n);
+        if reserve > self.config.kv_tokens_max {
+            return Err(EngineError::InvalidParameter {
+                param: "n",
+                message: format!(
+                    "{n} answers of up to {} tokens after this prompt need {reserve} cache positions; this engine holds {}",
+                    request.max_tokens, self.config.kv_tokens_max
+                ),
+            });
+        }
+        let seed = request.sampling.seed;
+        let mut streams = Vec::with_capacity(n);
+        let mut forks = Vec::with_capacity(n - 1);
+        let constraint = self.validate(&request)?;
+        for choice in 1..n {
+            let mut sampling = request.sampling.clone();
+            sampling.seed = gonka_engine_api::choice_seed(seed, choice);
+            let constraint = self.compile(Some(&sampling))?;
+            let (events, stream) = mpsc::channel(request.max_tokens + 2);
+            forks.push(Fork { sampler: Sampler::constrained(sampling, constraint), events });
+            streams.push(stream);
+        }
+        let capacity = self.config.queue_capacity;
+        let reserved = self
+            .counters
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < capacity).then_some(w + 1));
+        if reserved.is_err() {
+            return Err(EngineError::Overloaded { queue_capacity: capacity });
+        }
+        let (events, stream) = mpsc::channel(request.max_tokens + 2);
+        streams.insert(0, stream);
+        if let Err(e) = self.send(Job::Generate(Waiting { request, constraint, events, forks })) {
+            self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
+        Ok(streams)
     }
 
     fn queue_depth(&self) -> usize {
@@ -464,6 +528,12 @@ struct Sequence {
     ending: Ending,
     cache: KvCache,
     kv_reserved: usize,
+    /// Choices still to fork from this sequence when it draws its first token.
+    forks: Vec<Fork>,
+    /// What the sequence's request allows each answer (stop sequences, `max_tokens`, `ignore_eos`).
+    stop: Vec<String>,
+    max_tokens: usize,
+    ignore_eos: bool,
 }
 
 impl Sequence {
@@ -537,12 +607,12 @@ impl Worker {
 
     fn drop_cancelled(&mut self) {
         let queued = self.waiting.len();
-        self.waiting.retain(|waiting| !waiting.events.is_closed());
+        self.waiting.retain(|waiting| !waiting.abandoned());
         self.counters.waiting.fetch_sub(queued - self.waiting.len(), Ordering::AcqRel);
         let before = self.active.len();
         let mut freed = 0;
         self.active.retain(|seq| {
-            let keep = !seq.events.is_closed();
+            let keep = !seq.events.is_closed() || seq.forks.iter().any(|fork| !fork.events.is_closed());
             if !keep {
                 freed += seq.kv_reserved;
             }
@@ -560,12 +630,14 @@ impl Worker {
     /// Move waiting requests into free slots, first come first served, while their KV reservation fits.
     fn admit(&mut self) {
         while self.active.len() < self.config.max_sequences {
-            let Some(Waiting { request, .. }) = self.waiting.front() else { break };
-            let reserve = request.prompt_tokens.len() + request.max_tokens;
+            let Some(Waiting { request, forks, .. }) = self.waiting.front() else { break };
+            let reserve = (request.prompt_tokens.len() + request.max_tokens) * (1 + forks.len());
             if self.kv_reserved + reserve > self.config.kv_tokens_max {
                 break;
             }
-            let Some(Waiting { request, constraint, events }) = self.waiting.pop_front() else { break };
+            let Some(Waiting { request, constraint, events, forks }) = self.waiting.pop_front() else {
+                break;
+            };
             self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
             self.kv_reserved += reserve;
             self.active.push(Sequence {
@@ -583,6 +655,10 @@ impl Worker {
                 ),
                 cache: KvCache::new(&self.model),
                 kv_reserved: reserve,
+                forks,
+                stop: request.stop,
+                max_tokens: request.max_tokens,
+                ignore_eos: request.ignore_eos,
                 prompt: request.prompt_tokens,
             });
         }
@@ -634,15 +710,58 @@ impl Worker {
         let vocab = logits.len() / sampled_seqs.len();
         let mut finished = Vec::new();
         for (row, index) in logits.chunks_exact(vocab).zip(sampled_seqs) {
+            // Other choices start from this prompt's cache and draw their first token from the same row.
+            for fork in self.fork(index) {
+                if !self.emit_token(fork, row) {
+                    finished.push(fork);
+                }
+            }
             if !self.emit_token(index, row) {
                 finished.push(index);
             }
         }
+        finished.sort_unstable();
         for index in finished.into_iter().rev() {
             let seq = self.active.swap_remove(index);
             self.kv_reserved -= seq.kv_reserved;
         }
         Ok(())
+    }
+
+    /// Starts the choices waiting on sequence `index` (just prefilled) as sequences of their own, each
+    /// with a copy of its cache and its share of its KV reservation; returns their indices.
+    fn fork(&mut self, index: usize) -> Vec<usize> {
+        let forks = std::mem::take(&mut self.active[index].forks);
+        let mut started = Vec::with_capacity(forks.len());
+        for Fork { sampler, events } in forks {
+            let parent = &mut self.active[index];
+            let reserve = parent.prompt.len() + parent.max_tokens;
+            parent.kv_reserved -= reserve;
+            let child = Sequence {
+                events,
+                prompt: parent.prompt.clone(),
+                prefilled: parent.prefilled,
+                next_input: 0,
+                top_logprobs: parent.top_logprobs,
+                sampler,
+                ending: Ending::new(
+                    &parent.stop,
+                    parent.prompt.len(),
+                    parent.max_tokens,
+                    parent.ignore_eos,
+                    self.model.config().context_length,
+                ),
+                cache: parent.cache.clone(),
+                kv_reserved: reserve,
+                forks: Vec::new(),
+                stop: parent.stop.clone(),
+                max_tokens: parent.max_tokens,
+                ignore_eos: parent.ignore_eos,
+            };
+            started.push(self.active.len());
+            self.active.push(child);
+        }
+        started
     }
 
     /// Sample and send one token; returns false when the sequence is over (finished or abandoned).

@@ -359,3 +359,29 @@ fn invalid_and_unsupported_schemas_are_refused_before_generating() {
     let got = runtime().block_on(collect(engine.submit(greedy(prompt, 4)).expect("submits")));
     assert!(!got.ids.is_empty());
 }
+
+/// `n` answers share one prefill: each choice forks from the first one's KV cache, and is token for
+/// token (logprob for logprob) the answer a separate request with the choice's seed gets — so a validator
+/// replays each choice as a request of its own.
+#[test]
+fn choices_share_the_prefill_and_equal_separate_requests_with_their_seeds() {
+    let engine = engine(EngineConfig { max_sequences: 4, ..EngineConfig::default() });
+    let prompt = user(&engine, "Write a short poem about the sea.");
+    let mut request = greedy(prompt, 24);
+    request.sampling = SamplingParams { temperature: 1.0, seed: 40, ..SamplingParams::default() };
+    request.top_logprobs = Some(2);
+    let streams = engine.submit_choices(request.clone(), 3).expect("submits");
+    let runtime = runtime();
+    let choices: Vec<_> = streams.into_iter().map(|stream| runtime.block_on(collect(stream))).collect();
+    for (choice, got) in choices.iter().enumerate() {
+        let mut alone = request.clone();
+        alone.sampling.seed = gonka_engine_api::choice_seed(40, choice);
+        let separate = runtime.block_on(collect(engine.submit(alone).expect("submits")));
+        assert_eq!(got.ids, separate.ids, "choice {choice}");
+        assert_eq!(got.logprobs, separate.logprobs, "choice {choice}");
+    }
+    assert!(choices[0].ids != choices[1].ids || choices[1].ids != choices[2].ids, "seeds differ");
+    // More answers than the KV cache can ever hold at once is the request's error, not a wait forever.
+    let too_many = engine.submit_choices(greedy(user(&engine, "Hi"), 2000), 64);
+    assert!(matches!(too_many, Err(EngineError::InvalidParameter { param: "n", .. })), "{too_many:?}");
+}

@@ -60,22 +60,50 @@ pub(crate) async fn chat_completions(
     require_json(&headers)?;
     let body = body.map_err(|rejection| body_error(&rejection, state.limits.body_bytes_max))?;
     let (plan, request) = prepare(&body, &*state.generator, &state.limits)?;
-    let ChatPlan { model, top_logprobs, stream, include_usage, tools, .. } = plan;
-    let events = state.generator.submit(request)?;
+    let ChatPlan { model, top_logprobs, stream, include_usage, tools, choices, .. } = plan;
+    // One answer goes through `submit` (what an executor records); several share one prefill.
+    let streams = if choices == 1 {
+        vec![state.generator.submit(request)?]
+    } else {
+        state.generator.submit_choices(request, choices)?
+    };
 
     let head = CompletionHead::new(model);
-    let splitter = tools.map(|tools| CallSplitter::new(tools, head.id.trim_start_matches("chatcmpl-")));
+    let id = head.id.trim_start_matches("chatcmpl-").to_owned();
     let deadline = state
         .limits
         .request_timeout
         .map(|budget| Deadline { at: tokio::time::Instant::from_std(arrived) + budget, budget });
-    let mut watch = GenerationWatch { metrics: Arc::clone(&state.metrics), arrived, first_token_seen: false };
+    // Each answer has its own splitter into content and calls, and its own watch (only the first
+    // answer's first token is the request's time to first token).
+    let answers: Vec<Answer> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(choice, events)| Answer {
+            events,
+            splitter: tools.clone().map(|tools| CallSplitter::new(tools, &format!("{id}_{choice}"))),
+            watch: GenerationWatch {
+                metrics: Arc::clone(&state.metrics),
+                arrived,
+                first_token_seen: choice > 0,
+            },
+        })
+        .collect();
     if stream {
-        let chunks = stream::ChunkStream::new(events, head, include_usage, deadline, watch, splitter);
-        return Ok(chunks.into_response());
+        return Ok(stream::ChunkStream::new(answers, head, include_usage, deadline).into_response());
     }
-    let collected = within(deadline, collect(events, &mut watch, top_logprobs.is_some(), splitter)).await?;
+    let logprobs = top_logprobs.is_some();
+    let collected =
+        within(deadline, futures::future::try_join_all(answers.into_iter().map(|a| collect(a, logprobs))))
+            .await?;
     Ok(Json(response::completion(head, collected)).into_response())
+}
+
+/// One answer of a request in flight: its events, its splitter (requests with tools) and its watch.
+pub(crate) struct Answer {
+    events: GenerationStream,
+    splitter: Option<CallSplitter>,
+    watch: GenerationWatch,
 }
 
 /// Validates a chat body and builds the generation request the handler submits for it.
@@ -226,12 +254,8 @@ async fn within<T>(
 }
 
 /// Gather a generation's tokens until its `Finished` event.
-async fn collect(
-    mut events: GenerationStream,
-    watch: &mut GenerationWatch,
-    logprobs_requested: bool,
-    splitter: Option<CallSplitter>,
-) -> Result<Collected, ApiError> {
+async fn collect(answer: Answer, logprobs_requested: bool) -> Result<Collected, ApiError> {
+    let Answer { mut events, splitter, mut watch } = answer;
     let mut content = String::new();
     let mut logprobs = Vec::new();
     while let Some(event) = events.recv().await {

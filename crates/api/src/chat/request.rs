@@ -112,6 +112,8 @@ pub(crate) struct ChatPlan {
     pub(crate) include_usage: bool,
     /// The declared tools and what `tool_choice` asks, when tools are declared.
     pub(crate) tools: Option<ToolPlan>,
+    /// Answers asked for (`n`).
+    pub(crate) choices: usize,
 }
 
 /// Parse a body. A value that does not fit the schema names its field as `param`; broken JSON has no
@@ -164,11 +166,20 @@ impl ChatCompletionBody {
             prediction: self.prediction.as_ref(),
             web_search_options: self.web_search_options.as_ref(),
         })?;
-        if let Some(n) = self.n
-            && n != 1
-        {
-            return Err(ApiError::invalid("n", format!("Only n = 1 is supported, got {n}.")));
-        }
+        let choices = match self.n.map(usize::try_from) {
+            None => 1,
+            Some(Ok(n)) if (1..=limits.choices_max).contains(&n) => n,
+            _ => {
+                return Err(ApiError::invalid(
+                    "n",
+                    format!(
+                        "`n` is {}; this server answers 1 to {} choices per request.",
+                        self.n.unwrap_or_default(),
+                        limits.choices_max
+                    ),
+                ));
+            }
+        };
         let max_tokens =
             validate_max_tokens(self.max_tokens, self.max_completion_tokens, limits.max_tokens_cap)?;
         let mut sampling =
@@ -207,6 +218,7 @@ impl ChatCompletionBody {
             stream,
             include_usage,
             tools,
+            choices,
         })
     }
 }

@@ -128,8 +128,31 @@ pub(crate) struct Collected {
     pub(crate) usage: Usage,
 }
 
-/// The `chat.completion` object answering a non-streaming request.
-pub(crate) fn completion(head: CompletionHead, collected: Collected) -> CreateChatCompletionResponse {
+/// The `chat.completion` object answering a non-streaming request: one choice per answer, and usage
+/// counting the prompt once and every answer's tokens.
+pub(crate) fn completion(head: CompletionHead, answers: Vec<Collected>) -> CreateChatCompletionResponse {
+    let usage = total_usage(answers.iter().map(|answer| answer.usage));
+    let choices = answers.into_iter().enumerate().map(|(index, answer)| choice(index, answer)).collect();
+    CreateChatCompletionResponse {
+        id: head.id,
+        choices,
+        created: head.created,
+        model: head.model,
+        object: "chat.completion".to_owned(),
+        usage: Some(completion_usage(usage)),
+        ..Default::default()
+    }
+}
+
+/// The usage of a request's answers: the prompt once (they share it), every answer's completion.
+pub(crate) fn total_usage(usages: impl IntoIterator<Item = Usage>) -> Usage {
+    usages.into_iter().fold(Usage::default(), |total, usage| Usage {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: total.completion_tokens + usage.completion_tokens,
+    })
+}
+
+fn choice(index: usize, collected: Collected) -> ChatChoice {
     let called = !collected.calls.is_empty();
     let tool_calls = called.then(|| {
         collected
@@ -150,22 +173,13 @@ pub(crate) fn completion(head: CompletionHead, collected: Collected) -> CreateCh
         role: Role::Assistant,
         ..Default::default()
     };
-    let choice = ChatChoice {
-        index: 0,
+    ChatChoice {
+        index: u32::try_from(index).unwrap_or(u32::MAX),
         message,
         finish_reason: Some(finish_reason_with_calls(collected.finish_reason, called)),
         logprobs: collected
             .logprobs
             .map(|content| ChatChoiceLogprobs { content: Some(content), refusal: None }),
-    };
-    CreateChatCompletionResponse {
-        id: head.id,
-        choices: vec![choice],
-        created: head.created,
-        model: head.model,
-        object: "chat.completion".to_owned(),
-        usage: Some(completion_usage(collected.usage)),
-        ..Default::default()
     }
 }
 
@@ -188,7 +202,7 @@ pub(crate) struct ChatCompletionChunk<'a> {
 
 #[derive(Debug, Serialize)]
 struct ChunkChoice {
-    index: u32,
+    index: usize,
     delta: Delta,
     logprobs: Option<ChatChoiceLogprobs>,
     finish_reason: Option<FinishReason>,
@@ -237,12 +251,12 @@ impl<'a> ChatCompletionChunk<'a> {
     }
 
     /// The first chunk: the assistant role and empty content.
-    pub(crate) fn role(head: &'a CompletionHead, include_usage: bool) -> Self {
+    pub(crate) fn role(head: &'a CompletionHead, include_usage: bool, index: usize) -> Self {
         let delta = Delta { role: Some(Role::Assistant), content: Some(String::new()), tool_calls: None };
         Self::new(
             head,
             include_usage,
-            vec![ChunkChoice { index: 0, delta, logprobs: None, finish_reason: None }],
+            vec![ChunkChoice { index, delta, logprobs: None, finish_reason: None }],
         )
     }
 
@@ -250,6 +264,7 @@ impl<'a> ChatCompletionChunk<'a> {
     pub(crate) fn content(
         head: &'a CompletionHead,
         include_usage: bool,
+        index: usize,
         text: String,
         logprobs: Option<PositionLogprobs>,
     ) -> Self {
@@ -258,7 +273,7 @@ impl<'a> ChatCompletionChunk<'a> {
             refusal: None,
         });
         let delta = Delta { role: None, content: Some(text), tool_calls: None };
-        Self::new(head, include_usage, vec![ChunkChoice { index: 0, delta, logprobs, finish_reason: None }])
+        Self::new(head, include_usage, vec![ChunkChoice { index, delta, logprobs, finish_reason: None }])
     }
 
     /// A chunk carrying the pieces of an answer with tools that one token completed (content and tool
@@ -266,6 +281,7 @@ impl<'a> ChatCompletionChunk<'a> {
     pub(crate) fn pieces(
         head: &'a CompletionHead,
         include_usage: bool,
+        index: usize,
         pieces: Vec<Piece>,
         logprobs: Option<PositionLogprobs>,
     ) -> Option<Self> {
@@ -274,14 +290,14 @@ impl<'a> ChatCompletionChunk<'a> {
         for piece in pieces {
             match piece {
                 Piece::Content(text) => content.get_or_insert_with(String::new).push_str(&text),
-                Piece::CallStart { index, id, name } => calls.push(ToolCallDelta {
-                    index,
+                Piece::CallStart { index: call, id, name } => calls.push(ToolCallDelta {
+                    index: call,
                     id: Some(id),
                     kind: Some("function"),
                     function: FunctionDelta { name: Some(name), arguments: Some(String::new()) },
                 }),
-                Piece::CallArguments { index, fragment } => calls.push(ToolCallDelta {
-                    index,
+                Piece::CallArguments { index: call, fragment } => calls.push(ToolCallDelta {
+                    index: call,
                     id: None,
                     kind: None,
                     function: FunctionDelta { name: None, arguments: Some(fragment) },
@@ -299,7 +315,7 @@ impl<'a> ChatCompletionChunk<'a> {
         Some(Self::new(
             head,
             include_usage,
-            vec![ChunkChoice { index: 0, delta, logprobs, finish_reason: None }],
+            vec![ChunkChoice { index, delta, logprobs, finish_reason: None }],
         ))
     }
 
@@ -307,11 +323,12 @@ impl<'a> ChatCompletionChunk<'a> {
     pub(crate) fn finish(
         head: &'a CompletionHead,
         include_usage: bool,
+        index: usize,
         reason: gonka_engine_api::FinishReason,
         called: bool,
     ) -> Self {
         let choice = ChunkChoice {
-            index: 0,
+            index,
             delta: Delta::default(),
             logprobs: None,
             finish_reason: Some(finish_reason_with_calls(reason, called)),

@@ -255,6 +255,21 @@ impl Generator for Recording {
         self.inner.check(request)
     }
 
+    /// One recorded answer per request: a second choice would be served unpaid and unvalidated.
+    fn submit_choices(
+        &self,
+        request: GenerationRequest,
+        n: usize,
+    ) -> Result<Vec<GenerationStream>, EngineError> {
+        if n > 1 {
+            return Err(EngineError::InvalidParameter {
+                param: "n",
+                message: "through the network a request has one answer".into(),
+            });
+        }
+        Ok(vec![self.submit(request)?])
+    }
+
     fn submit(&self, mut request: GenerationRequest) -> Result<GenerationStream, EngineError> {
         if self.unconstrained {
             request.sampling.grammar = None;
