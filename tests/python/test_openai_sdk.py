@@ -322,6 +322,31 @@ def test_a_tool_round_trip(client: OpenAI, model: str, stream: bool) -> None:
     assert reply.choices[0].message.content and not reply.choices[0].message.tool_calls
 
 
+class Guest(BaseModel):
+    name: str = Field(max_length=30)
+    nights: int = Field(ge=1, le=14)
+
+
+class BookRoom(BaseModel):
+    """Book a hotel room."""
+
+    city: str = Field(max_length=30)
+    guest: Guest
+
+
+def test_a_pydantic_tool_with_nested_models_is_called_with_valid_arguments(client: OpenAI, model: str) -> None:
+    tool = openai.pydantic_function_tool(BookRoom)
+    assert "$defs" in json.dumps(tool), "the nested model is a $ref into $defs"
+    answer = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Book me two nights in Rome; I am Ada."}], tools=[tool],
+        tool_choice={"type": "function", "function": {"name": "BookRoom"}}, parallel_tool_calls=False,
+        temperature=0, max_tokens=80,
+    )
+    call = answer.choices[0].message.tool_calls[0]
+    assert answer.choices[0].finish_reason == "tool_calls"
+    BookRoom.model_validate_json(call.function.arguments)
+
+
 def test_required_tool_choice_calls_some_declared_function(client: OpenAI, model: str) -> None:
     answer = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "What is 2 plus 3?"}], tools=[WEATHER_TOOL, ADD_TOOL],

@@ -157,7 +157,8 @@ impl Mask {
         if self.stops.contains(&token) {
             return self.end_allowed;
         }
-        self.allowed.as_ref().is_some_and(|vob| vob.is_allowed(token))
+        // Logits rows may be longer than the tokenizer's vocabulary: ids past it are never allowed.
+        self.allowed.as_ref().is_some_and(|vob| (token as usize) < vob.len() && vob.is_allowed(token))
     }
 
     /// Sets every disallowed token's logit to −∞.

@@ -469,6 +469,16 @@ impl Generator for Engine {
         if n <= 1 {
             return Ok(vec![self.submit(request)?]);
         }
+        let constraint = self.validate(&request)?;
+        if n > self.config.max_sequences {
+            return Err(EngineError::InvalidParameter {
+                param: "n",
+                message: format!(
+                    "this engine generates at most {} answers at once",
+                    self.config.max_sequences
+                ),
+            });
+        }
         let reserve = (request.prompt_tokens.len() + request.max_tokens).saturating_mul(n);
         if reserve > self.config.kv_tokens_max {
             return Err(EngineError::InvalidParameter {
@@ -482,7 +492,6 @@ impl Generator for Engine {
         let seed = request.sampling.seed;
         let mut streams = Vec::with_capacity(n);
         let mut forks = Vec::with_capacity(n - 1);
-        let constraint = self.validate(&request)?;
         for choice in 1..n {
             let mut sampling = request.sampling.clone();
             sampling.seed = gonka_engine_api::choice_seed(seed, choice);
@@ -578,8 +587,11 @@ impl Worker {
                 if let Err(e) = self.step() {
                     tracing::error!(error = %e, "engine step failed; failing the batch");
                     for seq in self.active.drain(..) {
-                        let _ =
-                            seq.events.try_send(GenerationEvent::Failed(EngineError::Model(e.to_string())));
+                        let failed = || GenerationEvent::Failed(EngineError::Model(e.to_string()));
+                        let _ = seq.events.try_send(failed());
+                        for fork in &seq.forks {
+                            let _ = fork.events.try_send(failed());
+                        }
                     }
                     self.kv_reserved = 0;
                 }
@@ -629,8 +641,12 @@ impl Worker {
 
     /// Move waiting requests into free slots, first come first served, while their KV reservation fits.
     fn admit(&mut self) {
-        while self.active.len() < self.config.max_sequences {
-            let Some(Waiting { request, forks, .. }) = self.waiting.front() else { break };
+        while let Some(Waiting { request, forks, .. }) = self.waiting.front() {
+            // A request's choices take their slots when it is admitted, though they fork later.
+            let slots = self.active.iter().map(|seq| 1 + seq.forks.len()).sum::<usize>();
+            if slots + 1 + forks.len() > self.config.max_sequences {
+                break;
+            }
             let reserve = (request.prompt_tokens.len() + request.max_tokens) * (1 + forks.len());
             if self.kv_reserved + reserve > self.config.kv_tokens_max {
                 break;

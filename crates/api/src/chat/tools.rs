@@ -7,6 +7,8 @@
 //! with one line per call, `<tool_call>{"name": …, "arguments": {…}}</tool_call>`; a result comes back in
 //! a `tool` message as `<tool_response>…</tool_response>`.
 
+use std::fmt::Write as _;
+
 use gonka_engine_api::{ChatMessage, OutputGrammar};
 use serde_json::{Value, json};
 
@@ -14,6 +16,8 @@ use crate::ApiError;
 
 /// Most tools one request may declare.
 const TOOLS_MAX: usize = 128;
+/// Largest grammar of calls the tools may make (a `response_format` schema has the same bound).
+const GRAMMAR_BYTES_MAX: usize = 64 * 1024;
 /// Longest function name (OpenAI's limit).
 const NAME_MAX: usize = 64;
 /// Where a call's JSON starts and ends in the model's text.
@@ -129,7 +133,17 @@ impl ToolPlan {
                 )),
             };
         }
-        Ok(Some(ToolPlan { tools: declared, choice, parallel: parallel.unwrap_or(true) }))
+        let plan = ToolPlan { tools: declared, choice, parallel: parallel.unwrap_or(true) };
+        let bytes = plan.grammar_bytes();
+        if bytes > GRAMMAR_BYTES_MAX {
+            return Err(ApiError::invalid(
+                "tools",
+                format!(
+                    "The tools' schemas make a grammar of {bytes} bytes; at most {GRAMMAR_BYTES_MAX} are accepted."
+                ),
+            ));
+        }
+        Ok(Some(plan))
     }
 
     /// The system message that describes the tools and how to call them.
@@ -185,27 +199,49 @@ impl ToolPlan {
     }
 
     fn calls_grammar(&self, only: Option<&str>) -> OutputGrammar {
-        let calls: Vec<Value> = self
+        // One `%json` document per function: its parameters' `$defs` (and `definitions`) move to the
+        // document's top, where their `#/$defs/…` references point.
+        let rules: Vec<(String, Value)> = self
             .tools
             .iter()
             .filter(|tool| only.is_none_or(|name| name == tool.name))
-            .map(|tool| {
-                json!({
+            .enumerate()
+            .map(|(index, tool)| {
+                let mut arguments = tool.parameters.clone();
+                let mut call = json!({
                     "type": "object",
-                    "properties": {"name": {"const": tool.name}, "arguments": tool.parameters},
                     "required": ["name", "arguments"],
                     "additionalProperties": false,
-                })
+                    "x-guidance": {"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "},
+                });
+                if let (Some(arguments), Some(call)) = (arguments.as_object_mut(), call.as_object_mut()) {
+                    for key in ["$defs", "definitions"] {
+                        if let Some(definitions) = arguments.remove(key) {
+                            call.insert(key.to_owned(), definitions);
+                        }
+                    }
+                }
+                call["properties"] = json!({"name": {"const": tool.name}, "arguments": arguments});
+                (format!("call_{index}"), call)
             })
             .collect();
-        let schema = json!({
-            "anyOf": calls,
-            "x-guidance": {"whitespace_flexible": false, "item_separator": ", ", "key_separator": ": "},
-        });
+        let names: Vec<&str> = rules.iter().map(|(name, _)| name.as_str()).collect();
         let repeat = if self.parallel { " (\"\\n\" call)*" } else { "" };
-        OutputGrammar::Lark(format!(
-            "start: call{repeat}\ncall: \"{CALL_OPEN}\" body \"{CALL_CLOSE}\"\nbody: %json {schema}\n"
-        ))
+        let mut lark = format!(
+            "start: call{repeat}\ncall: \"{CALL_OPEN}\" body \"{CALL_CLOSE}\"\nbody: {}\n",
+            names.join(" | ")
+        );
+        for (name, schema) in &rules {
+            let _ = writeln!(lark, "{name}: %json {schema}");
+        }
+        OutputGrammar::Lark(lark)
+    }
+
+    /// Bytes of the grammar of calls of every tool (bounded like a `response_format` schema).
+    fn grammar_bytes(&self) -> usize {
+        match self.check_grammar() {
+            OutputGrammar::Lark(text) | OutputGrammar::JsonSchema(text) => text.len(),
+        }
     }
 }
 
@@ -617,6 +653,22 @@ mod tests {
         assert!(plan(json!("auto"), true).grammar().is_none());
         let Some(OutputGrammar::Lark(required)) = plan(json!("required"), true).grammar() else { panic!() };
         assert!(required.contains("get_weather") && required.contains("(\"\\n\" call)*"));
+    }
+
+    #[test]
+    fn a_tools_definitions_move_to_the_top_of_its_own_document() {
+        let tools = json!([{"type": "function", "function": {"name": "book", "parameters": {
+            "type": "object", "properties": {"guest": {"$ref": "#/$defs/Guest"}}, "required": ["guest"],
+            "$defs": {"Guest": {"type": "object", "properties": {"name": {"type": "string"}}}}}}}]);
+        let plan = ToolPlan::validate(Some(tools), Some(json!("required")), Some(false))
+            .expect("valid")
+            .expect("tools");
+        let Some(OutputGrammar::Lark(grammar)) = plan.grammar() else { panic!("forced") };
+        let document =
+            grammar.lines().find_map(|line| line.strip_prefix("call_0: %json ")).expect("a document");
+        let document: Value = serde_json::from_str(document).expect("JSON");
+        assert!(document["$defs"]["Guest"].is_object(), "{document}");
+        assert!(document["properties"]["arguments"].get("$defs").is_none());
     }
 
     #[test]
