@@ -404,6 +404,19 @@ def test_n_answers_share_a_prompt_and_count_it_once(client: OpenAI, model: str) 
     assert raised.value.body["param"] == "n"
 
 
+def test_a_repeated_long_system_prompt_is_served_from_the_prefix_cache(client: OpenAI, model: str) -> None:
+    system = "You answer questions about a small bakery; be brief and friendly. " * 20
+    def ask(question: str):
+        return client.chat.completions.create(
+            model=model, messages=[{"role": "system", "content": system}, {"role": "user", "content": question}],
+            temperature=0, max_tokens=8, logprobs=True,
+        )
+    ask("When do you open?")
+    again = ask("Do you sell rye bread?")
+    cached = again.usage.prompt_tokens_details.cached_tokens
+    assert 64 <= cached < again.usage.prompt_tokens and cached % 64 == 0, again.usage
+
+
 def test_unknown_model_is_not_found(client: OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as raised:
         client.chat.completions.create(model="no-such-model", messages=QUESTION)

@@ -62,6 +62,7 @@ async fn non_streaming_completion_has_openai_shape_and_exact_usage() {
             "prompt_tokens": CHAT_BODY_PROMPT_TOKENS,
             "completion_tokens": SCRIPT.len(),
             "total_tokens": CHAT_BODY_PROMPT_TOKENS + SCRIPT.len(),
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         })
     );
     assert_eq!(fake.submitted().len(), 1);

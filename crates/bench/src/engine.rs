@@ -72,6 +72,8 @@ pub(crate) struct Run {
     logprobs: Vec<f32>,
     prompt_tokens: usize,
     pub(crate) reason: FinishReason,
+    /// Prompt tokens the engine's prefix cache supplied.
+    pub(crate) cached_tokens: usize,
 }
 
 pub(crate) async fn generate(engine: &Engine, request: GenerationRequest) -> anyhow::Result<Run> {
@@ -86,8 +88,17 @@ pub(crate) async fn generate(engine: &Engine, request: GenerationRequest) -> any
                 tokens.push(id);
                 logprobs.extend(lp.map(|p| p.chosen.logprob));
             }
-            GenerationEvent::Finished { reason, .. } => {
-                return Ok(Run { submitted, token_times, tokens, logprobs, prompt_tokens, reason });
+            GenerationEvent::Finished { reason, usage } => {
+                let cached_tokens = usage.cached_tokens;
+                return Ok(Run {
+                    submitted,
+                    token_times,
+                    tokens,
+                    logprobs,
+                    prompt_tokens,
+                    reason,
+                    cached_tokens,
+                });
             }
             GenerationEvent::Failed(e) => bail!("generation failed: {e}"),
         }

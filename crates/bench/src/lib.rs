@@ -10,6 +10,8 @@
 //! - `inference`: the paid path (gateway → TA → executor) against the engine direct.
 //! - `sim`: simulated blocks per second of a 16-host network with 3 Byzantine hosts against the same
 //!   network honest; seconds per seed of the test suite's short runs.
+//! - `prefix-cache`: TTFT after a 2,000-token shared system prompt with the prefix cache against
+//!   without it.
 //! - `structured`: decode under a JSON Schema against free decode of as many tokens; mask and compile
 //!   costs of the grammar engine.
 //! - `validation`: answer validation on the embedded engine — false positives, detection per cheat,
@@ -22,6 +24,7 @@ mod engine;
 pub mod fidelity;
 mod inference;
 mod poc;
+mod prefix;
 mod sim;
 pub mod stats;
 mod structured;
@@ -51,6 +54,8 @@ pub enum BenchCommand {
     Sim(sim::SimArgs),
     /// An epoch's settlement with 100 and 1,000 hosts: its block time against an ordinary block's.
     Economy(economy::EconomyArgs),
+    /// TTFT after a 2,000-token shared system prompt with the prefix cache against without it.
+    PrefixCache(prefix::PrefixArgs),
     /// Decode under a JSON Schema against free decode of as many tokens; the grammar engine's mask and
     /// compile costs.
     Structured(structured::StructuredArgs),
@@ -77,6 +82,7 @@ pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> 
         BenchCommand::Poc(args) => poc::poc_bench(&args),
         BenchCommand::Sim(args) => sim::sim_bench(&args),
         BenchCommand::Economy(args) => economy::economy_bench(&args),
+        BenchCommand::PrefixCache(args) => runtime.block_on(prefix::prefix_bench(args)),
         BenchCommand::Structured(args) => runtime.block_on(structured::structured_bench(args)),
         BenchCommand::Validation(args) => runtime.block_on(validation::validation_bench(args)),
         BenchCommand::Inference(args) => {

@@ -19,6 +19,9 @@ pub(crate) struct ServeArgs {
     /// Requests allowed to wait for a slot before the server answers 429.
     #[arg(long, default_value_t = EngineConfig::default().queue_capacity)]
     queue_capacity: usize,
+    /// Prompt tokens whose keys and values are kept for later prompts that start the same way (0: off).
+    #[arg(long, default_value_t = EngineConfig::default().prefix_cache_tokens)]
+    prefix_cache_tokens: usize,
     /// Completion tokens when a request names no max_tokens.
     #[arg(long, default_value_t = ApiLimits::default().max_tokens_default)]
     max_tokens_default: usize,
@@ -39,6 +42,7 @@ pub(crate) fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let config = EngineConfig {
         max_sequences: args.max_sequences,
         queue_capacity: args.queue_capacity,
+        prefix_cache_tokens: args.prefix_cache_tokens,
         max_tokens_cap: args.max_tokens_cap,
         threads: crate::compute_threads(),
         defaults: model.defaults,

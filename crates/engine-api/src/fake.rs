@@ -270,7 +270,7 @@ impl Generator for FakeEngine {
             let text = WORDS[id as usize].to_string();
             let _ = events.try_send(GenerationEvent::Token { id, text, logprobs });
         }
-        let usage = Usage { prompt_tokens: request.prompt_tokens.len(), completion_tokens };
+        let usage = Usage { prompt_tokens: request.prompt_tokens.len(), completion_tokens, cached_tokens: 0 };
         let _ = events.try_send(GenerationEvent::Finished { reason, usage });
         Ok(stream)
     }

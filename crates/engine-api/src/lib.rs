@@ -286,6 +286,10 @@ pub struct Usage {
     pub prompt_tokens: usize,
     /// Tokens generated (including a final end-of-turn token, excluding nothing else).
     pub completion_tokens: usize,
+    /// Prompt tokens whose keys and values came from the engine's prefix cache instead of being
+    /// computed (OpenAI's `prompt_tokens_details.cached_tokens`).
+    #[serde(default)]
+    pub cached_tokens: usize,
 }
 
 /// What a running generation sends back, in order: any number of `Token`, then exactly one of

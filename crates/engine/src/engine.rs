@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::chat::ChatTemplate;
 use crate::constraint::{Constraint, Grammars};
 use crate::model::{KvCache, Llama, ModelError, Outputs, Segment};
+use crate::prefix::PrefixCache;
 use crate::sampler::Sampler;
 use crate::score::{ScoredPosition, score, score_position};
 use crate::text::TextStream;
@@ -51,6 +52,9 @@ pub struct EngineConfig {
     pub layers: Option<usize>,
     /// The sampling parameters of a request that omits them: the model manifest's (`gonka model list`).
     pub defaults: GenerationDefaults,
+    /// Prompt tokens whose keys and values the prefix cache keeps for later prompts that start with
+    /// them (0 disables it; each token costs `2 × layers × kv_dim × 4` bytes, 45 KiB for SmolLM2-135M).
+    pub prefix_cache_tokens: usize,
 }
 
 impl Default for EngineConfig {
@@ -61,6 +65,7 @@ impl Default for EngineConfig {
             prefill_chunk_tokens: 512,
             kv_tokens_max: 16 * 1024,
             max_tokens_cap: 4096,
+            prefix_cache_tokens: 4096,
             threads: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             layers: None,
             defaults: GenerationDefaults::OPENAI,
@@ -185,6 +190,7 @@ impl Engine {
             waiting: VecDeque::new(),
             active: Vec::new(),
             kv_reserved: 0,
+            prefix: PrefixCache::new(config.prefix_cache_tokens),
         };
         let thread = std::thread::Builder::new()
             .name("gonka-engine".into())
@@ -539,6 +545,8 @@ struct Sequence {
     kv_reserved: usize,
     /// Choices still to fork from this sequence when it draws its first token.
     forks: Vec<Fork>,
+    /// Prompt tokens restored from the prefix cache.
+    cached: usize,
     /// What the sequence's request allows each answer (stop sequences, `max_tokens`, `ignore_eos`).
     stop: Vec<String>,
     max_tokens: usize,
@@ -560,6 +568,7 @@ struct Worker {
     waiting: VecDeque<Waiting>,
     active: Vec<Sequence>,
     kv_reserved: usize,
+    prefix: PrefixCache,
 }
 
 /// What one sequence contributed to a step.
@@ -656,9 +665,12 @@ impl Worker {
             };
             self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
             self.kv_reserved += reserve;
+            let mut cache = KvCache::new(&self.model);
+            let cached = self.prefix.restore(&request.prompt_tokens, &mut cache);
             self.active.push(Sequence {
                 events,
-                prefilled: 0,
+                prefilled: cached,
+                cached,
                 next_input: 0,
                 top_logprobs: request.top_logprobs,
                 sampler: Sampler::constrained(request.sampling.clone(), constraint),
@@ -669,7 +681,7 @@ impl Worker {
                     request.ignore_eos,
                     self.model.config().context_length,
                 ),
-                cache: KvCache::new(&self.model),
+                cache,
                 kv_reserved: reserve,
                 forks,
                 stop: request.stop,
@@ -712,7 +724,12 @@ impl Worker {
         let mut sampled_seqs = Vec::new();
         for ((index, part), rows) in parts.iter().zip(&hidden) {
             if let Part::Prefill { len } = part {
-                self.active[*index].prefilled += len;
+                let seq = &mut self.active[*index];
+                seq.prefilled += len;
+                // A prompt just prefilled: its full blocks serve later prompts that start the same way.
+                if seq.is_decoding() {
+                    self.prefix.keep(&seq.prompt, &seq.cache);
+                }
             }
             if !rows.is_empty() {
                 sampled_rows.extend_from_slice(rows);
@@ -770,6 +787,7 @@ impl Worker {
                 cache: parent.cache.clone(),
                 kv_reserved: reserve,
                 forks: Vec::new(),
+                cached: parent.cached,
                 stop: parent.stop.clone(),
                 max_tokens: parent.max_tokens,
                 ignore_eos: parent.ignore_eos,
@@ -797,6 +815,7 @@ impl Worker {
                 let usage = Usage {
                     prompt_tokens: seq.prompt.len(),
                     completion_tokens: seq.ending.completion_tokens,
+                    cached_tokens: seq.cached,
                 };
                 let _ = seq.events.try_send(GenerationEvent::Finished { reason, usage });
                 false

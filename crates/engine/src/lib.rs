@@ -15,6 +15,7 @@ pub mod gguf;
 pub mod kernels;
 pub mod model;
 pub mod poc;
+pub mod prefix;
 pub mod reference;
 pub mod sampler;
 pub mod score;

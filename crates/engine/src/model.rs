@@ -184,6 +184,26 @@ impl KvCache {
         self.len == 0
     }
 
+    /// Copies of the key and value rows of positions `start..end`, per layer.
+    pub fn rows(&self, start: usize, end: usize) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+        let width = |layer: &Vec<f32>| layer.len().checked_div(self.len).unwrap_or(0);
+        let slice = |layers: &[Vec<f32>]| {
+            layers.iter().map(|layer| layer[start * width(layer)..end * width(layer)].to_vec()).collect()
+        };
+        (slice(&self.keys), slice(&self.values))
+    }
+
+    /// Appends `rows` positions of key and value rows, per layer (as [`KvCache::rows`] returns them).
+    pub fn extend_rows(&mut self, keys: &[Vec<f32>], values: &[Vec<f32>], rows: usize) {
+        for (layer, rows) in self.keys.iter_mut().zip(keys) {
+            layer.extend_from_slice(rows);
+        }
+        for (layer, rows) in self.values.iter_mut().zip(values) {
+            layer.extend_from_slice(rows);
+        }
+        self.len += rows;
+    }
+
     /// Bytes of key/value storage currently reserved.
     pub fn bytes(&self) -> usize {
         self.keys.iter().chain(&self.values).map(|v| v.capacity() * 4).sum()

@@ -385,3 +385,41 @@ fn choices_share_the_prefill_and_equal_separate_requests_with_their_seeds() {
     let too_many = engine.submit_choices(greedy(user(&engine, "Hi"), 2000), 64);
     assert!(matches!(too_many, Err(EngineError::InvalidParameter { param: "n", .. })), "{too_many:?}");
 }
+
+/// Prefix caching: a prompt that starts like an earlier one restores that prefix's keys and values in
+/// whole blocks and reports them as cached, and its answer is bit-identical (tokens and logprobs) to the
+/// answer of an engine without the cache; a cache too small for two prompts evicts the older one's
+/// blocks from their end, and answers stay identical.
+#[test]
+fn cached_prefixes_give_bit_identical_answers_and_are_evicted_from_their_end() {
+    use gonka_engine::prefix::BLOCK_TOKENS;
+    let cached_engine =
+        engine(EngineConfig { prefix_cache_tokens: 4 * BLOCK_TOKENS, ..EngineConfig::default() });
+    let plain = engine(EngineConfig { prefix_cache_tokens: 0, ..EngineConfig::default() });
+    let instructions = "You are a careful assistant for a bakery. Answer in one short sentence. ".repeat(12);
+    let chat = |engine: &gonka_engine::Engine, system: &str, question: &str| {
+        let messages = [
+            ChatMessage { role: "system".into(), content: system.into() },
+            ChatMessage { role: "user".into(), content: question.into() },
+        ];
+        let mut request = greedy(engine.render_chat(&messages).expect("renders"), 16);
+        request.top_logprobs = Some(3);
+        runtime().block_on(collect(engine.submit(request).expect("submits")))
+    };
+    let first = chat(&cached_engine, &instructions, "When do you open?");
+    assert_eq!(first.usage.cached_tokens, 0, "nothing cached yet");
+    let second = chat(&cached_engine, &instructions, "Do you sell rye bread?");
+    let expected = chat(&plain, &instructions, "Do you sell rye bread?");
+    assert!(second.usage.cached_tokens >= 2 * BLOCK_TOKENS, "{:?}", second.usage);
+    assert_eq!(second.usage.cached_tokens % BLOCK_TOKENS, 0);
+    assert_eq!((&second.ids, &second.logprobs), (&expected.ids, &expected.logprobs));
+    assert_eq!(expected.usage.cached_tokens, 0);
+
+    // Another long prompt fills the 4-block cache: the first prompt's blocks go, deepest first.
+    let other =
+        "You are a terse librarian who recommends exactly one classic novel per question. ".repeat(12);
+    chat(&cached_engine, &other, "Something about the sea?");
+    let again = chat(&cached_engine, &instructions, "Do you sell rye bread?");
+    assert!(again.usage.cached_tokens < second.usage.cached_tokens, "{:?}", again.usage);
+    assert_eq!((&again.ids, &again.logprobs), (&expected.ids, &expected.logprobs));
+}

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_openai::types::chat::{
     ChatChoice, ChatChoiceLogprobs, ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
     ChatCompletionResponseMessage, ChatCompletionTokenLogprob, CompletionUsage, CreateChatCompletionResponse,
-    FinishReason, FunctionCall, Role, TopLogprobs,
+    FinishReason, FunctionCall, PromptTokensDetails, Role, TopLogprobs,
 };
 use gonka_engine_api::{PositionLogprobs, TokenLogprob, Usage};
 use serde::Serialize;
@@ -53,7 +53,11 @@ pub(crate) fn completion_usage(usage: Usage) -> CompletionUsage {
         prompt_tokens: count(usage.prompt_tokens),
         completion_tokens: count(usage.completion_tokens),
         total_tokens: count(usage.prompt_tokens.saturating_add(usage.completion_tokens)),
-        prompt_tokens_details: None,
+        prompt_tokens_details: Some(PromptTokensDetails {
+            cached_tokens: Some(count(usage.cached_tokens)),
+            audio_tokens: Some(0),
+            ..PromptTokensDetails::default()
+        }),
         completion_tokens_details: None,
     }
 }
@@ -149,6 +153,8 @@ pub(crate) fn total_usage(usages: impl IntoIterator<Item = Usage>) -> Usage {
     usages.into_iter().fold(Usage::default(), |total, usage| Usage {
         prompt_tokens: usage.prompt_tokens,
         completion_tokens: total.completion_tokens + usage.completion_tokens,
+        // The choices share one prefill: its cached part is the first's.
+        cached_tokens: total.cached_tokens.max(usage.cached_tokens),
     })
 }
 

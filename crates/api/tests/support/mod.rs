@@ -100,7 +100,11 @@ impl FakeGenerator {
             Mode::Hang => {}
             _ => emit(GenerationEvent::Finished {
                 reason: if emitted < SCRIPT.len() { FinishReason::Length } else { FinishReason::Stop },
-                usage: Usage { prompt_tokens: request.prompt_tokens.len(), completion_tokens: emitted },
+                usage: Usage {
+                    prompt_tokens: request.prompt_tokens.len(),
+                    completion_tokens: emitted,
+                    cached_tokens: 0,
+                },
             }),
         }
     }
