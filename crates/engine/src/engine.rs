@@ -270,6 +270,32 @@ impl Engine {
         jobs.as_ref().ok_or(EngineError::ShutDown)?.send(job).map_err(|_| EngineError::ShutDown)
     }
 
+    /// Queues a validated request (and the choices forking from it) as one waiting job, within the
+    /// queue bound; returns the first answer's stream.
+    fn enqueue(
+        &self,
+        request: GenerationRequest,
+        constraint: Option<Constraint>,
+        forks: Vec<Fork>,
+    ) -> Result<GenerationStream, EngineError> {
+        let capacity = self.config.queue_capacity;
+        // Reserve a queue place first so concurrent submitters cannot overshoot the bound.
+        let reserved = self
+            .counters
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < capacity).then_some(w + 1));
+        if reserved.is_err() {
+            return Err(EngineError::Overloaded { queue_capacity: capacity });
+        }
+        // One event per token plus the final one: the engine never blocks on a slow reader.
+        let (events, stream) = mpsc::channel(request.max_tokens + 2);
+        if let Err(e) = self.send(Job::Generate(Waiting { request, constraint, events, forks })) {
+            self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(e);
+        }
+        Ok(stream)
+    }
+
     /// The request's grammar compiled for this tokenizer, if it names one.
     fn compile(&self, sampling: Option<&SamplingParams>) -> Result<Option<Constraint>, EngineError> {
         match sampling.and_then(|s| s.grammar.as_ref()) {
@@ -447,22 +473,7 @@ impl Generator for Engine {
 
     fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
         let constraint = self.validate(&request)?;
-        let capacity = self.config.queue_capacity;
-        // Reserve a queue place first so concurrent submitters cannot overshoot the bound.
-        let reserved = self
-            .counters
-            .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < capacity).then_some(w + 1));
-        if reserved.is_err() {
-            return Err(EngineError::Overloaded { queue_capacity: capacity });
-        }
-        // One event per token plus the final one: the engine never blocks on a slow reader.
-        let (events, stream) = mpsc::channel(request.max_tokens + 2);
-        if let Err(e) = self.send(Job::Generate(Waiting { request, constraint, events, forks: Vec::new() })) {
-            self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(e);
-        }
-        Ok(stream)
+        self.enqueue(request, constraint, Vec::new())
     }
 
     /// The choices share one prefill: the first is prefilled, and the others fork from its KV cache
@@ -506,20 +517,7 @@ impl Generator for Engine {
             forks.push(Fork { sampler: Sampler::constrained(sampling, constraint), events });
             streams.push(stream);
         }
-        let capacity = self.config.queue_capacity;
-        let reserved = self
-            .counters
-            .waiting
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| (w < capacity).then_some(w + 1));
-        if reserved.is_err() {
-            return Err(EngineError::Overloaded { queue_capacity: capacity });
-        }
-        let (events, stream) = mpsc::channel(request.max_tokens + 2);
-        streams.insert(0, stream);
-        if let Err(e) = self.send(Job::Generate(Waiting { request, constraint, events, forks })) {
-            self.counters.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(e);
-        }
+        streams.insert(0, self.enqueue(request, constraint, forks)?);
         Ok(streams)
     }
 
