@@ -401,6 +401,7 @@ impl Scorer for Engine {
 /// How a sequence's text and its end follow from its tokens: end-of-turn tokens, stop sequences,
 /// `max_tokens` and the context window. Generation streams through it and validators rebuild an
 /// answer's text through it ([`Scorer::completion_text`]), so the two cannot disagree.
+#[derive(Clone)]
 struct Ending {
     text: TextStream,
     prompt_len: usize,
@@ -545,10 +546,6 @@ struct Sequence {
     forks: Vec<Fork>,
     /// Prompt tokens restored from the prefix cache.
     cached: usize,
-    /// What the sequence's request allows each answer (stop sequences, `max_tokens`, `ignore_eos`).
-    stop: Vec<String>,
-    max_tokens: usize,
-    ignore_eos: bool,
 }
 
 impl Sequence {
@@ -682,9 +679,6 @@ impl Worker {
                 cache,
                 kv_reserved: reserve,
                 forks,
-                stop: request.stop,
-                max_tokens: request.max_tokens,
-                ignore_eos: request.ignore_eos,
                 prompt: request.prompt_tokens,
             });
         }
@@ -766,7 +760,7 @@ impl Worker {
         let mut started = Vec::with_capacity(forks.len());
         for Fork { sampler, events } in forks {
             let parent = &mut self.active[index];
-            let reserve = parent.prompt.len() + parent.max_tokens;
+            let reserve = parent.prompt.len() + parent.ending.max_tokens;
             parent.kv_reserved -= reserve;
             let child = Sequence {
                 events,
@@ -775,20 +769,12 @@ impl Worker {
                 next_input: 0,
                 top_logprobs: parent.top_logprobs,
                 sampler,
-                ending: Ending::new(
-                    &parent.stop,
-                    parent.prompt.len(),
-                    parent.max_tokens,
-                    parent.ignore_eos,
-                    self.model.config().context_length,
-                ),
+                // The parent has drawn nothing yet: its ending is still the fresh one each choice needs.
+                ending: parent.ending.clone(),
                 cache: parent.cache.clone(),
                 kv_reserved: reserve,
                 forks: Vec::new(),
                 cached: parent.cached,
-                stop: parent.stop.clone(),
-                max_tokens: parent.max_tokens,
-                ignore_eos: parent.ignore_eos,
             };
             started.push(self.active.len());
             self.active.push(child);

@@ -55,11 +55,6 @@ impl PrefixCache {
         Self { blocks: HashMap::new(), capacity_blocks: capacity_tokens / BLOCK_TOKENS, tick: 0 }
     }
 
-    /// Tokens whose KV rows are held.
-    pub fn tokens(&self) -> usize {
-        self.blocks.len() * BLOCK_TOKENS
-    }
-
     /// Copies into the empty `cache` the KV rows of the longest run of cached blocks `prompt` starts
     /// with, always leaving the prompt's last token to compute (its logits start the answer); returns
     /// the tokens restored.
