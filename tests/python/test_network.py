@@ -172,6 +172,36 @@ def test_several_choices_are_refused_before_anything_is_escrowed(plan, client, m
     assert balance(plan, developer) == before
 
 
+def test_cached_prompt_tokens_are_billed_at_the_cached_price_to_the_ngonka(plan, client, model) -> None:
+    """A long system prompt sent again reaches an executor whose prefix cache holds it: the answer reports
+    the cached tokens, the Finish carries the same count, and the developer pays
+    (prompt - cached + completion) x price + floor(cached x price x cached_price_ppm / 10^6)
+    (docs/spec/inference.md §4.2)."""
+    developer = plan["developer"]["address"]
+    system = "You are the assistant of a small bakery in Lyon; answer in one short sentence. " * 12
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": "Do you sell rye bread?"}]
+    # Executors are drawn by weight: after a few answers every one of the three has the prompt cached.
+    for _ in range(12):
+        before = balance(plan, developer)
+        raw = client.chat.completions.with_raw_response.create(
+            model=model, messages=messages, max_tokens=8, temperature=0
+        )
+        answer = raw.parse()
+        record = finished(plan, raw.headers["x-inference-id"])
+        cached = answer.usage.prompt_tokens_details.cached_tokens
+        assert record["cached_tokens"] == cached, record
+        price = locked_price(plan, record)
+        ppm = get(plan, f"/price/{record['model']}")["cached_price_ppm"]
+        full = answer.usage.prompt_tokens - cached + answer.usage.completion_tokens
+        cost = full * price + cached * price * ppm // 1_000_000
+        assert int(record["cost"]) == cost
+        assert balance(plan, developer) == before - cost
+        if cached > 0:
+            assert ppm < 1_000_000 and cost < answer.usage.total_tokens * price
+            return
+    pytest.fail("no answer was served from a prefix cache")
+
+
 def test_an_unknown_model_is_an_openai_404(client) -> None:
     with pytest.raises(openai.NotFoundError) as error:
         client.chat.completions.create(model="no-such-model", messages=QUESTION, max_tokens=4)

@@ -196,6 +196,7 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
             name: model.name.clone(),
             content_hash,
             price_per_token: Amount(1000),
+            cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
             validation: Default::default(),
         }],
         weights: vec![1, 1_000_000],

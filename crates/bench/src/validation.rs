@@ -232,6 +232,7 @@ impl Harness {
             prompt_hash: Hash::digest(&case.body),
             response_hash: Some(payload.response_hash),
             prompt_tokens: payload.prompt_tokens,
+            cached_tokens: payload.cached_tokens,
             completion_tokens: payload.completion_tokens,
             max_tokens: case.max_tokens,
             price_per_token: Amount(1),

@@ -44,8 +44,8 @@ pub use event::Event;
 pub use genesis::{Genesis, GenesisAccount, GenesisParticipant};
 pub use hosts::{HostsError, HostsMsg, Participant};
 pub use inference::{
-    Developer, EpochStats, HostStats, Inference, InferenceError, InferenceMsg, InferenceParams,
-    InferenceStatus, ModelPrice, RequestTerms, SignedRequest, inference_id, request_message,
+    Developer, EpochStats, FULL_PRICE_PPM, HostStats, Inference, InferenceError, InferenceMsg,
+    InferenceParams, InferenceStatus, ModelPrice, RequestTerms, SignedRequest, inference_id, request_message,
 };
 pub use module::{InvariantViolation, Module};
 pub use params::{Fees, Limits, Params};

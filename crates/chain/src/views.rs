@@ -556,6 +556,9 @@ pub struct PriceView {
     pub price_per_token: Amount,
     /// The base price in the params (where the floating price started).
     pub base_price: Amount,
+    /// A prompt token served from the executor's prefix cache costs this share of the locked price,
+    /// ppm (`docs/spec/inference.md` §4.2).
+    pub cached_price_ppm: u32,
     /// Tokens finished in the window.
     pub window_tokens: u64,
     /// The window, in blocks.
@@ -579,6 +582,7 @@ pub fn price(state: &State, name: &str) -> Option<PriceView> {
         content_hash: served.content_hash,
         price_per_token: crate::pricing::price(state, &served.content_hash)?,
         base_price: served.price_per_token,
+        cached_price_ppm: served.cached_price_ppm,
         window_tokens: row.window_tokens,
         window_ms: params.window_ms,
         capacity_per_second: crate::pricing::capacity_per_second(state),

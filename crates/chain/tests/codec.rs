@@ -197,6 +197,7 @@ fn every_message_has_a_pinned_module_and_message_tag() {
                 request,
                 ta_signature: gonka_primitives::RecoverableSignature([3; 65]),
                 prompt_tokens: 1,
+                cached_tokens: 0,
                 completion_tokens: 1,
                 response_hash: gonka_primitives::Hash([0; 32]),
                 seed: 0,

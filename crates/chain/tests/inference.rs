@@ -130,6 +130,17 @@ fn start(request: SignedRequest, executor: usize, prompt_tokens: u32) -> Msg {
 
 /// The Finish of `executor`, carrying the forward signature of the request's TA (its account key).
 fn finish(executor: usize, request: SignedRequest, prompt_tokens: u32, completion_tokens: u32) -> Msg {
+    finish_cached(executor, request, prompt_tokens, 0, completion_tokens)
+}
+
+/// A Finish of which `cached_tokens` prompt tokens came from the executor's prefix cache.
+fn finish_cached(
+    executor: usize,
+    request: SignedRequest,
+    prompt_tokens: u32,
+    cached_tokens: u32,
+    completion_tokens: u32,
+) -> Msg {
     let ta = (0..3).find(|&i| host(i).address() == request.transfer_agent).unwrap();
     let message =
         inference::forward_message(CHAIN, &request.id(), &host(executor).address(), request.max_tokens);
@@ -137,6 +148,7 @@ fn finish(executor: usize, request: SignedRequest, prompt_tokens: u32, completio
         request,
         ta_signature: host(ta).sign_recoverable(&message),
         prompt_tokens,
+        cached_tokens,
         completion_tokens,
         response_hash: Hash::digest(b"answer"),
         seed: 7,
@@ -180,6 +192,36 @@ fn start_then_finish_charges_exactly_the_tokens_used_and_credits_the_executor() 
     let record = &net.state.inference.records()[&id];
     assert_eq!((record.status, record.cost.0, net.escrow(&request)), (InferenceStatus::Finished, 320, 0));
     assert_eq!(net.accounted(), net.state.bank.supply().total.0);
+}
+
+/// Cached prompt tokens cost the model's `cached_price_ppm` of the price, rounded down once over the
+/// whole cached count, whichever receipt comes first (`docs/spec/inference.md` §4.2); a Finish claiming
+/// more cached tokens than prompt tokens is refused.
+#[test]
+fn cached_prompt_tokens_are_charged_at_the_models_cached_share_in_either_order() {
+    let mut genesis = genesis();
+    // 10 % of a 10-ngonka token, plus a remainder that shows the rounding: 0.1234 × 10 = 1.234 each.
+    genesis.params.inference.models[0].cached_price_ppm = 123_400;
+    for start_first in [true, false] {
+        let mut net = Net::from(&genesis);
+        net.block(&[]);
+        let (request, executor) = net.request(b"a long shared system prompt and a question", 0, 50);
+        if start_first {
+            net.deliver(0, start(request, executor, 40)).unwrap();
+        }
+        let refused = net.deliver(executor, finish_cached(executor, request, 40, 41, 12));
+        assert!(refused.unwrap_err().contains("cached_tokens 41 above prompt_tokens 40"));
+        net.deliver(executor, finish_cached(executor, request, 40, 32, 12)).unwrap();
+        // (40 − 32 + 12) × 10 + ⌊32 × 10 × 0.1234⌋ = 200 + ⌊39.488⌋.
+        let cost = 200 + 39;
+        assert_eq!(net.balance(), DEVELOPER_FUNDS - cost, "start first: {start_first}");
+        let record = &net.state.inference.records()[&inference_id(&request.signature)];
+        assert_eq!((record.cost.0, record.cached_tokens, record.prompt_tokens), (cost, 32, 40));
+        assert_eq!(net.owed(executor), cost);
+        assert_eq!(net.accounted(), net.state.bank.supply().total.0);
+    }
+    genesis.params.inference.models[0].cached_price_ppm = 1_000_001;
+    assert!(genesis.params.validate().is_err(), "more than the whole price");
 }
 
 #[test]
@@ -458,6 +500,7 @@ fn a_finish_needs_the_transfer_agents_forward_signature_for_this_executor() {
             request,
             ta_signature,
             prompt_tokens: 20,
+            cached_tokens: 0,
             completion_tokens: 12,
             response_hash: Hash::digest(b"answer"),
             seed: 7,

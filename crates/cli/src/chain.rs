@@ -11,6 +11,11 @@ use gonka_client::devnet::{HOST_BALANCE, genesis_for, init_home};
 use gonka_client::rest::NodeClient;
 use gonka_node::home::{Home, NodeConfig};
 use gonka_node::mempool::MempoolLimits;
+
+/// A cached prompt token's share of the token price on chains `gonka` makes (`gonka init`, the
+/// devnet): 10 %, as the prefix cache spares the executor the token's prefill
+/// (`docs/spec/inference.md` §4.2).
+pub(crate) const CACHED_PRICE_PPM: u32 = 100_000;
 use gonka_primitives::{Address, Amount};
 use serde::Serialize;
 
@@ -72,6 +77,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
             name: model.name,
             content_hash,
             price_per_token: Amount(price),
+            cached_price_ppm: CACHED_PRICE_PPM,
             validation: Default::default(),
         });
     }

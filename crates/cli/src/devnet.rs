@@ -103,6 +103,7 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
             name: model.name,
             content_hash,
             price_per_token: gonka_primitives::Amount(args.price_per_token),
+            cached_price_ppm: crate::chain::CACHED_PRICE_PPM,
             validation: Default::default(),
         }]
     };

@@ -82,6 +82,10 @@ pub struct Payload {
     pub recorded: Vec<RecordedPosition>,
     /// Prompt tokens charged.
     pub prompt_tokens: u32,
+    /// Of the prompt tokens, those the executor's prefix cache served (charged at the model's cached
+    /// price; `docs/spec/inference.md` §4.2).
+    #[serde(default)]
+    pub cached_tokens: u32,
     /// Completion tokens charged.
     pub completion_tokens: u32,
     /// The sampling seed.
@@ -177,7 +181,7 @@ pub fn verdict(
 }
 
 /// The payload is what the receipts committed to: body, answer text, recorded tokens and logprobs,
-/// and the seed the rule gives.
+/// the seed the rule gives, and the cached prompt tokens the Finish billed at the cached price.
 fn commitments_hold(record: &Inference, payload: &Payload, seed: u64) -> bool {
     let recorded_tokens = payload.recorded.iter().map(|p| p.token);
     Hash::digest(payload.body.as_bytes()) == record.prompt_hash
@@ -186,6 +190,7 @@ fn commitments_hold(record: &Inference, payload: &Payload, seed: u64) -> bool {
         && recorded_tokens.eq(payload.completion_token_ids.iter().copied())
         && payload.seed == record.seed
         && record.seed == seed
+        && payload.cached_tokens == record.cached_tokens
 }
 
 /// The answer's text is its tokens' text, it ends where its tokens end, and it fits `max_tokens`.
@@ -292,6 +297,7 @@ mod tests {
             completion: "ab".into(),
             completion_token_ids: vec![7, 9],
             prompt_tokens: 5,
+            cached_tokens: 0,
             completion_tokens: 2,
             seed: sampling_seed(None, &id),
             response_hash: Hash::digest(b"ab"),
@@ -308,6 +314,7 @@ mod tests {
             prompt_hash: Hash::digest(b"{}"),
             response_hash: Some(payload.response_hash),
             prompt_tokens: 5,
+            cached_tokens: 0,
             completion_tokens: 2,
             max_tokens: 4,
             price_per_token: gonka_primitives::Amount(1),
@@ -352,6 +359,11 @@ mod tests {
             "text not the committed one"
         );
         assert_eq!(failure(&|r, _, _| r.seed ^= 1), Failure::Mismatch, "a seed the rule does not give");
+        assert_eq!(
+            failure(&|r, _, _| r.cached_tokens = 4),
+            Failure::Mismatch,
+            "a cached count billed that the executor's record does not show"
+        );
         assert_eq!(failure(&|r, _, _| r.completion_tokens = 3), Failure::Billing, "completion inflated");
         assert_eq!(failure(&|_, _, s| s.prompt_tokens = 4), Failure::Billing, "prompt inflated");
         assert_eq!(failure(&|_, _, s| s.text = "a b".into()), Failure::Text);

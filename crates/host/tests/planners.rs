@@ -40,6 +40,7 @@ fn genesis_of(hosts: usize, powered: usize) -> Genesis {
         name: "m".into(),
         content_hash: Hash::digest(b"m"),
         price_per_token: Amount(1),
+        cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
         validation: Default::default(),
     });
     Genesis {
@@ -282,6 +283,7 @@ fn forwarded_finish(state: &State) -> (SignedRequest, usize, InferenceMsg) {
         request,
         ta_signature: host(0).sign_recoverable(&forward),
         prompt_tokens: 4,
+        cached_tokens: 0,
         completion_tokens: 2,
         response_hash: Hash::digest(b"a"),
         seed: 1,
@@ -317,6 +319,7 @@ fn a_receipt_the_chain_can_no_longer_take_is_forgotten() {
         request: request(&state),
         ta_signature: gonka_primitives::RecoverableSignature([0; 65]),
         prompt_tokens: 1,
+        cached_tokens: 0,
         completion_tokens: 1,
         response_hash: Hash::ZERO,
         seed: 0,

@@ -29,6 +29,7 @@ fn genesis() -> Genesis {
         name: "m".into(),
         content_hash: Hash::digest(b"m"),
         price_per_token: Amount(1),
+        cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
         validation: Default::default(),
     });
     let mut accounts: Vec<GenesisAccount> = (0..HOSTS)
@@ -119,6 +120,7 @@ impl Net {
             request,
             ta_signature: host(0).sign_recoverable(&forward),
             prompt_tokens: 4,
+            cached_tokens: 0,
             completion_tokens: 2,
             response_hash: Hash::digest(b"a"),
             seed: 1,

@@ -585,6 +585,7 @@ mod tests {
             name: "m".into(),
             content_hash: Hash::digest(b"m"),
             price_per_token: Amount(10),
+            cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
             validation: Default::default(),
         });
         genesis.accounts.push(GenesisAccount { address: dev.address(), balance: Amount(balance) });

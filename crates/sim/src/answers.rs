@@ -89,6 +89,8 @@ pub fn payload(
         completion_token_ids: generated.tokens,
         recorded: generated.recorded,
         prompt_tokens,
+        // The fake engine keeps no prefix cache: every prompt token is billed in full.
+        cached_tokens: 0,
         seed,
         stored_height: height,
     }

@@ -251,6 +251,7 @@ pub fn model() -> ModelPrice {
         name: "sim-model".into(),
         content_hash: Hash::digest(b"sim-model"),
         price_per_token: Amount(10),
+        cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
         validation: Default::default(),
     }
 }
@@ -261,6 +262,7 @@ pub fn large_model() -> ModelPrice {
         name: "sim-model-large".into(),
         content_hash: Hash::digest(b"sim-model-large"),
         price_per_token: Amount(40),
+        cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
         validation: Default::default(),
     }
 }

@@ -876,6 +876,7 @@ impl Sim {
             request,
             ta_signature,
             prompt_tokens: report.prompt_tokens,
+            cached_tokens: payload.cached_tokens,
             completion_tokens: report.completion_tokens,
             response_hash: payload.response_hash,
             seed: payload.seed,

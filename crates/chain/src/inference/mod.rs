@@ -34,7 +34,7 @@ pub use msg::{
     FORWARD_DOMAIN, InferenceError, InferenceMsg, REQUEST_DOMAIN, RequestTerms, SignedRequest,
     forward_message, inference_id, push_chain_id, request_message,
 };
-pub use params::{InferenceParams, ModelPrice};
+pub use params::{FULL_PRICE_PPM, InferenceParams, ModelPrice};
 pub use state::{Developer, EpochStats, HostStats, Inference, InferenceStatus, Inferences};
 
 use receipt::{Answer, Counts, Receipt};
@@ -57,6 +57,7 @@ fn receipt_of(msg: &InferenceMsg) -> Option<Receipt<'_>> {
             request,
             ta_signature,
             prompt_tokens,
+            cached_tokens,
             completion_tokens,
             response_hash,
             seed,
@@ -64,7 +65,11 @@ fn receipt_of(msg: &InferenceMsg) -> Option<Receipt<'_>> {
         } => Some(Receipt::Finish {
             request,
             ta_signature,
-            counts: Counts { prompt_tokens: *prompt_tokens, completion_tokens: *completion_tokens },
+            counts: Counts {
+                prompt_tokens: *prompt_tokens,
+                cached_tokens: *cached_tokens,
+                completion_tokens: *completion_tokens,
+            },
             answer: Answer { response_hash: *response_hash, seed: *seed, logprobs_hash: *logprobs_hash },
         }),
     }

@@ -34,6 +34,9 @@ messages! {
             ta_signature: RecoverableSignature,
             /// Prompt tokens.
             prompt_tokens: u32,
+            /// Of the prompt tokens, those the executor served from its prefix cache: billed at the
+            /// model's `cached_price_ppm` (`docs/spec/inference.md` §4.2). At most `prompt_tokens`.
+            cached_tokens: u32,
             /// Completion tokens.
             completion_tokens: u32,
             /// SHA-256 of the completion text.

@@ -18,11 +18,22 @@ pub struct ModelPrice {
     pub content_hash: Hash,
     /// Price of one prompt or completion token, in ngonka.
     pub price_per_token: Amount,
+    /// What one prompt token the executor served from its prefix cache costs, in millionths of the
+    /// token price (`docs/spec/inference.md` §4.2): 1,000,000 bills it in full, 0 gives it away.
+    #[serde(default = "full_price_ppm")]
+    pub cached_price_ppm: u32,
     /// How closely validators' re-scoring must match the model's answers.
     #[serde(default)]
     pub validation: ModelValidation,
 }
-codec_struct!(ModelPrice { name, content_hash, price_per_token, validation });
+codec_struct!(ModelPrice { name, content_hash, price_per_token, cached_price_ppm, validation });
+
+/// One million ppm: the whole price.
+pub const FULL_PRICE_PPM: u32 = 1_000_000;
+
+fn full_price_ppm() -> u32 {
+    FULL_PRICE_PPM
+}
 
 /// A model's validation thresholds (`docs/spec/validation.md` §3): what validators allow between an
 /// executor's recorded answer and their own re-scoring. The embedded engine is bit-identical between
@@ -170,6 +181,9 @@ impl InferenceParams {
         }
         if self.models.len() > 64 || self.models.iter().any(|m| m.name.is_empty() || m.name.len() > 128) {
             return Err(ParamsError::Limit("inference.models"));
+        }
+        if self.models.iter().any(|m| m.cached_price_ppm > FULL_PRICE_PPM) {
+            return Err(ParamsError::Limit("inference.models cached_price_ppm (at most 1,000,000)"));
         }
         Ok(())
     }

@@ -29,7 +29,32 @@ pub(super) enum Receipt<'a> {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Counts {
     pub(super) prompt_tokens: u32,
+    /// Of `prompt_tokens`, those served from the executor's prefix cache.
+    pub(super) cached_tokens: u32,
     pub(super) completion_tokens: u32,
+}
+
+impl Counts {
+    /// Every token the answer took: what the model's load counts (`docs/spec/economy.md` §7).
+    fn tokens(&self) -> u64 {
+        u64::from(self.prompt_tokens) + u64::from(self.completion_tokens)
+    }
+
+    /// What these counts cost at `price` a token with cached prompt tokens at `cached_ppm` of it
+    /// (`docs/spec/inference.md` §4.2): `(prompt − cached + completion) × price + ⌊cached × price ×
+    /// cached_ppm / 10⁶⌋`. Exact integers, rounded down once, in the developer's favour.
+    fn cost(&self, price: Amount, cached_ppm: u32) -> Result<Amount, InferenceError> {
+        let cached = u128::from(self.cached_tokens.min(self.prompt_tokens));
+        let full = u128::from(self.tokens()) - cached;
+        let full_cost = price.0.checked_mul(full).ok_or(InferenceError::Overflow)?;
+        let cached_cost = price
+            .0
+            .checked_mul(cached)
+            .and_then(|c| c.checked_mul(u128::from(cached_ppm.min(super::params::FULL_PRICE_PPM))))
+            .ok_or(InferenceError::Overflow)?
+            / u128::from(super::params::FULL_PRICE_PPM);
+        full_cost.checked_add(cached_cost).map(Amount).ok_or(InferenceError::Overflow)
+    }
 }
 
 /// What a Finish commits the answer to, for validators (`docs/spec/validation.md` §1).
@@ -121,7 +146,7 @@ pub(super) fn check(
             }
         }
         Receipt::Finish { request, ta_signature, counts, .. } => {
-            let Counts { prompt_tokens, completion_tokens } = counts;
+            let Counts { prompt_tokens, cached_tokens, completion_tokens } = counts;
             let Some(ta) = state.hosts.participant(&request.transfer_agent) else {
                 return Err(InferenceError::WrongRole("the request's transfer agent is not a host"));
             };
@@ -141,6 +166,11 @@ pub(super) fn check(
                 return Err(InferenceError::Tokens(format!(
                     "completion_tokens {completion_tokens} (max {}), prompt_tokens {prompt_tokens} (max {max_prompt})",
                     request.max_tokens
+                )));
+            }
+            if cached_tokens > prompt_tokens {
+                return Err(InferenceError::Tokens(format!(
+                    "cached_tokens {cached_tokens} above prompt_tokens {prompt_tokens}"
                 )));
             }
             let id = check_request(state, request, sender, *prompt_tokens, height)?;
@@ -180,6 +210,7 @@ pub(super) fn apply(
                 .with("id", id)
                 .with("executor", sender)
                 .with("prompt_tokens", counts.prompt_tokens)
+                .with("cached_tokens", counts.cached_tokens)
                 .with("completion_tokens", counts.completion_tokens))
         }
     }
@@ -242,6 +273,7 @@ fn start(
             prompt_hash: request.body_hash,
             response_hash: None,
             prompt_tokens,
+            cached_tokens: 0,
             completion_tokens: 0,
             max_tokens: request.max_tokens,
             price_per_token: price,
@@ -279,16 +311,16 @@ fn finish_started(
     counts: Counts,
     id: Hash,
 ) -> Result<Event, InferenceError> {
-    let tokens = u64::from(counts.prompt_tokens) + u64::from(counts.completion_tokens);
     let escrow = state.bank.held(&Hold::Escrow(id));
-    let cost = tokens_cost(tokens, started.price_per_token)?.min(escrow);
-    crate::pricing::record_usage(state, &request.model, tokens);
+    let cost = counts.cost(started.price_per_token, cached_price_ppm(state, request))?.min(escrow);
+    crate::pricing::record_usage(state, &request.model, counts.tokens());
     let refund = escrow.checked_sub(cost).ok_or(InferenceError::Overflow)?;
     state.bank.transfer_held(Hold::Escrow(id), Hold::Fee(id), cost)?;
     state.bank.release(Hold::Escrow(id), request.requester, refund)?;
     state.inference.deadlines.remove(&(started.deadline, id));
     state.inference.records.update(&id, |i| {
         i.prompt_tokens = counts.prompt_tokens;
+        i.cached_tokens = counts.cached_tokens;
         i.completion_tokens = counts.completion_tokens;
         i.cost = cost;
         i.requester_paid = cost;
@@ -325,10 +357,9 @@ fn finish_first(
     id: Hash,
     height: u64,
 ) -> Result<Event, InferenceError> {
-    let tokens = u64::from(counts.prompt_tokens) + u64::from(counts.completion_tokens);
     let price = price(state, request)?;
-    let full = tokens_cost(tokens, price)?;
-    crate::pricing::record_usage(state, &request.model, tokens);
+    let full = counts.cost(price, cached_price_ppm(state, request))?;
+    crate::pricing::record_usage(state, &request.model, counts.tokens());
     let from_requester = full.min(state.bank.balance(&request.requester));
     state.bank.escrow(request.requester, Hold::Fee(id), from_requester)?;
     let shortfall = Amount(full.0 - from_requester.0);
@@ -345,6 +376,7 @@ fn finish_first(
             prompt_hash: request.body_hash,
             response_hash: None,
             prompt_tokens: counts.prompt_tokens,
+            cached_tokens: counts.cached_tokens,
             completion_tokens: counts.completion_tokens,
             max_tokens: request.max_tokens,
             price_per_token: price,
@@ -376,6 +408,15 @@ fn finish_first(
 fn price(state: &State, request: &SignedRequest) -> Result<Amount, InferenceError> {
     crate::pricing::locked_price(state, &request.model, request.max_price_per_token)
         .ok_or(InferenceError::UnknownModel(request.model))
+}
+
+/// The share of the price a cached prompt token of `request`'s model costs now, in ppm.
+fn cached_price_ppm(state: &State, request: &SignedRequest) -> u32 {
+    state
+        .params()
+        .inference
+        .model(&request.model)
+        .map_or(super::params::FULL_PRICE_PPM, |m| m.cached_price_ppm)
 }
 
 fn tokens_cost(tokens: u64, price: Amount) -> Result<Amount, InferenceError> {

@@ -92,6 +92,8 @@ pub struct Inference {
     pub response_hash: Option<Hash>,
     /// Prompt tokens (the executor's count once finished).
     pub prompt_tokens: u32,
+    /// Of the prompt tokens, those served from the executor's prefix cache (0 until finished).
+    pub cached_tokens: u32,
     /// Completion tokens, once finished.
     pub completion_tokens: u32,
     /// Completion tokens reserved.
@@ -137,6 +139,7 @@ codec_struct!(Inference {
     prompt_hash,
     response_hash,
     prompt_tokens,
+    cached_tokens,
     completion_tokens,
     max_tokens,
     price_per_token,

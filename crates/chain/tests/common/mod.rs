@@ -64,6 +64,7 @@ pub fn priced_params(price: u128) -> gonka_chain::Params {
         name: "m".into(),
         content_hash: model(),
         price_per_token: gonka_primitives::Amount(price),
+        cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
         validation: Default::default(),
     });
     // A fee the hosts' 1,000-ngonka test balances can pay a few times over.

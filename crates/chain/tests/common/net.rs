@@ -189,6 +189,7 @@ pub fn finish(request: SignedRequest, executor: usize) -> Msg {
         request,
         ta_signature: host(0).sign_recoverable(&forward),
         prompt_tokens: 20,
+        cached_tokens: 0,
         completion_tokens: 12,
         response_hash: Hash::digest(b"answer"),
         seed: 7,

@@ -174,7 +174,8 @@ fn finish(
     }
     let height = service.with_state(|s| s.height());
     let payload = payload_of(body, seed, record, height);
-    let (prompt_tokens, completion_tokens) = (payload.prompt_tokens, payload.completion_tokens);
+    let (prompt_tokens, cached_tokens, completion_tokens) =
+        (payload.prompt_tokens, payload.cached_tokens, payload.completion_tokens);
     let (response_hash, logprobs_hash) = (payload.response_hash, payload.logprobs_hash);
     if let Err(error) = service.payloads.put(&id, &payload) {
         tracing::warn!(%id, %error, "could not keep the payload");
@@ -183,6 +184,7 @@ fn finish(
         request,
         ta_signature,
         prompt_tokens,
+        cached_tokens,
         completion_tokens,
         response_hash,
         seed,
@@ -222,6 +224,8 @@ struct Record {
     /// The prompt's token ids.
     prompt: Vec<u32>,
     prompt_tokens: usize,
+    /// Of the prompt tokens, those the engine's prefix cache served.
+    cached_tokens: usize,
     completion_tokens: usize,
     tokens: Vec<u32>,
     text: String,
@@ -351,6 +355,7 @@ impl Recorder {
             }
             GenerationEvent::Finished { usage, .. } => {
                 record.prompt_tokens = usage.prompt_tokens;
+                record.cached_tokens = usage.cached_tokens.min(usage.prompt_tokens);
                 record.completion_tokens = usage.completion_tokens;
             }
             GenerationEvent::Failed(_) => record.failed = true,
@@ -397,6 +402,7 @@ fn payload_of(body: &[u8], seed: u64, record: Record, height: u64) -> Payload {
         completion_token_ids: record.tokens,
         recorded: record.recorded,
         prompt_tokens: u32::try_from(record.prompt_tokens).unwrap_or(u32::MAX),
+        cached_tokens: u32::try_from(record.cached_tokens).unwrap_or(u32::MAX),
         completion_tokens: u32::try_from(record.completion_tokens).unwrap_or(u32::MAX),
         seed,
         stored_height: height,

@@ -220,6 +220,7 @@ mod tests {
             completion_token_ids: vec![1, 2],
             recorded: Vec::new(),
             prompt_tokens: 3,
+            cached_tokens: 0,
             completion_tokens: 2,
             seed: 7,
             response_hash: Hash::digest(b"hi"),
