@@ -202,6 +202,40 @@ def test_cached_prompt_tokens_are_billed_at_the_cached_price_to_the_ngonka(plan,
     pytest.fail("no answer was served from a prefix cache")
 
 
+def test_a_text_completion_with_echo_and_logprobs_is_paid_exactly(plan, client, model) -> None:
+    """`/v1/completions` through the gateway: the executor answers a raw prompt, echoes it with its
+    logprobs, and the receipts bill the prompt and the generated tokens; the response hash commits to
+    the generated text only (what validators replay; docs/spec/validation.md §3)."""
+    developer = plan["developer"]["address"]
+    before = balance(plan, developer)
+    prompt = "The capital of France is"
+    raw = client.completions.with_raw_response.create(
+        model=model, prompt=prompt, max_tokens=8, temperature=0, echo=True, logprobs=2
+    )
+    answer = raw.parse()
+    choice = answer.choices[0]
+    assert choice.text.startswith(prompt) and "Paris" in choice.text[len(prompt):]
+    assert len(choice.logprobs.tokens) == answer.usage.total_tokens
+    assert choice.logprobs.token_logprobs[0] is None
+    record = finished(plan, raw.headers["x-inference-id"])
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (
+        answer.usage.prompt_tokens,
+        answer.usage.completion_tokens,
+    )
+    assert record["response_hash"] == hashlib.sha256(choice.text[len(prompt):].encode()).hexdigest()
+    cost = answer.usage.total_tokens * locked_price(plan, record)
+    assert balance(plan, developer) == before - cost
+
+
+def test_a_body_sent_to_the_other_endpoint_is_refused_before_anything_is_escrowed(plan, client, model) -> None:
+    developer = plan["developer"]["address"]
+    before = balance(plan, developer)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.completions.create(model=model, prompt="Hi", max_tokens=4, extra_body={"messages": QUESTION})
+    assert raised.value.body["param"] == "prompt"
+    assert balance(plan, developer) == before
+
+
 def test_an_unknown_model_is_an_openai_404(client) -> None:
     with pytest.raises(openai.NotFoundError) as error:
         client.chat.completions.create(model="no-such-model", messages=QUESTION, max_tokens=4)

@@ -490,3 +490,104 @@ def test_a_client_that_disconnects_frees_its_slot(client: OpenAI, model: str) ->
     stream.close()
     health = _wait_idle()
     assert health["active_sequences"] == 0, health
+
+
+PROMPT = "The capital of France is"
+
+
+def test_text_completion_continues_a_raw_prompt(client: OpenAI, model: str) -> None:
+    answer = client.completions.create(model=model, prompt=PROMPT, max_tokens=8, temperature=0)
+    assert answer.object == "text_completion" and answer.id.startswith("cmpl-")
+    choice = answer.choices[0]
+    assert "Paris" in choice.text and choice.finish_reason in ("stop", "length")
+    assert answer.usage.completion_tokens <= 8 and answer.usage.prompt_tokens == 5, answer.usage
+
+
+def test_echo_with_logprobs_scores_the_prompt_and_the_answer(client: OpenAI, model: str) -> None:
+    plain = client.completions.create(model=model, prompt=PROMPT, max_tokens=6, temperature=0)
+    echoed = client.completions.create(model=model, prompt=PROMPT, max_tokens=6, temperature=0, echo=True, logprobs=3)
+    choice = echoed.choices[0]
+    assert choice.text == PROMPT + plain.choices[0].text
+    logprobs = choice.logprobs
+    prompt_tokens = echoed.usage.prompt_tokens
+    assert len(logprobs.tokens) == prompt_tokens + echoed.usage.completion_tokens
+    assert logprobs.token_logprobs[0] is None and logprobs.top_logprobs[0] is None
+    assert all(lp <= 0 for lp in logprobs.token_logprobs[1:])
+    assert "".join(logprobs.tokens) == choice.text
+    assert logprobs.text_offset == [len("".join(logprobs.tokens[:i])) for i in range(len(logprobs.tokens))]
+    for token, logprob, top in zip(logprobs.tokens[1:], logprobs.token_logprobs[1:], logprobs.top_logprobs[1:]):
+        assert 1 <= len(top) <= 4 and top[token] == pytest.approx(logprob)
+        assert max(top.values()) >= logprob
+    # The answer's logprobs are its own generation's: a chat of the same tokens reports the same.
+    generated = client.completions.create(model=model, prompt=PROMPT, max_tokens=6, temperature=0, logprobs=3)
+    assert generated.choices[0].logprobs.token_logprobs == logprobs.token_logprobs[prompt_tokens:]
+
+
+def prompt_logprobs(client: OpenAI, model: str, prompt, top: int) -> tuple[list, dict]:
+    """vLLM's `prompt_logprobs` of `prompt` (an extension the SDK passes through `extra_body`)."""
+    raw = client.completions.with_raw_response.create(
+        model=model, prompt=prompt, max_tokens=4, temperature=0, extra_body={"prompt_logprobs": top}
+    )
+    body = json.loads(raw.text)
+    return body["choices"][0]["prompt_logprobs"], body
+
+
+def test_vllm_prompt_logprobs_rank_each_prompt_token(client: OpenAI, model: str) -> None:
+    echoed = client.completions.create(model=model, prompt=PROMPT, max_tokens=1, temperature=0, echo=True, logprobs=0)
+    positions, body = prompt_logprobs(client, model, PROMPT, 2)
+    assert len(positions) == body["usage"]["prompt_tokens"] and positions[0] is None
+    for position, token_text, logprob in zip(
+        positions[1:], echoed.choices[0].logprobs.tokens[1:], echoed.choices[0].logprobs.token_logprobs[1:]
+    ):
+        # The prompt's own token first, then the 2 most likely, ranked from 1.
+        actual = next(iter(position.values()))
+        assert actual["decoded_token"] == token_text and actual["logprob"] == pytest.approx(logprob)
+        ranks = sorted(entry["rank"] for entry in position.values())
+        assert ranks[0] == 1 and all(entry["logprob"] <= 0 for entry in position.values())
+        assert 2 <= len(position) <= 3
+
+
+def test_text_completions_take_token_ids_stream_and_n(client: OpenAI, model: str) -> None:
+    # The ids of " capital of France is": the prompt's own tokens after its first, as prompt_logprobs
+    # names them.
+    positions, _ = prompt_logprobs(client, model, PROMPT, 0)
+    ids = [int(next(iter(position))) for position in positions[1:]]
+    by_text = client.completions.create(model=model, prompt=" capital of France is", max_tokens=6, temperature=0)
+    by_ids = client.completions.create(model=model, prompt=ids, max_tokens=6, temperature=0)
+    assert by_ids.choices[0].text == by_text.choices[0].text and by_ids.usage.prompt_tokens == len(ids)
+    streamed = client.completions.create(
+        model=model, prompt=ids, max_tokens=6, temperature=0, stream=True, stream_options={"include_usage": True}
+    )
+    text, usage, finish = "", None, None
+    for chunk in streamed:
+        for choice in chunk.choices:
+            text += choice.text
+            finish = choice.finish_reason or finish
+        usage = chunk.usage or usage
+    assert text == by_ids.choices[0].text and finish == by_ids.choices[0].finish_reason
+    assert usage.completion_tokens == by_ids.usage.completion_tokens
+    three = client.completions.create(model=model, prompt=PROMPT, max_tokens=6, temperature=0.9, seed=5, n=3)
+    assert [c.index for c in three.choices] == [0, 1, 2]
+    assert three.usage.prompt_tokens == 5
+    # Choice i is the answer a request with seed 5 + i gets.
+    second = client.completions.create(model=model, prompt=PROMPT, max_tokens=6, temperature=0.9, seed=6)
+    assert three.choices[1].text == second.choices[0].text
+
+
+def test_bad_text_completion_requests_name_the_field(client: OpenAI, model: str) -> None:
+    cases = [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": ["a", "b"]}, "prompt"),
+        ({"prompt": [1, 10_000_000]}, "prompt"),
+        ({"prompt": PROMPT, "logprobs": 21}, "logprobs"),
+        ({"prompt": PROMPT, "suffix": "x"}, "suffix"),
+        ({"prompt": PROMPT, "best_of": 3}, "best_of"),
+        ({"prompt": PROMPT, "n": 9}, "n"),
+        ({"prompt": PROMPT, "extra_body": {"prompt_logprobs": 50}}, "prompt_logprobs"),
+    ]
+    for fields, param in cases:
+        extra = fields.pop("extra_body", None)
+        with pytest.raises(openai.BadRequestError) as raised:
+            client.completions.create(model=model, max_tokens=4, extra_body=extra, **fields)
+        assert raised.value.body["param"] == param, (fields, raised.value.body)
+    assert client.completions.create(model=model, prompt=PROMPT, max_tokens=2).choices

@@ -1,4 +1,5 @@
-//! Serve the OpenAI-compatible HTTP API: chat completions, models, health and metrics.
+//! Serve the OpenAI-compatible HTTP API: chat completions, text completions, models, health and
+//! metrics.
 //!
 //! [`app`] builds the router without binding a socket, so tests drive it with `tower::ServiceExt::oneshot`
 //! and the binary decides where to listen. Every request is bounded by [`ApiLimits`] before it reaches
@@ -17,6 +18,7 @@
 #![deny(missing_docs)]
 
 mod chat;
+mod completions;
 mod error;
 mod metrics;
 mod routes;
@@ -32,6 +34,40 @@ use gonka_engine_api::Generator;
 pub use chat::{RequestSummary, body_seed, generation_request, summarize_request};
 pub use error::{ApiError, ErrorObject};
 pub use metrics::Metrics;
+
+/// The OpenAI endpoint a request body is for. The body alone decides — one with a `prompt` and no
+/// `messages` is a text completion — so what a developer signed (the body) fixes how every host reads
+/// it: the transfer agent, the executor and the validators that replay it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`.
+    Chat,
+    /// `POST /v1/completions`.
+    Completions,
+}
+
+impl Endpoint {
+    /// The endpoint `body` is for (a body that is not a JSON object is a chat's, to be refused there).
+    pub fn of(body: &[u8]) -> Endpoint {
+        #[derive(serde::Deserialize)]
+        struct Shape {
+            messages: Option<serde::de::IgnoredAny>,
+            prompt: Option<serde::de::IgnoredAny>,
+        }
+        match serde_json::from_slice::<Shape>(body) {
+            Ok(Shape { messages: None, prompt: Some(_) }) => Endpoint::Completions,
+            _ => Endpoint::Chat,
+        }
+    }
+
+    /// Its path.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+        }
+    }
+}
 
 /// Bounds on what one request may ask of the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,12 +121,13 @@ impl AppState {
     }
 }
 
-/// The HTTP API as a router: `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}`,
+/// The HTTP API as a router: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`, `GET /v1/models/{id}`,
 /// `GET /health`, `GET /metrics`; anything else answers an OpenAI-shaped `404` or `405`.
 pub fn app(state: AppState) -> Router {
     let body_bytes_max = state.limits.body_bytes_max;
     Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
         .route("/v1/models", get(routes::list_models))
         .route("/v1/models/{id}", get(routes::get_model))
         .route("/health", get(routes::health))

@@ -34,7 +34,7 @@ pub enum Answerer {
     Cheat(cheat::Cheat),
 }
 
-/// One request of the workload: a chat body and the inference id it is answered under.
+/// One request of the workload: a chat or text completion body and the inference id it is answered under.
 #[derive(Debug, Clone)]
 pub struct Case {
     /// The request body.
@@ -47,8 +47,8 @@ pub struct Case {
 
 /// `count` requests over `prompts`: greedy and seeded sampling (temperature 0.7, 1.0 with top-p 0.9,
 /// some with their own seed, some with presence and frequency penalties and a logit bias, some
-/// constrained to a JSON Schema, some forced to call a tool), several answer lengths and prompt lengths
-/// (a prompt repeated up to three times), in a fixed order.
+/// constrained to a JSON Schema, some forced to call a tool), chats and text completions, several answer
+/// lengths and prompt lengths (a prompt repeated up to three times), in a fixed order.
 pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
     (0..count)
         .map(|i| {
@@ -76,11 +76,20 @@ pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
                                        "keywords": {"type": "array", "items": {"type": "string"}, "maxItems": 4}},
                         "required": ["topic", "sentiment", "keywords"], "additionalProperties": false}}}}),
             };
-            let mut body = json!({
-                "model": gonka_engine::store::DEFAULT_MODEL.name,
-                "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": max_tokens,
-            });
+            // A third of the free and penalized requests are text completions: a raw prompt, no template.
+            let mut body = if i % 8 <= 5 && i % 3 == 2 {
+                json!({
+                    "model": gonka_engine::store::DEFAULT_MODEL.name,
+                    "prompt": format!("Question: {prompt}\nAnswer:"),
+                    "max_tokens": max_tokens,
+                })
+            } else {
+                json!({
+                    "model": gonka_engine::store::DEFAULT_MODEL.name,
+                    "messages": [{"role": "user", "content": prompt}],
+                    "max_tokens": max_tokens,
+                })
+            };
             if let (Some(body), Some(extra)) = (body.as_object_mut(), sampling.as_object()) {
                 body.extend(extra.clone());
             }

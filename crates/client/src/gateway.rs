@@ -84,9 +84,14 @@ impl Gateway {
         self.transfer_agent
     }
 
-    /// Signs `body` now and posts it to the transfer agent.
-    pub async fn send(&self, headers: &HeaderMap, body: Bytes) -> Result<reqwest::Response, ApiError> {
-        let mut request = self.http.post(format!("{}/v1/chat/completions", self.node));
+    /// Signs `body` now and posts it to the transfer agent's `endpoint`.
+    pub async fn send(
+        &self,
+        endpoint: gonka_api::Endpoint,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<reqwest::Response, ApiError> {
+        let mut request = self.http.post(format!("{}{}", self.node, endpoint.path()));
         // The developer signs the model and max_tokens the body asks for; a body that names no model
         // (or an unknown one) is signed for the zero hash and the TA answers it with the API's error.
         let (model, max_tokens, name) = match body_choice(&body) {
@@ -131,10 +136,12 @@ impl Gateway {
     }
 }
 
-/// The gateway's routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`.
+/// The gateway's routes: `POST /v1/chat/completions`, `POST /v1/completions`, `GET /v1/models`,
+/// `GET /health`.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/completions", post(completions))
         .route("/v1/models", get(models))
         .route("/health", get(|| async { Json(serde_json::json!({"status": "ok"})) }))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -146,6 +153,23 @@ async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    sign_and_send(&gateway, gonka_api::Endpoint::Chat, headers, body).await
+}
+
+async fn completions(
+    State(gateway): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    sign_and_send(&gateway, gonka_api::Endpoint::Completions, headers, body).await
+}
+
+async fn sign_and_send(
+    gateway: &Gateway,
+    endpoint: gonka_api::Endpoint,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -153,7 +177,7 @@ async fn chat_completions(
         }
         Err(rejection) => return ApiError::BodyUnreadable(rejection.body_text()).into_response(),
     };
-    match gateway.send(&headers, body).await {
+    match gateway.send(endpoint, &headers, body).await {
         Ok(upstream) => pass_through(upstream),
         Err(error) => error.into_response(),
     }

@@ -183,8 +183,10 @@ pub fn score(
             let candidates = distribution(prompt, &completion[..i]);
             let token = completion[i];
             let logprob = candidates.iter().find(|(t, _)| *t == token).map_or(f32::NEG_INFINITY, |(_, l)| *l);
+            let above = candidates.iter().filter(|(_, l)| *l > logprob).count();
+            let rank = u32::try_from(above + 1).unwrap_or(u32::MAX);
             let replay = sampling.map(|s| replay(&candidates, s.temperature, s.seed, i, Some(token)));
-            ScoredPosition { token, logprob, top: candidates.into_iter().take(top_k).collect(), replay }
+            ScoredPosition { token, logprob, top: candidates.into_iter().take(top_k).collect(), rank, replay }
         })
         .collect()
 }

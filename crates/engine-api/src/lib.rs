@@ -440,6 +440,30 @@ pub trait Generator: Send + Sync + 'static {
     fn queue_depth(&self) -> usize;
     /// Requests generating right now.
     fn active_sequences(&self) -> usize;
+    /// Token ids of `text` as it stands, no chat template (the `prompt` of `/v1/completions`); control
+    /// tokens written in the text are matched as such. Engines without a tokenizer of their own refuse.
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        let _ = text;
+        Err(EngineError::InvalidParameter {
+            param: "prompt",
+            message: "this engine serves chats only".into(),
+        })
+    }
+    /// The raw bytes of token `id` (empty for an id outside the vocabulary).
+    fn token_bytes(&self, id: u32) -> Vec<u8> {
+        let _ = id;
+        Vec::new()
+    }
+    /// Teacher-forced logprobs of a prompt's own tokens (`echo` with `logprobs`, vLLM's
+    /// `prompt_logprobs`): position `i` scores `prompt[i + 1]` after `prompt[..=i]`, with `top_k`
+    /// alternatives. Engines that cannot score refuse.
+    fn score_prompt(&self, prompt: Vec<u32>, top_k: usize) -> ScoreFuture {
+        let _ = (prompt, top_k);
+        Box::pin(std::future::ready(Err(EngineError::InvalidParameter {
+            param: "prompt_logprobs",
+            message: "this engine does not score prompts".into(),
+        })))
+    }
 }
 
 /// The score of one completion position under teacher forcing.
@@ -451,6 +475,9 @@ pub struct ScoredPosition {
     pub logprob: f32,
     /// The `top_k` most likely tokens with their logprobs, best first.
     pub top: Vec<(u32, f32)>,
+    /// The given token's rank under the model: 1 for the most likely token, 1 + the number of
+    /// tokens more likely than it otherwise (vLLM's `rank` of prompt logprobs).
+    pub rank: u32,
     /// The seeded sampler replayed here, when the request named the sampling.
     pub replay: Option<Replay>,
 }

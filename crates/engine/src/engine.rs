@@ -472,6 +472,30 @@ impl Generator for Engine {
         self.validate(request).map(|_| ())
     }
 
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        self.tokenizer.encode(text).map_err(|e| EngineError::Model(e.to_string()))
+    }
+
+    fn token_bytes(&self, id: u32) -> Vec<u8> {
+        self.tokenizer.token_bytes(id).to_vec()
+    }
+
+    fn score_prompt(&self, prompt: Vec<u32>, top_k: usize) -> ScoreFuture {
+        if prompt.len() < 2 {
+            return Box::pin(std::future::ready(Ok(Vec::new())));
+        }
+        let completion = prompt[1..].to_vec();
+        Scorer::score(
+            self,
+            ScoreRequest {
+                prompt_tokens: prompt[..1].to_vec(),
+                completion_tokens: completion,
+                top_k,
+                sampling: None,
+            },
+        )
+    }
+
     fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
         let constraint = self.validate(&request)?;
         self.enqueue(request, constraint, Vec::new())

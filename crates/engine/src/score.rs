@@ -82,6 +82,8 @@ pub fn score(
 pub(crate) fn score_position(logits: &[f32], token: u32, top_k: usize) -> ScoredPosition {
     let lse = log_sum_exp(logits);
     let top = top_k_ids(logits, top_k).into_iter().map(|id| (id, logits[id as usize] - lse)).collect();
-    let logprob = logits.get(token as usize).map_or(f32::NEG_INFINITY, |l| l - lse);
-    ScoredPosition { token, logprob, top, replay: None }
+    let logit = logits.get(token as usize).copied().unwrap_or(f32::NEG_INFINITY);
+    let above = logits.iter().filter(|&&l| l > logit).count();
+    let rank = u32::try_from(above + 1).unwrap_or(u32::MAX);
+    ScoredPosition { token, logprob: logit - lse, top, rank, replay: None }
 }

@@ -1,9 +1,9 @@
 //! `POST /v1/chat/completions`: validate, render the chat, submit to the generator, answer as one
 //! `chat.completion` object or as a stream of chunks.
 
-mod request;
-mod response;
-mod stream;
+pub(crate) mod request;
+pub(crate) mod response;
+pub(crate) mod stream;
 mod tools;
 
 use std::sync::Arc;
@@ -25,8 +25,17 @@ use crate::{ApiError, AppState, Metrics};
 /// When a request's [`crate::ApiLimits::request_timeout`] runs out.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Deadline {
-    at: tokio::time::Instant,
-    budget: Duration,
+    pub(crate) at: tokio::time::Instant,
+    pub(crate) budget: Duration,
+}
+
+impl Deadline {
+    /// The deadline of a request that arrived at `arrived`, under `limits`.
+    pub(crate) fn of(limits: &crate::ApiLimits, arrived: Instant) -> Option<Deadline> {
+        limits
+            .request_timeout
+            .map(|budget| Deadline { at: tokio::time::Instant::from_std(arrived) + budget, budget })
+    }
 }
 
 /// Records a generation's time to first token and its token counts.
@@ -37,14 +46,20 @@ pub(crate) struct GenerationWatch {
 }
 
 impl GenerationWatch {
-    fn token(&mut self) {
+    /// A watch of a request that arrived at `arrived`; only the first answer's first token is the
+    /// request's time to first token.
+    pub(crate) fn new(metrics: &Arc<Metrics>, arrived: Instant, choice: usize) -> Self {
+        GenerationWatch { metrics: Arc::clone(metrics), arrived, first_token_seen: choice > 0 }
+    }
+
+    pub(crate) fn token(&mut self) {
         if !self.first_token_seen {
             self.first_token_seen = true;
             self.metrics.observe_time_to_first_token(self.arrived.elapsed());
         }
     }
 
-    fn finished(&self, usage: Usage) {
+    pub(crate) fn finished(&self, usage: Usage) {
         self.metrics.observe_usage(usage);
     }
 }
@@ -70,10 +85,7 @@ pub(crate) async fn chat_completions(
 
     let head = CompletionHead::new(model);
     let id = head.id.trim_start_matches("chatcmpl-").to_owned();
-    let deadline = state
-        .limits
-        .request_timeout
-        .map(|budget| Deadline { at: tokio::time::Instant::from_std(arrived) + budget, budget });
+    let deadline = Deadline::of(&state.limits, arrived);
     // Each answer has its own splitter into content and calls, and its own watch (only the first
     // answer's first token is the request's time to first token).
     let answers: Vec<Answer> = streams
@@ -82,11 +94,7 @@ pub(crate) async fn chat_completions(
         .map(|(choice, events)| Answer {
             events,
             splitter: tools.clone().map(|tools| CallSplitter::new(tools, &format!("{id}_{choice}"))),
-            watch: GenerationWatch {
-                metrics: Arc::clone(&state.metrics),
-                arrived,
-                first_token_seen: choice > 0,
-            },
+            watch: GenerationWatch::new(&state.metrics, arrived, choice),
         })
         .collect();
     if stream {
@@ -135,9 +143,10 @@ fn prepare(
     Ok((plan, request))
 }
 
-/// The generation a chat body asks for, exactly as the handler would submit it under `limits`, and the
-/// `seed` the body named (none: the handler draws a fresh one, which the returned request carries). A
-/// validator replays an answer from this (`docs/spec/validation.md` §3); the errors are the handler's.
+/// The generation a body asks for — a chat, or a text completion ([`crate::Endpoint::of`]) — exactly as
+/// its handler would submit it under `limits`, and the `seed` the body named (none: the handler draws a
+/// fresh one, which the returned request carries). A validator replays an answer from this
+/// (`docs/spec/validation.md` §3); the errors are the handler's.
 pub fn generation_request(
     body: &[u8],
     generator: &dyn gonka_engine_api::Generator,
@@ -146,11 +155,19 @@ pub fn generation_request(
     if body.len() > limits.body_bytes_max {
         return Err(ApiError::BodyTooLarge { body_bytes_max: limits.body_bytes_max });
     }
-    let (plan, request) = prepare(body, generator, limits)?;
-    Ok((request, plan.body_seed))
+    match crate::Endpoint::of(body) {
+        crate::Endpoint::Chat => {
+            let (plan, request) = prepare(body, generator, limits)?;
+            Ok((request, plan.body_seed))
+        }
+        crate::Endpoint::Completions => {
+            let (plan, request) = crate::completions::prepare(body, generator, limits)?;
+            Ok((request, plan.body_seed()))
+        }
+    }
 }
 
-/// The `seed` a chat body names (as the two's-complement `u64` the handler uses), read without
+/// The `seed` a chat or completion body names (as the two's-complement `u64` the handler uses), read without
 /// validating the rest.
 pub fn body_seed(body: &[u8]) -> Option<u64> {
     #[derive(serde::Deserialize)]
@@ -171,11 +188,14 @@ pub struct RequestSummary {
     pub max_tokens: usize,
     /// Whether the answer streams.
     pub stream: bool,
+    /// The endpoint the body is for.
+    pub endpoint: crate::Endpoint,
 }
 
-/// Validates a chat request exactly as the handler does and counts its prompt tokens, without
-/// generating: the same `400`/`404`/`413` errors a direct request would get (the engine's own checks,
-/// such as whether its grammar engine supports the request's schema, included).
+/// Validates a chat or completion request ([`crate::Endpoint::of`]) exactly as its handler does and
+/// counts its prompt tokens, without generating: the same `400`/`404`/`413` errors a direct request
+/// would get (the engine's own checks, such as whether its grammar engine supports the request's
+/// schema, included).
 pub fn summarize_request(
     headers: &HeaderMap,
     body: &[u8],
@@ -186,18 +206,29 @@ pub fn summarize_request(
     if body.len() > limits.body_bytes_max {
         return Err(ApiError::BodyTooLarge { body_bytes_max: limits.body_bytes_max });
     }
-    let (plan, request) = prepare(body, generator, limits)?;
+    let endpoint = crate::Endpoint::of(body);
+    let (model, stream, request) = match endpoint {
+        crate::Endpoint::Chat => {
+            let (plan, request) = prepare(body, generator, limits)?;
+            (plan.model, plan.stream, request)
+        }
+        crate::Endpoint::Completions => {
+            let (plan, request) = crate::completions::prepare(body, generator, limits)?;
+            (plan.model().to_owned(), plan.stream(), request)
+        }
+    };
     generator.check(&request)?;
     Ok(RequestSummary {
-        model: plan.model,
+        model,
         prompt_tokens: request.prompt_tokens.len(),
         max_tokens: request.max_tokens,
-        stream: plan.stream,
+        stream,
+        endpoint,
     })
 }
 
 /// Accept `application/json`, with or without parameters such as `charset`.
-fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
+pub(crate) fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     let content_type =
         headers.get(header::CONTENT_TYPE).map(|value| String::from_utf8_lossy(value.as_bytes()));
     let is_json = content_type.as_deref().is_some_and(|value| {
@@ -211,7 +242,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
-fn body_error(rejection: &BytesRejection, body_bytes_max: usize) -> ApiError {
+pub(crate) fn body_error(rejection: &BytesRejection, body_bytes_max: usize) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::BodyTooLarge { body_bytes_max }
     } else {
@@ -221,7 +252,7 @@ fn body_error(rejection: &BytesRejection, body_bytes_max: usize) -> ApiError {
 
 /// The completion budget: what the client asked for, which must fit the context window with the prompt,
 /// or else the server default lowered to what still fits.
-fn fit_max_tokens(
+pub(crate) fn fit_max_tokens(
     prompt_tokens: usize,
     requested: Option<usize>,
     max_tokens_default: usize,
@@ -241,7 +272,7 @@ fn fit_max_tokens(
 
 /// Run `work` to completion or until the deadline; on timeout `work` is dropped, and with it the
 /// generation stream it owns.
-async fn within<T>(
+pub(crate) async fn within<T>(
     deadline: Option<Deadline>,
     work: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<T, ApiError> {

@@ -24,7 +24,7 @@ const STOP_SEQUENCES_MAX: usize = 4;
 /// Longest stop sequence; the engine holds back this much text while it might still match.
 const STOP_SEQUENCE_BYTES_MAX: usize = 256;
 /// OpenAI's bound on `top_logprobs`, which the engine shares.
-const TOP_LOGPROBS_MAX: u64 = 20;
+pub(crate) const TOP_LOGPROBS_MAX: u64 = 20;
 const TEMPERATURE_MAX: f64 = 2.0;
 /// OpenAI's bound on `presence_penalty` and `frequency_penalty`.
 const PENALTY_MAX: f64 = 2.0;
@@ -76,8 +76,8 @@ pub(crate) struct ChatCompletionBody {
 }
 
 #[derive(Debug, Deserialize)]
-struct StreamOptions {
-    include_usage: Option<bool>,
+pub(crate) struct StreamOptions {
+    pub(crate) include_usage: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,9 +116,14 @@ pub(crate) struct ChatPlan {
     pub(crate) choices: usize,
 }
 
-/// Parse a body. A value that does not fit the schema names its field as `param`; broken JSON has no
-/// field to blame, so its message gives the line and column (and the field it was inside).
+/// Parse a chat body.
 pub(crate) fn parse_body(bytes: &[u8]) -> Result<ChatCompletionBody, ApiError> {
+    parse_json(bytes)
+}
+
+/// Parse a request body. A value that does not fit the schema names its field as `param`; broken JSON
+/// has no field to blame, so its message gives the line and column (and the field it was inside).
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     // serde would read a top-level array as a positional struct and blame `[0]`; say what is wrong instead.
     if bytes.trim_ascii_start().first().is_some_and(|first| *first != b'{') {
         return Err(ApiError::InvalidRequest {
@@ -127,7 +132,7 @@ pub(crate) fn parse_body(bytes: &[u8]) -> Result<ChatCompletionBody, ApiError> {
         });
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let body: ChatCompletionBody = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+    let body: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
         let inside = if path == "." { String::new() } else { format!(" inside `{path}`") };
@@ -430,7 +435,7 @@ fn validate_response_format(format: Option<Value>) -> Result<Option<OutputGramma
 
 /// `max_completion_tokens` wins over the deprecated `max_tokens` when both are sent; the error names
 /// whichever field was used.
-fn validate_max_tokens(
+pub(crate) fn validate_max_tokens(
     max_tokens: Option<u64>,
     max_completion_tokens: Option<u64>,
     max_tokens_cap: usize,
@@ -458,7 +463,7 @@ fn validate_max_tokens(
 /// nucleus is the argmax, and OpenAI accepts `0`); either one omitted takes the model's recommended
 /// value (`model_defaults`); `top_k` as sent; a signed `seed` reinterpreted as its two's-complement
 /// `u64`, or a fresh random seed when absent (OpenAI's unseeded behaviour).
-fn validate_sampling(
+pub(crate) fn validate_sampling(
     temperature: Option<f64>,
     top_p: Option<f64>,
     top_k: Option<u64>,
@@ -503,7 +508,7 @@ fn validate_sampling(
 /// `presence_penalty` and `frequency_penalty` in `[-2, 2]` (0 when omitted), and `logit_bias` as an
 /// object of at most [`LOGIT_BIAS_MAX`] token ids (decimal strings) to biases in `[-100, 100]`; whether an
 /// id is in the vocabulary is the engine's check.
-fn validate_adjustments(
+pub(crate) fn validate_adjustments(
     presence_penalty: Option<f64>,
     frequency_penalty: Option<f64>,
     logit_bias: Option<Value>,
@@ -558,7 +563,7 @@ fn fresh_seed() -> u64 {
 }
 
 /// `stop` as a string or an array of up to four non-empty strings; `null` and `[]` mean none.
-fn validate_stop(stop: Option<Value>) -> Result<Vec<String>, ApiError> {
+pub(crate) fn validate_stop(stop: Option<Value>) -> Result<Vec<String>, ApiError> {
     let sequences = match stop {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(sequence)) => vec![sequence],

@@ -27,23 +27,28 @@ impl CompletionHead {
     /// A head with a fresh `chatcmpl-` id, stamped with the wall clock (the API edge is not consensus
     /// state, so a clock read is fine here).
     pub(crate) fn new(model: String) -> Self {
+        Self::with_prefix("chatcmpl", model)
+    }
+
+    /// A head whose id starts `{kind}-` (`cmpl` for text completions).
+    pub(crate) fn with_prefix(kind: &str, model: String) -> Self {
         let created = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since_epoch| u32::try_from(since_epoch.as_secs()).unwrap_or(u32::MAX));
-        Self { id: completion_id(), created, model }
+        Self { id: completion_id(kind), created, model }
     }
 }
 
-/// `chatcmpl-` followed by a random per-process prefix and a process-wide counter: unique within the
+/// `{kind}-` followed by a random per-process prefix and a process-wide counter: unique within the
 /// process and, with overwhelming likelihood, across restarts.
-fn completion_id() -> String {
+fn completion_id(kind: &str) -> String {
     static PROCESS_PREFIX: OnceLock<u64> = OnceLock::new();
     static COMPLETIONS: AtomicU64 = AtomicU64::new(0);
     let prefix = *PROCESS_PREFIX.get_or_init(|| {
         use std::hash::BuildHasher;
         std::collections::hash_map::RandomState::new().hash_one(std::process::id())
     });
-    format!("chatcmpl-{prefix:016x}{:08x}", COMPLETIONS.fetch_add(1, Ordering::Relaxed))
+    format!("{kind}-{prefix:016x}{:08x}", COMPLETIONS.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Token counts in OpenAI's shape; `total_tokens` is their sum.

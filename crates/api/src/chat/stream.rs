@@ -174,33 +174,9 @@ impl ChunkStream {
         }
     }
 
-    /// The next event of any running answer (they take turns when several are ready).
+    /// The next event of any running answer.
     async fn receive(&mut self) -> Result<(usize, GenerationEvent), ApiError> {
-        let (choices, next_poll) = (&mut self.choices, &mut self.next_poll);
-        let next = std::future::poll_fn(|cx| {
-            let count = choices.len();
-            for offset in 0..count {
-                let index = (*next_poll + offset) % count;
-                let Some(events) = choices[index].events.as_mut() else { continue };
-                match events.poll_recv(cx) {
-                    Poll::Ready(Some(event)) => {
-                        *next_poll = (index + 1) % count;
-                        return Poll::Ready(Some((index, event)));
-                    }
-                    // Closed before its `Finished`: the engine abandoned it.
-                    Poll::Ready(None) => return Poll::Ready(None),
-                    Poll::Pending => {}
-                }
-            }
-            Poll::Pending
-        });
-        let received = match self.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.at, next)
-                .await
-                .map_err(|_| ApiError::Timeout(deadline.budget))?,
-            None => next.await,
-        };
-        received.ok_or(ApiError::GenerationAbandoned)
+        receive(&mut self.choices, &mut self.next_poll, self.deadline).await
     }
 
     /// End the stream with an error event; dropping the receivers cancels whatever is still running.
@@ -214,8 +190,53 @@ impl ChunkStream {
     }
 }
 
+impl Running for Choice {
+    fn events(&mut self) -> Option<&mut GenerationStream> {
+        self.events.as_mut()
+    }
+}
+
+/// An answer of a streamed response, whose events [`receive`] merges with the others'.
+pub(crate) trait Running {
+    /// Its events, while it runs.
+    fn events(&mut self) -> Option<&mut GenerationStream>;
+}
+
+/// The next event of any running answer of `choices` (they take turns from `next_poll` when several
+/// are ready), before `deadline`.
+pub(crate) async fn receive<T: Running>(
+    choices: &mut [T],
+    next_poll: &mut usize,
+    deadline: Option<Deadline>,
+) -> Result<(usize, GenerationEvent), ApiError> {
+    let next = std::future::poll_fn(|cx| {
+        let count = choices.len();
+        for offset in 0..count {
+            let index = (*next_poll + offset) % count;
+            let Some(events) = choices[index].events() else { continue };
+            match events.poll_recv(cx) {
+                Poll::Ready(Some(event)) => {
+                    *next_poll = (index + 1) % count;
+                    return Poll::Ready(Some((index, event)));
+                }
+                // Closed before its `Finished`: the engine abandoned it.
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    });
+    let received = match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.at, next)
+            .await
+            .map_err(|_| ApiError::Timeout(deadline.budget))?,
+        None => next.await,
+    };
+    received.ok_or(ApiError::GenerationAbandoned)
+}
+
 /// An SSE `data:` event holding `value` as JSON.
-fn json_event<T: Serialize>(value: &T) -> Event {
+pub(crate) fn json_event<T: Serialize>(value: &T) -> Event {
     match serde_json::to_string(value) {
         Ok(json) => Event::default().data(json),
         Err(error) => {

@@ -1,4 +1,5 @@
-//! The executor: `POST /v1/executor/chat/completions` (reference §4.5).
+//! The executor: `POST /v1/executor/chat/completions` (reference §4.5), for chats and text completions
+//! alike (the signed body says which, [`gonka_api::Endpoint::of`]).
 //!
 //! It checks the TA's signature over (inference id, this executor, max_tokens), the developer's
 //! signature, the time window, replay and that the chain draws this host for the id; then it answers
@@ -141,7 +142,8 @@ pub(crate) async fn execute(
     let limits =
         ApiLimits { max_tokens_default: max_tokens, max_tokens_cap: max_tokens, ..service.limits.clone() };
     let state = AppState { generator: recording, limits, metrics: service.metrics.clone() };
-    let mut inner = Request::post("/v1/chat/completions");
+    // One executor path for both endpoints: the signed body says which it is.
+    let mut inner = Request::post(gonka_api::Endpoint::of(&body).path());
     if let Some(content_type) = headers.get(header::CONTENT_TYPE) {
         inner = inner.header(header::CONTENT_TYPE, content_type);
     }
@@ -305,6 +307,19 @@ impl Generator for Recording {
 
     fn active_sequences(&self) -> usize {
         self.inner.active_sequences()
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        self.inner.tokenize(text)
+    }
+
+    fn token_bytes(&self, id: u32) -> Vec<u8> {
+        self.inner.token_bytes(id)
+    }
+
+    /// Prompt logprobs are the prompt's own scores, not part of the answer: not recorded.
+    fn score_prompt(&self, prompt: Vec<u32>, top_k: usize) -> gonka_engine::ScoreFuture {
+        self.inner.score_prompt(prompt, top_k)
     }
 }
 

@@ -223,6 +223,7 @@ pub fn router(service: Arc<InferenceService>) -> Router {
     let body_max = service.limits.body_bytes_max;
     Router::new()
         .route("/v1/chat/completions", post(ta::chat_completions))
+        .route("/v1/completions", post(ta::completions))
         .route("/v1/models", get(ta::list_models))
         .route("/v1/executor/chat/completions", post(executor::chat_completions))
         .route("/v1/inferences/{id}/payload", get(payloads::serve_payload))

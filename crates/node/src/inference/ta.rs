@@ -1,4 +1,5 @@
-//! The transfer agent: the public `POST /v1/chat/completions` of every host (reference §4.3).
+//! The transfer agent: the public `POST /v1/chat/completions` and `POST /v1/completions` of every host
+//! (reference §4.3).
 //!
 //! Checks, cheapest first: body and fields (as the OpenAI API would), the developer's signature (401),
 //! the requester's account (404), the time window (400), the model (404), the balance against the
@@ -16,7 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use gonka_api::ApiError;
+use gonka_api::{ApiError, Endpoint};
 use gonka_chain::{BankError, InferenceError, InferenceMsg, TxError};
 use gonka_host::admission::{Admission, RequestClaim, Role, admit, verify_developer};
 use gonka_host::protocol::{
@@ -35,9 +36,37 @@ pub(crate) async fn chat_completions(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    match transfer(service, headers, body).await {
+    match transfer(service, Endpoint::Chat, headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
+    }
+}
+
+/// `POST /v1/completions` as transfer agent.
+pub(crate) async fn completions(
+    State(service): State<Arc<InferenceService>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    match transfer(service, Endpoint::Completions, headers, body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// A body sent to the other endpoint's path is refused before anything is spent on it: the body alone
+/// says how every host reads it ([`Endpoint::of`]).
+fn check_endpoint(endpoint: Endpoint, body: &[u8]) -> Result<(), ApiError> {
+    match (endpoint, Endpoint::of(body)) {
+        (Endpoint::Chat, Endpoint::Completions) => Err(ApiError::invalid(
+            "messages",
+            "A chat completion needs `messages`; a body with a `prompt` goes to /v1/completions.",
+        )),
+        (Endpoint::Completions, Endpoint::Chat) => Err(ApiError::invalid(
+            "prompt",
+            "A text completion needs a `prompt` (and no `messages`); chats go to /v1/chat/completions.",
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -76,10 +105,12 @@ pub(crate) fn body_or_error(
 
 async fn transfer(
     service: Arc<InferenceService>,
+    endpoint: Endpoint,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let body = body_or_error(body, service.limits.body_bytes_max)?;
+    check_endpoint(endpoint, &body)?;
     let own = service.account();
     let transfer_agent = match headers.get(HEADER_TRANSFER_ADDRESS).and_then(|v| v.to_str().ok()) {
         Some(named) => named
