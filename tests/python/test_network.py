@@ -162,14 +162,42 @@ def test_an_invalid_schema_is_refused_before_anything_is_escrowed(plan, client, 
     assert balance(plan, developer) == before
 
 
-def test_several_choices_are_refused_before_anything_is_escrowed(plan, client, model) -> None:
-    """Receipts and validation count one answer per request; `n > 1` is `gonka serve`'s for now."""
+def choices_hash(texts: list[str]) -> str:
+    """The Finish's commitment to several answers' texts (docs/spec/validation.md §1.1)."""
+    data = b"gonka/choices/v1" + len(texts).to_bytes(4, "big")
+    for text in texts:
+        raw = text.encode()
+        data += len(raw).to_bytes(8, "big") + raw
+    return hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_several_choices_are_answered_and_paid_exactly(plan, client, model, stream) -> None:
+    """`n = 3` through the gateway: the prompt is billed once and every choice's tokens, the Finish
+    commits to all three texts, and the signed budget (3 x max_tokens) caps each choice at max_tokens."""
     developer = plan["developer"]["address"]
     before = balance(plan, developer)
-    with pytest.raises(openai.BadRequestError) as raised:
-        client.chat.completions.create(model=model, messages=QUESTION, n=2, max_tokens=8)
-    assert raised.value.body["param"] == "n"
-    assert balance(plan, developer) == before
+    raw = client.chat.completions.with_raw_response.create(
+        model=model, messages=QUESTION, n=3, max_tokens=12, temperature=1.0, seed=11, stream=stream,
+        **({"stream_options": {"include_usage": True}} if stream else {}),
+    )
+    if stream:
+        texts, usage = ["", "", ""], None
+        for chunk in raw.parse():
+            for choice in chunk.choices:
+                texts[choice.index] += choice.delta.content or ""
+            usage = chunk.usage or usage
+    else:
+        answer = raw.parse()
+        texts = [c.message.content for c in sorted(answer.choices, key=lambda c: c.index)]
+        usage = answer.usage
+    assert len(texts) == 3 and usage.completion_tokens <= 36
+    record = finished(plan, raw.headers["x-inference-id"])
+    assert (record["prompt_tokens"], record["completion_tokens"]) == (usage.prompt_tokens, usage.completion_tokens)
+    assert record["response_hash"] == choices_hash(texts)
+    cost = usage.total_tokens * locked_price(plan, record)
+    assert int(record["cost"]) == cost
+    assert balance(plan, developer) == before - cost
 
 
 def test_cached_prompt_tokens_are_billed_at_the_cached_price_to_the_ngonka(plan, client, model) -> None:

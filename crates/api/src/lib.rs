@@ -31,7 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use gonka_engine_api::Generator;
 
-pub use chat::{RequestSummary, body_seed, generation_request, summarize_request};
+pub use chat::{RequestSummary, body_choices, body_seed, generation_request, summarize_request};
 pub use error::{ApiError, ErrorObject};
 pub use metrics::Metrics;
 

@@ -16,7 +16,7 @@ use anyhow::Context;
 use gonka_api::ApiLimits;
 use gonka_chain::{Inference, InferenceStatus, Verdict};
 use gonka_engine::{Engine, EngineConfig, ScoreRequest, Scorer};
-use gonka_host::verdict::{Payload, RecordedPosition, Tolerance, logprobs_hash, verdict};
+use gonka_host::verdict::{Payload, RecordedPosition, Tolerance, commitments, verdict};
 use gonka_node::inference::validator::{Rescore, rescore};
 use gonka_node::inference::{answer_recorded, cheat};
 use gonka_primitives::{Address, Amount, Hash};
@@ -41,13 +41,14 @@ pub struct Case {
     pub body: Vec<u8>,
     /// The inference id (seeds the answer when the body names no seed).
     pub id: Hash,
-    /// The `max_tokens` the TA escrowed.
+    /// The `max_tokens` the TA escrowed (every choice's budget together).
     pub max_tokens: u32,
 }
 
 /// `count` requests over `prompts`: greedy and seeded sampling (temperature 0.7, 1.0 with top-p 0.9,
 /// some with their own seed, some with presence and frequency penalties and a logit bias, some
-/// constrained to a JSON Schema, some forced to call a tool), chats and text completions, several answer
+/// constrained to a JSON Schema, some forced to call a tool, some with two choices), chats and text
+/// completions, several answer
 /// lengths and prompt lengths (a prompt repeated up to three times), in a fixed order.
 pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
     (0..count)
@@ -93,10 +94,15 @@ pub fn cases(prompts: &[String], count: usize) -> Vec<Case> {
             if let (Some(body), Some(extra)) = (body.as_object_mut(), sampling.as_object()) {
                 body.extend(extra.clone());
             }
+            // Some sampled chats ask for two answers: the signed budget is both answers' tokens.
+            let choices = if i % 8 == 1 && i % 3 == 1 { 2 } else { 1 };
+            if choices > 1 {
+                body["n"] = json!(choices);
+            }
             Case {
                 body: serde_json::to_vec(&body).expect("a JSON value serializes"),
                 id: Hash::digest_parts(&[b"gonka/bench/validation", &(i as u64).to_be_bytes()]),
-                max_tokens,
+                max_tokens: max_tokens * choices,
             }
         })
         .collect()
@@ -133,8 +139,9 @@ impl Harness {
         })
     }
 
+    /// What the executor serves `case` under: its signed budget split among its choices.
     fn limits(&self, case: &Case) -> ApiLimits {
-        let max_tokens = case.max_tokens as usize;
+        let max_tokens = case.max_tokens as usize / gonka_api::body_choices(&case.body);
         ApiLimits { max_tokens_default: max_tokens, max_tokens_cap: max_tokens, ..self.limits.clone() }
     }
 
@@ -225,8 +232,7 @@ impl Harness {
                 answer
             }
         };
-        payload.response_hash = Hash::digest(payload.completion.as_bytes());
-        payload.logprobs_hash = logprobs_hash(&payload.recorded);
+        (payload.response_hash, payload.logprobs_hash) = commitments(&payload.answers());
         Ok(payload)
     }
 

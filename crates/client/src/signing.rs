@@ -55,8 +55,8 @@ pub fn signed_headers(
     ]
 }
 
-/// The `model` and the completion tokens a chat body asks for (`max_completion_tokens`, else
-/// `max_tokens`, else [`MAX_TOKENS_DEFAULT`]); `None` for a body that is not a JSON object naming a
+/// The `model` and the completion tokens a chat or completion body asks for (`max_completion_tokens`,
+/// else `max_tokens`, else [`MAX_TOKENS_DEFAULT`], times its `n`); `None` for a body that is not a JSON object naming a
 /// model (the TA answers it with the API's own 400).
 pub fn body_choice(body: &[u8]) -> Option<(String, u32)> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
@@ -64,8 +64,10 @@ pub fn body_choice(body: &[u8]) -> Option<(String, u32)> {
     let asked = ["max_completion_tokens", "max_tokens"]
         .iter()
         .find_map(|field| value.get(*field).and_then(serde_json::Value::as_u64));
-    let max_tokens = asked.map_or(MAX_TOKENS_DEFAULT, |n| u32::try_from(n).unwrap_or(u32::MAX));
-    Some((model, max_tokens))
+    let per_choice = asked.map_or(MAX_TOKENS_DEFAULT, |n| u32::try_from(n).unwrap_or(u32::MAX));
+    // Several answers (`n`) share the reservation: each gets `per_choice` (docs/spec/inference.md §2.1).
+    let choices = u32::try_from(gonka_api::body_choices(body)).unwrap_or(1);
+    Some((model, per_choice.saturating_mul(choices)))
 }
 
 /// Headroom the gateway signs above a model's current price, percent: prices move at most a few

@@ -5,7 +5,7 @@ pub use gonka_engine_api::{
     Backend, ChatMessage, CompletionText, EngineError, FinishReason, GenerationDefaults, GenerationEvent,
     GenerationRequest, GenerationStream, Generator, LogitAdjustments, ModelInfo, OutputGrammar,
     PositionLogprobs, Replay, SamplingParams, ScoreFuture, ScoreRequest, ScoredPosition, Scorer,
-    TokenLogprob, Usage,
+    TokenLogprob, Usage, choice_seed,
 };
 
 pub mod chat;

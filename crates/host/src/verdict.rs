@@ -3,8 +3,9 @@
 //! chain's record and the validator's own re-scoring.
 //!
 //! The checks, in order — the first that fails names the verdict, every figure is reported:
-//! 1. **Commitments**: the body, the answer text, the recorded tokens and logprobs and the seed are the
-//!    ones the receipts committed to ([`Failure::Mismatch`]).
+//! 1. **Commitments**: the body, the answer texts, the recorded tokens and logprobs, the seed and the
+//!    cached count are the ones the receipts committed to, and the payload holds as many answers as the
+//!    body's `n` asks ([`Failure::Mismatch`]).
 //! 2. **Billing**: the prompt and completion token counts the Finish charged are what the validator
 //!    counts on the payload ([`Failure::Billing`]).
 //! 3. **Text**: the answer's text is what its tokens stream as, and no token follows the one that
@@ -26,6 +27,8 @@ use serde::{Deserialize, Serialize};
 const SEED_DOMAIN: &[u8] = b"gonka/sampling-seed/v1";
 /// Domain of the hash of an answer's recorded tokens and logprobs.
 const RECORD_DOMAIN: &[u8] = b"gonka/answer-record/v1";
+/// Domain of the commitments to the answers of a request with several choices.
+const CHOICES_DOMAIN: &[u8] = b"gonka/choices/v1";
 
 /// The seed an answer is sampled with (`docs/spec/validation.md` §1): the request's own `seed` when
 /// the developer gave one, else the first 8 bytes of SHA-256(domain ‖ inference id). The TA forwards
@@ -69,6 +72,47 @@ pub fn logprobs_hash(positions: &[RecordedPosition]) -> Hash {
     Hash::digest(&bytes)
 }
 
+/// One choice of a request's answers (`n`), past the first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChoiceAnswer {
+    /// Its text as the client received it.
+    pub completion: String,
+    /// Its token ids.
+    pub completion_token_ids: Vec<u32>,
+    /// Every position as recorded.
+    pub recorded: Vec<RecordedPosition>,
+}
+
+/// One answer of a payload, borrowed.
+#[derive(Debug, Clone, Copy)]
+pub struct AnswerView<'a> {
+    /// Its text.
+    pub completion: &'a str,
+    /// Its token ids.
+    pub completion_token_ids: &'a [u32],
+    /// Its recorded positions.
+    pub recorded: &'a [RecordedPosition],
+}
+
+/// What the Finish commits to for a request's answers (`docs/spec/validation.md` §1.1): one answer's
+/// SHA-256 of its text and [`logprobs_hash`] of its record, as ever; several answers' SHA-256(domain ‖
+/// count ‖ per answer (text length ‖ text)) and SHA-256(domain ‖ count ‖ each answer's
+/// [`logprobs_hash`]), integers big-endian.
+pub fn commitments(answers: &[AnswerView<'_>]) -> (Hash, Hash) {
+    if let [only] = answers {
+        return (Hash::digest(only.completion.as_bytes()), logprobs_hash(only.recorded));
+    }
+    let count = (answers.len() as u32).to_be_bytes();
+    let mut texts = [CHOICES_DOMAIN, &count].concat();
+    let mut records = [CHOICES_DOMAIN, &count].concat();
+    for answer in answers {
+        texts.extend_from_slice(&(answer.completion.len() as u64).to_be_bytes());
+        texts.extend_from_slice(answer.completion.as_bytes());
+        records.extend_from_slice(&logprobs_hash(answer.recorded).0);
+    }
+    (Hash::digest(&texts), Hash::digest(&records))
+}
+
 /// What an executor keeps of one answer for the validation window, and hands to selected hosts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Payload {
@@ -96,6 +140,39 @@ pub struct Payload {
     pub logprobs_hash: Hash,
     /// Height at which it was stored (for pruning).
     pub stored_height: u64,
+    /// The request's other answers (choices 1 to `n − 1`, sampled with the engine API's `choice_seed`
+    /// of the seed); the fields above are choice 0's, the counts and hashes cover them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more_choices: Vec<ChoiceAnswer>,
+}
+
+impl Payload {
+    /// Every answer, choice 0 first.
+    pub fn answers(&self) -> Vec<AnswerView<'_>> {
+        let first = AnswerView {
+            completion: &self.completion,
+            completion_token_ids: &self.completion_token_ids,
+            recorded: &self.recorded,
+        };
+        std::iter::once(first)
+            .chain(self.more_choices.iter().map(|c| AnswerView {
+                completion: &c.completion,
+                completion_token_ids: &c.completion_token_ids,
+                recorded: &c.recorded,
+            }))
+            .collect()
+    }
+}
+
+/// One choice past the first as the validator re-scored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RescoredChoice {
+    /// The text its tokens stream as.
+    pub text: String,
+    /// The index of the token that ended it, if one did.
+    pub ended_at: Option<usize>,
+    /// Every position, re-scored.
+    pub positions: Vec<Rescored>,
 }
 
 /// One completion position as the validator's engine scored it, teacher-forced.
@@ -125,6 +202,19 @@ pub struct Rescoring {
     pub ended_at: Option<usize>,
     /// Every position, re-scored.
     pub positions: Vec<Rescored>,
+    /// The answers the body asks for (`n`).
+    pub choices: usize,
+    /// Choices 1 on, re-scored with their own seeds (the fields above are choice 0's).
+    pub more_choices: Vec<RescoredChoice>,
+}
+
+impl Rescoring {
+    /// Every re-scored choice, choice 0 first: (text, ended_at, positions).
+    fn all(&self) -> Vec<(&str, Option<usize>, &[Rescored])> {
+        std::iter::once((self.text.as_str(), self.ended_at, self.positions.as_slice()))
+            .chain(self.more_choices.iter().map(|c| (c.text.as_str(), c.ended_at, c.positions.as_slice())))
+            .collect()
+    }
 }
 
 /// How close a model's answers must replay (per model, in chain params).
@@ -137,21 +227,29 @@ pub struct Tolerance {
     pub replay_ppm: u32,
 }
 
-/// The verdict on `payload` for the chain's `record`, given the validator's `rescoring`.
+/// The verdict on `payload` for the chain's `record`, given the validator's `rescoring`. A request with
+/// several choices passes only if every choice does; counts and figures cover them all.
 pub fn verdict(
     record: &Inference,
     payload: &Payload,
     rescoring: &Rescoring,
     tolerance: Tolerance,
 ) -> Verdict {
-    let tokens = &payload.completion_token_ids;
-    let counted = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
-    let replay_mismatches = rescoring
-        .positions
+    let answers = payload.answers();
+    let rescored = rescoring.all();
+    let counted: usize = answers.iter().map(|a| a.completion_token_ids.len()).sum();
+    let counted = u32::try_from(counted).unwrap_or(u32::MAX);
+    let replay_mismatches = rescored
         .iter()
+        .flat_map(|(_, _, positions)| positions.iter())
         .filter(|p| !(p.replay_margin.is_finite() && p.replay_margin * 1e6 <= tolerance.replay_ppm as f32))
         .count();
-    let distance = distance(&payload.recorded, &rescoring.positions);
+    let all_recorded: Vec<RecordedPosition> =
+        answers.iter().flat_map(|a| a.recorded.iter().cloned()).collect();
+    let all_rescored: Vec<Rescored> = rescored.iter().flat_map(|(_, _, p)| p.iter().cloned()).collect();
+    let aligned = answers.len() == rescored.len()
+        && answers.iter().zip(&rescored).all(|(a, r)| a.recorded.len() == r.2.len());
+    let distance = if aligned { distance(&all_recorded, &all_rescored) } else { f64::INFINITY };
     let mut verdict = Verdict {
         failure: Failure::None,
         distance_ppm: (distance * 1e6).clamp(0.0, f64::from(u32::MAX)) as u32,
@@ -159,13 +257,16 @@ pub fn verdict(
         prompt_tokens: rescoring.prompt_tokens,
         completion_tokens: counted,
     };
-    verdict.failure = if !commitments_hold(record, payload, rescoring.seed) {
+    verdict.failure = if !commitments_hold(record, payload, rescoring.seed)
+        || answers.len() != rescoring.choices
+        || rescored.len() != answers.len()
+    {
         Failure::Mismatch
     } else if rescoring.prompt_tokens != record.prompt_tokens || counted != record.completion_tokens {
         Failure::Billing
-    } else if !text_holds(payload, rescoring) {
+    } else if !answers.iter().zip(&rescored).all(|(a, r)| text_holds(a, r.0, r.1, rescoring.max_tokens)) {
         Failure::Text
-    } else if rescoring.positions.len() != tokens.len() {
+    } else if !answers.iter().zip(&rescored).all(|(a, r)| a.completion_token_ids.len() == r.2.len()) {
         Failure::Uncomparable
     } else if replay_mismatches > 0 {
         Failure::Replay
@@ -180,25 +281,26 @@ pub fn verdict(
     verdict
 }
 
-/// The payload is what the receipts committed to: body, answer text, recorded tokens and logprobs,
+/// The payload is what the receipts committed to: body, answer texts, recorded tokens and logprobs,
 /// the seed the rule gives, and the cached prompt tokens the Finish billed at the cached price.
 fn commitments_hold(record: &Inference, payload: &Payload, seed: u64) -> bool {
-    let recorded_tokens = payload.recorded.iter().map(|p| p.token);
+    let answers = payload.answers();
+    let (response_hash, logprobs_hash) = commitments(&answers);
     Hash::digest(payload.body.as_bytes()) == record.prompt_hash
-        && Some(Hash::digest(payload.completion.as_bytes())) == record.response_hash
-        && Some(logprobs_hash(&payload.recorded)) == record.logprobs_hash
-        && recorded_tokens.eq(payload.completion_token_ids.iter().copied())
+        && Some(response_hash) == record.response_hash
+        && Some(logprobs_hash) == record.logprobs_hash
+        && answers
+            .iter()
+            .all(|a| a.recorded.iter().map(|p| p.token).eq(a.completion_token_ids.iter().copied()))
         && payload.seed == record.seed
         && record.seed == seed
         && payload.cached_tokens == record.cached_tokens
 }
 
-/// The answer's text is its tokens' text, it ends where its tokens end, and it fits `max_tokens`.
-fn text_holds(payload: &Payload, rescoring: &Rescoring) -> bool {
-    let len = payload.completion_token_ids.len();
-    rescoring.text == payload.completion
-        && rescoring.ended_at.is_none_or(|at| at + 1 == len)
-        && len <= rescoring.max_tokens as usize
+/// An answer's text is its tokens' text, it ends where its tokens end, and it fits `max_tokens`.
+fn text_holds(answer: &AnswerView<'_>, text: &str, ended_at: Option<usize>, max_tokens: u32) -> bool {
+    let len = answer.completion_token_ids.len();
+    text == answer.completion && ended_at.is_none_or(|at| at + 1 == len) && len <= max_tokens as usize
 }
 
 /// Distance between the executor's recorded logprobs and the validator's (reference §5.4, without its
@@ -304,6 +406,7 @@ mod tests {
             logprobs_hash: logprobs_hash(&recorded),
             recorded,
             stored_height: 1,
+            more_choices: Vec::new(),
         };
         let record = Inference {
             requester: gonka_primitives::Address([1; 20]),
@@ -339,6 +442,8 @@ mod tests {
             text: "ab".into(),
             ended_at: None,
             positions: payload.recorded.iter().map(rescored).collect(),
+            choices: 1,
+            more_choices: Vec::new(),
         };
         (record, payload, rescoring)
     }
@@ -377,6 +482,46 @@ mod tests {
         );
         assert_eq!(failure(&|_, _, s| s.positions[1].replay_margin = 1.0), Failure::Replay);
         assert_eq!(failure(&|_, _, s| s.positions[0].top[1].1 = -2.0), Failure::Distance);
+    }
+
+    /// A request with two choices: its commitments cover both, and each must hold on its own.
+    #[test]
+    fn several_choices_pass_together_and_fail_by_any_one() {
+        let exact = Tolerance { distance_max_ppm: 0, replay_ppm: 0 };
+        let two = || {
+            let (mut record, mut payload, mut rescoring) = answer();
+            let second = ChoiceAnswer {
+                completion: "b".into(),
+                completion_token_ids: vec![9],
+                recorded: vec![position(9, &[(9, -0.3), (7, -1.0)])],
+            };
+            rescoring.more_choices.push(RescoredChoice {
+                text: "b".into(),
+                ended_at: None,
+                positions: second.recorded.iter().map(rescored).collect(),
+            });
+            rescoring.choices = 2;
+            payload.more_choices.push(second);
+            let (response_hash, logprobs_hash) = commitments(&payload.answers());
+            (payload.response_hash, payload.logprobs_hash) = (response_hash, logprobs_hash);
+            record.response_hash = Some(response_hash);
+            record.logprobs_hash = Some(logprobs_hash);
+            record.completion_tokens = 3;
+            (record, payload, rescoring)
+        };
+        let (record, payload, rescoring) = two();
+        assert_eq!(verdict(&record, &payload, &rescoring, exact).failure, Failure::None);
+        assert_ne!(record.response_hash, Some(Hash::digest(b"ab")), "both texts are committed");
+        let failure = |change: &dyn Fn(&mut Inference, &mut Payload, &mut Rescoring)| {
+            let (mut r, mut p, mut s) = two();
+            change(&mut r, &mut p, &mut s);
+            verdict(&r, &p, &s, exact).failure
+        };
+        assert_eq!(failure(&|_, _, s| s.choices = 3), Failure::Mismatch, "the body asked for three");
+        assert_eq!(failure(&|_, p, _| p.more_choices[0].completion = "x".into()), Failure::Mismatch);
+        assert_eq!(failure(&|r, _, _| r.completion_tokens = 2), Failure::Billing, "one choice unbilled");
+        assert_eq!(failure(&|_, _, s| s.more_choices[0].text = "c".into()), Failure::Text);
+        assert_eq!(failure(&|_, _, s| s.more_choices[0].positions[0].replay_margin = 0.5), Failure::Replay);
     }
 
     #[test]

@@ -93,6 +93,7 @@ pub fn payload(
         cached_tokens: 0,
         seed,
         stored_height: height,
+        more_choices: Vec::new(),
     }
 }
 
@@ -117,5 +118,7 @@ pub fn rescore(engine: &FakeEngine, payload: &Payload, record: &Inference, id: &
         text: text.text,
         ended_at: text.ended_at,
         positions,
+        choices: 1,
+        more_choices: Vec::new(),
     }
 }

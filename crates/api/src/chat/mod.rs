@@ -177,6 +177,21 @@ pub fn body_seed(body: &[u8]) -> Option<u64> {
     serde_json::from_slice::<Seeded>(body).ok().and_then(|b| b.seed).map(i64::cast_unsigned)
 }
 
+/// The answers (`n`) a chat or completion body asks for, read without validating the rest: 1 when it
+/// names none or a value the handler refuses anyway. Through the network the signed `max_tokens` is
+/// the budget of all of them, split evenly (`docs/spec/inference.md` §2.1).
+pub fn body_choices(body: &[u8]) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Choices {
+        n: Option<u64>,
+    }
+    let n = serde_json::from_slice::<Choices>(body).ok().and_then(|b| b.n).unwrap_or(1);
+    usize::try_from(n).unwrap_or(1).clamp(1, CHOICES_SPLIT_MAX)
+}
+
+/// The most answers [`body_choices`] reports (more is refused by every handler anyway).
+const CHOICES_SPLIT_MAX: usize = 64;
+
 /// What a transfer agent learns from a chat request before it forwards it (and escrows for it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestSummary {

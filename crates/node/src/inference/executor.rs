@@ -35,7 +35,7 @@ use tower::ServiceExt;
 use super::InferenceService;
 use super::auth::{SignedHeaders, refused, replayed, unvouched};
 use super::ta::body_or_error;
-use gonka_host::verdict::{Payload, RecordedPosition, logprobs_hash, sampling_seed};
+use gonka_host::verdict::{ChoiceAnswer, Payload, RecordedPosition, commitments, sampling_seed};
 
 use super::cheat::{Cheat, EDIT_POSITION, WRONG_SEED};
 
@@ -86,11 +86,7 @@ async fn verify_and_execute(
     let admission =
         service.with_state(|s| admit(s, own, &Role::Executor { ta_signature }, &claim)).map_err(refused)?;
     // Everything before this was signatures and chain lookups; now the prompt is counted once.
-    let limits = ApiLimits {
-        max_tokens_default: max_tokens as usize,
-        max_tokens_cap: max_tokens as usize,
-        ..service.limits.clone()
-    };
+    let limits = choice_limits(&service.limits, max_tokens, &body);
     let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &limits)?;
     let prompt_tokens = u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX);
     check_body_size(claim.body_len, prompt_tokens, max_tokens).map_err(refused)?;
@@ -107,6 +103,14 @@ async fn verify_and_execute(
         return Err(replayed(error));
     }
     execute(service, admission.request, ta_signature, &headers, body).await
+}
+
+/// The limits a body is served under when its developer signed `max_tokens`: the signed budget, split
+/// evenly among the answers it asks for (`n`), is each answer's cap and default
+/// (`docs/spec/inference.md` §2.1). Validators rebuild the request under the same limits.
+pub(crate) fn choice_limits(limits: &ApiLimits, max_tokens: u32, body: &[u8]) -> ApiLimits {
+    let per_choice = max_tokens as usize / gonka_api::body_choices(body);
+    ApiLimits { max_tokens_default: per_choice, max_tokens_cap: per_choice, ..limits.clone() }
 }
 
 /// Answers `body` for the verified `request` through the OpenAI handler, then records the receipt.
@@ -138,9 +142,7 @@ pub(crate) async fn execute(
         sink: Mutex::new(Some(record_tx)),
     });
     // The TA escrowed for `max_tokens`: never generate more, and use it as the default.
-    let max_tokens = request.max_tokens as usize;
-    let limits =
-        ApiLimits { max_tokens_default: max_tokens, max_tokens_cap: max_tokens, ..service.limits.clone() };
+    let limits = choice_limits(&service.limits, request.max_tokens, &body);
     let state = AppState { generator: recording, limits, metrics: service.metrics.clone() };
     // One executor path for both endpoints: the signed body says which it is.
     let mut inner = Request::post(gonka_api::Endpoint::of(&body).path());
@@ -150,11 +152,13 @@ pub(crate) async fn execute(
     let inner = inner.body(Body::from(body.clone())).map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let response = gonka_api::app(state).oneshot(inner).await.unwrap_or_else(|never| match never {});
     tokio::spawn(async move {
-        if let Ok(mut record) = record_rx.await {
+        if let Ok(mut records) = record_rx.await {
             if cheat == Some(Cheat::Prefill) {
-                record.recorded = rescored_by_the_real_model(&service, &record, recorded_top_k).await;
+                for record in &mut records {
+                    record.recorded = rescored_by_the_real_model(&service, record, recorded_top_k).await;
+                }
             }
-            finish(&service, request, ta_signature, &body, seed, record);
+            finish(&service, request, ta_signature, &body, seed, records);
         }
     });
     Ok(response)
@@ -167,15 +171,15 @@ fn finish(
     ta_signature: RecoverableSignature,
     body: &[u8],
     seed: u64,
-    record: Record,
+    records: Vec<Record>,
 ) {
     let id = gonka_chain::inference_id(&request.signature);
-    if record.failed {
+    if records.is_empty() || records.iter().any(|r| r.failed) {
         tracing::warn!(%id, "generation failed; no FinishInference (the Start expires and is refunded)");
         return;
     }
     let height = service.with_state(|s| s.height());
-    let payload = payload_of(body, seed, record, height);
+    let payload = payload_of(body, seed, records, height);
     let (prompt_tokens, cached_tokens, completion_tokens) =
         (payload.prompt_tokens, payload.cached_tokens, payload.completion_tokens);
     let (response_hash, logprobs_hash) = (payload.response_hash, payload.logprobs_hash);
@@ -221,7 +225,7 @@ async fn rescored_by_the_real_model(
 }
 
 /// What one generation produced, as the client received it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Record {
     /// The prompt's token ids.
     prompt: Vec<u32>,
@@ -245,7 +249,8 @@ struct Recording {
     edit_at: Option<usize>,
     /// An `ignore-constraints` cheat: drops the request's grammar, penalties and logit bias.
     unconstrained: bool,
-    sink: Mutex<Option<oneshot::Sender<Record>>>,
+    /// Gets every answer's record once all have ended.
+    sink: Mutex<Option<oneshot::Sender<Vec<Record>>>>,
 }
 
 impl Generator for Recording {
@@ -261,44 +266,55 @@ impl Generator for Recording {
         self.inner.check(request)
     }
 
-    /// One recorded answer per request: a second choice would be served unpaid and unvalidated.
+    /// Every answer is recorded (choice `i` sampled with `choice_seed(seed, i)`, as the engine does);
+    /// the payload and the Finish cover them all.
     fn submit_choices(
         &self,
-        request: GenerationRequest,
+        mut request: GenerationRequest,
         n: usize,
     ) -> Result<Vec<GenerationStream>, EngineError> {
-        if n > 1 {
-            return Err(EngineError::InvalidParameter {
-                param: "n",
-                message: "through the network a request has one answer".into(),
-            });
-        }
-        Ok(vec![self.submit(request)?])
-    }
-
-    fn submit(&self, mut request: GenerationRequest) -> Result<GenerationStream, EngineError> {
         if self.unconstrained {
             request.sampling.grammar = None;
             request.sampling.adjustments = gonka_engine::LogitAdjustments::default();
         }
-        let mut recorder = Recorder::prepare(&mut request, self.seed, self.recorded_top_k, self.edit_at);
-        let mut events = self.inner.submit(request)?;
+        let recorder = Recorder::prepare(&mut request, self.seed, self.recorded_top_k, self.edit_at);
+        let streams =
+            if n <= 1 { vec![self.inner.submit(request)?] } else { self.inner.submit_choices(request, n)? };
         let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).take();
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(async move {
-            while let Some(mut event) = events.recv().await {
-                recorder.take(&mut event);
-                // The client went away: stop (dropping `events` cancels the generation) and bill what
-                // was generated.
-                if tx.send(event).await.is_err() {
-                    break;
+        let mut relayed = Vec::with_capacity(streams.len());
+        let mut recordings = Vec::with_capacity(streams.len());
+        for mut events in streams {
+            let mut recorder = recorder.clone();
+            let (tx, rx) = mpsc::channel(64);
+            recordings.push(tokio::spawn(async move {
+                while let Some(mut event) = events.recv().await {
+                    recorder.take(&mut event);
+                    // The client went away: stop (dropping `events` cancels the generation) and bill
+                    // what was generated.
+                    if tx.send(event).await.is_err() {
+                        break;
+                    }
                 }
+                recorder.finish()
+            }));
+            relayed.push(rx);
+        }
+        tokio::spawn(async move {
+            let mut records = Vec::with_capacity(recordings.len());
+            for recording in recordings {
+                records
+                    .push(recording.await.unwrap_or_else(|_| Record { failed: true, ..Record::default() }));
             }
             if let Some(sink) = sink {
-                let _ = sink.send(recorder.finish());
+                let _ = sink.send(records);
             }
         });
-        Ok(rx)
+        Ok(relayed)
+    }
+
+    fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+        let mut streams = self.submit_choices(request, 1)?;
+        Ok(streams.remove(0))
     }
 
     fn queue_depth(&self) -> usize {
@@ -326,6 +342,7 @@ impl Generator for Recording {
 /// What an executor records of one generation while the client receives it (`docs/spec/validation.md`
 /// §1): every token, the text sent, and each position's top-k logprobs — whatever the client asked
 /// to see, which is all it is passed.
+#[derive(Clone)]
 struct Recorder {
     record: Record,
     /// The logprobs the client asked for.
@@ -395,33 +412,51 @@ pub async fn answer_recorded(
 ) -> Result<Payload, ApiError> {
     let (mut request, body_seed) = gonka_api::generation_request(body, engine, limits)?;
     let seed = sampling_seed(body_seed, id);
-    let mut recorder = Recorder::prepare(&mut request, seed, recorded_top_k, None);
-    let mut events = engine.submit(request)?;
-    while let Some(mut event) = events.recv().await {
-        recorder.take(&mut event);
+    let recorder = Recorder::prepare(&mut request, seed, recorded_top_k, None);
+    let choices = gonka_api::body_choices(body);
+    let streams =
+        if choices > 1 { engine.submit_choices(request, choices)? } else { vec![engine.submit(request)?] };
+    let mut records = Vec::with_capacity(streams.len());
+    // Each stream holds its whole answer (the engine never waits on a reader): drain them in turn.
+    for mut events in streams {
+        let mut recorder = recorder.clone();
+        while let Some(mut event) = events.recv().await {
+            recorder.take(&mut event);
+        }
+        records.push(recorder.finish());
     }
-    let record = recorder.finish();
-    if record.failed {
+    if records.iter().any(|r| r.failed) {
         return Err(ApiError::Unavailable("the generation failed".into()));
     }
-    Ok(payload_of(body, seed, record, 0))
+    Ok(payload_of(body, seed, records, 0))
 }
 
-/// The payload an executor keeps of `record`, an answer to `body` sampled with `seed`.
-fn payload_of(body: &[u8], seed: u64, record: Record, height: u64) -> Payload {
-    Payload {
+/// The payload an executor keeps of `records`, the answers (choice 0 first) to `body` sampled with
+/// `seed`; its counts and hashes cover every answer (`docs/spec/validation.md` §1.1).
+fn payload_of(body: &[u8], seed: u64, records: Vec<Record>, height: u64) -> Payload {
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    let completion_tokens = count(records.iter().map(|r| r.completion_tokens).sum());
+    let mut records = records.into_iter();
+    let first = records.next().unwrap_or_default();
+    let more_choices: Vec<ChoiceAnswer> = records
+        .map(|r| ChoiceAnswer { completion: r.text, completion_token_ids: r.tokens, recorded: r.recorded })
+        .collect();
+    let mut payload = Payload {
         body: String::from_utf8_lossy(body).into_owned(),
-        response_hash: Hash::digest(record.text.as_bytes()),
-        logprobs_hash: logprobs_hash(&record.recorded),
-        completion: record.text,
-        completion_token_ids: record.tokens,
-        recorded: record.recorded,
-        prompt_tokens: u32::try_from(record.prompt_tokens).unwrap_or(u32::MAX),
-        cached_tokens: u32::try_from(record.cached_tokens).unwrap_or(u32::MAX),
-        completion_tokens: u32::try_from(record.completion_tokens).unwrap_or(u32::MAX),
+        response_hash: Hash::ZERO,
+        logprobs_hash: Hash::ZERO,
+        completion: first.text,
+        completion_token_ids: first.tokens,
+        recorded: first.recorded,
+        prompt_tokens: count(first.prompt_tokens),
+        cached_tokens: count(first.cached_tokens),
+        completion_tokens,
         seed,
         stored_height: height,
-    }
+        more_choices,
+    };
+    (payload.response_hash, payload.logprobs_hash) = commitments(&payload.answers());
+    payload
 }
 
 /// An `edit-answer` cheat's edit: the token becomes the most likely other one of the position.

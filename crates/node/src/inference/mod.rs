@@ -116,10 +116,6 @@ impl InferenceService {
             config.allow_private_executors,
         )?;
         let outbox = Mutex::new(payloads.outbox()?);
-        // Through the network a request has one answer: its receipts, payload and validation count one
-        // completion (several choices per request are `gonka serve`'s for now; docs/api.md).
-        let mut limits = limits;
-        limits.choices_max = 1;
         Ok(InferenceService {
             signer,
             engine,

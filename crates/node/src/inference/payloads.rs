@@ -226,6 +226,7 @@ mod tests {
             response_hash: Hash::digest(b"hi"),
             logprobs_hash: Hash::digest(b"logprobs"),
             stored_height,
+            more_choices: Vec::new(),
         }
     }
 

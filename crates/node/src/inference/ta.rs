@@ -132,6 +132,9 @@ async fn transfer(
         ),
     };
     let mut claim = signed.claim(&body, transfer_agent);
+    // Several answers (`n`) share what the developer reserves: each gets an even share
+    // (docs/spec/inference.md §2.1).
+    let choices = u32::try_from(gonka_api::body_choices(&body)).unwrap_or(1);
     // The developer's signature before anything is tokenized (issue 12, item 12): an unsigned or
     // forged body costs this host a hash and a key recovery, not a tokenizer pass. The max_tokens
     // signed is X-Max-Tokens, else the body's, else the default (docs/spec/inference.md §2).
@@ -139,23 +142,27 @@ async fn transfer(
     if let Some(peeked) = peek_request(&body) {
         let precheck = RequestClaim {
             model: peeked.model,
-            max_tokens: signed_max_tokens.or(peeked.max_tokens).unwrap_or(MAX_TOKENS_SIGNED_DEFAULT),
+            max_tokens: signed_max_tokens
+                .unwrap_or(peeked.max_tokens.unwrap_or(MAX_TOKENS_SIGNED_DEFAULT).saturating_mul(choices)),
             ..claim.clone()
         };
         service.with_state(|s| verify_developer(s, &precheck)).map_err(refused)?;
     }
     let limits = match signed_max_tokens {
-        Some(max) => gonka_api::ApiLimits {
-            max_tokens_default: max as usize,
-            max_tokens_cap: (max as usize).min(service.limits.max_tokens_cap),
-            ..service.limits.clone()
-        },
+        Some(max) => {
+            let split = executor::choice_limits(&service.limits, max, &body);
+            gonka_api::ApiLimits {
+                max_tokens_cap: split.max_tokens_cap.min(service.limits.max_tokens_cap),
+                ..split
+            }
+        }
         None => service.limits.clone(),
     };
     let summary = gonka_api::summarize_request(&headers, &body, &*service.engine, &limits)?;
     claim.model = summary.model.clone();
     claim.prompt_tokens = u32::try_from(summary.prompt_tokens).unwrap_or(u32::MAX);
-    claim.max_tokens = signed_max_tokens.unwrap_or(u32::try_from(summary.max_tokens).unwrap_or(u32::MAX));
+    claim.max_tokens = signed_max_tokens
+        .unwrap_or(u32::try_from(summary.max_tokens).unwrap_or(u32::MAX).saturating_mul(choices));
     let admission = service.with_state(|s| admit(s, own, &Role::TransferAgent, &claim)).map_err(refused)?;
     // Before anything moves: an executor URL this TA must not call (issue 12, item 11).
     if admission.executor != own {

@@ -16,7 +16,7 @@ use gonka_host::protocol::{
     HEADER_HOST, HEADER_TIMESTAMP, HEADER_VALIDATION_PROOF, encode_signature, payload_request_message,
 };
 use gonka_host::validation::{ValidationAction, ValidationHost, ValidationInput, ValidationSummary};
-use gonka_host::verdict::{Payload, Rescored, Rescoring, Tolerance, sampling_seed, verdict};
+use gonka_host::verdict::{Payload, Rescored, RescoredChoice, Rescoring, Tolerance, sampling_seed, verdict};
 use gonka_primitives::{Address, Hash, VrfProof};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
@@ -253,46 +253,61 @@ pub async fn rescore(
     payload: &Payload,
     top_k: usize,
 ) -> Result<Rescoring, Rescore> {
-    // The executor served under these limits: the TA's escrowed max_tokens as default and cap.
-    let max_tokens = record.max_tokens as usize;
-    let limits = ApiLimits { max_tokens_default: max_tokens, max_tokens_cap: max_tokens, ..limits.clone() };
+    // The executor served under these limits: the TA's escrowed max_tokens, split among the answers.
+    let limits = super::executor::choice_limits(limits, record.max_tokens, payload.body.as_bytes());
     let (mut request, body_seed) = gonka_api::generation_request(payload.body.as_bytes(), engine, &limits)
         .map_err(|_| Rescore::Uncomparable)?;
     request.sampling.seed = sampling_seed(body_seed, &id);
-    let scored = engine
-        .score(ScoreRequest {
-            prompt_tokens: request.prompt_tokens.clone(),
-            completion_tokens: payload.completion_token_ids.clone(),
-            top_k,
-            sampling: Some(request.sampling.clone()),
-        })
-        .await;
-    let positions = match scored {
-        Ok(positions) => positions,
-        Err(EngineError::ContextLengthExceeded { .. } | EngineError::InvalidParameter { .. }) => {
-            return Err(Rescore::Uncomparable);
-        }
-        Err(error) => return Err(Rescore::Failed(format!("re-scoring failed: {error}"))),
-    };
-    let text = engine.completion_text(
-        request.prompt_tokens.len(),
-        &payload.completion_token_ids,
-        &request.stop,
-        request.max_tokens,
-    );
+    let choices = gonka_api::body_choices(payload.body.as_bytes());
+    // Choice i was sampled with choice_seed(seed, i): each is re-scored under its own seed.
+    let mut rescored = Vec::new();
+    for (choice, answer) in payload.answers().iter().enumerate().take(choices) {
+        let mut sampling = request.sampling.clone();
+        sampling.seed = gonka_engine::choice_seed(request.sampling.seed, choice);
+        let scored = engine
+            .score(ScoreRequest {
+                prompt_tokens: request.prompt_tokens.clone(),
+                completion_tokens: answer.completion_token_ids.to_vec(),
+                top_k,
+                sampling: Some(sampling),
+            })
+            .await;
+        let positions = match scored {
+            Ok(positions) => positions,
+            Err(EngineError::ContextLengthExceeded { .. } | EngineError::InvalidParameter { .. }) => {
+                return Err(Rescore::Uncomparable);
+            }
+            Err(error) => return Err(Rescore::Failed(format!("re-scoring failed: {error}"))),
+        };
+        let text = engine.completion_text(
+            request.prompt_tokens.len(),
+            answer.completion_token_ids,
+            &request.stop,
+            request.max_tokens,
+        );
+        rescored.push(RescoredChoice {
+            text: text.text,
+            ended_at: text.ended_at,
+            positions: positions
+                .into_iter()
+                .map(|p| Rescored {
+                    logprob: p.logprob,
+                    top: p.top,
+                    replay_margin: p.replay.map_or(1.0, |r| r.margin),
+                })
+                .collect(),
+        });
+    }
+    let mut rescored = rescored.into_iter();
+    let first = rescored.next().ok_or(Rescore::Uncomparable)?;
     Ok(Rescoring {
         prompt_tokens: u32::try_from(request.prompt_tokens.len()).unwrap_or(u32::MAX),
         seed: request.sampling.seed,
         max_tokens: u32::try_from(request.max_tokens).unwrap_or(u32::MAX),
-        text: text.text,
-        ended_at: text.ended_at,
-        positions: positions
-            .into_iter()
-            .map(|p| Rescored {
-                logprob: p.logprob,
-                top: p.top,
-                replay_margin: p.replay.map_or(1.0, |r| r.margin),
-            })
-            .collect(),
+        text: first.text,
+        ended_at: first.ended_at,
+        positions: first.positions,
+        choices,
+        more_choices: rescored.collect(),
     })
 }
