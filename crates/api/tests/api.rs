@@ -481,7 +481,7 @@ fn malformed_requests() -> Vec<Case> {
         raw(
             "unknown route",
             Method::POST,
-            "/v1/completions",
+            "/v1/embeddings",
             Some("application/json"),
             b"{}",
             StatusCode::NOT_FOUND,

@@ -1,6 +1,8 @@
 //! A scripted [`Generator`] and request helpers for driving the router without a socket.
 // `pub` here means "shared with the test files"; nothing leaves the test crate.
 #![allow(unreachable_pub)]
+// Each test file uses part of it.
+#![allow(dead_code)]
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -166,6 +168,32 @@ impl Generator for FakeGenerator {
         Ok(receiver)
     }
 
+    /// One token per whitespace-separated word, its id the word's length (as `render_chat`).
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
+        Ok(text.split_whitespace().map(|word| u32::try_from(word.len()).expect("short word")).collect())
+    }
+
+    fn token_bytes(&self, id: u32) -> Vec<u8> {
+        format!("<{id}>").into_bytes()
+    }
+
+    /// Position `i` scores `prompt[i + 1]` at `-(i + 1)` nats, rank 2, behind token 99 at -0.25.
+    fn score_prompt(&self, prompt: Vec<u32>, top_k: usize) -> gonka_engine_api::ScoreFuture {
+        let positions = prompt
+            .iter()
+            .skip(1)
+            .enumerate()
+            .map(|(i, &token)| gonka_engine_api::ScoredPosition {
+                token,
+                logprob: -(i as f32 + 1.0),
+                top: [(99, -0.25), (token, -(i as f32 + 1.0))].into_iter().take(top_k).collect(),
+                rank: 2,
+                replay: None,
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(positions)))
+    }
+
     fn queue_depth(&self) -> usize {
         QUEUE_DEPTH
     }
@@ -208,6 +236,15 @@ pub fn request(
         builder = builder.header(header::CONTENT_TYPE, content_type);
     }
     builder.body(body.into()).expect("valid request")
+}
+
+pub fn post_completion(body: &Value) -> Request<Body> {
+    request(
+        Method::POST,
+        "/v1/completions",
+        Some("application/json"),
+        serde_json::to_vec(body).expect("encodes"),
+    )
 }
 
 pub fn post_chat(body: &Value) -> Request<Body> {
