@@ -70,6 +70,38 @@ pub fn edited(prompt: &[u32], mut generated: Generated, at: usize, token: u32) -
     generated
 }
 
+/// Tokens per block of the simulated prefix cache.
+pub const PREFIX_BLOCK_TOKENS: usize = 8;
+/// Prompts the simulated prefix cache remembers.
+const PREFIX_CACHE_PROMPTS: usize = 8;
+
+/// An executor's prefix cache as the fake engine would keep one (the real one:
+/// `crates/engine/src/prefix.rs`): the last few prompts it served, in memory (a crash empties it).
+/// A prompt's cached tokens are its longest whole-block prefix shared with one of them, never the whole
+/// prompt (its last token is always computed).
+#[derive(Debug, Default)]
+pub struct PrefixCache {
+    recent: std::collections::VecDeque<Vec<u32>>,
+}
+
+impl PrefixCache {
+    /// Serves `prompt`: the tokens it finds cached, then remembers it.
+    pub fn serve(&mut self, prompt: &[u32]) -> u32 {
+        let shared = self
+            .recent
+            .iter()
+            .map(|seen| seen.iter().zip(prompt).take_while(|(a, b)| a == b).count())
+            .max()
+            .unwrap_or(0);
+        let cached = (shared.min(prompt.len().saturating_sub(1)) / PREFIX_BLOCK_TOKENS) * PREFIX_BLOCK_TOKENS;
+        if self.recent.len() == PREFIX_CACHE_PROMPTS {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(prompt.to_vec());
+        u32::try_from(cached).unwrap_or(u32::MAX)
+    }
+}
+
 /// The payload an executor keeps for `generated`, answering `body`.
 pub fn payload(
     body: &str,

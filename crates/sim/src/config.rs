@@ -251,7 +251,8 @@ pub fn model() -> ModelPrice {
         name: "sim-model".into(),
         content_hash: Hash::digest(b"sim-model"),
         price_per_token: Amount(10),
-        cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
+        // 1.234 ngonka a cached prompt token: the discount and its rounding are exercised.
+        cached_price_ppm: 123_400,
         validation: Default::default(),
     }
 }

@@ -16,6 +16,10 @@ pub struct Served {
     pub executor: Address,
     /// Prompt plus completion tokens actually generated and sent.
     pub tokens: u64,
+    /// Of the prompt tokens, those its executor's prefix cache served.
+    pub cached: u64,
+    /// What a cached prompt token costs of the token price, ppm (the model's parameter).
+    pub cached_price_ppm: u32,
     /// The most per token its developer signed (`docs/spec/economy.md` §7): the chain locks the price
     /// at the first receipt and never above this.
     pub price_bound: Amount,
@@ -39,9 +43,12 @@ pub struct Served {
 }
 
 impl Served {
-    /// What the answer is worth at `price` per token.
+    /// What the answer is worth at `price` per token, its cached prompt tokens at the model's cached
+    /// share, rounded down once (`docs/spec/inference.md` §4.2): the ledger's own sum, not the chain's.
     pub fn worth(&self, price: Amount) -> Amount {
-        Amount(price.0 * u128::from(self.tokens))
+        let full = u128::from(self.tokens - self.cached);
+        let cached = price.0 * u128::from(self.cached) * u128::from(self.cached_price_ppm) / 1_000_000;
+        Amount(price.0 * full + cached)
     }
 }
 

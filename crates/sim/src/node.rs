@@ -72,6 +72,8 @@ pub struct Running {
     pub validation_inputs: Vec<ValidationInput>,
     /// Payloads it asked executors for and has not had back (nor given up on).
     pub fetching: BTreeSet<Hash>,
+    /// Its engine's prefix cache.
+    pub prefix: crate::answers::PrefixCache,
 }
 
 /// One host of the simulated network.
@@ -151,6 +153,7 @@ impl SimNode {
             validation: ValidationHost::new(enabled),
             validation_inputs: Vec::new(),
             fetching: BTreeSet::new(),
+            prefix: crate::answers::PrefixCache::default(),
         });
         Ok(())
     }

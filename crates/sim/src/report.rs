@@ -37,6 +37,8 @@ pub struct TrafficSummary {
     pub admitted: u64,
     /// Answers executors generated.
     pub served: u64,
+    /// Prompt tokens of those answers their executors' prefix caches served (billed at the cached share).
+    pub cached_tokens: u64,
     /// Answers developers received.
     pub delivered: u64,
     /// Inferences charged on chain.

@@ -838,6 +838,7 @@ impl Sim {
             return;
         }
         let seed = answers::sampling(&admission.id).seed;
+        let cached_tokens = running.prefix.serve(&prompt);
         let honest = answers::generate(FakeModel::Real, &prompt, MAX_TOKENS as usize, seed);
         let node = &mut self.nodes[executor];
         let cheat =
@@ -846,8 +847,9 @@ impl Sim {
             || node.byzantine.as_ref().is_some_and(|b| !b.serves_payloads());
         let generated = cheat.unwrap_or(honest);
         let height = self.height();
-        let payload =
+        let mut payload =
             answers::payload(&forward.content, generated, prompt.len() as u32, MAX_TOKENS, seed, height);
+        payload.cached_tokens = cached_tokens;
         let at = self.clock.now_ms() + 1 + MS_PER_TOKEN * u64::from(payload.completion_tokens);
         let generation =
             Generation { request: admission.request, ta_signature: forward.ta_signature, payload, cheated };
@@ -886,6 +888,7 @@ impl Sim {
         // The payload and the Finish are kept before the answer goes out: a crash cannot lose what the
         // developer owes, nor what validators must see.
         let tokens = u64::from(payload.prompt_tokens) + u64::from(payload.completion_tokens);
+        let cached = u64::from(payload.cached_tokens);
         let node = &mut self.nodes[executor];
         node.payloads.insert(id, payload);
         let key = node.outbox.add(finish.clone());
@@ -897,6 +900,7 @@ impl Sim {
         }
         self.flush_gossip(executor);
         self.traffic.served += 1;
+        self.traffic.cached_tokens += cached;
         let delivered = self.nodes[ta].up() && self.faults.connected(executor, ta, self.round);
         self.traffic.delivered += u64::from(delivered);
         let params = &self.genesis.params.inference;
@@ -911,6 +915,8 @@ impl Sim {
                 developer: request.requester,
                 executor: self.nodes[executor].address(),
                 tokens,
+                cached,
+                cached_price_ppm: model().cached_price_ppm,
                 price_bound: request.max_price_per_token,
                 height,
                 settle_by,

@@ -84,6 +84,8 @@ fn served(tokens: u64, delivered: bool) -> Served {
         developer: Address([1; 20]),
         executor: Address([2; 20]),
         tokens,
+        cached: 0,
+        cached_price_ppm: 1_000_000,
         price_bound: Amount(10),
         height: 5,
         settle_by: 20,
@@ -258,4 +260,15 @@ fn power_settled_above_what_was_confirmed_is_reported() {
     let mut unknown = confirmed.clone();
     unknown.remove(&host(2).address());
     assert_eq!(names(&invariants::power_moves(&within, &unknown)), [invariants::POWER_MOVES_BOUNDED]);
+}
+
+/// Cached prompt tokens are worth the model's cached share of the price, rounded down once over them
+/// all: the ledger's sum, computed apart from the chain's (`docs/spec/inference.md` §4.2).
+#[test]
+fn cached_prompt_tokens_are_worth_the_cached_share() {
+    let served = Served { cached: 8, cached_price_ppm: 123_400, ..served(20, true) };
+    // 12 full tokens × 10 + ⌊8 × 10 × 0.1234⌋ = 120 + ⌊9.872⌋.
+    assert_eq!(served.worth(Amount(10)), Amount(129));
+    let full = Served { cached_price_ppm: 1_000_000, ..served };
+    assert_eq!(full.worth(Amount(10)), Amount(200));
 }
