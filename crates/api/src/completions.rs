@@ -7,7 +7,10 @@
 //! - `logprobs` is 0 to 20 alternatives (OpenAI stops at 5, vLLM at 20); each position's
 //!   `top_logprobs` holds the alternatives and the chosen token;
 //! - without `max_tokens` the server default applies, as for chats (OpenAI's is 16);
-//! - `suffix` and `best_of` other than `n` are refused naming the field.
+//! - `suffix` and `best_of` other than `n` are refused naming the field;
+//! - prompt logprobs (`prompt_logprobs`, or `echo` with `logprobs`) need `n` = 1: they are the same for
+//!   every answer and cost a second pass over the prompt, made once per request. They are the
+//!   executor's report, not part of the answer validators re-score.
 //!
 //! The generation itself is the chat handler's: the same sampling fields, validation, engine, seeds and
 //! receipts; only the prompt (tokenized as it stands) and the response shape differ. Prompt logprobs
@@ -136,6 +139,16 @@ impl CompletionBody {
                 format!("`{param}` is {n}; it must be in [0, {TOP_LOGPROBS_MAX}]."),
             )),
         };
+        let logprobs = count("logprobs", self.logprobs)?;
+        let prompt_logprobs = count("prompt_logprobs", self.prompt_logprobs)?;
+        let echo = self.echo.unwrap_or(false);
+        // Scoring the prompt costs a second pass over it: once per request, never once per answer.
+        if choices > 1 && (prompt_logprobs.is_some() || (echo && logprobs.is_some())) {
+            return Err(ApiError::invalid(
+                "n",
+                "Prompt logprobs (`prompt_logprobs`, or `echo` with `logprobs`) are the same for every answer: ask for them with `n` = 1.",
+            ));
+        }
         let stream = self.stream.unwrap_or(false);
         Ok(CompletionPlan {
             model: self.model,
@@ -144,9 +157,9 @@ impl CompletionBody {
             sampling,
             max_tokens,
             stop: validate_stop(self.stop)?,
-            logprobs: count("logprobs", self.logprobs)?,
-            echo: self.echo.unwrap_or(false),
-            prompt_logprobs: count("prompt_logprobs", self.prompt_logprobs)?,
+            logprobs,
+            echo,
+            prompt_logprobs,
             stream,
             include_usage: stream && self.stream_options.and_then(|o| o.include_usage).unwrap_or(false),
             choices,
@@ -232,6 +245,11 @@ impl CompletionPlan {
     pub(crate) fn stream(&self) -> bool {
         self.stream
     }
+
+    /// Answers asked for (`n`).
+    pub(crate) fn choices(&self) -> usize {
+        self.choices
+    }
 }
 
 /// The handler.
@@ -245,15 +263,17 @@ pub(crate) async fn completions(
     let body = body.map_err(|rejection| body_error(&rejection, state.limits.body_bytes_max))?;
     let (plan, request) = prepare(&body, &*state.generator, &state.limits)?;
     let generator = &state.generator;
-    // Prompt logprobs are scored beside the generation: echo with logprobs needs them too.
-    let scored_prompt = plan.prompt_logprobs.or(plan.logprobs.filter(|_| plan.echo));
-    let prompt_scores = scored_prompt.map(|top| generator.score_prompt(request.prompt_tokens.clone(), top));
     let prompt = PromptView::new(&plan.prompt, &request.prompt_tokens, &**generator);
+    let prompt_tokens = request.prompt_tokens.clone();
     let streams = if plan.choices == 1 {
         vec![generator.submit(request).map_err(|e| about_prompt(e.into()))?]
     } else {
         generator.submit_choices(request, plan.choices).map_err(|e| about_prompt(e.into()))?
     };
+    // Prompt logprobs (echo with logprobs needs them too) are scored beside the generation, and only
+    // once the engine accepted it: a refused request leaves no scoring behind.
+    let scored_prompt = plan.prompt_logprobs.or(plan.logprobs.filter(|_| plan.echo));
+    let prompt_scores = scored_prompt.map(|top| generator.score_prompt(prompt_tokens, top));
     let deadline = Deadline::of(&state.limits, arrived);
     let scores = match prompt_scores {
         Some(scoring) => {

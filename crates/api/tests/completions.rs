@@ -112,6 +112,8 @@ async fn bad_completion_requests_are_refused_naming_the_field() {
         (body(json!({"suffix": "!"})), "suffix"),
         (body(json!({"best_of": 2})), "best_of"),
         (body(json!({"n": 9})), "n"),
+        (body(json!({"n": 2, "prompt_logprobs": 0})), "n"),
+        (body(json!({"n": 2, "echo": true, "logprobs": 1})), "n"),
         (body(json!({"max_tokens": 0})), "max_tokens"),
         (body(json!({"temperature": 3})), "temperature"),
     ];

@@ -251,6 +251,7 @@ impl Harness {
             completion_tokens: payload.completion_tokens,
             max_tokens: case.max_tokens,
             price_per_token: Amount(1),
+            cached_price_ppm: 1_000_000,
             cost: Amount::ZERO,
             status: InferenceStatus::Finished,
             first_seen_height: 1,

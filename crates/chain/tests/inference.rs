@@ -195,8 +195,8 @@ fn start_then_finish_charges_exactly_the_tokens_used_and_credits_the_executor() 
 }
 
 /// Cached prompt tokens cost the model's `cached_price_ppm` of the price, rounded down once over the
-/// whole cached count, whichever receipt comes first (`docs/spec/inference.md` §4.2); a Finish claiming
-/// more cached tokens than prompt tokens is refused.
+/// whole cached count, whichever receipt comes first, at the share locked by that first receipt
+/// (`docs/spec/inference.md` §4.2); a Finish claiming more cached tokens than prompt tokens is refused.
 #[test]
 fn cached_prompt_tokens_are_charged_at_the_models_cached_share_in_either_order() {
     let mut genesis = genesis();
@@ -208,6 +208,12 @@ fn cached_prompt_tokens_are_charged_at_the_models_cached_share_in_either_order()
         let (request, executor) = net.request(b"a long shared system prompt and a question", 0, 50);
         if start_first {
             net.deliver(0, start(request, executor, 40)).unwrap();
+            // The cached share is locked with the price at the first receipt: a change after it does
+            // not reach this inference.
+            let mut params = net.state.params().clone();
+            params.inference.models[0].cached_price_ppm = 1_000_000;
+            let update = gonka_chain::AuthorityMsg::UpdateParams { params: Box::new(params) };
+            net.deliver(0, Msg::Authority(update)).unwrap();
         }
         let refused = net.deliver(executor, finish_cached(executor, request, 40, 41, 12));
         assert!(refused.unwrap_err().contains("cached_tokens 41 above prompt_tokens 40"));
@@ -217,6 +223,7 @@ fn cached_prompt_tokens_are_charged_at_the_models_cached_share_in_either_order()
         assert_eq!(net.balance(), DEVELOPER_FUNDS - cost, "start first: {start_first}");
         let record = &net.state.inference.records()[&inference_id(&request.signature)];
         assert_eq!((record.cost.0, record.cached_tokens, record.prompt_tokens), (cost, 32, 40));
+        assert_eq!(record.cached_price_ppm, 123_400);
         assert_eq!(net.owed(executor), cost);
         assert_eq!(net.accounted(), net.state.bank.supply().total.0);
     }

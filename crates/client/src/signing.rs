@@ -61,9 +61,12 @@ pub fn signed_headers(
 pub fn body_choice(body: &[u8]) -> Option<(String, u32)> {
     let value: serde_json::Value = serde_json::from_slice(body).ok()?;
     let model = value.get("model")?.as_str()?.to_string();
-    let asked = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|field| value.get(*field).and_then(serde_json::Value::as_u64));
+    // A text completion knows only `max_tokens`.
+    let fields: &[&str] = match gonka_api::Endpoint::of(body) {
+        gonka_api::Endpoint::Chat => &["max_completion_tokens", "max_tokens"],
+        gonka_api::Endpoint::Completions => &["max_tokens"],
+    };
+    let asked = fields.iter().find_map(|field| value.get(*field).and_then(serde_json::Value::as_u64));
     let per_choice = asked.map_or(MAX_TOKENS_DEFAULT, |n| u32::try_from(n).unwrap_or(u32::MAX));
     // Several answers (`n`) share the reservation: each gets `per_choice` (docs/spec/inference.md §2.1).
     let choices = u32::try_from(gonka_api::body_choices(body)).unwrap_or(1);

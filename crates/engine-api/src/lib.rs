@@ -417,6 +417,12 @@ pub trait Generator: Send + Sync + 'static {
         let _ = request;
         Ok(())
     }
+    /// Whether `submit_choices(request, n)` would accept `request` with `n` answers: [`Self::check`]
+    /// and, for an engine that runs the answers together, whether they fit at once.
+    fn check_choices(&self, request: &GenerationRequest, n: usize) -> Result<(), EngineError> {
+        let _ = n;
+        self.check(request)
+    }
     /// Queue a request.
     fn submit(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError>;
     /// Queue `n ≥ 1` answers to one request (OpenAI's `n`): answer `i` is sampled with

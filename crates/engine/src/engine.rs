@@ -304,6 +304,33 @@ impl Engine {
         }
     }
 
+    /// Whether `n` answers to `request` fit at once: sequences and KV cache positions.
+    fn check_room(&self, request: &GenerationRequest, n: usize) -> Result<(), EngineError> {
+        if n <= 1 {
+            return Ok(());
+        }
+        if n > self.config.max_sequences {
+            return Err(EngineError::InvalidParameter {
+                param: "n",
+                message: format!(
+                    "this engine generates at most {} answers at once",
+                    self.config.max_sequences
+                ),
+            });
+        }
+        let reserve = (request.prompt_tokens.len() + request.max_tokens).saturating_mul(n);
+        if reserve > self.config.kv_tokens_max {
+            return Err(EngineError::InvalidParameter {
+                param: "n",
+                message: format!(
+                    "{n} answers of up to {} tokens after this prompt need {reserve} cache positions; this engine holds {}",
+                    request.max_tokens, self.config.kv_tokens_max
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Checks `request` against the engine's limits and compiles its grammar.
     fn validate(&self, request: &GenerationRequest) -> Result<Option<Constraint>, EngineError> {
         let invalid = |param, message: String| Err(EngineError::InvalidParameter { param, message });
@@ -472,6 +499,11 @@ impl Generator for Engine {
         self.validate(request).map(|_| ())
     }
 
+    fn check_choices(&self, request: &GenerationRequest, n: usize) -> Result<(), EngineError> {
+        self.validate(request)?;
+        self.check_room(request, n)
+    }
+
     fn tokenize(&self, text: &str) -> Result<Vec<u32>, EngineError> {
         self.tokenizer.encode(text).map_err(|e| EngineError::Model(e.to_string()))
     }
@@ -512,25 +544,7 @@ impl Generator for Engine {
             return Ok(vec![self.submit(request)?]);
         }
         let constraint = self.validate(&request)?;
-        if n > self.config.max_sequences {
-            return Err(EngineError::InvalidParameter {
-                param: "n",
-                message: format!(
-                    "this engine generates at most {} answers at once",
-                    self.config.max_sequences
-                ),
-            });
-        }
-        let reserve = (request.prompt_tokens.len() + request.max_tokens).saturating_mul(n);
-        if reserve > self.config.kv_tokens_max {
-            return Err(EngineError::InvalidParameter {
-                param: "n",
-                message: format!(
-                    "{n} answers of up to {} tokens after this prompt need {reserve} cache positions; this engine holds {}",
-                    request.max_tokens, self.config.kv_tokens_max
-                ),
-            });
-        }
+        self.check_room(&request, n)?;
         let seed = request.sampling.seed;
         let mut streams = Vec::with_capacity(n);
         let mut forks = Vec::with_capacity(n - 1);

@@ -421,6 +421,7 @@ mod tests {
             completion_tokens: 2,
             max_tokens: 4,
             price_per_token: gonka_primitives::Amount(1),
+            cached_price_ppm: 1_000_000,
             cost: gonka_primitives::Amount(7),
             status: gonka_chain::InferenceStatus::Finished,
             first_seen_height: 1,

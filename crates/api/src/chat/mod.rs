@@ -222,17 +222,18 @@ pub fn summarize_request(
         return Err(ApiError::BodyTooLarge { body_bytes_max: limits.body_bytes_max });
     }
     let endpoint = crate::Endpoint::of(body);
-    let (model, stream, request) = match endpoint {
+    let (model, stream, choices, request) = match endpoint {
         crate::Endpoint::Chat => {
             let (plan, request) = prepare(body, generator, limits)?;
-            (plan.model, plan.stream, request)
+            (plan.model, plan.stream, plan.choices, request)
         }
         crate::Endpoint::Completions => {
             let (plan, request) = crate::completions::prepare(body, generator, limits)?;
-            (plan.model().to_owned(), plan.stream(), request)
+            (plan.model().to_owned(), plan.stream(), plan.choices(), request)
         }
     };
-    generator.check(&request)?;
+    // All the answers must fit the engine at once: refused here, before anything is escrowed.
+    generator.check_choices(&request, choices)?;
     Ok(RequestSummary {
         model,
         prompt_tokens: request.prompt_tokens.len(),

@@ -277,6 +277,7 @@ fn start(
             completion_tokens: 0,
             max_tokens: request.max_tokens,
             price_per_token: price,
+            cached_price_ppm: cached_price_ppm(state, request),
             cost: Amount::ZERO,
             status: InferenceStatus::Started,
             first_seen_height: height,
@@ -312,7 +313,7 @@ fn finish_started(
     id: Hash,
 ) -> Result<Event, InferenceError> {
     let escrow = state.bank.held(&Hold::Escrow(id));
-    let cost = counts.cost(started.price_per_token, cached_price_ppm(state, request))?.min(escrow);
+    let cost = counts.cost(started.price_per_token, started.cached_price_ppm)?.min(escrow);
     crate::pricing::record_usage(state, &request.model, counts.tokens());
     let refund = escrow.checked_sub(cost).ok_or(InferenceError::Overflow)?;
     state.bank.transfer_held(Hold::Escrow(id), Hold::Fee(id), cost)?;
@@ -358,7 +359,8 @@ fn finish_first(
     height: u64,
 ) -> Result<Event, InferenceError> {
     let price = price(state, request)?;
-    let full = counts.cost(price, cached_price_ppm(state, request))?;
+    let cached_ppm = cached_price_ppm(state, request);
+    let full = counts.cost(price, cached_ppm)?;
     crate::pricing::record_usage(state, &request.model, counts.tokens());
     let from_requester = full.min(state.bank.balance(&request.requester));
     state.bank.escrow(request.requester, Hold::Fee(id), from_requester)?;
@@ -380,6 +382,7 @@ fn finish_first(
             completion_tokens: counts.completion_tokens,
             max_tokens: request.max_tokens,
             price_per_token: price,
+            cached_price_ppm: cached_ppm,
             cost,
             status: InferenceStatus::Finished,
             first_seen_height: height,

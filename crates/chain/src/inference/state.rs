@@ -100,6 +100,9 @@ pub struct Inference {
     pub max_tokens: u32,
     /// Price per token, locked at first sight.
     pub price_per_token: Amount,
+    /// The share of that price a cached prompt token costs, ppm, locked with it
+    /// (`docs/spec/inference.md` §4.2).
+    pub cached_price_ppm: u32,
     /// What the requester paid in the end.
     pub cost: Amount,
     /// Status.
@@ -143,6 +146,7 @@ codec_struct!(Inference {
     completion_tokens,
     max_tokens,
     price_per_token,
+    cached_price_ppm,
     cost,
     status,
     first_seen_height,

@@ -266,6 +266,10 @@ impl Generator for Recording {
         self.inner.check(request)
     }
 
+    fn check_choices(&self, request: &GenerationRequest, n: usize) -> Result<(), EngineError> {
+        self.inner.check_choices(request, n)
+    }
+
     /// Every answer is recorded (choice `i` sampled with `choice_seed(seed, i)`, as the engine does);
     /// the payload and the Finish cover them all.
     fn submit_choices(

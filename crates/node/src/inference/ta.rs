@@ -262,7 +262,11 @@ fn peek_request(body: &[u8]) -> Option<Peeked> {
         max_completion_tokens: Option<u64>,
     }
     let fields: Fields = serde_json::from_slice(body).ok()?;
-    let asked = fields.max_completion_tokens.or(fields.max_tokens);
+    // A text completion knows only `max_tokens`.
+    let asked = match Endpoint::of(body) {
+        Endpoint::Chat => fields.max_completion_tokens.or(fields.max_tokens),
+        Endpoint::Completions => fields.max_tokens,
+    };
     Some(Peeked { model: fields.model, max_tokens: asked.map(|n| u32::try_from(n).unwrap_or(u32::MAX)) })
 }
 
