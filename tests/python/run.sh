@@ -124,6 +124,11 @@ until network_ready; do
 done
 GONKA_DEVNET_DIR="$DEVNET_DIR" "$VENV/bin/python" -m pytest -q -s "$REPO/tests/python/test_network.py" \
   "$REPO/tests/python/test_agents.py" || status=$?
+# The agent API's own tests, unchanged, through the gateway: every answer paid and open to validation.
+GATEWAY_URL="$("$VENV/bin/python" -c 'import json, sys; print(json.load(open(sys.argv[1]))["gateway_url"])' "$DEVNET_DIR/devnet.json")"
+GONKA_BASE_URL="$GATEWAY_URL/v1" "$VENV/bin/python" -m pytest -q "$REPO/tests/python/test_openai_sdk.py" \
+  -k "parse_returns or json_object or tool_round_trip or pydantic_tool or required_tool_choice or text_completion or echo_with or vllm_prompt_logprobs or bad_text_completion" \
+  || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- devnet logs ---" >&2
   tail -n 50 "$DEVNET_DIR"/host-*/node.log "$DEVNET_DIR/gateway.log" >&2 || true

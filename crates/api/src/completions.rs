@@ -193,7 +193,7 @@ fn validate_prompt(prompt: Option<Value>) -> Result<Prompt, ApiError> {
 }
 
 /// Engine errors about the prompt name `prompt`, the field a completion request sent it in.
-fn about_prompt(error: ApiError) -> ApiError {
+pub(crate) fn about_prompt(error: ApiError) -> ApiError {
     match error {
         ApiError::Engine(EngineError::InvalidParameter { param: "messages", message }) => {
             ApiError::invalid("prompt", message)

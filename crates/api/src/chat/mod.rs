@@ -233,7 +233,10 @@ pub fn summarize_request(
         }
     };
     // All the answers must fit the engine at once: refused here, before anything is escrowed.
-    generator.check_choices(&request, choices)?;
+    generator.check_choices(&request, choices).map_err(|error| match endpoint {
+        crate::Endpoint::Chat => error.into(),
+        crate::Endpoint::Completions => crate::completions::about_prompt(error.into()),
+    })?;
     Ok(RequestSummary {
         model,
         prompt_tokens: request.prompt_tokens.len(),
