@@ -37,12 +37,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::chat::request::{
-    StreamOptions, TOP_LOGPROBS_MAX, parse_json, validate_adjustments, validate_max_tokens,
+    StreamOptions, TOP_LOGPROBS_MAX, parse_json, validate_adjustments, validate_choices, validate_max_tokens,
     validate_sampling, validate_stop,
 };
 use crate::chat::response::{CompletionHead, completion_usage, total_usage};
 use crate::chat::stream::{Running, json_event, receive};
-use crate::chat::{Deadline, GenerationWatch, body_error, fit_max_tokens, require_json, within};
+use crate::chat::{Deadline, GenerationWatch, body_error, fit_max_tokens, require_json, submit_all, within};
 use crate::{ApiError, ApiLimits, AppState};
 
 /// The request body of `POST /v1/completions`.
@@ -106,20 +106,7 @@ impl CompletionBody {
         if self.suffix.as_deref().is_some_and(|suffix| !suffix.is_empty()) {
             return Err(ApiError::invalid("suffix", "A `suffix` (insertion) is not supported."));
         }
-        let choices = match self.n.map(usize::try_from) {
-            None => 1,
-            Some(Ok(n)) if (1..=limits.choices_max).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    "n",
-                    format!(
-                        "`n` is {}; this server answers 1 to {} choices per request.",
-                        self.n.unwrap_or_default(),
-                        limits.choices_max
-                    ),
-                ));
-            }
-        };
+        let choices = validate_choices(self.n, limits.choices_max)?;
         if self.best_of.is_some_and(|best_of| best_of as usize != choices) {
             return Err(ApiError::invalid(
                 "best_of",
@@ -265,11 +252,7 @@ pub(crate) async fn completions(
     let generator = &state.generator;
     let prompt = PromptView::new(&plan.prompt, &request.prompt_tokens, &**generator);
     let prompt_tokens = request.prompt_tokens.clone();
-    let streams = if plan.choices == 1 {
-        vec![generator.submit(request).map_err(|e| about_prompt(e.into()))?]
-    } else {
-        generator.submit_choices(request, plan.choices).map_err(|e| about_prompt(e.into()))?
-    };
+    let streams = submit_all(&**generator, request, plan.choices).map_err(|e| about_prompt(e.into()))?;
     // Prompt logprobs (echo with logprobs needs them too) are scored beside the generation, and only
     // once the engine accepted it: a refused request leaves no scoring behind.
     let scored_prompt = plan.prompt_logprobs.or(plan.logprobs.filter(|_| plan.echo));

@@ -171,20 +171,7 @@ impl ChatCompletionBody {
             prediction: self.prediction.as_ref(),
             web_search_options: self.web_search_options.as_ref(),
         })?;
-        let choices = match self.n.map(usize::try_from) {
-            None => 1,
-            Some(Ok(n)) if (1..=limits.choices_max).contains(&n) => n,
-            _ => {
-                return Err(ApiError::invalid(
-                    "n",
-                    format!(
-                        "`n` is {}; this server answers 1 to {} choices per request.",
-                        self.n.unwrap_or_default(),
-                        limits.choices_max
-                    ),
-                ));
-            }
-        };
+        let choices = validate_choices(self.n, limits.choices_max)?;
         let max_tokens =
             validate_max_tokens(self.max_tokens, self.max_completion_tokens, limits.max_tokens_cap)?;
         let mut sampling =
@@ -429,6 +416,21 @@ fn validate_response_format(format: Option<Value>) -> Result<Option<OutputGramma
         _ => Err(ApiError::invalid(
             "response_format.type",
             "`response_format.type` must be `text`, `json_object` or `json_schema`.",
+        )),
+    }
+}
+
+/// `n`: 1 to `choices_max` answers, 1 when omitted.
+pub(crate) fn validate_choices(n: Option<u64>, choices_max: usize) -> Result<usize, ApiError> {
+    match n.map(usize::try_from) {
+        None => Ok(1),
+        Some(Ok(n)) if (1..=choices_max).contains(&n) => Ok(n),
+        _ => Err(ApiError::invalid(
+            "n",
+            format!(
+                "`n` is {}; this server answers 1 to {choices_max} choices per request.",
+                n.unwrap_or_default()
+            ),
         )),
     }
 }
