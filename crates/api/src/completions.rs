@@ -42,7 +42,7 @@ use crate::chat::request::{
 };
 use crate::chat::response::{CompletionHead, completion_usage, total_usage};
 use crate::chat::stream::{Running, json_event, receive};
-use crate::chat::{Deadline, GenerationWatch, body_error, fit_max_tokens, require_json, submit_all, within};
+use crate::chat::{Deadline, GenerationWatch, body_error, fit_max_tokens, require_json, within};
 use crate::{ApiError, ApiLimits, AppState};
 
 /// The request body of `POST /v1/completions`.
@@ -252,7 +252,7 @@ pub(crate) async fn completions(
     let generator = &state.generator;
     let prompt = PromptView::new(&plan.prompt, &request.prompt_tokens, &**generator);
     let prompt_tokens = request.prompt_tokens.clone();
-    let streams = submit_all(&**generator, request, plan.choices).map_err(|e| about_prompt(e.into()))?;
+    let streams = generator.submit_choices(request, plan.choices).map_err(|e| about_prompt(e.into()))?;
     // Prompt logprobs (echo with logprobs needs them too) are scored beside the generation, and only
     // once the engine accepted it: a refused request leaves no scoring behind.
     let scored_prompt = plan.prompt_logprobs.or(plan.logprobs.filter(|_| plan.echo));

@@ -76,7 +76,7 @@ pub(crate) async fn chat_completions(
     let body = body.map_err(|rejection| body_error(&rejection, state.limits.body_bytes_max))?;
     let (plan, request) = prepare(&body, &*state.generator, &state.limits)?;
     let ChatPlan { model, top_logprobs, stream, include_usage, tools, choices, .. } = plan;
-    let streams = submit_all(&*state.generator, request, choices)?;
+    let streams = state.generator.submit_choices(request, choices)?;
 
     let head = CompletionHead::new(model);
     let id = head.id.trim_start_matches("chatcmpl-").to_owned();
@@ -100,20 +100,6 @@ pub(crate) async fn chat_completions(
         within(deadline, futures::future::try_join_all(answers.into_iter().map(|a| collect(a, logprobs))))
             .await?;
     Ok(Json(response::completion(head, collected)).into_response())
-}
-
-/// Queues `choices` answers to `request`: one goes through `submit`, several through `submit_choices`
-/// (they share one prefill).
-pub(crate) fn submit_all(
-    generator: &dyn gonka_engine_api::Generator,
-    request: GenerationRequest,
-    choices: usize,
-) -> Result<Vec<GenerationStream>, EngineError> {
-    if choices == 1 {
-        Ok(vec![generator.submit(request)?])
-    } else {
-        generator.submit_choices(request, choices)
-    }
 }
 
 /// One answer of a request in flight: its events, its splitter (requests with tools) and its watch.

@@ -282,8 +282,7 @@ impl Generator for Recording {
             request.sampling.adjustments = gonka_engine::LogitAdjustments::default();
         }
         let recorder = Recorder::prepare(&mut request, self.seed, self.recorded_top_k, self.edit_at);
-        let streams =
-            if n <= 1 { vec![self.inner.submit(request)?] } else { self.inner.submit_choices(request, n)? };
+        let streams = self.inner.submit_choices(request, n)?;
         let sink = self.sink.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut relayed = Vec::with_capacity(streams.len());
         let mut recordings = Vec::with_capacity(streams.len());
@@ -417,9 +416,7 @@ pub async fn answer_recorded(
     let (mut request, body_seed) = gonka_api::generation_request(body, engine, limits)?;
     let seed = sampling_seed(body_seed, id);
     let recorder = Recorder::prepare(&mut request, seed, recorded_top_k, None);
-    let choices = gonka_api::body_choices(body);
-    let streams =
-        if choices > 1 { engine.submit_choices(request, choices)? } else { vec![engine.submit(request)?] };
+    let streams = engine.submit_choices(request, gonka_api::body_choices(body))?;
     let mut records = Vec::with_capacity(streams.len());
     // Each stream holds its whole answer (the engine never waits on a reader): drain them in turn.
     for mut events in streams {
