@@ -60,7 +60,7 @@ mod store;
 mod streaming;
 
 pub use codec::{CodecError, WireCodec, decode_commit_certificate, encode_commit_certificate};
-pub use node::run;
+pub use node::{peer_multiaddr, run};
 
 /// The Malachite types gonka instantiates (context, values, votes, proposals, validator sets).
 pub mod types {
@@ -181,8 +181,11 @@ pub struct ConsensusConfig {
     pub private_key: [u8; 32],
     /// p2p listen address (TCP).
     pub listen: SocketAddr,
-    /// Persistent peers.
-    pub peers: Vec<SocketAddr>,
+    /// Persistent peers: `IP:PORT` or `DNS-NAME:PORT`.
+    pub peers: Vec<String>,
+    /// Learn more peers from the connected ones (Malachite's peer discovery), so a node that names one
+    /// peer finds the rest.
+    pub discovery: bool,
     /// Target interval between blocks; blocks still come at this pace with nothing to do.
     pub block_interval_ms: u64,
     /// Step timeouts.
@@ -199,6 +202,7 @@ impl ConsensusConfig {
             private_key,
             listen,
             peers: Vec::new(),
+            discovery: true,
             block_interval_ms: 1000,
             timeouts: Timeouts::default(),
             max_block_bytes: 4 << 20,

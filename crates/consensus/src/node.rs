@@ -9,7 +9,8 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, error, info, warn};
 
 use malachitebft_app_channel::app::config::{
-    ConsensusConfig as EngineConsensusConfig, NodeConfig, ValuePayload, ValueSyncConfig,
+    BootstrapProtocol, ConsensusConfig as EngineConsensusConfig, NodeConfig, Selector, ValuePayload,
+    ValueSyncConfig,
 };
 use malachitebft_app_channel::app::engine::node::NodeRef;
 use malachitebft_app_channel::app::net::Multiaddr;
@@ -31,6 +32,10 @@ use crate::streaming::PART_CHUNK;
 use crate::{Application, ConsensusConfig, ConsensusHandle};
 
 /// How long the engine may take to ask for its start height.
+/// Connections one address may hold when the node listens on loopback: a devnet's nodes all dial from
+/// 127.0.0.1 (Malachite's default of 5 guards a public address against one machine's many peer ids).
+const LOOPBACK_CONNECTIONS_PER_IP: usize = 256;
+
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
@@ -70,6 +75,27 @@ fn multiaddr(addr: SocketAddr) -> anyhow::Result<Multiaddr> {
     s.parse().with_context(|| format!("invalid p2p address {addr}"))
 }
 
+/// A peer's p2p address, `IP:PORT` or `DNS-NAME:PORT` (resolved when dialled), as a multiaddr.
+pub fn peer_multiaddr(peer: &str) -> anyhow::Result<Multiaddr> {
+    if let Ok(addr) = peer.parse::<SocketAddr>() {
+        return multiaddr(addr);
+    }
+    let (host, port) =
+        peer.rsplit_once(':').with_context(|| format!("p2p peer {peer:?} is not HOST:PORT"))?;
+    let port: u16 =
+        port.parse().with_context(|| format!("p2p peer {peer:?}: port {port:?} is not a number"))?;
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+        });
+    anyhow::ensure!(name_ok, "p2p peer {peer:?}: {host:?} is neither an IP address nor a DNS name");
+    format!("/dns/{host}/tcp/{port}").parse().with_context(|| format!("invalid p2p peer {peer:?}"))
+}
+
 fn engine_config(config: &ConsensusConfig, moniker: String) -> anyhow::Result<EngineConfig> {
     let interval = Duration::from_millis(config.block_interval_ms);
     let max_block = config.max_block_bytes as u64;
@@ -89,7 +115,18 @@ fn engine_config(config: &ConsensusConfig, moniker: String) -> anyhow::Result<En
     };
     consensus.p2p.listen_addr = multiaddr(config.listen)?;
     consensus.p2p.persistent_peers =
-        config.peers.iter().map(|p| multiaddr(*p)).collect::<anyhow::Result<_>>()?;
+        config.peers.iter().map(|p| peer_multiaddr(p)).collect::<anyhow::Result<_>>()?;
+    if config.discovery {
+        // Peers tell each other whom they know (every one of them, not a Kademlia neighbourhood: a
+        // network of hosts is small), so a newcomer that names one peer reaches all of them.
+        consensus.p2p.discovery.enabled = true;
+        consensus.p2p.discovery.bootstrap_protocol = BootstrapProtocol::Full;
+        consensus.p2p.discovery.selector = Selector::Random;
+        if config.listen.ip().is_loopback() {
+            // Every node of a one-machine network dials from the same address.
+            consensus.p2p.discovery.max_connections_per_ip = LOOPBACK_CONNECTIONS_PER_IP;
+        }
+    }
     consensus.p2p.rpc_max_size = bytesize::ByteSize::b(response.saturating_add(1 << 20));
     consensus.p2p.pubsub_max_size =
         bytesize::ByteSize::b((PART_CHUNK as u64 + (64 << 10)).max(consensus.p2p.pubsub_max_size.as_u64()));

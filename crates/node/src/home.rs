@@ -37,10 +37,15 @@ pub struct NodeConfig {
     pub api_listen: SocketAddr,
     /// Consensus p2p listen address.
     pub p2p_listen: SocketAddr,
-    /// Consensus peers (p2p addresses).
+    /// Consensus peers: `IP:PORT` or `DNS-NAME:PORT` of other nodes' p2p addresses. One is enough:
+    /// peer discovery finds the rest (`p2p_discovery`).
     #[serde(default)]
-    pub p2p_peers: Vec<SocketAddr>,
-    /// REST base URLs of peers, for transaction gossip.
+    pub p2p_peers: Vec<String>,
+    /// Learn more consensus peers from the connected ones (Malachite's discovery).
+    #[serde(default = "enabled")]
+    pub p2p_discovery: bool,
+    /// REST base URLs of peers, for transaction gossip; every registered host's API URL is added to
+    /// them as the chain names it.
     #[serde(default)]
     pub gossip_peers: Vec<String>,
     /// Target interval between blocks.
@@ -54,6 +59,10 @@ pub struct NodeConfig {
     /// Serving inference as transfer agent and executor.
     #[serde(default)]
     pub inference: InferenceConfig,
+}
+
+fn enabled() -> bool {
+    true
 }
 
 /// `validator_key.json`.

@@ -194,7 +194,8 @@ pub fn make_nodes(dir: &Path, n: usize) -> Vec<Node> {
     (0..n)
         .map(|i| {
             let mut config = ConsensusConfig::new(dir.join(format!("node{i}")), key(i), addrs[i]);
-            config.peers = addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| *a).collect();
+            config.peers =
+                addrs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, a)| a.to_string()).collect();
             config.block_interval_ms = 200;
             config.timeouts = test_timeouts();
             config.max_block_bytes = 1 << 20;
