@@ -129,6 +129,7 @@ pub(crate) async fn chain_bench(args: ChainArgs, exe: &std::path::Path) -> anyho
         hosts: args.hosts,
         dir: dir.path().to_path_buf(),
         base_port: args.base_port,
+        host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         chain_id: "gonka-bench".into(),
         block_interval_ms: args.block_interval_ms,
         mainnet_profile: false,

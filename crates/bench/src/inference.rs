@@ -181,6 +181,7 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
         hosts: 2,
         dir: dir.path().to_path_buf(),
         base_port: args.base_port,
+        host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
         chain_id: "gonka-bench-inference".into(),
         block_interval_ms: gonka_client::devnet::DEVNET_BLOCK_INTERVAL_MS,
         mainnet_profile: false,

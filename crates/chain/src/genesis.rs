@@ -60,3 +60,13 @@ pub struct Genesis {
     #[serde(default)]
     pub tokenomics: Tokenomics,
 }
+
+impl Genesis {
+    /// The genesis hash: the app hash of the state this document makes at height 0, which commits to
+    /// the chain id, the genesis time and every row. Two nodes with the same hash start from the same
+    /// state; a joining operator compares it with the one the network announces
+    /// (`docs/operators.md`).
+    pub fn hash(&self) -> Result<gonka_primitives::Hash, crate::state::GenesisError> {
+        crate::state::State::from_genesis(self).map(|state| state.meta.app_hash)
+    }
+}

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use gonka_chain::{BankMsg, CollateralMsg, GenesisAccount, InferenceMsg, Msg, Params};
 use gonka_client::devnet::{HOST_BALANCE, genesis_for, init_home};
 use gonka_client::rest::NodeClient;
-use gonka_node::home::{Home, NodeConfig};
+use gonka_node::home::{HOST_KEY, Home, NodeConfig, OPERATIONAL_KEY};
 use gonka_node::mempool::MempoolLimits;
 
 /// A cached prompt token's share of the token price on chains `gonka` makes (`gonka init`, the
@@ -30,9 +30,25 @@ pub(crate) struct InitArgs {
     /// Node name.
     #[arg(long, default_value = "host")]
     moniker: String,
-    /// Chain id of the single-validator genesis written here (replace `genesis.json` to join another chain).
-    #[arg(long, default_value = "gonka-local")]
-    chain_id: String,
+    /// Chain id: of the new single-validator chain (default `gonka-local`), or, with `--join` or
+    /// `--genesis`, the one the network's genesis must name.
+    #[arg(long)]
+    chain_id: Option<String>,
+    /// Join the running network of this node (its REST URL): fetch its genesis (`GET /genesis`), and
+    /// take it as the first consensus and gossip peer.
+    #[arg(long, value_name = "NODE_URL", conflicts_with = "genesis")]
+    join: Option<String>,
+    /// Join the network of this genesis file (give its peers with `--peer`).
+    #[arg(long, value_name = "FILE")]
+    genesis: Option<PathBuf>,
+    /// The genesis hash the network announces; the fetched genesis must have it. Without it, `init`
+    /// shows the hash and asks (on a terminal) or refuses.
+    #[arg(long, value_name = "HEX")]
+    genesis_hash: Option<String>,
+    /// A consensus peer, `HOST:PORT` (DNS names allowed; repeatable). With `--join`, default: the
+    /// joined node's p2p address. Peer discovery finds the others.
+    #[arg(long = "peer", value_name = "HOST:PORT")]
+    peers: Vec<String>,
     /// REST API listen address.
     #[arg(long, default_value = "127.0.0.1:26657")]
     api_listen: SocketAddr,
@@ -42,32 +58,189 @@ pub(crate) struct InitArgs {
     /// Target interval between block starts in milliseconds.
     #[arg(long, default_value_t = gonka_client::devnet::DEVNET_BLOCK_INTERVAL_MS)]
     block_interval_ms: u64,
-    /// Serve the embedded model: pull it, price it in genesis (ngonka per token) and enable the
-    /// OpenAI-compatible endpoint of this host.
+    /// Serve inference with the embedded model (pulled now) as transfer agent and executor.
     #[arg(long)]
+    serve: bool,
+    /// The network's hosts are on private addresses (a LAN, a test's namespaces): as transfer agent,
+    /// forward to executors there. Off by default, as anyone can register any URL.
+    #[arg(long)]
+    private_network: bool,
+    /// Serve the embedded model and price it in the new chain's genesis (ngonka per token).
+    #[arg(long, conflicts_with_all = ["join", "genesis"])]
     serve_price_per_token: Option<u128>,
     /// `text` or `json`.
     #[arg(long, default_value = "text")]
     output: OutputFormat,
 }
 
+/// Chain id of a chain `gonka init` makes when none is named.
+const LOCAL_CHAIN_ID: &str = "gonka-local";
+
 #[allow(clippy::print_stdout)]
 pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
     let home = Home::new(&args.home);
-    let config = NodeConfig {
+    anyhow::ensure!(!home.is_initialized(), "{} is already initialized", args.home.display());
+    for peer in &args.peers {
+        gonka_consensus::peer_multiaddr(peer)?;
+    }
+    let serve = args.serve || args.serve_price_per_token.is_some();
+    if serve {
+        crate::default_model()?;
+    }
+    let joined = match (&args.join, &args.genesis) {
+        (Some(url), _) => Some(fetch_genesis(url)?),
+        (None, Some(path)) => {
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let genesis: gonka_chain::Genesis =
+                serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+            Some(Joined { genesis, p2p_peer: None, gossip_peer: None })
+        }
+        (None, None) => None,
+    };
+    let mut config = NodeConfig {
         moniker: args.moniker.clone(),
         api_listen: args.api_listen,
         p2p_listen: args.p2p_listen,
-        p2p_peers: Vec::new(),
+        p2p_peers: args.peers.clone(),
+        p2p_discovery: true,
         gossip_peers: Vec::new(),
         block_interval_ms: args.block_interval_ms,
         mempool: MempoolLimits::default(),
         poc: Default::default(),
         inference: gonka_node::inference::InferenceConfig {
-            enabled: args.serve_price_per_token.is_some(),
+            enabled: serve,
+            allow_private_executors: args.private_network,
             ..Default::default()
         },
     };
+    let Some(joined) = joined else {
+        return init_new_chain(args, &home, &config);
+    };
+    let genesis = joined.genesis;
+    if let Some(chain_id) = &args.chain_id {
+        anyhow::ensure!(
+            *chain_id == genesis.chain_id,
+            "the genesis is for chain {:?}, not {chain_id:?}",
+            genesis.chain_id
+        );
+    }
+    let hash = genesis.hash().context("the network's genesis is invalid")?;
+    confirm_genesis_hash(&genesis.chain_id, hash, args.genesis_hash.as_deref())?;
+    if config.p2p_peers.is_empty() {
+        config.p2p_peers.extend(joined.p2p_peer);
+    }
+    anyhow::ensure!(
+        !config.p2p_peers.is_empty(),
+        "name at least one consensus peer with --peer HOST:PORT (or use --join NODE_URL)"
+    );
+    config.gossip_peers.extend(joined.gossip_peer);
+    let identity = init_home(&home, &config, &genesis.chain_id)?;
+    home.write_genesis(&genesis)?;
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::json!({"home": args.home, "address": identity.address, "validator_key": identity.validator_key, "chain_id": genesis.chain_id, "genesis_hash": hash, "p2p_peers": config.p2p_peers})
+        ),
+        OutputFormat::Text => {
+            println!(
+                "initialized {} to join chain {} (genesis {hash})",
+                args.home.display(),
+                genesis.chain_id
+            );
+            println!("  host account   {}", identity.address);
+            println!("  validator key  {}", identity.validator_key);
+            println!("  peers          {}", config.p2p_peers.join(", "));
+            println!("next:");
+            println!("  1. fund {} (its registration pays a fee)", identity.address);
+            println!("  2. gonka node start --home {}    (syncs from height 1)", args.home.display());
+            println!(
+                "  3. gonka tx host register --home {} --api-url http://PUBLIC-ADDRESS:{} --node http://{}",
+                args.home.display(),
+                args.api_listen.port(),
+                args.api_listen
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A network's genesis and the peers `--join` learnt with it.
+struct Joined {
+    genesis: gonka_chain::Genesis,
+    p2p_peer: Option<String>,
+    gossip_peer: Option<String>,
+}
+
+/// Fetches the genesis and the p2p address of the node at `url`.
+fn fetch_genesis(url: &str) -> anyhow::Result<Joined> {
+    let base = url.trim_end_matches('/').to_string();
+    let parsed = reqwest::Url::parse(&base).with_context(|| format!("--join {url:?} is not a URL"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https"),
+        "--join {url:?} must be an http:// or https:// URL"
+    );
+    let host = parsed.host_str().with_context(|| format!("--join {url:?} names no host"))?.to_string();
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (view, status) = runtime.block_on(async {
+        let client = NodeClient::new(&base);
+        let view = client.genesis().await.with_context(|| format!("fetching the genesis from {base}"))?;
+        let status = client.status().await.with_context(|| format!("reading {base}/status"))?;
+        anyhow::Ok((view, status))
+    })?;
+    anyhow::ensure!(
+        view.genesis.chain_id == view.chain_id,
+        "{base} serves a genesis of chain {:?} under chain id {:?}",
+        view.genesis.chain_id,
+        view.chain_id
+    );
+    // The node listens on an address of its own; from outside it is reached at the URL's host.
+    let p2p = status.p2p_listen;
+    let p2p_host =
+        if p2p.ip().is_unspecified() || p2p.ip().is_loopback() { host } else { p2p.ip().to_string() };
+    let p2p_peer = if p2p_host.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{p2p_host}]:{}", p2p.port())
+    } else {
+        format!("{p2p_host}:{}", p2p.port())
+    };
+    Ok(Joined { genesis: view.genesis, p2p_peer: Some(p2p_peer), gossip_peer: Some(base) })
+}
+
+/// Checks the genesis hash against the one the operator passed, or shows it and asks on a terminal.
+#[allow(clippy::print_stdout)]
+fn confirm_genesis_hash(
+    chain_id: &str,
+    hash: gonka_primitives::Hash,
+    expected: Option<&str>,
+) -> anyhow::Result<()> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if let Some(expected) = expected {
+        let expected = gonka_primitives::Hash::from_hex(expected.trim())
+            .with_context(|| format!("--genesis-hash {expected:?} is not 64 hex digits"))?;
+        anyhow::ensure!(
+            expected == hash,
+            "the genesis of chain {chain_id} has hash {hash}, not {expected}: refusing to join (wrong node, or a forged genesis)"
+        );
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "chain {chain_id} has genesis hash {hash}; check it against the network's announcement and pass \
+             --genesis-hash {hash}"
+        );
+    }
+    print!("chain {chain_id}, genesis hash {hash}\nis this the hash the network announces? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    anyhow::ensure!(matches!(answer.trim(), "y" | "Y" | "yes"), "not confirmed; nothing written");
+    Ok(())
+}
+
+/// `gonka init` without `--join`: a new single-validator chain.
+#[allow(clippy::print_stdout)]
+fn init_new_chain(args: &InitArgs, home: &Home, config: &NodeConfig) -> anyhow::Result<()> {
+    let chain_id = args.chain_id.clone().unwrap_or_else(|| LOCAL_CHAIN_ID.to_string());
     let mut params = Params::devnet(Address([0; 20]));
     if let Some(price) = args.serve_price_per_token {
         let model = crate::default_model()?;
@@ -81,16 +254,16 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
             validation: Default::default(),
         });
     }
-    let identity = init_home(&home, &config, &args.chain_id)?;
+    let identity = init_home(home, config, &chain_id)?;
     params.authority = identity.address;
     let api_url = format!("http://{}", args.api_listen);
     let accounts = vec![GenesisAccount { address: identity.address, balance: HOST_BALANCE }];
-    let genesis = genesis_for(&args.chain_id, params, &[(identity.clone(), api_url)], accounts, Vec::new());
+    let genesis = genesis_for(&chain_id, params, &[(identity.clone(), api_url)], accounts, Vec::new());
     home.write_genesis(&genesis)?;
     match args.output {
         OutputFormat::Json => println!(
             "{}",
-            serde_json::json!({"home": args.home, "address": identity.address, "validator_key": identity.validator_key, "chain_id": args.chain_id})
+            serde_json::json!({"home": args.home, "address": identity.address, "validator_key": identity.validator_key, "chain_id": chain_id, "genesis_hash": genesis.hash()?})
         ),
         OutputFormat::Text => {
             println!("initialized {}", args.home.display());
@@ -98,9 +271,10 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
             println!("  validator key  {}", identity.validator_key);
             println!(
                 "  chain id       {} (single-validator genesis; start with `gonka node start --home {}`)",
-                args.chain_id,
+                chain_id,
                 args.home.display()
             );
+            println!("  genesis hash   {}", genesis.hash()?);
         }
     }
     Ok(())
@@ -169,6 +343,9 @@ pub(crate) enum TxCommand {
     /// Rewards: claim a settled epoch by hand (the host claims by itself in the claim window).
     #[command(subcommand)]
     Rewards(RewardsCommand),
+    /// Hosts: register this home's account as a host, or change its public API URL.
+    #[command(subcommand)]
+    Host(HostCommand),
     /// Register the key's account as a developer.
     RegisterDeveloper {
         /// Key name.
@@ -188,6 +365,45 @@ pub(crate) struct SubmitArgs {
     /// Wait until the transaction is in a block.
     #[arg(long)]
     wait: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum HostCommand {
+    /// Register the home's account (key `host`) as a host, with the home's consensus key and its
+    /// operational key (`host-ops`): the host takes part in the next PoC, and its weight makes it a
+    /// validator. Registering again replaces the URL and keys.
+    Register {
+        /// The public base URL of this node's API, where developers' transfer agents and other hosts
+        /// reach it (`http://` or `https://`).
+        #[arg(long)]
+        api_url: String,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Change the registered host's public API URL (signed with the operational key `host-ops`).
+    Update {
+        /// The new public base URL.
+        #[arg(long)]
+        api_url: String,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+}
+
+/// `url` as a host's public API URL: http(s), with a host, no trailing slash.
+fn public_api_url(url: &str) -> anyhow::Result<String> {
+    let trimmed = url.trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).with_context(|| format!("--api-url {url:?} is not a URL"))?;
+    anyhow::ensure!(
+        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some(),
+        "--api-url {url:?} must be an http:// or https:// URL with a host"
+    );
+    let ip = parsed.host_str().and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
+    anyhow::ensure!(
+        !ip.is_some_and(|ip| ip.is_unspecified()),
+        "--api-url {url:?}: an unspecified address (0.0.0.0) is where a node listens, not where others reach it"
+    );
+    Ok(trimmed.to_string())
 }
 
 #[derive(Subcommand, Debug)]
@@ -344,6 +560,22 @@ pub(crate) fn tx(command: TxCommand) -> anyhow::Result<()> {
                 let seed = gonka_host::protocol::epoch_seed(&key, &chain_id, epoch);
                 let msg = Msg::Rewards(gonka_chain::RewardsMsg::Claim { epoch, seed });
                 sign_and_send_for(&submit, &key, host, vec![msg]).await
+            }
+            TxCommand::Host(HostCommand::Register { api_url, submit }) => {
+                let api_url = public_api_url(&api_url)?;
+                let home = Home::new(&submit.keyring.home);
+                let validator_key = home.validator_key()?.public_key();
+                let operational_key = submit.keyring.keyring().show(OPERATIONAL_KEY)?.public_key;
+                let msg =
+                    Msg::Hosts(gonka_chain::HostsMsg::Register { api_url, validator_key, operational_key });
+                sign_and_send(&submit, HOST_KEY, vec![msg]).await
+            }
+            TxCommand::Host(HostCommand::Update { api_url, submit }) => {
+                let api_url = public_api_url(&api_url)?;
+                let account = submit.keyring.keyring().show(HOST_KEY)?.address;
+                let key = submit.keyring.load(OPERATIONAL_KEY)?;
+                let msg = Msg::Hosts(gonka_chain::HostsMsg::UpdateUrl { api_url });
+                sign_and_send_for(&submit, &key, account, vec![msg]).await
             }
             TxCommand::RegisterDeveloper { from, submit } => {
                 sign_and_send(&submit, &from, vec![Msg::Inference(InferenceMsg::RegisterDeveloper)]).await

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use gonka_client::devnet::{DevnetOptions, DevnetPlan, setup, spawn_gateway, spawn_node, stop_all};
+use gonka_client::devnet::{
+    DevnetOptions, DevnetPlan, MAX_QUICK_RESTARTS, Supervisor, SupervisorEvent, setup,
+};
 use gonka_client::rest::NodeClient;
 use gonka_node::host::PocProgress;
 
@@ -20,6 +22,10 @@ pub(crate) struct DevnetArgs {
     /// First port; host i listens on base+2i (REST) and base+2i+1 (p2p).
     #[arg(long, default_value_t = 26600)]
     base_port: u16,
+    /// The address every host (and the gateway) listens on: loopback by default; a private address
+    /// puts the devnet on a LAN, or in a network namespace, where other machines can join it.
+    #[arg(long, default_value = "127.0.0.1")]
+    host_ip: std::net::IpAddr,
     /// Target interval between block starts in milliseconds (the devnet profile's "~1 s blocks", set
     /// below 1 s so that jitter under load keeps the interval within 1 s).
     #[arg(long, default_value_t = gonka_client::devnet::DEVNET_BLOCK_INTERVAL_MS)]
@@ -111,6 +117,7 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
         hosts: args.hosts,
         dir: args.home.clone(),
         base_port: args.base_port,
+        host_ip: args.host_ip,
         chain_id: args.chain_id.clone(),
         block_interval_ms: args.block_interval_ms,
         mainnet_profile: false,
@@ -223,7 +230,7 @@ fn validation_progress(v: &gonka_node::rest::ValidationProgressView) -> String {
     line
 }
 
-#[allow(clippy::print_stdout)]
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
     let plan = prepare(args)?;
     print_plan(&plan, &args.home);
@@ -231,46 +238,43 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let exe = std::env::current_exe().context("locating the gonka binary")?;
-    let mut children = Vec::new();
-    for node in &plan.nodes {
-        match spawn_node(&exe, &node.home) {
-            Ok(child) => children.push(child),
-            Err(error) => {
-                stop_all(&mut children);
-                return Err(error);
-            }
-        }
-    }
-    if let Some(gateway) = &plan.gateway_url {
-        match spawn_gateway(&exe, &plan, gateway, &args.home) {
-            Ok(child) => children.push(child),
-            Err(error) => {
-                stop_all(&mut children);
-                return Err(error);
-            }
-        }
-    }
+    let mut supervisor = Supervisor::start(&exe, &plan, &args.home)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let result = runtime.block_on(async {
         let terminate = crate::wait_for_termination();
         tokio::pin!(terminate);
         let mut ticker = tokio::time::interval(Duration::from_secs(3));
+        let mut reaper = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
                 () = &mut terminate => break Ok(()),
-                _ = ticker.tick() => {
-                    let names = plan.nodes.iter().map(|n| n.name.as_str()).chain(std::iter::once("gateway"));
-                    for (name, child) in names.zip(children.iter_mut()) {
-                        if let Ok(Some(status)) = child.try_wait() {
-                            anyhow::bail!("{name} exited ({status}); see its log in {}", args.home.display());
+                _ = reaper.tick() => {
+                    // A dead process is said at once and restarted with back-off; the others run on.
+                    for event in supervisor.poll(std::time::Instant::now()) {
+                        match event {
+                            SupervisorEvent::Exited { name, status, delay, restart } => println!(
+                                "{name} exited ({status}); restarting it in {} s (restart {restart} of {MAX_QUICK_RESTARTS} in a row)",
+                                delay.as_secs()
+                            ),
+                            SupervisorEvent::Restarted { name } => println!("{name} restarted"),
+                            SupervisorEvent::StartFailed { name, error } => {
+                                eprintln!("{name} could not be restarted: {error}");
+                            }
+                            SupervisorEvent::GaveUp { name, status, log } => eprintln!(
+                                "GIVING UP ON {name}: it died {MAX_QUICK_RESTARTS} times in a row within a minute of starting (last: {status}); the others keep running. See {}",
+                                log.display()
+                            ),
                         }
                     }
-                    println!("{}", status_line(&plan).await);
+                    if supervisor.all_given_up() {
+                        break Err(anyhow::anyhow!("every process of the devnet keeps dying; see the logs in {}", args.home.display()));
+                    }
                 }
+                _ = ticker.tick() => println!("{}", status_line(&plan).await),
             }
         }
     });
-    println!("stopping {} nodes", children.len());
-    stop_all(&mut children);
+    println!("stopping the devnet");
+    supervisor.stop();
     result
 }

@@ -120,6 +120,9 @@ pub struct DevnetOptions {
     pub dir: PathBuf,
     /// First port: host `i` uses `base_port + 2i` (REST) and `base_port + 2i + 1` (p2p).
     pub base_port: u16,
+    /// The address every host and the gateway listen on (loopback, or a private address where other
+    /// machines may join).
+    pub host_ip: std::net::IpAddr,
     /// Chain id.
     pub chain_id: String,
     /// Target block interval.
@@ -244,8 +247,8 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
     };
     let mut addresses = Vec::new();
     for i in 0..options.hosts {
-        let api: SocketAddr = ([127, 0, 0, 1], port(i, 0)?).into();
-        let p2p: SocketAddr = ([127, 0, 0, 1], port(i, 1)?).into();
+        let api = SocketAddr::new(options.host_ip, port(i, 0)?);
+        let p2p = SocketAddr::new(options.host_ip, port(i, 1)?);
         addresses.push((api, p2p));
     }
     let keyring = Keyring::new(dir.join("keys"));
@@ -263,7 +266,8 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
             moniker: name.clone(),
             api_listen: *api,
             p2p_listen: *p2p,
-            p2p_peers: addresses.iter().filter(|(a, _)| a != api).map(|(_, p)| *p).collect(),
+            p2p_peers: addresses.iter().filter(|(a, _)| a != api).map(|(_, p)| p.to_string()).collect(),
+            p2p_discovery: true,
             gossip_peers: addresses
                 .iter()
                 .filter(|(a, _)| a != api)
@@ -329,7 +333,7 @@ pub fn setup(options: &DevnetOptions) -> anyhow::Result<DevnetPlan> {
         developer: DevnetKey { name: DEVELOPER_KEY.into(), address: developer.address() },
         authority: DevnetKey { name: AUTHORITY_KEY.into(), address: authority.address() },
         gateway_url: if options.inference.enabled {
-            Some(format!("http://127.0.0.1:{}", port(options.hosts, 0)?))
+            Some(format!("http://{}", SocketAddr::new(options.host_ip, port(options.hosts, 0)?)))
         } else {
             None
         },
@@ -402,6 +406,270 @@ pub fn stop_all(children: &mut [Child]) {
                     break;
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+/// Restarts after which a process that keeps dying is given up on.
+pub const MAX_QUICK_RESTARTS: u32 = 5;
+/// A process that ran this long before it died is restarted as if for the first time.
+pub const STABLE_RUN: Duration = Duration::from_secs(60);
+/// The first restart's delay; each quick death doubles it, up to [`MAX_RESTART_DELAY`].
+pub const FIRST_RESTART_DELAY: Duration = Duration::from_secs(1);
+/// The longest delay before a restart.
+pub const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+
+/// What the supervisor does about a process that exited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Start it again after a delay.
+    After {
+        /// How long to wait.
+        delay: Duration,
+        /// The restart's number in a row of quick deaths.
+        n: u32,
+    },
+    /// It died quickly [`MAX_QUICK_RESTARTS`] times in a row: leave it down.
+    GiveUp,
+}
+
+/// The back-off of one supervised process: quick deaths in a row double the delay before the next
+/// start; a run of [`STABLE_RUN`] or more forgives them. Pure: the caller passes the times.
+#[derive(Debug, Clone, Default)]
+pub struct Backoff {
+    quick_deaths: u32,
+}
+
+impl Backoff {
+    /// The process died after running for `ran`.
+    pub fn died(&mut self, ran: Duration) -> Restart {
+        if ran >= STABLE_RUN {
+            self.quick_deaths = 0;
+        }
+        self.quick_deaths += 1;
+        if self.quick_deaths > MAX_QUICK_RESTARTS {
+            return Restart::GiveUp;
+        }
+        let delay = FIRST_RESTART_DELAY.saturating_mul(1 << (self.quick_deaths - 1)).min(MAX_RESTART_DELAY);
+        Restart::After { delay, n: self.quick_deaths }
+    }
+}
+
+/// One process of a devnet under supervision.
+struct Supervised {
+    name: String,
+    log: PathBuf,
+    start: Box<dyn Fn() -> anyhow::Result<Child> + Send>,
+    child: Option<Child>,
+    started: std::time::Instant,
+    backoff: Backoff,
+    /// When a restart is due.
+    due: Option<std::time::Instant>,
+    given_up: bool,
+}
+
+/// The processes of a running devnet (`gonka devnet`): a process that dies is reported and started
+/// again with [`Backoff`]; one that keeps dying is given up on, loudly; the rest keep running.
+pub struct Supervisor {
+    processes: Vec<Supervised>,
+}
+
+/// What happened to a supervised process, for the devnet to print.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SupervisorEvent {
+    /// It exited; a restart is due after `delay`.
+    Exited {
+        /// The process (`host-2`, `gateway`).
+        name: String,
+        /// Its exit status, as text.
+        status: String,
+        /// The wait before it starts again.
+        delay: Duration,
+        /// The restart's number in a row of quick deaths.
+        restart: u32,
+    },
+    /// It was started again.
+    Restarted {
+        /// The process.
+        name: String,
+    },
+    /// It could not be started again (the next attempt follows the back-off).
+    StartFailed {
+        /// The process.
+        name: String,
+        /// Why.
+        error: String,
+    },
+    /// It died too often: left down.
+    GaveUp {
+        /// The process.
+        name: String,
+        /// Its last exit status, as text.
+        status: String,
+        /// Its log.
+        log: PathBuf,
+    },
+}
+
+impl Supervisor {
+    /// Starts every node of `plan` and its gateway (when it has one) with the `gonka` binary `exe`.
+    pub fn start(exe: &Path, plan: &DevnetPlan, dir: &Path) -> anyhow::Result<Supervisor> {
+        let mut supervisor = Supervisor { processes: Vec::new() };
+        for node in &plan.nodes {
+            let (exe, home) = (exe.to_path_buf(), node.home.clone());
+            supervisor.add(node.name.clone(), node.home.join("node.log"), move || spawn_node(&exe, &home))?;
+        }
+        if let Some(url) = &plan.gateway_url {
+            let (exe, plan, url, dir) = (exe.to_path_buf(), plan.clone(), url.clone(), dir.to_path_buf());
+            let log = dir.join("gateway.log");
+            supervisor.add("gateway".into(), log, move || spawn_gateway(&exe, &plan, &url, &dir))?;
+        }
+        Ok(supervisor)
+    }
+
+    fn add(
+        &mut self,
+        name: String,
+        log: PathBuf,
+        start: impl Fn() -> anyhow::Result<Child> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let child = match start() {
+            Ok(child) => child,
+            Err(error) => {
+                self.stop();
+                return Err(error);
+            }
+        };
+        self.processes.push(Supervised {
+            name,
+            log,
+            start: Box::new(start),
+            child: Some(child),
+            started: std::time::Instant::now(),
+            backoff: Backoff::default(),
+            due: None,
+            given_up: false,
+        });
+        Ok(())
+    }
+
+    /// Reaps exited processes and starts those whose restart is due, at `now`.
+    pub fn poll(&mut self, now: std::time::Instant) -> Vec<SupervisorEvent> {
+        let mut events = Vec::new();
+        for p in &mut self.processes {
+            if let Some(child) = &mut p.child
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                p.child = None;
+                let status = status.to_string();
+                match p.backoff.died(now.saturating_duration_since(p.started)) {
+                    Restart::After { delay, n } => {
+                        p.due = Some(now + delay);
+                        events.push(SupervisorEvent::Exited {
+                            name: p.name.clone(),
+                            status,
+                            delay,
+                            restart: n,
+                        });
+                    }
+                    Restart::GiveUp => {
+                        p.given_up = true;
+                        events.push(SupervisorEvent::GaveUp {
+                            name: p.name.clone(),
+                            status,
+                            log: p.log.clone(),
+                        });
+                    }
+                }
+            }
+            if p.due.is_some_and(|due| due <= now) {
+                p.due = None;
+                p.started = now;
+                match (p.start)() {
+                    Ok(child) => {
+                        p.child = Some(child);
+                        events.push(SupervisorEvent::Restarted { name: p.name.clone() });
+                    }
+                    Err(error) => {
+                        // A failed start counts as a death at once.
+                        match p.backoff.died(Duration::ZERO) {
+                            Restart::After { delay, .. } => p.due = Some(now + delay),
+                            Restart::GiveUp => p.given_up = true,
+                        }
+                        events.push(SupervisorEvent::StartFailed {
+                            name: p.name.clone(),
+                            error: format!("{error:#}"),
+                        });
+                        if p.given_up {
+                            events.push(SupervisorEvent::GaveUp {
+                                name: p.name.clone(),
+                                status: "could not start".into(),
+                                log: p.log.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        events
+    }
+
+    /// Whether every process was given up on.
+    pub fn all_given_up(&self) -> bool {
+        self.processes.iter().all(|p| p.given_up)
+    }
+
+    /// Stops every running process (SIGTERM, then SIGKILL after 15 s); none is restarted after.
+    pub fn stop(&mut self) -> usize {
+        let mut children: Vec<Child> = self.processes.iter_mut().filter_map(|p| p.child.take()).collect();
+        for p in &mut self.processes {
+            p.due = None;
+        }
+        stop_all(&mut children);
+        children.len()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quick_deaths_double_the_delay_then_give_up_and_a_stable_run_forgives_them() {
+        let mut backoff = Backoff::default();
+        let quick = Duration::from_secs(2);
+        let delays: Vec<Restart> = (0..MAX_QUICK_RESTARTS).map(|_| backoff.died(quick)).collect();
+        let seconds: Vec<u64> = delays
+            .iter()
+            .map(|r| match r {
+                Restart::After { delay, .. } => delay.as_secs(),
+                Restart::GiveUp => 0,
+            })
+            .collect();
+        assert_eq!(seconds, [1, 2, 4, 8, 16]);
+        assert_eq!(backoff.died(quick), Restart::GiveUp);
+
+        let mut backoff = Backoff::default();
+        for _ in 0..MAX_QUICK_RESTARTS {
+            backoff.died(quick);
+        }
+        // A minute of running forgives the earlier deaths: the next restart is the first again.
+        assert_eq!(backoff.died(STABLE_RUN), Restart::After { delay: FIRST_RESTART_DELAY, n: 1 });
+    }
+
+    #[test]
+    fn the_delay_never_exceeds_the_cap() {
+        let mut backoff = Backoff { quick_deaths: 0 };
+        for _ in 0..MAX_QUICK_RESTARTS {
+            if let Restart::After { delay, .. } = backoff.died(Duration::ZERO) {
+                assert!(delay <= MAX_RESTART_DELAY);
             }
         }
     }

@@ -51,6 +51,11 @@ impl NodeClient {
         serde_json::from_value(body).with_context(|| format!("{url} answered an unexpected shape"))
     }
 
+    /// `GET /genesis`: the chain's genesis and its hash.
+    pub async fn genesis(&self) -> anyhow::Result<gonka_node::rest::GenesisView> {
+        self.get("/genesis").await
+    }
+
     /// The node's and the chain's status.
     pub async fn status(&self) -> anyhow::Result<NodeStatus> {
         self.get("/status").await

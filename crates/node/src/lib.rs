@@ -32,6 +32,7 @@ pub use home::{Home, NodeConfig};
 pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
     let config = home.config()?;
     let genesis = home.genesis()?;
+    let genesis_hash = genesis.hash().context("the genesis is invalid")?;
     let validator_key = home.validator_key()?;
     std::fs::create_dir_all(home.data_dir())?;
     let store_path = home.data_dir().join("chain.redb");
@@ -39,7 +40,7 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
     let options = ChainOptions { mempool: config.mempool, ..ChainOptions::default() };
     let chain = Arc::new(Chain::open(store, &genesis, options)?);
     let (height, app_hash) = chain.with_state(|s| (s.height(), s.meta.app_hash));
-    tracing::info!(moniker = %config.moniker, height, %app_hash, validator = %validator_key.public_key(), "chain opened");
+    tracing::info!(moniker = %config.moniker, chain_id = %genesis.chain_id, %genesis_hash, height, %app_hash, validator = %validator_key.public_key(), "chain opened");
 
     let handle = ConsensusHandle::new();
     let (gossip_tx, gossip_rx) = mpsc::channel(gossip::GOSSIP_QUEUE);
@@ -83,11 +84,17 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         gossip: gossip_for_rest,
         validator_key: validator_key.public_key(),
         moniker: config.moniker.clone(),
+        p2p_listen: config.p2p_listen,
         host: host_status,
         validation: validation_status,
         host_address,
         metrics,
         engine: inference.as_ref().map(|service| service.engine_handle()),
+        genesis: Arc::new(rest::GenesisView {
+            chain_id: genesis.chain_id.clone(),
+            genesis_hash,
+            genesis: genesis.clone(),
+        }),
     });
     let listener = tokio::net::TcpListener::bind(config.api_listen)
         .await
@@ -105,7 +112,9 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
             })
             .await
     });
-    let gossip = tokio::spawn(gossip::run(config.gossip_peers.clone(), gossip_rx));
+    let gossip_peers =
+        gossip::Peers { configured: config.gossip_peers.clone(), chain: chain.clone(), me: host_address };
+    let gossip = tokio::spawn(gossip::run(gossip_peers, gossip_rx));
     let rebroadcast = tokio::spawn(gossip::rebroadcast(chain.clone(), gossip_for_rebroadcast));
 
     let consensus_config = ConsensusConfig {
@@ -113,6 +122,7 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
         private_key: validator_key.secret_bytes(),
         listen: config.p2p_listen,
         peers: config.p2p_peers.clone(),
+        discovery: config.p2p_discovery,
         block_interval_ms: config.block_interval_ms,
         timeouts: Default::default(),
         max_block_bytes: genesis.params.limits.max_block_bytes as usize + 4096,

@@ -1,4 +1,4 @@
-//! The node's REST API (JSON): status, blocks, transactions, accounts, hosts, params, epoch, PoC,
+//! The node's REST API (JSON): status, genesis, blocks, transactions, accounts, hosts, params, epoch, PoC,
 //! inference receipts, supply, transaction submission, `/metrics` and a server-sent-event stream of
 //! committed blocks.
 //!
@@ -31,7 +31,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::BroadcastStream;
 
 use crate::chain::Chain;
-use crate::gossip::TxBatch;
+use crate::gossip::{Outgoing, TxBatch};
 use crate::mempool::MempoolError;
 use crate::metrics::NodeMetrics;
 
@@ -76,12 +76,14 @@ pub struct RestContext {
     pub batches: Arc<BatchGate>,
     /// Consensus status.
     pub consensus: ConsensusHandle,
-    /// Queue of admitted client transactions to gossip.
-    pub gossip: mpsc::Sender<Vec<u8>>,
+    /// Queue of newly admitted transactions to gossip.
+    pub gossip: mpsc::Sender<Outgoing>,
     /// This node's consensus key.
     pub validator_key: ValidatorPublicKey,
     /// This node's name.
     pub moniker: String,
+    /// Its consensus listen address.
+    pub p2p_listen: std::net::SocketAddr,
     /// What the host logic is doing.
     pub host: Arc<crate::host::HostStatus>,
     /// What the host's answer validation is doing.
@@ -92,6 +94,8 @@ pub struct RestContext {
     pub metrics: Arc<NodeMetrics>,
     /// The engine, when this node serves inference (its load is read at scrape time).
     pub engine: Option<Arc<dyn Generator>>,
+    /// The chain's genesis and its hash, served to nodes that join (`GET /genesis`).
+    pub genesis: Arc<GenesisView>,
 }
 
 /// `GET /status`: the chain's status and this node's.
@@ -108,12 +112,27 @@ pub struct NodeStatus {
     pub validator_key: ValidatorPublicKey,
     /// Connected consensus peers.
     pub peers: usize,
+    /// The address consensus listens on (a joining node dials it, at this node's host when it is
+    /// unspecified or loopback).
+    pub p2p_listen: std::net::SocketAddr,
     /// The height consensus works on.
     pub consensus_height: u64,
     /// Its round (−1 before the first).
     pub consensus_round: i64,
     /// Transactions waiting.
     pub mempool_txs: usize,
+}
+
+/// `GET /genesis`: the document every node of the chain started from, and its hash
+/// ([`gonka_chain::Genesis::hash`]) for a joining operator to check against the one announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenesisView {
+    /// The genesis' chain id (also inside it).
+    pub chain_id: String,
+    /// The app hash of the state at height 0.
+    pub genesis_hash: Hash,
+    /// The document.
+    pub genesis: gonka_chain::Genesis,
 }
 
 /// The result of submitting one transaction.
@@ -147,6 +166,7 @@ type Ctx = AxumState<Arc<RestContext>>;
 pub fn router(context: Arc<RestContext>) -> Router {
     Router::new()
         .route("/status", get(status))
+        .route("/genesis", get(genesis))
         .route("/blocks/latest", get(latest_block))
         .route("/blocks/{height}", get(block))
         .route("/txs", post(submit_tx).layer(DefaultBodyLimit::max(MAX_TX_BODY_BYTES)))
@@ -193,10 +213,15 @@ async fn status(AxumState(ctx): Ctx) -> ApiResult<NodeStatus> {
         host_address: ctx.host_address,
         validator_key: ctx.validator_key,
         peers: ctx.consensus.peers(),
+        p2p_listen: ctx.p2p_listen,
         consensus_height: ctx.consensus.height(),
         consensus_round: ctx.consensus.round(),
         mempool_txs: ctx.chain.mempool_len(),
     }))
+}
+
+async fn genesis(AxumState(ctx): Ctx) -> ApiResult<GenesisView> {
+    Ok(Json(GenesisView::clone(&ctx.genesis)))
 }
 
 fn block_view(ctx: &RestContext, height: u64) -> ApiResult<BlockView> {
@@ -253,7 +278,16 @@ async fn tx(AxumState(ctx): Ctx, Path(hash): Path<String>) -> ApiResult<TxView> 
     }))
 }
 
-fn submit_one(ctx: &RestContext, hex_tx: &str, gossip: bool) -> (StatusCode, SubmitResult) {
+/// Where a submitted transaction came from.
+#[derive(Clone)]
+enum Origin {
+    /// A client: this node offers it again while it waits.
+    Client,
+    /// A peer's gossip, with the peers its batch said it already reaches.
+    Peer(Arc<std::collections::BTreeSet<String>>),
+}
+
+fn submit_one(ctx: &RestContext, hex_tx: &str, origin: &Origin) -> (StatusCode, SubmitResult) {
     let Ok(bytes) = hex::decode(hex_tx.trim()) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -261,15 +295,16 @@ fn submit_one(ctx: &RestContext, hex_tx: &str, gossip: bool) -> (StatusCode, Sub
         );
     };
     let hash = Some(Hash::digest(&bytes));
-    // Transactions from clients are this node's to gossip (and offer again); gossiped ones are not.
-    let admitted =
-        if gossip { ctx.chain.submit(bytes.clone()) } else { ctx.chain.submit_from_peer(bytes.clone()) };
+    // Transactions from clients are this node's to offer again; gossiped ones are their origin's.
+    let (admitted, covered) = match origin {
+        Origin::Client => (ctx.chain.submit(bytes.clone()), Arc::default()),
+        Origin::Peer(covered) => (ctx.chain.submit_from_peer(bytes.clone()), covered.clone()),
+    };
     match admitted {
         Ok(_) => {
-            if gossip {
-                // A full gossip queue only delays the tx until this node proposes.
-                let _ = ctx.gossip.try_send(bytes);
-            }
+            // Admitted for the first time: on to the peers not yet covered (docs/spec/network.md §2).
+            // A full gossip queue only delays the tx until this node proposes.
+            let _ = ctx.gossip.try_send(Outgoing { tx: bytes, covered });
             (StatusCode::OK, SubmitResult { hash, accepted: true, error: None })
         }
         Err(MempoolError::Full(reason)) => (
@@ -286,7 +321,7 @@ async fn submit_tx(AxumState(ctx): Ctx, body: Result<Json<SubmitBody>, JsonRejec
     let Ok(Json(body)) = body else {
         return ApiError::invalid("tx", "body must be JSON {\"tx\": \"<hex>\"}").into_response();
     };
-    let (status, result) = submit_one(&ctx, &body.tx, true);
+    let (status, result) = submit_one(&ctx, &body.tx, &Origin::Client);
     (status, Json(result)).into_response()
 }
 
@@ -308,7 +343,9 @@ async fn submit_many(
         if batch.txs.len() > MAX_BATCH_TXS {
             return Err(ApiError::invalid("txs", format!("at most {MAX_BATCH_TXS} txs per batch")));
         }
-        Ok(BatchResults { results: batch.txs.iter().map(|tx| submit_one(&ctx, tx, gossip).1).collect() })
+        let origin =
+            if gossip { Origin::Peer(crate::gossip::covered_set(&batch.covered)) } else { Origin::Client };
+        Ok(BatchResults { results: batch.txs.iter().map(|tx| submit_one(&ctx, tx, &origin).1).collect() })
     })
     .await
     .map_err(internal)??;
@@ -320,7 +357,7 @@ async fn submit_batch(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<BatchResults> {
-    submit_many(ctx, peer, body, true).await
+    submit_many(ctx, peer, body, false).await
 }
 
 async fn gossip_batch(
@@ -328,7 +365,7 @@ async fn gossip_batch(
     axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<std::net::SocketAddr>,
     body: Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>,
 ) -> ApiResult<BatchResults> {
-    submit_many(ctx, peer, body, false).await
+    submit_many(ctx, peer, body, true).await
 }
 
 async fn account(AxumState(ctx): Ctx, Path(address): Path<String>) -> ApiResult<views::AccountView> {

@@ -20,7 +20,7 @@ pub struct HostKeys {
 /// Submits transactions for the host account, one at a time so sequences never collide.
 pub struct HostSigner {
     chain: Arc<Chain>,
-    gossip: mpsc::Sender<Vec<u8>>,
+    gossip: mpsc::Sender<crate::gossip::Outgoing>,
     keys: HostKeys,
     /// Held from reading the next sequence until the transaction is in the mempool.
     submitting: Mutex<()>,
@@ -28,7 +28,11 @@ pub struct HostSigner {
 
 impl HostSigner {
     /// A signer for `keys.account` on `chain`, gossiping through `gossip`.
-    pub fn new(chain: Arc<Chain>, gossip: mpsc::Sender<Vec<u8>>, keys: HostKeys) -> HostSigner {
+    pub fn new(
+        chain: Arc<Chain>,
+        gossip: mpsc::Sender<crate::gossip::Outgoing>,
+        keys: HostKeys,
+    ) -> HostSigner {
         HostSigner { chain, gossip, keys, submitting: Mutex::new(()) }
     }
 
@@ -63,7 +67,7 @@ impl HostSigner {
         let bytes = tx.to_bytes();
         let hash = self.chain.submit(bytes.clone())?;
         // A full gossip queue only delays the transaction until this node proposes.
-        let _ = self.gossip.try_send(bytes);
+        let _ = self.gossip.try_send(bytes.into());
         Ok(hash)
     }
 }

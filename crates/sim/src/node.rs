@@ -55,7 +55,7 @@ pub struct Running {
     /// Signs and admits the host's transactions.
     pub signer: HostSigner,
     /// Transactions the signer queued for gossip.
-    pub gossip: mpsc::Receiver<Vec<u8>>,
+    pub gossip: mpsc::Receiver<gonka_node::gossip::Outgoing>,
     /// The PoC planner.
     pub poc: PocHost,
     /// The fake sprint, while one runs.

@@ -353,7 +353,7 @@ impl Sim {
         let Some(running) = self.nodes[index].running.as_mut() else { return };
         let mut txs = Vec::new();
         while let Ok(tx) = running.gossip.try_recv() {
-            txs.push(tx);
+            txs.push(tx.tx);
         }
         for tx in txs {
             self.gossip(index, &tx);
