@@ -44,7 +44,7 @@ fn node_pid(home: &std::path::Path) -> Option<i32> {
         let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_node = args.windows(2).any(|w| w == [b"node".as_slice(), b"start".as_slice()])
-            && args.iter().any(|a| *a == wanted.as_bytes());
+            && args.contains(&wanted.as_bytes());
         is_node.then_some(pid)
     })
 }
