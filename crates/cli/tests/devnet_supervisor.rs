@@ -63,7 +63,7 @@ async fn complete(http: &reqwest::Client, gateway: &str, i: u64) -> Result<(), S
                 last = answer.to_string();
             }
             Ok(response) => {
-                last = format!("{}: {}", response.status(), response.text().await.unwrap_or_default())
+                last = format!("{}: {}", response.status(), response.text().await.unwrap_or_default());
             }
             Err(error) => last = error.to_string(),
         }
