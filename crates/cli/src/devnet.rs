@@ -261,7 +261,7 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
                                 eprintln!("{name} could not be restarted: {error}");
                             }
                             SupervisorEvent::GaveUp { name, status, log } => eprintln!(
-                                "GIVING UP ON {name}: it died {MAX_QUICK_RESTARTS} times in a row within a minute of starting (last: {status}); the others keep running. See {}",
+                                "GIVING UP ON {name}: it died again after {MAX_QUICK_RESTARTS} restarts in a row, each within a minute of starting (last: {status}); the others keep running. See {}",
                                 log.display()
                             ),
                         }

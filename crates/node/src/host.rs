@@ -37,6 +37,32 @@ pub struct PocConfig {
     pub nice: i32,
 }
 
+/// Refuses to race PoC with `spec` on a machine of `memory_bytes`: its f32 weights alone would not
+/// fit (the mainnet-profile model is ~71 GB), and the node would fail at the first sprint instead of at
+/// start.
+pub fn check_poc_fits(spec: &gonka_poc::ModelSpec, memory_bytes: u64) -> anyhow::Result<()> {
+    let weights = spec.parameter_count().saturating_mul(4);
+    let gb = |bytes: u64| bytes as f64 / 1e9;
+    anyhow::ensure!(
+        weights < memory_bytes,
+        "this chain's PoC model has {} parameters: {:.1} GB of f32 weights, and this machine has {:.1} GB of \
+         memory. It cannot race PoC here (PoC on a GPU is not built yet). To follow the chain without \
+         PoC, set `enabled = false` under [poc] in config.toml.",
+        spec.parameter_count(),
+        gb(weights),
+        gb(memory_bytes)
+    );
+    Ok(())
+}
+
+/// The machine's memory (`MemTotal` of `/proc/meminfo`), when it can be read.
+pub fn machine_memory_bytes() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
 impl Default for PocConfig {
     fn default() -> Self {
         let defaults = SprintConfig::default();
@@ -379,4 +405,18 @@ fn collect_found(work: Option<&mut StageWork>, metrics: &NodeMetrics) -> Option<
         running.counted = (nonces, valid);
     }
     (!found.is_empty()).then_some(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mainnet_poc_model_is_refused_where_its_weights_do_not_fit() {
+        let mainnet = gonka_poc::ModelSpec::mainnet();
+        let error = check_poc_fits(&mainnet, 24 << 30).unwrap_err().to_string();
+        assert!(error.contains("GB of f32 weights") && error.contains("enabled = false"), "{error}");
+        assert!(check_poc_fits(&gonka_poc::ModelSpec::devnet(), 24 << 30).is_ok());
+        assert!(mainnet.parameter_count() * 4 > 60_000_000_000, "the mainnet model is the ~71 GB one");
+    }
 }

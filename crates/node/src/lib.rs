@@ -57,6 +57,12 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
             None
         }
     };
+    if signer.is_some() && config.poc.enabled {
+        let spec = chain.with_state(|s| s.params().poc.model.clone());
+        if let Some(memory) = host::machine_memory_bytes() {
+            host::check_poc_fits(&spec, memory)?;
+        }
+    }
     let host_task = signer.clone().map(|signer| {
         tracing::info!(account = %signer.account(), "host logic follows the chain's PoC phases");
         let host = host::Host::new(signer, config.poc, host_status.clone(), metrics.clone());
