@@ -45,7 +45,7 @@ const TARGET_ADDED_TTFT_MS: f64 = 5.0;
 /// Target: aggregate throughput of the paid path relative to direct.
 const TARGET_THROUGHPUT_RATIO: f64 = 0.9;
 
-fn request_body(model: &str, prompt: &str, max_tokens: u32, stream: bool) -> Vec<u8> {
+pub(crate) fn request_body(model: &str, prompt: &str, max_tokens: u32, stream: bool) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "model": model, "messages": [{"role": "user", "content": prompt}],
         "max_tokens": max_tokens, "temperature": 0, "stream": stream,
@@ -54,7 +54,11 @@ fn request_body(model: &str, prompt: &str, max_tokens: u32, stream: bool) -> Vec
 }
 
 /// Posts a chat completion body to `url`; an error status is an error.
-async fn post_chat(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<reqwest::Response> {
+pub(crate) async fn post_chat(
+    http: &reqwest::Client,
+    url: &str,
+    body: Vec<u8>,
+) -> anyhow::Result<reqwest::Response> {
     let response = http
         .post(format!("{url}/v1/chat/completions"))
         .header("content-type", "application/json")
@@ -66,7 +70,7 @@ async fn post_chat(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::
 }
 
 /// Milliseconds from sending a streamed request to its first content chunk.
-async fn ttft_ms(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<f64> {
+pub(crate) async fn ttft_ms(http: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut chunks = post_chat(http, url, body).await?.bytes_stream();
     let mut first = None;
@@ -112,7 +116,7 @@ async fn aggregate(
     Ok((tokens as f64 / started.elapsed().as_secs_f64(), tokens))
 }
 
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     http: &reqwest::Client,
     url: &str,
     path: &str,
@@ -153,7 +157,7 @@ async fn height(http: &reqwest::Client, node: &str) -> anyhow::Result<u64> {
 }
 
 /// Everything the benchmark started, stopped however it ends.
-struct Processes(Vec<Child>);
+pub(crate) struct Processes(pub(crate) Vec<Child>);
 
 impl Drop for Processes {
     fn drop(&mut self) {
@@ -192,7 +196,11 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
         params_override: None,
         poc: gonka_node::host::PocConfig { enabled: false, ..Default::default() },
         poc_workers: Vec::new(),
-        inference: gonka_node::inference::InferenceConfig::default(),
+        // The hosts listen on loopback.
+        inference: gonka_node::inference::InferenceConfig {
+            allow_private_executors: true,
+            ..Default::default()
+        },
         models: vec![ModelPrice {
             name: model.name.clone(),
             content_hash,

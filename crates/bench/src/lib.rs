@@ -8,6 +8,8 @@
 //! - `chain`: 4 validators on loopback — finalized transfers/s, block interval, commit latency.
 //! - `poc`: nonces/s against the dense f32 matmul rate of the same shapes; scaling over workers.
 //! - `inference`: the paid path (gateway → TA → executor) against the engine direct.
+//! - `serving-during-poc`: the paid path's tokens/s and TTFT while every host races a PoC sprint,
+//!   against the same outside the sprint.
 //! - `sim`: simulated blocks per second of a 16-host network with 3 Byzantine hosts against the same
 //!   network honest; seconds per seed of the test suite's short runs.
 //! - `prefix-cache`: TTFT after a 2,000-token shared system prompt with the prefix cache against
@@ -25,6 +27,7 @@ pub mod fidelity;
 mod inference;
 mod poc;
 mod prefix;
+mod serving_poc;
 mod sim;
 pub mod stats;
 mod structured;
@@ -50,6 +53,8 @@ pub enum BenchCommand {
     Poc(poc::PocArgs),
     /// The paid path (gateway → TA → executor) against the engine direct: added TTFT, throughput, receipts.
     Inference(inference::InferenceArgs),
+    /// The paid path while every host races a PoC sprint against the same outside it: tokens/s, TTFT.
+    ServingDuringPoc(serving_poc::ServingPocArgs),
     /// The simulator: blocks/s of 16 hosts with 3 Byzantine against the same network honest; s per seed.
     Sim(sim::SimArgs),
     /// An epoch's settlement with 100 and 1,000 hosts: its block time against an ordinary block's.
@@ -85,6 +90,9 @@ pub fn run(command: BenchCommand, context: &BenchContext) -> anyhow::Result<()> 
         BenchCommand::PrefixCache(args) => runtime.block_on(prefix::prefix_bench(args)),
         BenchCommand::Structured(args) => runtime.block_on(structured::structured_bench(args)),
         BenchCommand::Validation(args) => runtime.block_on(validation::validation_bench(args)),
+        BenchCommand::ServingDuringPoc(args) => {
+            tokio::runtime::Runtime::new()?.block_on(serving_poc::serving_poc_bench(args, &context.exe))
+        }
         BenchCommand::Inference(args) => {
             tokio::runtime::Runtime::new()?.block_on(inference::inference_bench(args, &context.exe))
         }
