@@ -195,7 +195,9 @@ fn fetch_genesis(url: &str) -> anyhow::Result<Joined> {
         view.chain_id
     );
     // The node listens on an address of its own; from outside it is reached at the URL's host.
-    let p2p = status.p2p_listen;
+    let Some(p2p) = status.p2p_listen else {
+        return Ok(Joined { genesis: view.genesis, p2p_peer: None, gossip_peer: Some(base) });
+    };
     let p2p_host =
         if p2p.ip().is_unspecified() || p2p.ip().is_loopback() { host } else { p2p.ip().to_string() };
     let p2p_peer = if p2p_host.parse::<std::net::Ipv6Addr>().is_ok() {
@@ -256,7 +258,13 @@ fn init_new_chain(args: &InitArgs, home: &Home, config: &NodeConfig) -> anyhow::
     }
     let identity = init_home(home, config, &chain_id)?;
     params.authority = identity.address;
-    let api_url = format!("http://{}", args.api_listen);
+    // An unspecified listen address is where the node listens, not where it is reached: the genesis
+    // names loopback then (`gonka tx host update --api-url` sets the public one).
+    let mut public = args.api_listen;
+    if public.ip().is_unspecified() {
+        public.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let api_url = format!("http://{public}");
     let accounts = vec![GenesisAccount { address: identity.address, balance: HOST_BALANCE }];
     let genesis = genesis_for(&chain_id, params, &[(identity.clone(), api_url)], accounts, Vec::new());
     home.write_genesis(&genesis)?;

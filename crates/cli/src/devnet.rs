@@ -183,10 +183,10 @@ fn print_plan(plan: &DevnetPlan, dir: &std::path::Path) {
 }
 
 async fn status_line(plan: &DevnetPlan) -> String {
-    let mut parts = Vec::new();
-    for node in &plan.nodes {
+    // Every node at once: a node that does not answer costs the line one timeout, not one each.
+    let parts = plan.nodes.iter().map(|node| async move {
         let client = NodeClient::new(&node.api_url);
-        let part = match tokio::time::timeout(Duration::from_secs(1), client.status()).await {
+        match tokio::time::timeout(Duration::from_secs(1), client.status()).await {
             Ok(Ok(s)) => {
                 let mut part =
                     format!("{} h={} peers={} {}", node.name, s.chain.height, s.peers, s.chain.phase);
@@ -201,10 +201,9 @@ async fn status_line(plan: &DevnetPlan) -> String {
                 part
             }
             _ => format!("{} down", node.name),
-        };
-        parts.push(part);
-    }
-    parts.join(" | ")
+        }
+    });
+    futures::future::join_all(parts).await.join(" | ")
 }
 
 /// ` poc: sprinting 1234 nonces (2100/s) 5 valid` for a host with PoC work in this stage.
@@ -247,6 +246,7 @@ pub(crate) fn run(args: &DevnetArgs) -> anyhow::Result<()> {
         let mut reaper = tokio::time::interval(Duration::from_millis(250));
         loop {
             tokio::select! {
+                biased;
                 () = &mut terminate => break Ok(()),
                 _ = reaper.tick() => {
                     // A dead process is said at once and restarted with back-off; the others run on.

@@ -31,11 +31,11 @@ use crate::store::BlockStore;
 use crate::streaming::PART_CHUNK;
 use crate::{Application, ConsensusConfig, ConsensusHandle};
 
-/// How long the engine may take to ask for its start height.
 /// Connections one address may hold when the node listens on loopback: a devnet's nodes all dial from
 /// 127.0.0.1 (Malachite's default of 5 guards a public address against one machine's many peer ids).
 const LOOPBACK_CONNECTIONS_PER_IP: usize = 256;
 
+/// How long the engine may take to ask for its start height.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]

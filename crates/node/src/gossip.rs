@@ -1,11 +1,14 @@
 //! Transaction gossip (`docs/spec/network.md` §2): every transaction a node admits for the first time
 //! — from a client, from its own host logic, or from a peer — is forwarded in batches to the REST API
-//! of every peer it knows: the `gossip_peers` of its config and every registered host's API URL on
-//! chain (the host registry is the peer exchange). A batch names the peers it is known to reach
-//! (`covered`: the sender's own peers and whatever its senders covered), and a receiver forwards only
-//! to peers outside that set, so on a full mesh each transaction crosses each link once and a node
-//! that knows a single peer still reaches everyone through it. A transaction a node already holds, or
-//! one the chain refuses, is not forwarded: flooding costs a valid, fee-paying transaction per hop.
+//! of every peer it knows: the `gossip_peers` of its config and the API URL of every registered host
+//! with voting power (the host registry is the peer exchange; a URL there is anyone's to write, so it
+//! gets the executor URLs' guard: public addresses only unless the node is on a private network, no
+//! redirects). A batch names the peers it is known to reach (`covered`: the sender's own peers and
+//! whatever its senders covered), and a receiver forwards only to peers outside that set, so on a
+//! full mesh each transaction crosses each link once and a node that knows a single peer still reaches
+//! everyone through it. A transaction a node already holds, or one the chain refuses, is not
+//! forwarded. Each peer has one send in flight at a time: a slow or dead peer misses batches (and is
+//! not named as covered) instead of holding up the others.
 //! Transactions this node originated are offered again while they wait ([`rebroadcast`]), so a lost
 //! batch delays a transaction instead of losing it.
 
@@ -25,10 +28,9 @@ const BATCH_WINDOW: Duration = Duration::from_millis(20);
 /// Transactions queued for gossip before new ones are dropped (they still reach a block through this
 /// node's own proposals).
 pub const GOSSIP_QUEUE: usize = 100_000;
-/// Most peer URLs a batch's `covered` may name; a longer list is ignored (the receiver then forwards
-/// to all its peers: more traffic, never a lost transaction).
-pub const MAX_COVERED: usize = 512;
-/// Longest peer URL kept in `covered`.
+/// Most peer URLs a batch's `covered` may name; a sender names no more, a receiver reads no more.
+pub const MAX_COVERED: usize = 2_048;
+/// Longest peer URL gossiped to or named in `covered`.
 const MAX_URL_BYTES: usize = 512;
 
 /// The JSON body of `POST /gossip/txs` and `POST /txs/batch`.
@@ -62,12 +64,12 @@ pub fn normalize(url: &str) -> String {
     url.trim().trim_end_matches('/').to_string()
 }
 
-/// The `covered` list of a received batch as a set, or empty when it is oversized.
+/// The `covered` list of a received batch as a set: its first [`MAX_COVERED`] URLs, over-long ones
+/// left out (a peer left out is sent the transaction again: more traffic, never a lost transaction).
 pub fn covered_set(covered: &[String]) -> Arc<BTreeSet<String>> {
-    if covered.len() > MAX_COVERED || covered.iter().any(|u| u.len() > MAX_URL_BYTES) {
-        return Arc::default();
-    }
-    Arc::new(covered.iter().map(|u| normalize(u)).collect())
+    Arc::new(
+        covered.iter().take(MAX_COVERED).filter(|u| u.len() <= MAX_URL_BYTES).map(|u| normalize(u)).collect(),
+    )
 }
 
 /// After every committed block, queues the mempool's long-waiting transactions for gossip again.
@@ -83,37 +85,63 @@ pub async fn rebroadcast(chain: Arc<Chain>, queue: mpsc::Sender<Outgoing>) {
     }
 }
 
-/// Who this node gossips to: its configured peers and every registered host's API URL but its own.
+/// Who this node gossips to: its configured peers and every registered host with power but itself.
 #[derive(Clone)]
 pub struct Peers {
-    /// `gossip_peers` from the config.
+    /// `gossip_peers` from the config (the operator's choice: no address guard).
     pub configured: Vec<String>,
     /// The chain whose host registry names the rest.
     pub chain: Arc<Chain>,
     /// This node's host account, whose own URL is left out.
     pub me: Option<Address>,
+    /// Whether registered URLs may be private addresses (a LAN, a devnet, a test's namespaces).
+    pub private_network: bool,
 }
 
 impl Peers {
-    /// The peer URLs now, and this node's own registered URL.
-    fn current(&self) -> (BTreeSet<String>, Option<String>) {
-        let mut peers: BTreeSet<String> = self.configured.iter().map(|u| normalize(u)).collect();
-        let own = self.chain.with_state(|s| {
-            for (_, participant) in s.hosts.participants().iter() {
-                peers.insert(normalize(&participant.api_url));
-            }
-            self.me.and_then(|me| s.hosts.participant(&me)).map(|p| normalize(&p.api_url))
+    /// The peer URLs now (each with whether it came from the registry), and this node's own URL.
+    fn current(&self) -> (BTreeSet<(String, bool)>, Option<String>) {
+        let configured: BTreeSet<String> = self.configured.iter().map(|u| normalize(u)).collect();
+        let (registered, own) = self.chain.with_state(|s| {
+            let registered: Vec<String> = s
+                .hosts
+                .powers()
+                .filter_map(|(address, _)| s.hosts.participant(&address))
+                .map(|p| normalize(&p.api_url))
+                .collect();
+            (registered, self.me.and_then(|me| s.hosts.participant(&me)).map(|p| normalize(&p.api_url)))
         });
-        if let Some(own) = &own {
-            peers.remove(own);
+        let mut peers: BTreeSet<(String, bool)> = configured.iter().map(|u| (u.clone(), false)).collect();
+        for url in registered {
+            let usable = url.len() <= MAX_URL_BYTES
+                && crate::inference::outbound::check_url(&url, self.private_network).is_ok()
+                && !configured.contains(&url);
+            if usable {
+                peers.insert((url, true));
+            }
         }
+        peers.retain(|(url, _)| Some(url) != own.as_ref());
         (peers, own)
     }
 }
 
 /// Forwards queued transactions to the peers until the queue closes.
 pub async fn run(peers: Peers, mut queue: mpsc::Receiver<Outgoing>) {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_default();
+    let timeout = Duration::from_secs(5);
+    let build = |guarded: bool| {
+        let client = if guarded {
+            crate::inference::outbound::client(timeout, peers.private_network)
+        } else {
+            reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+        };
+        client.unwrap_or_default()
+    };
+    let (configured_client, registry_client) = (build(false), build(true));
+    // Peers with a send in flight.
+    let busy: Arc<std::sync::Mutex<BTreeSet<String>>> = Arc::default();
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
@@ -124,29 +152,36 @@ pub async fn run(peers: Peers, mut queue: mpsc::Receiver<Outgoing>) {
             }
         }
         let (targets, own) = peers.current();
-        // What every transaction of the batch reaches: this node's peers, itself, and what all of
-        // them were already known to reach.
-        let mut covered = targets.clone();
+        let in_flight = busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let targets: Vec<(String, bool)> =
+            targets.into_iter().filter(|(url, _)| !in_flight.contains(url)).collect();
+        // What every transaction of the batch reaches: the peers sent to now, this node, and what all
+        // of them were already known to reach.
+        let mut covered: BTreeSet<String> = targets.iter().map(|(url, _)| url.clone()).collect();
         covered.extend(own);
         let mut upstream = batch.iter().map(|o| o.covered.as_ref());
         if let Some(first) = upstream.next() {
             covered.extend(first.iter().filter(|url| upstream.clone().all(|c| c.contains(*url))).cloned());
         }
         let covered: Vec<String> = covered.into_iter().take(MAX_COVERED).collect();
-        let sends = targets.iter().filter_map(|peer| {
+        for (peer, registered) in targets {
             let txs: Vec<String> =
-                batch.iter().filter(|o| !o.covered.contains(peer)).map(|o| hex::encode(&o.tx)).collect();
+                batch.iter().filter(|o| !o.covered.contains(&peer)).map(|o| hex::encode(&o.tx)).collect();
             if txs.is_empty() {
-                return None;
+                continue;
             }
+            let client = if registered { registry_client.clone() } else { configured_client.clone() };
             let body = TxBatch { txs, covered: covered.clone() };
-            let request = client.post(format!("{peer}/gossip/txs")).json(&body).send();
-            Some(async move {
-                if let Err(error) = request.await {
+            busy.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.clone());
+            let busy = busy.clone();
+            tokio::spawn(async move {
+                let sent =
+                    client.post(format!("{peer}/gossip/txs")).timeout(timeout).json(&body).send().await;
+                if let Err(error) = sent {
                     tracing::debug!(%peer, %error, "gossip to peer failed");
                 }
-            })
-        });
-        futures::future::join_all(sends).await;
+                busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&peer);
+            });
+        }
     }
 }

@@ -118,8 +118,12 @@ pub async fn run(home: &Home, shutdown: watch::Receiver<bool>) -> anyhow::Result
             })
             .await
     });
-    let gossip_peers =
-        gossip::Peers { configured: config.gossip_peers.clone(), chain: chain.clone(), me: host_address };
+    let gossip_peers = gossip::Peers {
+        configured: config.gossip_peers.clone(),
+        chain: chain.clone(),
+        me: host_address,
+        private_network: config.inference.allow_private_executors,
+    };
     let gossip = tokio::spawn(gossip::run(gossip_peers, gossip_rx));
     let rebroadcast = tokio::spawn(gossip::rebroadcast(chain.clone(), gossip_for_rebroadcast));
 

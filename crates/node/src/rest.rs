@@ -113,8 +113,9 @@ pub struct NodeStatus {
     /// Connected consensus peers.
     pub peers: usize,
     /// The address consensus listens on (a joining node dials it, at this node's host when it is
-    /// unspecified or loopback).
-    pub p2p_listen: std::net::SocketAddr,
+    /// unspecified or loopback); absent from nodes older than issue 17.
+    #[serde(default)]
+    pub p2p_listen: Option<std::net::SocketAddr>,
     /// The height consensus works on.
     pub consensus_height: u64,
     /// Its round (−1 before the first).
@@ -213,7 +214,7 @@ async fn status(AxumState(ctx): Ctx) -> ApiResult<NodeStatus> {
         host_address: ctx.host_address,
         validator_key: ctx.validator_key,
         peers: ctx.consensus.peers(),
-        p2p_listen: ctx.p2p_listen,
+        p2p_listen: Some(ctx.p2p_listen),
         consensus_height: ctx.consensus.height(),
         consensus_round: ctx.consensus.round(),
         mempool_txs: ctx.chain.mempool_len(),

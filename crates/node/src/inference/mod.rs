@@ -11,7 +11,7 @@
 mod auth;
 pub mod cheat;
 mod executor;
-mod outbound;
+pub(crate) mod outbound;
 mod payloads;
 mod ta;
 pub mod validator;
