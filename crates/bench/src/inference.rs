@@ -165,36 +165,44 @@ impl Drop for Processes {
     }
 }
 
-#[allow(clippy::print_stdout, clippy::too_many_lines)]
-pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) -> anyhow::Result<()> {
-    let prompts: Vec<String> = std::fs::read_to_string(&args.prompts)
-        .with_context(|| format!("reading {}", args.prompts.display()))?
+/// The prompts of `path`, one per non-empty line.
+pub(crate) fn read_prompts(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let prompts: Vec<String> = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?
         .lines()
         .filter(|l| !l.trim().is_empty())
         .map(str::to_string)
         .collect();
-    anyhow::ensure!(!prompts.is_empty() && args.developers > 0, "need prompts and developers");
+    anyhow::ensure!(!prompts.is_empty(), "{} holds no prompt", path.display());
+    Ok(prompts)
+}
+
+/// A two-host devnet for the paid-path benchmarks in `dir`: host-0 is every request's TA, host-1 holds
+/// nearly all the power and executes them; `developers` are funded; the model is priced at 1,000.
+pub(crate) fn two_host_devnet(
+    dir: &std::path::Path,
+    base_port: u16,
+    chain_id: &str,
+    developers: &[AccountKey],
+    poc: gonka_node::host::PocConfig,
+    params_override: Option<Value>,
+) -> anyhow::Result<DevnetPlan> {
     let model = crate::default_model()?;
     let content_hash = Hash::from_hex(&model.content_hash).context("model hash")?;
-    let dir = tempfile::tempdir()?;
-    let developers: Vec<AccountKey> = (0..args.developers)
-        .map(|i| AccountKey::from_seed(format!("bench-developer-{i}").as_bytes()))
-        .collect();
-    // Two hosts: host-0 is every request's TA; host-1 holds nearly all the power, so it executes them.
-    let plan: DevnetPlan = setup(&DevnetOptions {
+    setup(&DevnetOptions {
         hosts: 2,
-        dir: dir.path().to_path_buf(),
-        base_port: args.base_port,
+        dir: dir.to_path_buf(),
+        base_port,
         host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-        chain_id: "gonka-bench-inference".into(),
+        chain_id: chain_id.into(),
         block_interval_ms: gonka_client::devnet::DEVNET_BLOCK_INTERVAL_MS,
         mainnet_profile: false,
         extra_accounts: developers
             .iter()
             .map(|k| GenesisAccount { address: k.address(), balance: Amount(1_000_000_000_000_000) })
             .collect(),
-        params_override: None,
-        poc: gonka_node::host::PocConfig { enabled: false, ..Default::default() },
+        params_override,
+        poc,
         poc_workers: Vec::new(),
         // The hosts listen on loopback.
         inference: gonka_node::inference::InferenceConfig {
@@ -202,7 +210,7 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
             ..Default::default()
         },
         models: vec![ModelPrice {
-            name: model.name.clone(),
+            name: model.name,
             content_hash,
             price_per_token: Amount(1000),
             cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
@@ -210,11 +218,53 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
         }],
         weights: vec![1, 1_000_000],
         byzantine: Vec::new(),
-    })?;
+    })
+}
+
+/// Starts `plan`'s nodes, waits until both make blocks, and serves one gateway per developer key
+/// through host-0: the processes and the gateways' URLs.
+pub(crate) async fn start_paid_path(
+    plan: &DevnetPlan,
+    exe: &std::path::Path,
+    http: &reqwest::Client,
+    developers: &[AccountKey],
+) -> anyhow::Result<(Processes, Vec<String>)> {
     let mut processes = Processes(Vec::new());
     for node in &plan.nodes {
         processes.0.push(spawn_node(exe, &node.home)?);
     }
+    for node in &plan.nodes {
+        wait_ready(http, &node.api_url, "/status", |s| s["height"].as_u64().is_some_and(|h| h >= 2)).await?;
+    }
+    let mut gateways = Vec::new();
+    for key in developers {
+        let gateway = Arc::new(Gateway::connect(key.clone(), &plan.nodes[0].api_url).await?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        gateways.push(format!("http://{}", listener.local_addr()?));
+        tokio::spawn(async move { axum::serve(listener, gonka_client::gateway::router(gateway)).await });
+    }
+    Ok((processes, gateways))
+}
+
+#[allow(clippy::print_stdout, clippy::too_many_lines)]
+pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) -> anyhow::Result<()> {
+    let prompts = read_prompts(&args.prompts)?;
+    anyhow::ensure!(args.developers > 0, "need developers");
+    let model = crate::default_model()?;
+    let dir = tempfile::tempdir()?;
+    let developers: Vec<AccountKey> = (0..args.developers)
+        .map(|i| AccountKey::from_seed(format!("bench-developer-{i}").as_bytes()))
+        .collect();
+    let plan = two_host_devnet(
+        dir.path(),
+        args.base_port,
+        "gonka-bench-inference",
+        &developers,
+        gonka_node::host::PocConfig { enabled: false, ..Default::default() },
+        None,
+    )?;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    let (mut processes, gateways) = start_paid_path(&plan, exe, &http, &developers).await?;
     let direct_addr: SocketAddr = ([127, 0, 0, 1], args.base_port + 10).into();
     processes.0.push(
         Command::new(exe)
@@ -224,21 +274,9 @@ pub(crate) async fn inference_bench(args: InferenceArgs, exe: &std::path::Path) 
             .spawn()
             .context("starting gonka serve")?,
     );
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
     let direct = format!("http://{direct_addr}");
     let ta = plan.nodes[0].api_url.clone();
-    let executor = plan.nodes[1].api_url.clone();
-    for node in [&ta, &executor] {
-        wait_ready(&http, node, "/status", |s| s["height"].as_u64().is_some_and(|h| h >= 2)).await?;
-    }
     wait_ready(&http, &direct, "/health", |_| true).await?;
-    let mut gateways = Vec::new();
-    for key in &developers {
-        let gateway = Arc::new(Gateway::connect(key.clone(), &ta).await?);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        gateways.push(format!("http://{}", listener.local_addr()?));
-        tokio::spawn(async move { axum::serve(listener, gonka_client::gateway::router(gateway)).await });
-    }
 
     // Time to first token, one request at a time, alternating paths so drift hits both alike.
     let (mut direct_ttft, mut path_ttft) = (Vec::new(), Vec::new());

@@ -4,17 +4,12 @@
 //! run niced, so the question is what the sprint still costs: aggregate completion tokens/s of
 //! concurrent developers and TTFT of a streamed request under that load, in two windows of equal length.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
-use gonka_chain::{GenesisAccount, ModelPrice};
-use gonka_client::devnet::{DevnetOptions, setup, spawn_node};
-use gonka_client::gateway::Gateway;
-use gonka_primitives::{AccountKey, Amount, Hash};
+use gonka_primitives::AccountKey;
 use serde_json::Value;
 
-use crate::inference::{Processes, post_chat, request_body, ttft_ms, wait_ready};
+use crate::inference::{post_chat, read_prompts, request_body, start_paid_path, ttft_ms, two_host_devnet};
 use crate::stats::percentile;
 
 #[derive(clap::Args, Debug)]
@@ -100,67 +95,25 @@ async fn status(http: &reqwest::Client, node: &str) -> anyhow::Result<Value> {
 
 #[allow(clippy::print_stdout)]
 pub(crate) async fn serving_poc_bench(args: ServingPocArgs, exe: &std::path::Path) -> anyhow::Result<()> {
-    let prompts: Vec<String> = std::fs::read_to_string(&args.prompts)
-        .with_context(|| format!("reading {}", args.prompts.display()))?
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_string)
-        .collect();
-    anyhow::ensure!(!prompts.is_empty() && args.developers > 0, "need prompts and developers");
+    let prompts = read_prompts(&args.prompts)?;
+    anyhow::ensure!(args.developers > 0, "need developers");
     let model = crate::default_model()?;
-    let content_hash = Hash::from_hex(&model.content_hash).context("model hash")?;
     let dir = tempfile::tempdir()?;
     let developers: Vec<AccountKey> = (0..=args.developers)
         .map(|i| AccountKey::from_seed(format!("bench-poc-developer-{i}").as_bytes()))
         .collect();
-    // Two hosts, both racing PoC with one worker each (the devnet's default): host-0 is every request's
-    // TA, host-1 holds nearly all the power and executes them.
-    let plan = setup(&DevnetOptions {
-        hosts: 2,
-        dir: dir.path().to_path_buf(),
-        base_port: args.base_port,
-        host_ip: std::net::Ipv4Addr::LOCALHOST.into(),
-        chain_id: "gonka-bench-serving-poc".into(),
-        block_interval_ms: gonka_client::devnet::DEVNET_BLOCK_INTERVAL_MS,
-        mainnet_profile: false,
-        extra_accounts: developers
-            .iter()
-            .map(|k| GenesisAccount { address: k.address(), balance: Amount(1_000_000_000_000_000) })
-            .collect(),
-        params_override: Some(serde_json::from_str(PARAMS)?),
-        poc: gonka_node::host::PocConfig { enabled: true, workers: 1, ..Default::default() },
-        poc_workers: Vec::new(),
-        // The hosts listen on loopback.
-        inference: gonka_node::inference::InferenceConfig {
-            allow_private_executors: true,
-            ..Default::default()
-        },
-        models: vec![ModelPrice {
-            name: model.name.clone(),
-            content_hash,
-            price_per_token: Amount(1000),
-            cached_price_ppm: gonka_chain::FULL_PRICE_PPM,
-            validation: Default::default(),
-        }],
-        weights: vec![1, 1_000_000],
-        byzantine: Vec::new(),
-    })?;
-    let mut processes = Processes(Vec::new());
-    for node in &plan.nodes {
-        processes.0.push(spawn_node(exe, &node.home)?);
-    }
+    // Both hosts race PoC with one worker each (the devnet's default).
+    let plan = two_host_devnet(
+        dir.path(),
+        args.base_port,
+        "gonka-bench-serving-poc",
+        &developers,
+        gonka_node::host::PocConfig { enabled: true, workers: 1, ..Default::default() },
+        Some(serde_json::from_str(PARAMS)?),
+    )?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(300)).build()?;
+    let (processes, gateways) = start_paid_path(&plan, exe, &http, &developers).await?;
     let (ta, executor) = (plan.nodes[0].api_url.clone(), plan.nodes[1].api_url.clone());
-    for node in [&ta, &executor] {
-        wait_ready(&http, node, "/status", |s| s["height"].as_u64().is_some_and(|h| h >= 2)).await?;
-    }
-    let mut gateways = Vec::new();
-    for key in &developers {
-        let gateway = Arc::new(Gateway::connect(key.clone(), &ta).await?);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        gateways.push(format!("http://{}", listener.local_addr()?));
-        tokio::spawn(async move { axum::serve(listener, gonka_client::gateway::router(gateway)).await });
-    }
     let bodies: Vec<Vec<u8>> =
         prompts.iter().map(|p| request_body(&model.name, p, args.max_tokens, false)).collect();
     let streamed: Vec<Vec<u8>> = prompts.iter().map(|p| request_body(&model.name, p, 8, true)).collect();
