@@ -7,8 +7,9 @@
 //! whatever its senders covered), and a receiver forwards only to peers outside that set, so on a
 //! full mesh each transaction crosses each link once and a node that knows a single peer still reaches
 //! everyone through it. A transaction a node already holds, or one the chain refuses, is not
-//! forwarded. Each peer has one send in flight at a time: a slow or dead peer misses batches (and is
-//! not named as covered) instead of holding up the others.
+//! forwarded. Each peer has its own lane (a task posting its batches in order, 64 at most waiting): a
+//! slow or dead peer falls behind alone, and past that misses batches (and is not named as covered for
+//! them) instead of holding up the others.
 //! Transactions this node originated are offered again while they wait ([`rebroadcast`]), so a lost
 //! batch delays a transaction instead of losing it.
 
@@ -125,6 +126,24 @@ impl Peers {
     }
 }
 
+/// Batches waiting for one peer; a peer this far behind misses the next batches (and is not named as
+/// covered for them) until it catches up.
+const PEER_QUEUE_BATCHES: usize = 64;
+
+/// One peer's lane: a task that posts its batches in order, one request at a time.
+fn spawn_lane(peer: String, client: reqwest::Client, timeout: Duration) -> mpsc::Sender<TxBatch> {
+    let (lane, mut batches) = mpsc::channel::<TxBatch>(PEER_QUEUE_BATCHES);
+    tokio::spawn(async move {
+        while let Some(body) = batches.recv().await {
+            let sent = client.post(format!("{peer}/gossip/txs")).timeout(timeout).json(&body).send().await;
+            if let Err(error) = sent {
+                tracing::debug!(%peer, %error, "gossip to peer failed");
+            }
+        }
+    });
+    lane
+}
+
 /// Forwards queued transactions to the peers until the queue closes.
 pub async fn run(peers: Peers, mut queue: mpsc::Receiver<Outgoing>) {
     let timeout = Duration::from_secs(5);
@@ -140,8 +159,7 @@ pub async fn run(peers: Peers, mut queue: mpsc::Receiver<Outgoing>) {
         client.unwrap_or_default()
     };
     let (configured_client, registry_client) = (build(false), build(true));
-    // Peers with a send in flight.
-    let busy: Arc<std::sync::Mutex<BTreeSet<String>>> = Arc::default();
+    let mut lanes: std::collections::BTreeMap<String, mpsc::Sender<TxBatch>> = Default::default();
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + BATCH_WINDOW;
@@ -152,36 +170,32 @@ pub async fn run(peers: Peers, mut queue: mpsc::Receiver<Outgoing>) {
             }
         }
         let (targets, own) = peers.current();
-        let in_flight = busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let targets: Vec<(String, bool)> =
-            targets.into_iter().filter(|(url, _)| !in_flight.contains(url)).collect();
+        // A place in each peer's lane; a peer whose lane is full is skipped this time.
+        let mut permits = Vec::new();
+        for (peer, registered) in targets {
+            let client = if registered { &registry_client } else { &configured_client };
+            let lane = lanes
+                .entry(peer.clone())
+                .or_insert_with(|| spawn_lane(peer.clone(), client.clone(), timeout));
+            if let Ok(permit) = lane.clone().try_reserve_owned() {
+                permits.push((peer, permit));
+            }
+        }
         // What every transaction of the batch reaches: the peers sent to now, this node, and what all
         // of them were already known to reach.
-        let mut covered: BTreeSet<String> = targets.iter().map(|(url, _)| url.clone()).collect();
+        let mut covered: BTreeSet<String> = permits.iter().map(|(url, _)| url.clone()).collect();
         covered.extend(own);
         let mut upstream = batch.iter().map(|o| o.covered.as_ref());
         if let Some(first) = upstream.next() {
             covered.extend(first.iter().filter(|url| upstream.clone().all(|c| c.contains(*url))).cloned());
         }
         let covered: Vec<String> = covered.into_iter().take(MAX_COVERED).collect();
-        for (peer, registered) in targets {
+        for (peer, permit) in permits {
             let txs: Vec<String> =
                 batch.iter().filter(|o| !o.covered.contains(&peer)).map(|o| hex::encode(&o.tx)).collect();
-            if txs.is_empty() {
-                continue;
+            if !txs.is_empty() {
+                permit.send(TxBatch { txs, covered: covered.clone() });
             }
-            let client = if registered { registry_client.clone() } else { configured_client.clone() };
-            let body = TxBatch { txs, covered: covered.clone() };
-            busy.lock().unwrap_or_else(|p| p.into_inner()).insert(peer.clone());
-            let busy = busy.clone();
-            tokio::spawn(async move {
-                let sent =
-                    client.post(format!("{peer}/gossip/txs")).timeout(timeout).json(&body).send().await;
-                if let Err(error) = sent {
-                    tracing::debug!(%peer, %error, "gossip to peer failed");
-                }
-                busy.lock().unwrap_or_else(|p| p.into_inner()).remove(&peer);
-            });
         }
     }
 }
