@@ -16,6 +16,23 @@ use gonka_node::mempool::MempoolLimits;
 /// devnet): 10 %, as the prefix cache spares the executor the token's prefill
 /// (`docs/spec/inference.md` §4.2).
 pub(crate) const CACHED_PRICE_PPM: u32 = 100_000;
+
+/// The genesis price entry of an installed `model` at `price` per token, cached tokens at
+/// [`CACHED_PRICE_PPM`] of it.
+pub(crate) fn model_price(
+    model: gonka_engine::store::InstalledModel,
+    price: Amount,
+) -> anyhow::Result<gonka_chain::ModelPrice> {
+    let content_hash = gonka_primitives::Hash::from_hex(&model.content_hash)
+        .with_context(|| format!("model hash {} is not 64 hex digits", model.content_hash))?;
+    Ok(gonka_chain::ModelPrice {
+        name: model.name,
+        content_hash,
+        price_per_token: price,
+        cached_price_ppm: CACHED_PRICE_PPM,
+        validation: Default::default(),
+    })
+}
 use gonka_primitives::{Address, Amount};
 use serde::Serialize;
 
@@ -84,9 +101,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
         gonka_consensus::peer_multiaddr(peer)?;
     }
     let serve = args.serve || args.serve_price_per_token.is_some();
-    if serve {
-        crate::default_model()?;
-    }
+    let model = if serve { Some(crate::default_model()?) } else { None };
     let joined = match (&args.join, &args.genesis) {
         (Some(url), _) => Some(fetch_genesis(url)?),
         (None, Some(path)) => {
@@ -115,7 +130,7 @@ pub(crate) fn init(args: &InitArgs) -> anyhow::Result<()> {
         },
     };
     let Some(joined) = joined else {
-        return init_new_chain(args, &home, &config);
+        return init_new_chain(args, &home, &config, model);
     };
     let genesis = joined.genesis;
     if let Some(chain_id) = &args.chain_id {
@@ -174,13 +189,7 @@ struct Joined {
 
 /// Fetches the genesis and the p2p address of the node at `url`.
 fn fetch_genesis(url: &str) -> anyhow::Result<Joined> {
-    let base = url.trim_end_matches('/').to_string();
-    let parsed = reqwest::Url::parse(&base).with_context(|| format!("--join {url:?} is not a URL"))?;
-    anyhow::ensure!(
-        matches!(parsed.scheme(), "http" | "https"),
-        "--join {url:?} must be an http:// or https:// URL"
-    );
-    let host = parsed.host_str().with_context(|| format!("--join {url:?} names no host"))?.to_string();
+    let (base, host) = http_url("--join", url)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let (view, status) = runtime.block_on(async {
         let client = NodeClient::new(&base);
@@ -198,12 +207,10 @@ fn fetch_genesis(url: &str) -> anyhow::Result<Joined> {
     let Some(p2p) = status.p2p_listen else {
         return Ok(Joined { genesis: view.genesis, p2p_peer: None, gossip_peer: Some(base) });
     };
-    let p2p_host =
-        if p2p.ip().is_unspecified() || p2p.ip().is_loopback() { host } else { p2p.ip().to_string() };
-    let p2p_peer = if p2p_host.parse::<std::net::Ipv6Addr>().is_ok() {
-        format!("[{p2p_host}]:{}", p2p.port())
+    let p2p_peer = if p2p.ip().is_unspecified() || p2p.ip().is_loopback() {
+        format!("{host}:{}", p2p.port())
     } else {
-        format!("{p2p_host}:{}", p2p.port())
+        p2p.to_string()
     };
     Ok(Joined { genesis: view.genesis, p2p_peer: Some(p2p_peer), gossip_peer: Some(base) })
 }
@@ -241,20 +248,16 @@ fn confirm_genesis_hash(
 
 /// `gonka init` without `--join`: a new single-validator chain.
 #[allow(clippy::print_stdout)]
-fn init_new_chain(args: &InitArgs, home: &Home, config: &NodeConfig) -> anyhow::Result<()> {
+fn init_new_chain(
+    args: &InitArgs,
+    home: &Home,
+    config: &NodeConfig,
+    model: Option<gonka_engine::store::InstalledModel>,
+) -> anyhow::Result<()> {
     let chain_id = args.chain_id.clone().unwrap_or_else(|| LOCAL_CHAIN_ID.to_string());
     let mut params = Params::devnet(Address([0; 20]));
-    if let Some(price) = args.serve_price_per_token {
-        let model = crate::default_model()?;
-        let content_hash = gonka_primitives::Hash::from_hex(&model.content_hash)
-            .with_context(|| format!("model hash {} is not 64 hex digits", model.content_hash))?;
-        params.inference.models.push(gonka_chain::ModelPrice {
-            name: model.name,
-            content_hash,
-            price_per_token: Amount(price),
-            cached_price_ppm: CACHED_PRICE_PPM,
-            validation: Default::default(),
-        });
+    if let (Some(price), Some(model)) = (args.serve_price_per_token, model) {
+        params.inference.models.push(model_price(model, Amount(price))?);
     }
     let identity = init_home(home, config, &chain_id)?;
     params.authority = identity.address;
@@ -398,20 +401,25 @@ pub(crate) enum HostCommand {
     },
 }
 
+/// `url`, given as `flag`, as an http(s) URL with a host and no trailing slash, and that host.
+fn http_url(flag: &str, url: &str) -> anyhow::Result<(String, String)> {
+    let trimmed = url.trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed).with_context(|| format!("{flag} {url:?} is not a URL"))?;
+    let host = parsed.host_str().filter(|_| matches!(parsed.scheme(), "http" | "https"));
+    let host =
+        host.with_context(|| format!("{flag} {url:?} must be an http:// or https:// URL with a host"))?;
+    Ok((trimmed.to_string(), host.to_string()))
+}
+
 /// `url` as a host's public API URL: http(s), with a host, no trailing slash.
 fn public_api_url(url: &str) -> anyhow::Result<String> {
-    let trimmed = url.trim_end_matches('/');
-    let parsed = reqwest::Url::parse(trimmed).with_context(|| format!("--api-url {url:?} is not a URL"))?;
-    anyhow::ensure!(
-        matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some(),
-        "--api-url {url:?} must be an http:// or https:// URL with a host"
-    );
-    let ip = parsed.host_str().and_then(|h| h.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
+    let (trimmed, host) = http_url("--api-url", url)?;
+    let ip = host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok();
     anyhow::ensure!(
         !ip.is_some_and(|ip| ip.is_unspecified()),
         "--api-url {url:?}: an unspecified address (0.0.0.0) is where a node listens, not where others reach it"
     );
-    Ok(trimmed.to_string())
+    Ok(trimmed)
 }
 
 #[derive(Subcommand, Debug)]

@@ -102,16 +102,8 @@ fn prepare(args: &DevnetArgs) -> anyhow::Result<DevnetPlan> {
     let models = if args.no_inference {
         Vec::new()
     } else {
-        let model = crate::default_model()?;
-        let content_hash = gonka_primitives::Hash::from_hex(&model.content_hash)
-            .with_context(|| format!("model hash {} is not 64 hex digits", model.content_hash))?;
-        vec![gonka_chain::ModelPrice {
-            name: model.name,
-            content_hash,
-            price_per_token: gonka_primitives::Amount(args.price_per_token),
-            cached_price_ppm: crate::chain::CACHED_PRICE_PPM,
-            validation: Default::default(),
-        }]
+        let price = gonka_primitives::Amount(args.price_per_token);
+        vec![crate::chain::model_price(crate::default_model()?, price)?]
     };
     setup(&DevnetOptions {
         hosts: args.hosts,
